@@ -1,0 +1,1 @@
+"""Gradio apps of curate (installed as ``curate.apps``)."""

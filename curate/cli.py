@@ -1,0 +1,160 @@
+"""The ``curate`` command line: one thin function per command; the library does the work."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from curate.errors import CurateError, InputError
+
+T = TypeVar("T")
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="curate: choose what experts should judge, collect their judgments, train on every round.")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ProjectDir = Annotated[Path, typer.Option("--project", "-p", help="Project directory.", show_default="current")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")]
+MAX_PROBLEM_LINES = 20
+
+
+def _progress(items: Iterable[T], description: str, total: int | None) -> Iterator[T]:
+    """A rich progress bar on stderr around ``items``."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn()]
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task(description, total=total)
+        for item in items:
+            yield item
+            bar.advance(task)
+
+
+def _print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False) -> None:
+    if debug:
+        os.environ["CURATE_DEBUG"] = "1"
+
+
+@app.command()
+def init(directory: Annotated[Path, typer.Argument(help="Directory to create the project in.")],
+         db: Annotated[str | None, typer.Option("--db", help="postgresql://user@host/db for a shared server "
+                                                "(default: SQLite curate.db in the project).")] = None) -> None:
+    """Create a project: curate.toml, the database, cache/, rounds/, exports/, models/."""
+    from curate.project import init_project
+    from curate.store import redact
+
+    with init_project(directory, db_url=db) as project:
+        out.print(f"created project [bold]{project.root}[/] (database {redact(project.store.url)})")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="JSONL(.gz), JSON, CSV/TSV, Parquet files or datasets folders.")],
+    project_dir: ProjectDir = Path("."),
+    file_format: Annotated[str, typer.Option("--format", help="auto|jsonl|csv|parquet|hf")] = "auto",
+    mapping: Annotated[str | None, typer.Option(
+        "--map", help="Column roles, e.g. prompt=instruction+input,a=output_1,b=output_2,label=winner "
+                      "(roles: prompt chosen rejected a b completion label id).")] = None,
+    label_values: Annotated[str | None, typer.Option(
+        "--label-values", help="Label cells to choices, e.g. 1=a,2=b,0=tie (pairs) or yes=good,no=bad.")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Ingest the good rows; write bad ones to a file.")
+                        ] = False,
+    rejects: Annotated[Path | None, typer.Option("--rejects", help="Where --skip-bad writes bad rows.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add records, pairs and their judgments from PATHS (all or nothing unless --skip-bad)."""
+    from curate.ingest import ingest_files
+    from curate.project import open_project
+
+    with open_project(project_dir) as project:
+        report = ingest_files(project, paths, file_format=file_format, mapping=mapping, label_values=label_values,
+                              skip_bad=skip_bad, rejects_path=rejects, progress=_progress)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    from curate.views import ingest_table
+
+    out.print(ingest_table(report))
+    for f in report.files:
+        for note, locations in f.notes.items():
+            out.print(f"note: {f.path}: {len(locations)} row(s): {note} (first at {locations[0]})")
+    if report.problems:
+        out.print(f"skipped {len(report.problems)} bad row(s); reasons in {report.rejects_path}")
+    if report.added == 0:
+        out.print("nothing new: everything in these files is already in the project")
+
+
+@app.command()
+def status(project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
+    """What the project holds: records, pairs, judgments by source, annotators, rounds."""
+    from curate.project import open_project
+    from curate.status import project_status
+
+    with open_project(project_dir) as project:
+        summary = project_status(project)
+    if as_json:
+        _print_json(summary)
+    else:
+        from curate.views import status_table
+
+        out.print(status_table(summary))
+
+
+@app.command()
+def demo(directory: Annotated[Path, typer.Option("--dir", help="Where to create the demo project.")] =
+         Path("demo-project")) -> None:
+    """Run the loop on the bundled sample (UKPConvArg1 and PandaLM excerpts)."""
+    from curate.demo import run_demo
+    from curate.status import project_status
+    from curate.views import ingest_table, status_table
+
+    out.print(f"[bold]curate demo[/]: creating {directory} from the bundled sample")
+    with run_demo(directory, progress=_progress) as (project, report):
+        out.print(ingest_table(report))
+        out.print(status_table(project_status(project)))
+    out.print(f"try: curate status --project {directory}")
+
+
+def _print_error(error: CurateError) -> None:
+    from rich.markup import escape
+
+    err.print(f"[red]error:[/] {escape(str(error))}")
+    if isinstance(error, InputError) and len(error.problems) > 1:
+        for problem in error.problems[1:MAX_PROBLEM_LINES]:
+            err.print(f"  {problem}", markup=False)
+        if len(error.problems) > MAX_PROBLEM_LINES:
+            err.print(f"  ... {len(error.problems) - MAX_PROBLEM_LINES} more", markup=False)
+
+
+def main() -> None:
+    """Entry point of the ``curate`` console script."""
+    try:
+        app()
+    except CurateError as error:
+        if os.environ.get("CURATE_DEBUG"):
+            raise
+        _print_error(error)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,29 @@
+"""One error family. The CLI prints ``str(err)`` as one line and exits with ``err.exit_code``."""
+
+from __future__ import annotations
+
+
+class CurateError(Exception):
+    """A problem the user can fix (bad input, wrong option, missing project)."""
+
+    exit_code = 1
+
+
+class ConfigError(CurateError):
+    """An invalid project or command configuration."""
+
+
+class ProjectError(CurateError):
+    """A missing, existing or unreadable project directory or database."""
+
+
+class SchemaError(ProjectError):
+    """The database was written by a schema this version cannot read."""
+
+
+class InputError(CurateError):
+    """A bad input file. ``problems`` lists every ``file:line: reason`` found."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]

@@ -1,0 +1,25 @@
+"""Content ids: stable hashes of normalised text, so re-ingesting adds nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from typing import Any
+
+ID_LENGTH = 32  # hex characters (128 bits)
+
+
+def normalise_text(text: str) -> str:
+    """NFC, Unix newlines, no surrounding whitespace; the form that is stored and hashed."""
+    return unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
+
+
+def content_id(kind: str, *parts: Any) -> str:
+    """Hash of ``kind`` and ``parts`` (strings, or JSON-able values) as a hex id."""
+    try:
+        text = "\x1f".join((kind, *parts))
+    except TypeError:
+        text = "\x1f".join([kind, *(p if isinstance(p, str) else json.dumps(p, sort_keys=True, ensure_ascii=False)
+                                    for p in parts)])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:ID_LENGTH]

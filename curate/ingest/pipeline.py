@@ -1,0 +1,221 @@
+"""``ingest_files``: read, check every row, then write all files in one transaction (or nothing)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, delete, insert, update
+
+from curate.errors import InputError
+from curate.ids import content_id, normalise_text
+from curate.ingest.layouts import Layout, Parsed, Text, detect_layout, mapped_layout
+from curate.ingest.readers import RowError, Source, detect_format, read_rows
+from curate.ingest.report import FileReport, IngestReport
+from curate.ingest.values import RowProblem
+from curate.project import Project
+from curate.store import audit
+from curate.store.bulk import insert_new, lookup
+from curate.store.schema import Annotator, Completion, IngestBatch, Judgment, Pair, Record
+
+T = TypeVar("T")
+Progress = Callable[[Iterable[T], str, "int | None"], Iterable[T]]
+SWAP = {"a": "b", "b": "a"}
+
+
+def _no_progress(items: Iterable[T], _description: str, _total: int | None) -> Iterable[T]:
+    return items
+
+
+@dataclass
+class _ReadFile:
+    source: Source
+    layout: Layout
+    sha256: str
+    rows: list[tuple[str, Parsed]] = field(default_factory=list)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+
+
+def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: str = "auto",
+                 mapping: str | None = None, label_values: str | None = None, skip_bad: bool = False,
+                 rejects_path: Path | None = None, progress: Progress | None = None) -> IngestReport:
+    """Add the records, pairs and judgments in ``paths`` to ``project``.
+
+    All or nothing: a bad row anywhere raises InputError and writes nothing, unless ``skip_bad``,
+    which ingests the good rows and writes the bad ones with their reasons to ``rejects_path``.
+    """
+    if not paths:
+        raise InputError("no input files given")
+    if label_values and not mapping:
+        raise InputError("--label-values needs --map")
+    progress = progress or _no_progress
+    files = [_read_file(Path(p), file_format, mapping, label_values, progress) for p in paths]
+    problems = [f"{r['location']}: {r['reason']}" for f in files for r in f.rejects]
+    if problems and not skip_bad:
+        more = f" (and {len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
+        raise InputError(f"{problems[0]}{more}; nothing was ingested (--skip-bad ingests the good rows)", problems)
+    reports = []
+    with project.store.write() as conn:
+        for f in progress(files, "writing", len(files)):
+            reports.append(_write_file(conn, f))
+    report = IngestReport(files=reports, problems=problems)
+    if problems:
+        report.rejects_path = _write_rejects(rejects_path or _default_rejects(project.root), files)
+    return report
+
+
+def _read_file(path: Path, file_format: str, mapping: str | None, label_values: str | None,
+               progress: Progress) -> _ReadFile:
+    source = detect_format(path, file_format)
+    layout: Layout | None = None
+    if mapping:
+        layout = mapped_layout(mapping, label_values, annotator_prefix=f"{path.name.split('.')[0]}:")
+    parsed: list[tuple[str, Parsed]] = []
+    rejects: list[dict[str, Any]] = []
+    columns_checked = False
+    for where, row in progress(read_rows(source), f"reading {path.name}", None):
+        location = f"{path}:{where}"
+        if isinstance(row, RowError):
+            rejects.append({"location": location, "reason": row.reason, "row": None})
+            continue
+        if not columns_checked:
+            layout = layout or detect_layout(set(row), str(path))
+            _check_columns(layout, row, path)
+            columns_checked = True
+        try:
+            parsed.append((location, layout.parse(row)))
+        except RowProblem as problem:
+            rejects.append({"location": location, "reason": str(problem), "row": row})
+    if layout is None:
+        raise InputError(f"{path}: no readable rows" if rejects else f"{path}: the file holds no rows")
+    return _ReadFile(source=source, layout=layout, sha256=_sha256(path), rows=parsed, rejects=rejects)
+
+
+def _check_columns(layout: Layout, row: dict[str, Any], path: Path) -> None:
+    """A ``--map`` that names a column the file lacks is an error about the file, not its rows."""
+    for cols in getattr(layout, "columns", {}).values():
+        for col in cols:
+            if col not in row:
+                raise InputError(f"{path}: --map names column '{col}', which is not in the file "
+                                 f"(columns: {', '.join(row)})")
+
+
+def _sha256(path: Path) -> str:
+    if path.is_dir():
+        return ""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _TextIds:
+    """Content ids and stored (normalised) forms of texts, computed once per distinct text."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str, str], tuple[str, str]] = {}
+
+    def __call__(self, kind: str, owner: str, text: Text) -> tuple[str, str]:
+        if text.messages is not None:
+            return content_id(kind, owner, text.messages), normalise_text(text.text)
+        key = (kind, owner, text.text)
+        found = self._seen.get(key)
+        if found is None:
+            normal = normalise_text(text.text)
+            found = self._seen[key] = (content_id(kind, owner, normal), normal)
+        return found
+
+
+def _write_file(conn: Connection, read: _ReadFile) -> FileReport:
+    path = read.source.path
+    report = FileReport(path=str(path), file_format=read.source.file_format, layout=read.layout.name,
+                        rows=len(read.rows) + len(read.rejects), bad_rows=len(read.rejects))
+    batch_id = conn.execute(insert(IngestBatch).values(
+        path=str(path.resolve()), sha256=read.sha256, file_format=read.source.file_format,
+        layout=read.layout.name, counts={})).inserted_primary_key[0]
+    records: dict[str, dict[str, Any]] = {}
+    completions: dict[str, dict[str, Any]] = {}
+    pairs: dict[str, dict[str, Any]] = {}
+    judgments: dict[str, dict[str, Any]] = {}
+    seen: set[tuple[Any, ...]] = set()
+    names = sorted({j.annotator for _, row in read.rows for j in row.judgments if j.annotator})
+    insert_new(conn, Annotator.__table__, [{"name": n, "kind": "imported"} for n in names], key="name")
+    annotator_ids = lookup(conn, Annotator.__table__.c.name, Annotator.__table__.c.id, names)
+    text_id = _TextIds()
+    for location, row in read.rows:
+        record_id, prompt = text_id("record", "", row.prompt)
+        records.setdefault(record_id, {
+            "id": record_id, "prompt": prompt, "messages": row.prompt.messages, "meta": row.meta,
+            "batch_id": batch_id})
+        ids = []
+        for text in row.completions:
+            completion_id, normal = text_id("completion", record_id, text)
+            ids.append(completion_id)
+            completions.setdefault(completion_id, {
+                "id": completion_id, "record_id": record_id, "text": normal,
+                "messages": text.messages, "model": text.model, "origin": "import", "batch_id": batch_id})
+        pair_id, swapped = None, False
+        if row.is_pair:
+            swapped = ids[1] < ids[0]
+            low, high = sorted(ids)
+            pair_id = content_id("pair", record_id, low, high, row.source_key or "")
+            pairs.setdefault(pair_id, {"id": pair_id, "record_id": record_id, "a_id": low, "b_id": high,
+                                       "source_key": row.source_key, "batch_id": batch_id})
+        judgment_ids = []
+        for j in row.judgments:
+            choice = SWAP.get(j.choice, j.choice) if swapped and j.choice else j.choice
+            target = pair_id if j.completion is None else ids[j.completion]
+            judgment_id = content_id("judgment", target, j.source, j.annotator or "",
+                                     choice if choice is not None else j.label)
+            judgment_ids.append(judgment_id)
+            judgments.setdefault(judgment_id, {
+                "id": judgment_id, "kind": "pair" if j.completion is None else "rating", "source": j.source,
+                "record_id": record_id, "pair_id": pair_id,
+                "completion_id": None if j.completion is None else ids[j.completion],
+                "annotator_id": annotator_ids.get(j.annotator), "choice": choice, "label": j.label, "reason": j.reason,
+                "meta": j.meta, "batch_id": batch_id})
+        fingerprint = (record_id, tuple(ids), pair_id, tuple(judgment_ids))
+        if fingerprint in seen:
+            report.duplicate_rows += 1
+        seen.add(fingerprint)
+        for note in row.notes:
+            report.note(note, location)
+
+    report.records = len(insert_new(conn, Record.__table__, list(records.values())))
+    report.completions = len(insert_new(conn, Completion.__table__, list(completions.values())))
+    report.pairs = len(insert_new(conn, Pair.__table__, list(pairs.values())))
+    report.pairs_present = len(pairs) - report.pairs
+    report.judgments.update(j["source"] for j in insert_new(conn, Judgment.__table__, list(judgments.values())))
+    counts = {"rows": report.rows, "records": report.records, "completions": report.completions,
+              "pairs": report.pairs, "judgments": dict(report.judgments)}
+    if report.added == 0:
+        conn.execute(delete(IngestBatch).where(IngestBatch.id == batch_id))
+    else:
+        conn.execute(update(IngestBatch).where(IngestBatch.id == batch_id).values(counts=counts))
+        audit(conn, "ingest", entity="ingest_batch", entity_id=str(batch_id),
+              details={"path": str(path.resolve()), "sha256": read.sha256, "layout": read.layout.name, **counts})
+    return report
+
+
+def _default_rejects(root: Path) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return root / "rejects" / f"ingest-{stamp}.jsonl"
+
+
+def _write_rejects(path: Path, files: list[_ReadFile]) -> Path:
+    """Bad rows with their reasons, one JSON object per line (written whole, then renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for f in files:
+            for reject in f.rejects:
+                fh.write(json.dumps(reject, ensure_ascii=False, default=str) + "\n")
+    os.replace(tmp, path)
+    return path

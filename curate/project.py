@@ -1,0 +1,80 @@
+"""A project directory: ``curate.toml``, the database and the working folders."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from curate.config import (
+    CONFIG_FILE,
+    DatabaseSection,
+    ProjectConfig,
+    ProjectSection,
+    dump_config,
+    load_config,
+)
+from curate.errors import ProjectError
+from curate.store import Store, create_store, open_store, resolve_url
+
+FOLDERS = ("cache", "rounds", "exports", "models")
+SQLITE_FILE = "curate.db"
+
+
+@dataclass
+class Project:
+    """An open project: its directory, configuration and database."""
+
+    root: Path
+    config: ProjectConfig
+    store: Store
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def init_project(directory: Path | str, *, db_url: str | None = None) -> Project:
+    """Create a project in ``directory`` (which may exist but must not hold a project)."""
+    root = Path(directory).resolve()
+    if (root / CONFIG_FILE).exists() or (root / SQLITE_FILE).exists():
+        raise ProjectError(f"{root} already holds a curate project; refusing to overwrite it")
+    if root.exists() and not root.is_dir():
+        raise ProjectError(f"{root} exists and is not a directory")
+    config = ProjectConfig(project=ProjectSection(name=root.name),
+                           database=DatabaseSection(url=db_url or f"sqlite:///{SQLITE_FILE}"))
+    url = resolve_url(config.database.url, root)
+    created_root = not root.exists()
+    made: list[Path] = []
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for name in FOLDERS:
+            if not (root / name).exists():
+                (root / name).mkdir()
+                made.append(root / name)
+        store = create_store(url)
+        made += [root / f"{SQLITE_FILE}{suffix}" for suffix in ("", "-wal", "-shm")]
+        (root / CONFIG_FILE).write_text(dump_config(config), encoding="utf-8")
+    except BaseException:
+        # Nothing half-written: remove what this call created.
+        if created_root:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            for path in made:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        raise
+    return Project(root=root, config=config, store=store)
+
+
+def open_project(directory: Path | str = ".") -> Project:
+    """Open the project in ``directory``."""
+    root = Path(directory).resolve()
+    if not (root / CONFIG_FILE).is_file():
+        raise ProjectError(f"{root} is not a curate project (no {CONFIG_FILE}); create one with `curate init DIR`")
+    config = load_config(root / CONFIG_FILE)
+    return Project(root=root, config=config, store=open_store(resolve_url(config.database.url, root)))

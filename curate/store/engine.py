@@ -1,0 +1,180 @@
+"""The one place that opens databases: engines, transactions, schema creation and version checks."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from curate import __version__
+from curate.errors import ProjectError, SchemaError
+from curate.store import migrations
+from curate.store.schema import SCHEMA_VERSION, AuditEntry, Base, Meta
+
+SQLITE_BUSY_TIMEOUT_S = 60.0
+
+_APPEND_ONLY_SQLITE = [
+    f"CREATE TRIGGER IF NOT EXISTS audit_log_no_{op.lower()} BEFORE {op} ON audit_log "
+    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"
+    for op in ("UPDATE", "DELETE")
+]
+_APPEND_ONLY_POSTGRES = [
+    "CREATE OR REPLACE FUNCTION curate_audit_append_only() RETURNS trigger AS $$ "
+    "BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$ LANGUAGE plpgsql",
+    "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+    "FOR EACH ROW EXECUTE FUNCTION curate_audit_append_only()",
+]
+
+
+def resolve_url(url: str, root: Path) -> str:
+    """Make a project's database URL absolute (SQLite paths are relative to the project) and pick drivers."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as err:
+        raise ProjectError(f"invalid database URL {url!r}: {err}") from None
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if not db or db == ":memory:":
+            raise ProjectError(f"invalid database URL {url!r}: a project needs a SQLite file")
+        return str(parsed.set(database=str((root / db).resolve())))
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return parsed.render_as_string(hide_password=False)
+    raise ProjectError(f"unsupported database {parsed.get_backend_name()!r} in {url!r}: use sqlite or postgresql")
+
+
+def redact(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+class Store:
+    """A project's database. Reads with :meth:`read`, writes with :meth:`write` (one transaction each)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = _create_engine(url)
+        self.dialect = self.engine.dialect.name
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction; on SQLite it takes the write lock up front (``BEGIN IMMEDIATE``)."""
+        with self.engine.connect().execution_options(curate_write=True) as conn, conn.begin():
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def schema_version(self, conn: Connection) -> int | None:
+        if not inspect(conn).has_table("meta"):
+            return None
+        value = conn.scalar(select(Meta.value).where(Meta.key == "schema_version"))
+        return int(value) if value is not None else None
+
+
+def audit(conn: Connection, action: str, *, entity: str | None = None, entity_id: str | None = None,
+          details: dict[str, Any] | None = None, actor: str | None = None) -> None:
+    """Append one entry to the audit log."""
+    conn.execute(insert(AuditEntry).values(
+        actor=actor or f"cli:{_os_user()}", action=action, entity=entity, entity_id=entity_id,
+        details=details or {}, curate_version=__version__, schema_version=SCHEMA_VERSION,
+    ))
+
+
+def create_store(url: str) -> Store:
+    """Create the schema in an empty database; refuse one that already holds a project."""
+    store = Store(url)
+    try:
+        with store.write() as conn:
+            if store.schema_version(conn) is not None:
+                raise ProjectError(f"{redact(url)} already holds a curate project; refusing to overwrite it")
+            Base.metadata.create_all(conn)
+            for statement in _APPEND_ONLY_POSTGRES if store.dialect == "postgresql" else _APPEND_ONLY_SQLITE:
+                conn.exec_driver_sql(statement)
+            conn.execute(insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+            audit(conn, "project.init", details={"schema_version": SCHEMA_VERSION})
+    except OperationalError as err:
+        store.close()
+        raise ProjectError(f"cannot create the database at {redact(url)}: {_first_line(err)}") from None
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def open_store(url: str) -> Store:
+    """Open a project database, upgrading an older schema and refusing a newer one."""
+    store = Store(url)
+    try:
+        with store.read() as conn:
+            version = store.schema_version(conn)
+        if version is None:
+            raise ProjectError(f"{redact(url)} holds no curate project (no schema version)")
+        if version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"{redact(url)} was written by a newer curate (schema {version}; this curate-toolkit "
+                f"{__version__} reads up to schema {SCHEMA_VERSION}): upgrade curate-toolkit"
+            )
+        if version < SCHEMA_VERSION:
+            with store.write() as conn:
+                migrations.upgrade(conn, store.schema_version(conn) or version, SCHEMA_VERSION)
+                conn.execute(Meta.__table__.update().where(Meta.key == "schema_version")
+                             .values(value=str(SCHEMA_VERSION)))
+                audit(conn, "schema.upgrade", details={"from": version, "to": SCHEMA_VERSION})
+    except OperationalError as err:
+        store.close()
+        raise ProjectError(f"cannot open the database at {redact(url)}: {_first_line(err)}") from None
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+            event.listen(engine, "connect", _sqlite_on_connect)
+            event.listen(engine, "begin", _sqlite_on_begin)
+            return engine
+        return create_engine(url, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError) as err:
+        raise ProjectError(f"cannot open the database at {redact(url)}: {_first_line(err)}") from None
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own BEGIN is deferred and implicit).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("curate_write") else "BEGIN")
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _first_line(err: BaseException) -> str:
+    msg = str(getattr(err, "orig", None) or err).strip()
+    return msg.splitlines()[0] if msg else type(err).__name__

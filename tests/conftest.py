@@ -1,0 +1,128 @@
+"""Shared fixtures: the real data, projects on SQLite and on a throw-away PostgreSQL 15 cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from curate import init_project
+from curate.samples import sample_paths
+
+REPO = Path(__file__).resolve().parents[1]
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _shared_data() -> Path | None:
+    for candidate in (os.environ.get("CURATE_SHARED_DATA"), REPO.parent / "shared" / "data"):
+        if candidate and (Path(candidate) / "ukp-convarg1-dev.jsonl.gz").is_file():
+            return Path(candidate)
+    return None
+
+
+SHARED_DATA = _shared_data()
+needs_shared_data = pytest.mark.skipif(
+    SHARED_DATA is None, reason="../shared/data not found (set CURATE_SHARED_DATA to the folder)")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if SHARED_DATA is None:
+        pytest.skip("../shared/data not found (set CURATE_SHARED_DATA to the folder)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def samples() -> dict[str, Path]:
+    return {p.name.split("-")[0]: p for p in sample_paths()}
+
+
+def run_as_postgres(*args: str) -> None:
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run([*prefix, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL 15 cluster in a temp dir on a free port, for this test session only."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip(f"PostgreSQL 15 binaries not found in {PG_BIN} (make test installs them)")
+    root = Path(tempfile.mkdtemp(prefix="pg."))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data = root / "data"
+    run_as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                    "--no-locale", "--no-sync")
+    run_as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "30",
+                    "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                    "-c synchronous_commit=off", "start")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        run_as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(postgres_server: str) -> str:
+    """A new empty database on the throw-away server."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{postgres_server}/{name}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str | None:
+    """The database URL for a new project: None (SQLite in the project) or a PostgreSQL database."""
+    return None if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def project(tmp_path: Path, backend: str | None):
+    with init_project(tmp_path / "proj", db_url=backend) as proj:
+        yield proj
+
+
+@pytest.fixture
+def sqlite_project(tmp_path: Path):
+    with init_project(tmp_path / "proj") as proj:
+        yield proj
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``curate`` console script as a user would."""
+    exe = Path(sys.executable).with_name("curate")
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Call the CLI in-process: ``code, out, err = cli("status", "--json")``."""
+    from curate.cli import main
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["curate", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return invoke

@@ -1,0 +1,138 @@
+"""Every layout and file format that ingest understands, checked on what lands in the store."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from curate import ingest_files, project_status
+from curate.errors import InputError
+from curate.store.schema import Annotator, Completion, Judgment, Pair, Record
+
+USER = {"role": "user", "content": "What is 2+2?"}
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _winners(project) -> dict[str, str]:
+    """prompt -> text of the completion each pair judgment prefers."""
+    with project.store.read() as conn:
+        rows = conn.execute(select(Record.prompt, Judgment.choice, Pair.a_id, Pair.b_id)
+                            .join(Pair, Pair.id == Judgment.pair_id).join(Record, Record.id == Pair.record_id)).all()
+        texts = dict(conn.execute(select(Completion.id, Completion.text)).all())
+    return {prompt: texts[a if choice == "a" else b] for prompt, choice, a, b in rows if choice in ("a", "b")}
+
+
+def test_standard_preference_keeps_who_won_whatever_the_stored_order(sqlite_project, tmp_path):
+    rows = [{"prompt": f"Question {i}", "chosen": f"good answer {i}", "rejected": f"bad answer {i}"}
+            for i in range(20)]
+    report = ingest_files(sqlite_project, [_write_jsonl(tmp_path / "p.jsonl", rows)])
+    assert report.files[0].layout == "preference" and report.files[0].pairs == 20
+    winners = _winners(sqlite_project)
+    assert winners == {f"Question {i}": f"good answer {i}" for i in range(20)}
+    with sqlite_project.store.read() as conn:
+        choices = conn.scalars(select(Judgment.choice)).all()
+    assert {"a", "b"} <= set(choices)  # id order, not the file's order: position carries no label
+
+
+def test_conversational_preference_and_implicit_prompt(sqlite_project, tmp_path):
+    conv = [{"prompt": [USER], "chosen": [{"role": "assistant", "content": "4"}],
+             "rejected": [{"role": "assistant", "content": "5"}]}]
+    implicit = [{"chosen": [USER, {"role": "assistant", "content": "Four."}],
+                 "rejected": [USER, {"role": "assistant", "content": "Fish."}]}]
+    report = ingest_files(sqlite_project, [_write_jsonl(tmp_path / "c.jsonl", conv),
+                                           _write_jsonl(tmp_path / "i.jsonl", implicit)])
+    assert [f.layout for f in report.files] == ["preference", "implicit-preference"]
+    assert report.files[1].records == 0  # the same prompt messages: one record
+    with sqlite_project.store.read() as conn:
+        record = conn.execute(select(Record)).one()
+        assert record.messages == [USER] and record.prompt == "What is 2+2?"
+        assert sorted(conn.scalars(select(Completion.text))) == ["4", "5", "Fish.", "Four."]
+    assert sorted(_winners(sqlite_project).values()) in (["4"], ["Four."])
+
+
+def test_implicit_plain_text_splits_at_shared_words(sqlite_project, tmp_path):
+    rows = [{"chosen": "Tell me a joke. Why did the chicken cross?", "rejected": "Tell me a joke. No."}]
+    ingest_files(sqlite_project, [_write_jsonl(tmp_path / "i.jsonl", rows)])
+    with sqlite_project.store.read() as conn:
+        assert conn.scalar(select(Record.prompt)) == "Tell me a joke."
+        assert sorted(conn.scalars(select(Completion.text))) == ["No.", "Why did the chicken cross?"]
+
+
+def test_unpaired_sft_chat_and_prompt_only(sqlite_project, tmp_path):
+    kto = [{"prompt": "p1", "completion": "nice", "label": True},
+           {"prompt": "p1", "completion": "rude", "label": False}]
+    sft = [{"prompt": "p2", "completion": "c2"}]
+    chat = [{"messages": [USER, {"role": "assistant", "content": "4"}]}]
+    prompts = [{"prompt": "p3"}, {"prompt": "p4"}]
+    paths = [_write_jsonl(tmp_path / f"{n}.jsonl", rows)
+             for n, rows in (("kto", kto), ("sft", sft), ("chat", chat), ("prompts", prompts))]
+    report = ingest_files(sqlite_project, paths)
+    assert [f.layout for f in report.files] == ["unpaired-preference", "prompt-completion", "chat", "prompt-only"]
+    status = project_status(sqlite_project)
+    assert (status["records"], status["completions"], status["pairs"]) == (5, 4, 0)
+    with sqlite_project.store.read() as conn:
+        ratings = dict(conn.execute(select(Completion.text, Judgment.label)
+                                    .join(Judgment, Judgment.completion_id == Completion.id)).all())
+    assert ratings == {"nice": True, "rude": False}
+
+
+def test_map_with_label_values_and_annotator_columns_from_csv(sqlite_project, tmp_path):
+    path = tmp_path / "judged.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["instruction", "input", "output_1", "output_2", "rater_x", "rater_y"])
+        writer.writerow(["Translate", "chat", "cat", "dog", "1", "1"])
+        writer.writerow(["Translate", "Hund", "dog", "hound", "2", "0"])
+    report = ingest_files(sqlite_project, [path], mapping="prompt=instruction+input,a=output_1,b=output_2,"
+                          "label=rater_x+rater_y", label_values="1=a,2=b,0=tie")
+    assert report.files[0].judgments == {"crowd": 4}
+    with sqlite_project.store.read() as conn:
+        assert sorted(conn.scalars(select(Record.prompt))) == ["Translate\n\nHund", "Translate\n\nchat"]
+        assert sorted(conn.scalars(select(Annotator.name))) == ["judged:rater_x", "judged:rater_y"]
+        ties = conn.scalars(select(Judgment.choice).where(Judgment.choice == "tie")).all()
+    assert len(ties) == 1
+    assert _winners(sqlite_project) in ({"Translate\n\nchat": "cat", "Translate\n\nHund": "hound"},)
+
+
+def test_parquet_and_datasets_folder(sqlite_project, tmp_path):
+    import datasets
+
+    rows = [{"prompt": f"q{i}", "chosen": f"yes {i}", "rejected": f"no {i}"} for i in range(10)]
+    extra = {"prompt": "q99", "chosen": "y", "rejected": "n"}
+    datasets.Dataset.from_list(rows).to_parquet(tmp_path / "d.parquet")
+    splits = {"train": datasets.Dataset.from_list(rows[:6]), "test": datasets.Dataset.from_list([*rows[6:], extra])}
+    datasets.DatasetDict(splits).save_to_disk(tmp_path / "hf")
+    report = ingest_files(sqlite_project, [tmp_path / "d.parquet", tmp_path / "hf"])
+    assert [(f.file_format, f.pairs, f.pairs_present) for f in report.files] == [("parquet", 10, 0), ("hf", 1, 10)]
+
+
+def test_rows_repeated_in_a_file_are_counted_once(sqlite_project, tmp_path):
+    rows = [{"prompt": "q", "chosen": "a", "rejected": "b"}] * 3 + [{"prompt": "q", "chosen": "a", "rejected": "c"}]
+    report = ingest_files(sqlite_project, [_write_jsonl(tmp_path / "d.jsonl", rows)])
+    assert (report.files[0].duplicate_rows, report.files[0].pairs, report.files[0].completions) == (2, 2, 3)
+
+
+def test_source_row_ids_keep_repeated_comparisons_apart(sqlite_project, tmp_path):
+    rows = [{"id": i, "q": "q", "x": "a", "y": "b", "w": "a"} for i in (1, 2)]
+    report = ingest_files(sqlite_project, [_write_jsonl(tmp_path / "d.jsonl", rows)],
+                          mapping="id=id,prompt=q,a=x,b=y,label=w")
+    assert report.files[0].pairs == 2 and report.files[0].duplicate_rows == 0
+
+
+def test_bad_map_specs_are_errors(sqlite_project, tmp_path):
+    path = _write_jsonl(tmp_path / "d.jsonl", [{"q": "x", "o": "y"}])
+    for spec, message in [("prompt=q,a=o", "both a and b"), ("completion=o", "a prompt column is needed"),
+                          ("prompt=q,label=o", "label needs"), ("prompt", "is not ROLE=COLUMN"),
+                          ("prompt=q,prompt=o", "given twice"), ("prompt=q,a=o+q,b=o", "only prompt and label")]:
+        with pytest.raises(InputError, match=message):
+            ingest_files(sqlite_project, [path], mapping=spec)
+    with pytest.raises(InputError, match="must be VALUE=ONE_OF"):
+        ingest_files(sqlite_project, [path], mapping="prompt=q,a=o,b=o,label=o", label_values="1=winner")

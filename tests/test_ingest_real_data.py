@@ -1,0 +1,83 @@
+"""The three real datasets of ../shared/data, through the CLI as a user runs it."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from curate import open_project
+from curate.store.schema import Annotator, Completion, Judgment, Pair, Record
+
+
+def _status(cli, proj: Path) -> dict:
+    code, out, err = cli("status", "--project", proj, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_ukp_gives_every_pair_and_worker_vote(cli, tmp_path, shared_data):
+    proj = tmp_path / "p"
+    assert cli("init", proj)[0] == 0
+    code, _out, err = cli("ingest", shared_data / "ukp-convarg1-dev.jsonl.gz", "--project", proj)
+    assert code == 0, err
+    status = _status(cli, proj)
+    assert status["pairs"] == 8893
+    assert status["records"] == 16  # one prompt per debate stance
+    assert status["judgments_by_source"] == {"crowd": 44375, "gold": 8454}
+    assert status["rounds"] == 0
+    with open_project(proj) as project, project.store.read() as conn:
+        workers = conn.scalar(select(func.count()).select_from(Annotator).where(Annotator.name.like("ukp:%")))
+        assert workers == 3608
+        reasons = conn.scalar(select(func.count()).select_from(Judgment).where(Judgment.reason.is_not(None)))
+        assert reasons > 40000
+
+
+def test_hh_splits_the_shared_prompt_and_keeps_who_won(cli, tmp_path, shared_data):
+    proj = tmp_path / "p"
+    cli("init", proj)
+    path = shared_data / "hh-rlhf-harmless-test-dev.jsonl.gz"
+    code, out, err = cli("ingest", path, "--project", proj)
+    assert code == 0, err
+    status = _status(cli, proj)
+    assert status["pairs"] == 1155 and status["judgments_by_source"] == {"dataset": 1155}
+    assert "empty completion kept" in out
+    with gzip.open(path, "rt") as fh:
+        first = json.loads(fh.readline())
+    chosen = first["chosen"][first["chosen"].rindex("Assistant:") + len("Assistant:"):].strip()
+    with open_project(proj) as project, project.store.read() as conn:
+        record = conn.execute(select(Record).join(Completion, Completion.record_id == Record.id)
+                              .where(Completion.text == chosen)).one()
+        assert record.prompt.startswith("Human: ") and record.prompt.endswith("Assistant:")
+        pair = conn.execute(select(Pair).where(Pair.record_id == record.id)).one()
+        choice = conn.scalar(select(Judgment.choice).where(Judgment.pair_id == pair.id))
+        winner = conn.scalar(select(Completion.text).where(
+            Completion.id == (pair.a_id if choice == "a" else pair.b_id)))
+    assert winner == chosen
+
+
+def test_pandalm_gives_999_pairs_with_three_judgments_each(cli, tmp_path, shared_data):
+    proj = tmp_path / "p"
+    cli("init", proj)
+    code, out, err = cli("ingest", shared_data / "pandalm-testset-v1.jsonl.gz", "--project", proj)
+    assert code == 0, err
+    status = _status(cli, proj)
+    assert status["pairs"] == 999 and status["judgments_by_source"] == {"crowd": 2997}
+    with open_project(proj) as project, project.store.read() as conn:
+        per_pair = conn.execute(select(Judgment.pair_id, func.count()).group_by(Judgment.pair_id)).all()
+    assert len(per_pair) == 999 and {n for _, n in per_pair} == {3}
+    assert "JSON boolean" in out  # six responses are booleans in the source: kept as text, and said so
+
+
+def test_reingest_adds_nothing_and_says_so(cli, tmp_path, shared_data):
+    proj = tmp_path / "p"
+    cli("init", proj)
+    path = shared_data / "hh-rlhf-harmless-test-dev.jsonl.gz"
+    assert cli("ingest", path, "--project", proj)[0] == 0
+    before = _status(cli, proj)
+    code, out, err = cli("ingest", path, "--project", proj)
+    assert code == 0, err
+    assert "nothing new" in out
+    assert _status(cli, proj) == before

@@ -1,0 +1,86 @@
+"""The built wheel carries the apps, the recipes and the demo sample, and installs a working `curate`."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_cli
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(REPO)],
+                   check=True, capture_output=True, text=True)
+    return next(out.glob("curate_toolkit-*.whl"))
+
+
+def test_wheel_contents(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    for expected in ("curate/cli.py", "curate/apps/__init__.py", "curate/recipes/__init__.py",
+                     "curate/samples/NOTICE.md", "curate/samples/pandalm-sample.jsonl.gz",
+                     "curate/samples/ukp-convarg1-sample.jsonl.gz"):
+        assert expected in names
+    assert not any(n.startswith(("tests/", "apps/", "recipes/")) for n in names)
+
+
+def test_wheel_installs_into_a_fresh_venv(wheel, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    # Dependencies come from this environment (a .pth line); the package itself only from the wheel.
+    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    Path(site, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "--quiet", str(wheel)], check=True)
+    help_text = subprocess.run([str(venv / "bin" / "curate"), "--help"], check=True, capture_output=True,
+                               text=True, cwd=tmp_path).stdout
+    assert "ingest" in help_text and "demo" in help_text
+    where = subprocess.run([str(py), "-c", "import curate, curate.apps, curate.recipes; print(curate.__file__)"],
+                           check=True, capture_output=True, text=True, cwd=tmp_path).stdout.strip()
+    assert where.startswith(str(venv))
+    demo = subprocess.run([str(venv / "bin" / "curate"), "demo", "--dir", str(tmp_path / "demo")],
+                          capture_output=True, text=True, cwd=tmp_path, env={"COLUMNS": "200", "PATH": "/usr/bin"})
+    assert demo.returncode == 0, demo.stderr
+    assert "pairs" in demo.stdout and "500" in demo.stdout
+
+
+def _read(path: Path) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def test_demo_ends_with_a_status_table_and_can_run_again(tmp_path, samples):
+    ukp, pandalm = _read(samples["ukp"]), _read(samples["pandalm"])
+    for _ in range(2):
+        result = run_cli("demo", "--dir", str(tmp_path / "demo-project"), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert "records" in result.stdout and "judgments" in result.stdout
+    status = json.loads(run_cli("status", "--project", str(tmp_path / "demo-project"), "--json").stdout)
+    assert status["pairs"] == len(ukp) + len(pandalm)
+    assert status["judgments_by_source"] == {"crowd": sum(len(r["workers"]) for r in ukp) + 3 * len(pandalm),
+                                             "gold": sum(r["gold"] is not None for r in ukp)}
+
+
+def test_demo_refuses_to_replace_a_folder_that_is_not_a_project(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    result = run_cli("demo", "--dir", str(tmp_path / "mine"))
+    assert result.returncode == 1 and "is not a curate project" in result.stderr
+    assert (tmp_path / "mine" / "thesis.tex").exists()
+
+
+def test_samples_are_unchanged_rows_of_the_shared_data(samples, shared_data):
+    def rows(path: Path) -> list[str]:
+        return [json.dumps(row, sort_keys=True) for row in _read(path)]
+
+    for sample, source in ((samples["pandalm"], "pandalm-testset-v1.jsonl.gz"),
+                           (samples["ukp"], "ukp-convarg1-dev.jsonl.gz")):
+        assert set(rows(sample)) <= set(rows(shared_data / source))

@@ -1,0 +1,153 @@
+"""Project directories and the store, on SQLite and on a throw-away PostgreSQL 15 cluster."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import DBAPIError
+
+from curate import init_project, open_project, project_status
+from curate.errors import ConfigError, ProjectError, SchemaError
+from curate.store import migrations
+from curate.store.engine import open_store
+from curate.store.schema import AuditEntry, Meta
+
+
+def test_init_creates_the_layout(cli, tmp_path):
+    code, _out, err = cli("init", tmp_path / "p")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) >= ["cache", "curate.db", "curate.toml", "exports",
+                                                                  "models", "rounds"]
+    code, _, err = cli("init", tmp_path / "p")
+    assert code == 1 and "already holds a curate project" in err
+
+
+def test_open_outside_a_project_is_a_clear_error(cli, tmp_path):
+    code, _, err = cli("status", "--project", tmp_path)
+    assert code == 1 and "is not a curate project" in err and "curate init" in err
+
+
+def test_config_is_strict(tmp_path):
+    init_project(tmp_path / "p").close()
+    toml = tmp_path / "p" / "curate.toml"
+    toml.write_text(toml.read_text().replace("[database]", "[database]\nurll = 'x'"))
+    with pytest.raises(ConfigError, match=r"unknown key 'urll'.*did you mean 'url'"):
+        open_project(tmp_path / "p")
+    toml.write_text("[project]\nname = 3\n")
+    with pytest.raises(ConfigError, match="'name' must be text"):
+        open_project(tmp_path / "p")
+
+
+def test_sqlite_is_durable_by_configuration(sqlite_project):
+    with sqlite_project.store.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 30000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_audit_log_is_append_only(project):
+    with project.store.read() as conn:
+        entries = conn.execute(select(AuditEntry.action, AuditEntry.schema_version)).all()
+    assert entries == [("project.init", 1)]
+    with pytest.raises(DBAPIError, match="append-only"), project.store.write() as conn:
+        conn.execute(update(AuditEntry).values(action="forged"))
+    with pytest.raises(DBAPIError, match="append-only"), project.store.write() as conn:
+        conn.execute(AuditEntry.__table__.delete())
+
+
+def test_newer_schema_is_refused(project):
+    with project.store.write() as conn:
+        conn.execute(update(Meta).where(Meta.key == "schema_version").values(value="99"))
+    with pytest.raises(SchemaError, match=r"newer curate .schema 99.*upgrade curate-toolkit"):
+        open_project(project.root)
+
+
+def test_older_schema_is_upgraded_in_one_transaction(project, monkeypatch):
+    """The migration path: a schema-1 database opened by a (pretend) schema-2 curate."""
+    def add_column(conn):
+        conn.execute(text("ALTER TABLE records ADD COLUMN language VARCHAR(16)"))
+
+    monkeypatch.setitem(migrations.MIGRATIONS, 1, add_column)
+    monkeypatch.setattr("curate.store.engine.SCHEMA_VERSION", 2)
+    store = open_store(project.store.url)
+    with store.read() as conn:
+        assert store.schema_version(conn) == 2
+        conn.execute(text("SELECT language FROM records"))
+        assert ("schema.upgrade", {"from": 1, "to": 2}) in conn.execute(
+            select(AuditEntry.action, AuditEntry.details)).all()
+    store.close()
+
+
+def test_failed_upgrade_leaves_the_database_as_it_was(project, monkeypatch):
+    def broken(conn):
+        conn.execute(text("ALTER TABLE records ADD COLUMN language VARCHAR(16)"))
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setitem(migrations.MIGRATIONS, 1, broken)
+    monkeypatch.setattr("curate.store.engine.SCHEMA_VERSION", 2)
+    with pytest.raises(RuntimeError):
+        open_store(project.store.url)
+    monkeypatch.undo()
+    with open_project(project.root) as reopened, reopened.store.read() as conn:
+        assert reopened.store.schema_version(conn) == 1
+        with pytest.raises(DBAPIError):
+            conn.execute(text("SELECT language FROM records"))
+
+
+def test_missing_upgrade_step_is_a_clear_error(project, monkeypatch):
+    monkeypatch.setattr("curate.store.engine.SCHEMA_VERSION", 2)
+    with pytest.raises(SchemaError, match="no upgrade from schema 1 to 2"):
+        open_store(project.store.url)
+
+
+@pytest.mark.postgres
+def test_init_on_postgres_and_refuse_a_second_project(cli, tmp_path, pg_url):
+    code, _out, err = cli("init", tmp_path / "p", "--db", pg_url)
+    assert code == 0, err
+    assert not (tmp_path / "p" / "curate.db").exists()
+    assert "postgresql" in (tmp_path / "p" / "curate.toml").read_text()
+    code, _, err = cli("init", tmp_path / "q", "--db", pg_url)
+    assert code == 1 and "already holds a curate project" in err
+    assert not (tmp_path / "q").exists()  # nothing half-written
+
+
+def test_unreachable_postgres_is_a_one_line_error(cli, tmp_path):
+    code, _, err = cli("init", tmp_path / "p", "--db", "postgresql://nobody@127.0.0.1:1/none")
+    assert code == 1 and err.startswith("error: cannot create the database at postgresql") and len(
+        err.strip().splitlines()) == 1
+    assert not (tmp_path / "p").exists()
+
+
+def test_two_processes_ingest_into_one_project_at_once(project, samples, tmp_path):
+    """Two `curate ingest` processes on different files at the same time: both succeed, nothing lost."""
+    from conftest import SHARED_DATA
+
+    files = ([SHARED_DATA / "ukp-convarg1-dev.jsonl.gz", SHARED_DATA / "pandalm-testset-v1.jsonl.gz"]
+             if SHARED_DATA else [samples["ukp"], samples["pandalm"]])
+    exe = [sys.executable, "-c", "from curate.cli import main; main()"]
+    procs = [subprocess.Popen([*exe, "ingest", str(f), "--project", str(project.root), "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in files]
+    results = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in procs]
+    for code, _, err in results:
+        assert code == 0, err
+    reports = [json.loads(out) for _, out, _ in results]
+    status = project_status(project)
+    assert status["pairs"] == sum(r["files"][0]["pairs"] for r in reports)
+    assert status["judgments"] == sum(sum(r["files"][0]["judgments"].values()) for r in reports)
+    assert status["ingested_files"] == 2
+    if SHARED_DATA:
+        assert status["pairs"] == 8893 + 999
+
+
+def test_project_is_usable_from_python(project, samples):
+    from curate import ingest_files
+
+    report = ingest_files(project, [samples["pandalm"]])
+    assert report.files[0].pairs == 300 and project_status(project)["judgments_by_source"] == {"crowd": 900}
+    with pytest.raises(ProjectError):
+        init_project(project.root)
