@@ -84,3 +84,10 @@ def test_samples_are_unchanged_rows_of_the_shared_data(samples, shared_data):
     for sample, source in ((samples["pandalm"], "pandalm-testset-v1.jsonl.gz"),
                            (samples["ukp"], "ukp-convarg1-dev.jsonl.gz")):
         assert set(rows(sample)) <= set(rows(shared_data / source))
+
+
+def test_cli_start_up_imports_no_heavy_libraries():
+    code = ("import sys, curate.cli, curate; heavy = {'torch', 'transformers', 'gradio', 'datasets', "
+            "'sentence_transformers', 'pyarrow', 'trl', 'peft'} & set(sys.modules); print(sorted(heavy))")
+    result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert result.stdout.strip() == "[]"

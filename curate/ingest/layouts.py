@@ -26,14 +26,14 @@ RATINGS = {"good": True, "bad": False}
 HH_MARKER = "\n\nAssistant:"
 
 
-@dataclass
+@dataclass(slots=True)
 class Text:
     text: str
     messages: list[dict[str, str]] | None = None
     model: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Judged:
     """An imported judgment: ``choice`` on the pair, or ``label`` on completion ``completion``."""
 

@@ -77,6 +77,9 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # NaN and Infinity are not JSON
+
+
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     with _open_binary(path) as fh:
         head = fh.peek(64)[:64].lstrip() if hasattr(fh, "peek") else b""
@@ -96,7 +99,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
 
 def _read_json_array(data: bytes) -> Iterator[tuple[int | str, dict[str, Any] | RowError]]:
     try:
-        items = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        items = _DECODER.decode(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as err:
         yield 1, RowError(f"invalid JSON ({err})")
         return
@@ -107,7 +110,7 @@ def _read_json_array(data: bytes) -> Iterator[tuple[int | str, dict[str, Any] | 
 
 def _parse_object(line: str) -> dict[str, Any] | RowError:
     try:
-        value = json.loads(line, parse_constant=_reject_constant)
+        value = _DECODER.decode(line)
     except ValueError as err:
         return RowError(f"invalid JSON ({err})")
     if not isinstance(value, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
 from typing import Any
@@ -66,8 +67,11 @@ def insert_new(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *
 
 
 def _processor(column: Column[Any], conn: Connection) -> Callable[[Any], Any] | None:
-    if conn.dialect.name == "postgresql" and isinstance(column.type, JSON):
-        from psycopg.types.json import Json
+    """The driver-side conversion of one column's values (SQLAlchemy's, but lean for JSON)."""
+    if isinstance(column.type, JSON):
+        if conn.dialect.name == "postgresql":
+            from psycopg.types.json import Json
 
-        return lambda value: None if value is None else Json(value)
+            return lambda value: None if value is None else Json(value)
+        return lambda value: None if value is None else json.dumps(value)
     return column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
