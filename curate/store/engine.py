@@ -92,31 +92,37 @@ def audit(conn: Connection, action: str, *, entity: str | None = None, entity_id
     ))
 
 
-def create_store(url: str) -> Store:
-    """Create the schema in an empty database; refuse one that already holds a project."""
-    store = Store(url)
+@contextmanager
+def _closed_on_error(store: Store, verb: str) -> Iterator[None]:
+    """Close ``store`` if setting it up fails; a database that cannot be reached is a ProjectError."""
     try:
-        with store.write() as conn:
-            if store.schema_version(conn) is not None:
-                raise ProjectError(f"{redact(url)} already holds a curate project; refusing to overwrite it")
-            Base.metadata.create_all(conn)
-            for statement in _APPEND_ONLY_POSTGRES if store.dialect == "postgresql" else _APPEND_ONLY_SQLITE:
-                conn.exec_driver_sql(statement)
-            conn.execute(insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-            audit(conn, "project.init", details={"schema_version": SCHEMA_VERSION})
+        yield
     except OperationalError as err:
         store.close()
-        raise ProjectError(f"cannot create the database at {redact(url)}: {_first_line(err)}") from None
+        raise ProjectError(f"cannot {verb} the database at {redact(store.url)}: {_first_line(err)}") from None
     except BaseException:
         store.close()
         raise
+
+
+def create_store(url: str) -> Store:
+    """Create the schema in an empty database; refuse one that already holds a project."""
+    store = Store(url)
+    with _closed_on_error(store, "create"), store.write() as conn:
+        if store.schema_version(conn) is not None:
+            raise ProjectError(f"{redact(url)} already holds a curate project; refusing to overwrite it")
+        Base.metadata.create_all(conn)
+        for statement in _APPEND_ONLY_POSTGRES if store.dialect == "postgresql" else _APPEND_ONLY_SQLITE:
+            conn.exec_driver_sql(statement)
+        conn.execute(insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+        audit(conn, "project.init", details={"schema_version": SCHEMA_VERSION})
     return store
 
 
 def open_store(url: str) -> Store:
     """Open a project database, upgrading an older schema and refusing a newer one."""
     store = Store(url)
-    try:
+    with _closed_on_error(store, "open"):
         with store.read() as conn:
             version = store.schema_version(conn)
         if version is None:
@@ -128,16 +134,12 @@ def open_store(url: str) -> Store:
             )
         if version < SCHEMA_VERSION:
             with store.write() as conn:
-                migrations.upgrade(conn, store.schema_version(conn) or version, SCHEMA_VERSION)
-                conn.execute(Meta.__table__.update().where(Meta.key == "schema_version")
-                             .values(value=str(SCHEMA_VERSION)))
-                audit(conn, "schema.upgrade", details={"from": version, "to": SCHEMA_VERSION})
-    except OperationalError as err:
-        store.close()
-        raise ProjectError(f"cannot open the database at {redact(url)}: {_first_line(err)}") from None
-    except BaseException:
-        store.close()
-        raise
+                version = store.schema_version(conn) or version  # another process may have upgraded meanwhile
+                if version < SCHEMA_VERSION:
+                    migrations.upgrade(conn, version, SCHEMA_VERSION)
+                    conn.execute(Meta.__table__.update().where(Meta.key == "schema_version")
+                                 .values(value=str(SCHEMA_VERSION)))
+                    audit(conn, "schema.upgrade", details={"from": version, "to": SCHEMA_VERSION})
     return store
 
 
