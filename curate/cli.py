@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from curate.errors import CurateError, InputError
+from curate.ingest.readers import FileFormat
 
 T = TypeVar("T")
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -71,7 +72,8 @@ def init(directory: Annotated[Path, typer.Argument(help="Directory to create the
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="JSONL(.gz), JSON, CSV/TSV, Parquet files or datasets folders.")],
     project_dir: ProjectDir = Path("."),
-    file_format: Annotated[str, typer.Option("--format", help="auto|jsonl|csv|parquet|hf")] = "auto",
+    file_format: Annotated[FileFormat, typer.Option("--format", help="Input format (auto: from the name).")
+                           ] = FileFormat.auto,
     mapping: Annotated[str | None, typer.Option(
         "--map", help="Column roles, e.g. prompt=instruction+input,a=output_1,b=output_2,label=winner "
                       "(roles: prompt chosen rejected a b completion label id).")] = None,
@@ -87,7 +89,7 @@ def ingest(
     from curate.project import open_project
 
     with open_project(project_dir) as project:
-        report = ingest_files(project, paths, file_format=file_format, mapping=mapping, label_values=label_values,
+        report = ingest_files(project, paths, file_format=file_format.value, mapping=mapping, label_values=label_values,
                               skip_bad=skip_bad, rejects_path=rejects, progress=_progress)
     if as_json:
         _print_json(report.to_dict())

@@ -28,11 +28,18 @@ class DatabaseSection:
 
 
 @dataclass(frozen=True)
+class ModelsSection:
+    # Hub ids (resolved offline from the Hugging Face cache or a packaged model) or local folders.
+    embedding: str = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     """Everything in ``curate.toml``."""
 
     project: ProjectSection
     database: DatabaseSection = field(default_factory=DatabaseSection)
+    models: ModelsSection = field(default_factory=ModelsSection)
 
 
 def from_mapping(cls: type[T], data: Any, *, where: str) -> T:

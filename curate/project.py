@@ -6,6 +6,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from curate.config import (
     CONFIG_FILE,
     DatabaseSection,
@@ -49,8 +51,12 @@ def init_project(directory: Path | str, *, db_url: str | None = None) -> Project
     config = ProjectConfig(project=ProjectSection(name=root.name),
                            database=DatabaseSection(url=db_url or f"sqlite:///{SQLITE_FILE}"))
     url = resolve_url(config.database.url, root)
+    sqlite_file = make_url(url).database if url.startswith("sqlite") else None
+    if sqlite_file and Path(sqlite_file).exists():
+        raise ProjectError(f"{sqlite_file} already exists; refusing to overwrite it")
     created_root = not root.exists()
-    made: list[Path] = []
+    made = [Path(f"{sqlite_file}{suffix}") for suffix in ("", "-wal", "-shm")] if sqlite_file else []
+    store: Store | None = None
     try:
         root.mkdir(parents=True, exist_ok=True)
         for name in FOLDERS:
@@ -58,15 +64,15 @@ def init_project(directory: Path | str, *, db_url: str | None = None) -> Project
                 (root / name).mkdir()
                 made.append(root / name)
         store = create_store(url)
-        made += [root / f"{SQLITE_FILE}{suffix}" for suffix in ("", "-wal", "-shm")]
         (root / CONFIG_FILE).write_text(dump_config(config), encoding="utf-8")
     except BaseException:
         # Nothing half-written: remove what this call created.
+        if store is not None:
+            store.close()
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
         if created_root:
             shutil.rmtree(root, ignore_errors=True)
-        else:
-            for path in made:
-                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
         raise
     return Project(root=root, config=config, store=store)
 

@@ -31,7 +31,7 @@ BAD_ROWS = [
     ("nan", "d.jsonl", _jsonl('{"prompt": "x", "chosen": NaN, "rejected": "z"}'), [],
      ":3: invalid JSON (NaN is not valid JSON)"),
     ("same-text", "d.jsonl", _jsonl('{"prompt": "x", "chosen": "y", "rejected": "y"}'), [],
-     ":3: chosen and rejected are the same text"),
+     ":3: 'chosen' and 'rejected' are the same text"),
     ("message-without-role", "d.jsonl",
      _jsonl('{"prompt": [{"content": "x"}], "chosen": [{"role": "assistant", "content": "y"}], '
             '"rejected": [{"role": "assistant", "content": "z"}]}'), [],
@@ -62,6 +62,22 @@ BAD_ROWS = [
     ("csv-field-count", "d.csv", "prompt,chosen,rejected\nx,y,z\nx2,y,z\nx3,y\n", [],
      ":4: row has 2 fields, the header has 3"),
     ("csv-empty-cell", "d.csv", "prompt,chosen,rejected\nx,y,z\n,y,z\n", [], ":3: field 'prompt' is empty"),
+    ("same-after-normalising", "d.jsonl", _jsonl('{"prompt": "x", "chosen": "a\\r\\nb", "rejected": "a\\nb"}'), [],
+     ":3: 'chosen' and 'rejected' are the same text"),
+    ("nested-too-deep", "d.jsonl", _jsonl('{"prompt": ' + "[" * 100000 + "]" * 100000 + "}"), [],
+     ":3: invalid JSON (nested too deeply)"),
+    ("ukp-missing-workers", "d.jsonl",
+     "\n".join(json.dumps({"id": f"x{i}", "topic": "t_s", "a1": "one", "a2": f"two{i}", "workers": []})
+               for i in (1, 2)) + '\n{"id": "x3", "topic": "t_s", "a1": "one", "a2": "two3"}\n', [],
+     ":3: missing field 'workers'"),
+    ("missing-label-cell", "d.jsonl",
+     '{"q": "x", "o1": "y", "o2": "z", "w": 1}\n{"q": "x2", "o1": "y", "o2": "z", "w": 2}\n'
+     '{"q": "x3", "o1": "y", "o2": "z"}\n',
+     ["--map", "prompt=q,a=o1,b=o2,label=w", "--label-values", "1=a,2=b"], ":3: missing field 'w'"),
+    ("bool-row-id", "d.jsonl",
+     '{"i": 1, "q": "x", "o1": "y", "o2": "z"}\n{"i": 2, "q": "x2", "o1": "y", "o2": "z"}\n'
+     '{"i": true, "q": "x3", "o1": "y", "o2": "z"}\n',
+     ["--map", "id=i,prompt=q,a=o1,b=o2"], ":3: field 'i' is a boolean, expected a row id"),
 ]
 
 
@@ -117,7 +133,6 @@ FILE_ERRORS = [
      "--map names column 'question', which is not in the file"),
     ("map-unknown-role", "d.jsonl", ["--map", "prompt=foo,winner=foo"], "--map: unknown role 'winner'"),
     ("empty-file", "empty.jsonl", [], "the file holds no rows"),
-    ("bad-format-option", "d.jsonl", ["--format", "xml"], "unknown format 'xml'"),
     ("corrupt-gzip", "d.jsonl.gz", [], "cannot read"),
 ]
 
@@ -135,6 +150,44 @@ def test_bad_file_is_one_line_error(cli, proj, tmp_path, name, filename, args, e
     assert code != 0
     assert expected in err and len(err.strip().splitlines()) == 1, err
     assert _pairs(cli, proj) == 0
+
+
+def test_unknown_format_option(cli, proj, tmp_path, sqlite_project):
+    from curate import ingest_files
+    from curate.errors import InputError
+
+    path = tmp_path / "d.jsonl"
+    path.write_text(GOOD + "\n")
+    code, _, err = cli("ingest", path, "--project", proj, "--format", "xml")
+    assert code == 2 and "'xml' is not one of" in err  # the CLI's own option check
+    with pytest.raises(InputError, match="unknown format 'xml'"):
+        ingest_files(sqlite_project, [path], file_format="xml")
+
+
+def test_unreadable_file_names_its_first_problem(cli, proj, tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('"just a string"\n[1]\n')
+    code, _, err = cli("ingest", path, "--project", proj)
+    assert code == 1 and f"{path}:1: expected a JSON object, got str (no row of the file is readable)" in err
+
+
+def test_rejects_file_that_cannot_be_written_writes_nothing(cli, proj, tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(_jsonl("{oops"))
+    (tmp_path / "afile").write_text("")
+    code, _, err = cli("ingest", path, "--project", proj, "--skip-bad", "--rejects", tmp_path / "afile" / "r.jsonl")
+    assert code == 1 and "cannot write the rejects file" in err and "Traceback" not in err
+    assert _pairs(cli, proj) == 0
+    code, _, err = cli("ingest", path, "--project", proj, "--rejects", tmp_path / "r.jsonl")
+    assert code == 1 and "--rejects needs --skip-bad" in err
+
+
+def test_corrupt_database_is_a_one_line_error(cli, proj):
+    (proj / "curate.db").write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (proj / f"curate.db{suffix}").unlink(missing_ok=True)
+    code, _, err = cli("status", "--project", proj)
+    assert code == 1 and "cannot open the database" in err and len(err.strip().splitlines()) == 1
 
 
 def test_every_bad_row_is_listed(cli, proj, tmp_path):

@@ -11,6 +11,8 @@ from sqlalchemy import select
 
 from curate import ingest_files, project_status
 from curate.errors import InputError
+from curate.ingest.layouts import CHOICES, LAYOUTS, detect_layout
+from curate.ingest.values import RowProblem
 from curate.store.schema import Annotator, Completion, Judgment, Pair, Record
 
 USER = {"role": "user", "content": "What is 2+2?"}
@@ -127,12 +129,72 @@ def test_source_row_ids_keep_repeated_comparisons_apart(sqlite_project, tmp_path
     assert report.files[0].pairs == 2 and report.files[0].duplicate_rows == 0
 
 
-def test_bad_map_specs_are_errors(sqlite_project, tmp_path):
+BAD_MAPS = [("prompt=q,a=o", None, "both a and b"), ("completion=o", None, "a prompt column is needed"),
+            ("prompt=q,label=o", None, "label needs"), ("prompt", None, "is not ROLE=COLUMN"),
+            ("prompt=q,prompt=o", None, "given twice"), ("prompt=q,a=o+q,b=o", None, "only prompt and label"),
+            ("prompt=q,a=o,b=o,label=o", "1=winner", "must be VALUE=ONE_OF"),
+            ("prompt=q,completion=o", "1=good", "--label-values needs a label column")]
+
+
+@pytest.mark.parametrize(("spec", "values", "message"), BAD_MAPS)
+def test_bad_map_specs_are_errors(sqlite_project, tmp_path, spec, values, message):
     path = _write_jsonl(tmp_path / "d.jsonl", [{"q": "x", "o": "y"}])
-    for spec, message in [("prompt=q,a=o", "both a and b"), ("completion=o", "a prompt column is needed"),
-                          ("prompt=q,label=o", "label needs"), ("prompt", "is not ROLE=COLUMN"),
-                          ("prompt=q,prompt=o", "given twice"), ("prompt=q,a=o+q,b=o", "only prompt and label")]:
-        with pytest.raises(InputError, match=message):
-            ingest_files(sqlite_project, [path], mapping=spec)
-    with pytest.raises(InputError, match="must be VALUE=ONE_OF"):
-        ingest_files(sqlite_project, [path], mapping="prompt=q,a=o,b=o,label=o", label_values="1=winner")
+    with pytest.raises(InputError, match=message):
+        ingest_files(sqlite_project, [path], mapping=spec, label_values=values)
+
+
+# One example row per layout: the contract every layout honours.
+LAYOUT_ROWS = {
+    "ukp": {"id": "x", "topic": "t_s", "title": "T", "a1": "one", "a2": "two", "gold": "a1",
+            "workers": [{"worker": "w", "value": "a2", "reason": "r"}]},
+    "pandalm": {"idx": 1, "instruction": "do", "input": "", "response1": "a", "response2": "b", "annotator1": 0},
+    "preference": {"prompt": "p", "chosen": "a", "rejected": "b"},
+    "implicit-preference": {"chosen": "Q? yes", "rejected": "Q? no"},
+    "unpaired-preference": {"prompt": "p", "completion": "c", "label": False},
+    "prompt-completion": {"prompt": "p", "completion": "c"},
+    "chat": {"messages": [USER, {"role": "assistant", "content": "4"}]},
+    "prompt-only": {"prompt": "p"},
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda layout: layout.name)
+def test_layout_contract(layout):
+    row = LAYOUT_ROWS[layout.name]
+    assert detect_layout(set(row), "f") is layout
+    assert set(layout.required_columns()) <= set(row)
+    parsed = layout.parse(row)
+    assert parsed.prompt.text.strip() and len(parsed.completions) in (0, 1, 2)
+    for judged in parsed.judgments:
+        assert (judged.choice in CHOICES) != (judged.label is not None)
+    for key in layout.required_columns():
+        with pytest.raises(RowProblem, match=f"missing field '{key}'"):
+            layout.parse({k: v for k, v in row.items() if k != key})
+
+
+def test_whole_number_float_labels_match_integer_values(sqlite_project, tmp_path):
+    path = _write_jsonl(tmp_path / "d.jsonl", [{"q": "x", "c": "y", "s": 1.0}, {"q": "x", "c": "z", "s": 0.0}])
+    report = ingest_files(sqlite_project, [path], mapping="prompt=q,completion=c,label=s", label_values="1=good,0=bad")
+    assert report.files[0].judgments == {"dataset": 2}
+
+
+def test_bom_jsonl_and_long_csv_cells(sqlite_project, tmp_path):
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + json.dumps({"prompt": "p", "completion": "c"}).encode())
+    long = "word " * 60000
+    with open(tmp_path / "long.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([["prompt", "completion"], ["p", long]])
+    report = ingest_files(sqlite_project, [tmp_path / "bom.jsonl", tmp_path / "long.csv"])
+    assert [f.completions for f in report.files] == [1, 1]
+
+
+def test_row_ids_are_kept_exactly(sqlite_project, tmp_path):
+    rows = [{"id": i, "q": "q", "x": "a", "y": "b"} for i in ("A", "a", 1, "1")]
+    report = ingest_files(sqlite_project, [_write_jsonl(tmp_path / "d.jsonl", rows)], mapping="id=id,prompt=q,a=x,b=y")
+    assert report.files[0].pairs == 3  # "A" and "a" differ; 1 and "1" are the same id in text
+
+
+def test_optional_prompt_part_may_be_null(sqlite_project, tmp_path):
+    rows = [{"instruction": "Say hi", "input": None, "output": "hi"}]
+    ingest_files(sqlite_project, [_write_jsonl(tmp_path / "d.jsonl", rows)], mapping="prompt=instruction+input,"
+                 "completion=output")
+    with sqlite_project.store.read() as conn:
+        assert conn.scalar(select(Record.prompt)) == "Say hi"

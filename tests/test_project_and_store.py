@@ -7,14 +7,14 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import inspect, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from curate import init_project, open_project, project_status
 from curate.errors import ConfigError, ProjectError, SchemaError
 from curate.store import migrations
 from curate.store.engine import open_store
-from curate.store.schema import AuditEntry, Meta
+from curate.store.schema import SCHEMA_VERSION, AuditEntry, Meta
 
 
 def test_init_creates_the_layout(cli, tmp_path):
@@ -53,11 +53,14 @@ def test_sqlite_is_durable_by_configuration(sqlite_project):
 def test_audit_log_is_append_only(project):
     with project.store.read() as conn:
         entries = conn.execute(select(AuditEntry.action, AuditEntry.schema_version)).all()
-    assert entries == [("project.init", 1)]
+    assert entries == [("project.init", SCHEMA_VERSION)]
     with pytest.raises(DBAPIError, match="append-only"), project.store.write() as conn:
         conn.execute(update(AuditEntry).values(action="forged"))
     with pytest.raises(DBAPIError, match="append-only"), project.store.write() as conn:
         conn.execute(AuditEntry.__table__.delete())
+    if project.store.dialect == "postgresql":
+        with pytest.raises(DBAPIError, match="append-only"), project.store.write() as conn:
+            conn.execute(text("TRUNCATE audit_log"))
 
 
 def test_newer_schema_is_refused(project):
@@ -67,19 +70,29 @@ def test_newer_schema_is_refused(project):
         open_project(project.root)
 
 
-def test_older_schema_is_upgraded_in_one_transaction(project, monkeypatch):
-    """The migration path: a schema-1 database opened by a (pretend) schema-2 curate."""
+def test_schema_1_project_is_upgraded_to_the_current_schema(project):
+    """The real path from the first release: schema 2 added the cluster and near-duplicate tables."""
+    with project.store.write() as conn:
+        for name in ("cluster_assignments", "cluster_runs", "near_duplicates"):
+            conn.execute(text(f"DROP TABLE {name}"))
+        conn.execute(update(Meta).where(Meta.key == "schema_version").values(value="1"))
+    with open_project(project.root) as reopened, reopened.store.read() as conn:
+        assert reopened.store.schema_version(conn) == SCHEMA_VERSION == 2
+        assert inspect(conn).has_table("cluster_runs") and inspect(conn).has_table("near_duplicates")
+        assert ("schema.upgrade", {"from": 1, "to": 2}) in conn.execute(
+            select(AuditEntry.action, AuditEntry.details)).all()
+
+
+def test_a_future_upgrade_step_runs_in_one_transaction(project, monkeypatch):
     def add_column(conn):
         conn.execute(text("ALTER TABLE records ADD COLUMN language VARCHAR(16)"))
 
-    monkeypatch.setitem(migrations.MIGRATIONS, 1, add_column)
-    monkeypatch.setattr("curate.store.engine.SCHEMA_VERSION", 2)
+    monkeypatch.setitem(migrations.MIGRATIONS, SCHEMA_VERSION, add_column)
+    monkeypatch.setattr("curate.store.engine.SCHEMA_VERSION", SCHEMA_VERSION + 1)
     store = open_store(project.store.url)
     with store.read() as conn:
-        assert store.schema_version(conn) == 2
+        assert store.schema_version(conn) == SCHEMA_VERSION + 1
         conn.execute(text("SELECT language FROM records"))
-        assert ("schema.upgrade", {"from": 1, "to": 2}) in conn.execute(
-            select(AuditEntry.action, AuditEntry.details)).all()
     store.close()
 
 
@@ -88,20 +101,20 @@ def test_failed_upgrade_leaves_the_database_as_it_was(project, monkeypatch):
         conn.execute(text("ALTER TABLE records ADD COLUMN language VARCHAR(16)"))
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setitem(migrations.MIGRATIONS, 1, broken)
-    monkeypatch.setattr("curate.store.engine.SCHEMA_VERSION", 2)
+    monkeypatch.setitem(migrations.MIGRATIONS, SCHEMA_VERSION, broken)
+    monkeypatch.setattr("curate.store.engine.SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(RuntimeError):
         open_store(project.store.url)
     monkeypatch.undo()
     with open_project(project.root) as reopened, reopened.store.read() as conn:
-        assert reopened.store.schema_version(conn) == 1
+        assert reopened.store.schema_version(conn) == SCHEMA_VERSION
         with pytest.raises(DBAPIError):
             conn.execute(text("SELECT language FROM records"))
 
 
 def test_missing_upgrade_step_is_a_clear_error(project, monkeypatch):
-    monkeypatch.setattr("curate.store.engine.SCHEMA_VERSION", 2)
-    with pytest.raises(SchemaError, match="no upgrade from schema 1 to 2"):
+    monkeypatch.setattr("curate.store.engine.SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(SchemaError, match=f"no upgrade from schema {SCHEMA_VERSION} to {SCHEMA_VERSION + 1}"):
         open_store(project.store.url)
 
 
@@ -114,6 +127,16 @@ def test_init_on_postgres_and_refuse_a_second_project(cli, tmp_path, pg_url):
     code, _, err = cli("init", tmp_path / "q", "--db", pg_url)
     assert code == 1 and "already holds a curate project" in err
     assert not (tmp_path / "q").exists()  # nothing half-written
+
+
+def test_failed_init_leaves_nothing_behind(tmp_path):
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "curate.toml").symlink_to(tmp_path / "missing" / "x.toml")  # writing the config will fail
+    with pytest.raises(OSError):
+        init_project(root, db_url=f"sqlite:///{tmp_path / 'other.db'}")
+    assert not (tmp_path / "other.db").exists()
+    assert sorted(p.name for p in root.iterdir()) == ["curate.toml"]  # only what was there before
 
 
 def test_unreachable_postgres_is_a_one_line_error(cli, tmp_path):

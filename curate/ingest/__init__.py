@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from curate.ingest.pipeline import ingest_files
-from curate.ingest.report import FileReport, IngestReport
+from importlib import import_module
+from typing import Any
 
-__all__ = ["FileReport", "IngestReport", "ingest_files"]
+_API = {"ingest_files": "curate.ingest.pipeline", "FileReport": "curate.ingest.report",
+        "IngestReport": "curate.ingest.report"}
+__all__ = list(_API)
+
+
+def __getattr__(name: str) -> Any:  # imported on first use: `curate --help` needs none of it
+    if name in _API:
+        return getattr(import_module(_API[name]), name)
+    raise AttributeError(f"module 'curate.ingest' has no attribute {name!r}")

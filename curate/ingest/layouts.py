@@ -11,13 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from curate.errors import InputError
+from curate.ids import normalise_text
 from curate.ingest.values import (
     RowProblem,
+    cell,
     is_messages,
-    label_key,
     map_label,
     messages_value,
     render_messages,
+    source_id,
     text_value,
 )
 
@@ -63,9 +65,18 @@ class Parsed:
 class Layout(Protocol):
     name: str
 
+    def required_columns(self) -> list[str]: ...
+
     def matches(self, columns: set[str]) -> bool: ...
 
     def parse(self, row: dict[str, Any]) -> Parsed: ...
+
+
+def same_text(one: Text, two: Text) -> bool:
+    """Equal as stored (normalised text, or the same messages): one completion, not two."""
+    if one.messages is not None or two.messages is not None:
+        return one.messages == two.messages
+    return normalise_text(one.text) == normalise_text(two.text)
 
 
 NOTE_EMPTY = "empty completion kept (the source's own empty answer, judged by its annotators)"
@@ -78,8 +89,11 @@ class UKPConvArg:
     name = "ukp"
     VALUES: ClassVar[dict[str, str]] = {"a1": "a", "a2": "b", "equal": "tie"}
 
+    def required_columns(self) -> list[str]:
+        return ["a1", "a2", "workers", "topic"]
+
     def matches(self, columns: set[str]) -> bool:
-        return {"a1", "a2", "workers", "topic"} <= columns
+        return set(self.required_columns()) <= columns
 
     def parse(self, row: dict[str, Any]) -> Parsed:
         topic = text_value(row, "topic")
@@ -89,13 +103,13 @@ class UKPConvArg:
                   f"Stance: {(stance or debate).replace('-', ' ')}")
         parsed = Parsed(prompt=Text(prompt), completions=[Text(text_value(row, "a1")), Text(text_value(row, "a2"))],
                         meta={"topic": topic})
-        if row.get("id") is not None:
-            parsed.source_key = f"ukp:{text_value(row, 'id')}"
-        if parsed.completions[0].text.strip() == parsed.completions[1].text.strip():
+        if "id" in row:
+            parsed.source_key = f"ukp:{source_id(row, 'id')}"
+        if same_text(*parsed.completions):
             parsed.notes.append(NOTE_SAME)
         if row.get("gold") is not None:
             parsed.judgments.append(Judged("gold", choice=map_label(row["gold"], "gold", self.VALUES)))
-        workers = row["workers"]
+        workers = cell(row, "workers")
         if not isinstance(workers, list):
             raise RowProblem("wrong list shape: field 'workers' must be a list of votes")
         for number, vote in enumerate(workers, start=1):
@@ -116,8 +130,11 @@ class PandaLM:
     VALUES: ClassVar[dict[str, str]] = {"0": "tie", "1": "a", "2": "b"}
     ANNOTATOR = re.compile(r"annotator\d+$")
 
+    def required_columns(self) -> list[str]:
+        return ["instruction", "response1", "response2"]
+
     def matches(self, columns: set[str]) -> bool:
-        return {"instruction", "response1", "response2"} <= columns
+        return set(self.required_columns()) <= columns
 
     def parse(self, row: dict[str, Any]) -> Parsed:
         parts = [text_value(row, "instruction", allow_empty=True)]
@@ -140,11 +157,13 @@ class PandaLM:
                 if not value.strip():
                     parsed.notes.append(NOTE_EMPTY)
             parsed.completions.append(Text(value, model=model))
-        if row.get("idx") is not None:
-            parsed.source_key = f"pandalm:{label_key(row['idx'], 'idx')}"
+        if "idx" in row:
+            parsed.source_key = f"pandalm:{source_id(row, 'idx')}"
         for key in sorted(k for k in row if self.ANNOTATOR.match(k)):
             parsed.judgments.append(Judged("crowd", annotator=f"pandalm:{key}",
                                            choice=map_label(row[key], key, self.VALUES)))
+        if same_text(*parsed.completions):
+            parsed.notes.append(NOTE_SAME)
         return parsed
 
 
@@ -152,6 +171,9 @@ class Chat:
     """TRL conversational language modelling: ``messages`` whose last turn is the assistant's completion."""
 
     name = "chat"
+
+    def required_columns(self) -> list[str]:
+        return ["messages"]
 
     def matches(self, columns: set[str]) -> bool:
         return "messages" in columns and not columns & {"prompt", "chosen", "rejected", "completion"}
@@ -178,19 +200,22 @@ class Fields:
     label_values: dict[str, str] = field(default_factory=dict)
     annotator_prefix: str = ""
 
+    def required_columns(self) -> list[str]:
+        return [c for cols in self.columns.values() for c in cols]
+
     def matches(self, columns: set[str]) -> bool:
-        return all(c in columns for cols in self.columns.values() for c in cols)
+        return set(self.required_columns()) <= columns
 
     def parse(self, row: dict[str, Any]) -> Parsed:
         roles = self.columns
         if "chosen" in roles:
             parsed = self._pair(row, roles["chosen"][0], roles["rejected"][0])
-            if parsed.completions[0].text.strip() == parsed.completions[1].text.strip():
-                raise RowProblem("chosen and rejected are the same text")
+            if same_text(*parsed.completions):
+                raise RowProblem(f"'{roles['chosen'][0]}' and '{roles['rejected'][0]}' are the same text")
             parsed.judgments.append(Judged("dataset", choice="a"))
         elif "a" in roles:
             parsed = self._pair(row, roles["a"][0], roles["b"][0])
-            if parsed.completions[0].text.strip() == parsed.completions[1].text.strip():
+            if same_text(*parsed.completions):
                 parsed.notes.append(NOTE_SAME)
         else:
             parsed = Parsed(prompt=self._prompt(row))
@@ -198,7 +223,7 @@ class Fields:
                 key = roles["completion"][0]
                 parsed.completions.append(self._completion(row, key, chat=parsed.prompt.messages is not None))
         if "id" in roles:
-            parsed.source_key = f"{self.name}:{label_key(row.get(roles['id'][0]), roles['id'][0])}"
+            parsed.source_key = f"{self.name}:{source_id(row, roles['id'][0])}"
         self._labels(row, parsed)
         return parsed
 
@@ -234,7 +259,7 @@ class Fields:
         for key in keys:
             annotator = f"{self.annotator_prefix}{key}" if len(keys) > 1 else None
             source = "crowd" if annotator else "dataset"
-            value = map_label(row.get(key), key, self.label_values)
+            value = map_label(cell(row, key), key, self.label_values)
             if parsed.is_pair:
                 parsed.judgments.append(Judged(source, annotator, choice=value))
             else:
@@ -259,7 +284,7 @@ def implicit_prompt(row: dict[str, Any], first: str, second: str) -> Parsed:
         return Parsed(prompt=Text(render_messages(prompt), prompt),
                       completions=[Text(render_messages(m[shared:]), m[shared:]) for m in (one, two)])
     one, two = text_value(row, first), text_value(row, second)
-    if one == two:
+    if normalise_text(one) == normalise_text(two):
         raise RowProblem(f"'{first}' and '{second}' are the same text")
     end = 0
     while end < min(len(one), len(two)) and one[end] == two[end]:

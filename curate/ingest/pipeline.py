@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, insert, update
 from curate.errors import InputError
 from curate.ids import content_id, normalise_text
 from curate.ingest.layouts import Layout, Parsed, Text, detect_layout, mapped_layout
-from curate.ingest.readers import RowError, Source, detect_format, read_rows
+from curate.ingest.readers import Source, detect_format, read_rows
 from curate.ingest.report import FileReport, IngestReport
 from curate.ingest.values import RowProblem
 from curate.project import Project
@@ -54,20 +54,27 @@ def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: 
         raise InputError("no input files given")
     if label_values and not mapping:
         raise InputError("--label-values needs --map")
+    if rejects_path and not skip_bad:
+        raise InputError("--rejects needs --skip-bad")
     progress = progress or _no_progress
     files = [_read_file(Path(p), file_format, mapping, label_values, progress) for p in paths]
     problems = [f"{r['location']}: {r['reason']}" for f in files for r in f.rejects]
     if problems and not skip_bad:
         more = f" (and {len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
         raise InputError(f"{problems[0]}{more}; nothing was ingested (--skip-bad ingests the good rows)", problems)
+    target = (rejects_path or _default_rejects(project.root)) if problems else None
+    staged = _stage_rejects(target, files) if target else None  # before the commit: a bad path writes nothing
     reports = []
-    with project.store.write() as conn:
-        for f in progress(files, "writing", len(files)):
-            reports.append(_write_file(conn, f))
-    report = IngestReport(files=reports, problems=problems)
-    if problems:
-        report.rejects_path = _write_rejects(rejects_path or _default_rejects(project.root), files)
-    return report
+    try:
+        with project.store.write() as conn:
+            reports = [_write_file(conn, f) for f in progress(files, "writing", len(files))]
+    except BaseException:
+        if staged:
+            staged.unlink(missing_ok=True)
+        raise
+    if staged and target:
+        os.replace(staged, target)
+    return IngestReport(files=reports, problems=problems, rejects_path=target)
 
 
 def _read_file(path: Path, file_format: str, mapping: str | None, label_values: str | None,
@@ -81,8 +88,8 @@ def _read_file(path: Path, file_format: str, mapping: str | None, label_values: 
     columns_checked = False
     for where, row in progress(read_rows(source), f"reading {path.name}", None):
         location = f"{path}:{where}"
-        if isinstance(row, RowError):
-            rejects.append({"location": location, "reason": row.reason, "row": None})
+        if isinstance(row, RowProblem):
+            rejects.append({"location": location, "reason": str(row), "row": None})
             continue
         if not columns_checked:
             layout = layout or detect_layout(set(row), str(path))
@@ -93,17 +100,18 @@ def _read_file(path: Path, file_format: str, mapping: str | None, label_values: 
         except RowProblem as problem:
             rejects.append({"location": location, "reason": str(problem), "row": row})
     if layout is None:
-        raise InputError(f"{path}: no readable rows" if rejects else f"{path}: the file holds no rows")
+        if rejects:
+            raise InputError(f"{rejects[0]['location']}: {rejects[0]['reason']} (no row of the file is readable)")
+        raise InputError(f"{path}: the file holds no rows")
     return _ReadFile(source=source, layout=layout, sha256=_sha256(path), rows=parsed, rejects=rejects)
 
 
 def _check_columns(layout: Layout, row: dict[str, Any], path: Path) -> None:
     """A ``--map`` that names a column the file lacks is an error about the file, not its rows."""
-    for cols in getattr(layout, "columns", {}).values():
-        for col in cols:
-            if col not in row:
-                raise InputError(f"{path}: --map names column '{col}', which is not in the file "
-                                 f"(columns: {', '.join(row)})")
+    for col in layout.required_columns():
+        if col not in row:
+            raise InputError(f"{path}: --map names column '{col}', which is not in the file "
+                             f"(columns: {', '.join(row)})")
 
 
 def _sha256(path: Path) -> str:
@@ -209,13 +217,15 @@ def _default_rejects(root: Path) -> Path:
     return root / "rejects" / f"ingest-{stamp}.jsonl"
 
 
-def _write_rejects(path: Path, files: list[_ReadFile]) -> Path:
-    """Bad rows with their reasons, one JSON object per line (written whole, then renamed into place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for f in files:
-            for reject in f.rejects:
-                fh.write(json.dumps(reject, ensure_ascii=False, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+def _stage_rejects(path: Path, files: list[_ReadFile]) -> Path:
+    """Bad rows with their reasons, one JSON object per line, in a temp file next to ``path``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for f in files:
+                for reject in f.rejects:
+                    fh.write(json.dumps(reject, ensure_ascii=False, default=str) + "\n")
+    except OSError as err:
+        raise InputError(f"{path}: cannot write the rejects file ({err.strerror or err})") from None
+    return tmp

@@ -1,4 +1,4 @@
-"""File readers: each yields ``(location, row)``; a row that cannot be read yields a ``RowError``.
+"""File readers: each yields ``(location, row)``; a row that cannot be read yields a ``RowProblem``.
 
 Locations are line numbers for text files (``file:3:``) and row numbers otherwise (``file:row 3:``).
 """
@@ -9,20 +9,28 @@ import csv
 import gzip
 import io
 import json
+import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from curate.errors import InputError
+from curate.ingest.values import RowProblem
 
-FORMATS = ("jsonl", "csv", "parquet", "hf")
+
+class FileFormat(str, Enum):
+    auto = "auto"
+    jsonl = "jsonl"
+    csv = "csv"
+    parquet = "parquet"
+    hf = "hf"
 
 
-@dataclass(frozen=True)
-class RowError:
-    reason: str
+FORMATS = tuple(f.value for f in FileFormat if f is not FileFormat.auto)
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long completions are normal; the default 128 KiB is not
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,7 @@ def detect_format(path: Path, requested: str = "auto") -> Source:
     """Pick the reader for ``path`` from ``requested`` or from its name."""
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
-    fmt = requested
+    fmt = FileFormat(requested).value if requested in {f.value for f in FileFormat} else requested
     if fmt == "auto":
         if path.is_dir():
             if not any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json", "state.json")):
@@ -58,7 +66,7 @@ def detect_format(path: Path, requested: str = "auto") -> Source:
     return Source(path=path, file_format=fmt)
 
 
-def read_rows(source: Source) -> Iterator[tuple[int | str, dict[str, Any] | RowError]]:
+def read_rows(source: Source) -> Iterator[tuple[int | str, dict[str, Any] | RowProblem]]:
     """Yield every row of ``source``; unreadable files raise InputError."""
     reader = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet, "hf": _read_hf}
     try:
@@ -80,45 +88,50 @@ def _reject_constant(name: str) -> None:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # NaN and Infinity are not JSON
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
     with _open_binary(path) as fh:
-        head = fh.peek(64)[:64].lstrip() if hasattr(fh, "peek") else b""
+        head = fh.peek(64)[:64].removeprefix(b"\xef\xbb\xbf").lstrip() if hasattr(fh, "peek") else b""
         if head.startswith(b"["):
             yield from _read_json_array(fh.read())
             return
         for number, raw in enumerate(fh, start=1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as err:
-                yield number, RowError(f"not UTF-8 text (byte {err.start})")
+                yield number, RowProblem(f"not UTF-8 text (byte {err.start})")
                 continue
             if not line.strip():
                 continue
             yield number, _parse_object(line)
 
 
-def _read_json_array(data: bytes) -> Iterator[tuple[int | str, dict[str, Any] | RowError]]:
+def _read_json_array(data: bytes) -> Iterator[tuple[int | str, dict[str, Any] | RowProblem]]:
     try:
-        items = _DECODER.decode(data.decode("utf-8"))
+        items = _DECODER.decode(data.decode("utf-8-sig"))
+    except RecursionError:
+        yield 1, RowProblem("invalid JSON (nested too deeply)")
+        return
     except (UnicodeDecodeError, ValueError) as err:
-        yield 1, RowError(f"invalid JSON ({err})")
+        yield 1, RowProblem(f"invalid JSON ({err})")
         return
     for number, item in enumerate(items, start=1):
-        yield f"item {number}", item if isinstance(item, dict) else RowError(
+        yield f"item {number}", item if isinstance(item, dict) else RowProblem(
             f"expected a JSON object, got {type(item).__name__}")
 
 
-def _parse_object(line: str) -> dict[str, Any] | RowError:
+def _parse_object(line: str) -> dict[str, Any] | RowProblem:
     try:
         value = _DECODER.decode(line)
+    except RecursionError:
+        return RowProblem("invalid JSON (nested too deeply)")
     except ValueError as err:
-        return RowError(f"invalid JSON ({err})")
+        return RowProblem(f"invalid JSON ({err})")
     if not isinstance(value, dict):
-        return RowError(f"expected a JSON object, got {type(value).__name__}")
+        return RowProblem(f"expected a JSON object, got {type(value).__name__}")
     return value
 
 
-def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
     delimiter = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
     with _open_binary(path) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
@@ -146,12 +159,12 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
             if not cells:
                 continue
             if len(cells) != len(header):
-                yield start, RowError(f"row has {len(cells)} fields, the header has {len(header)}")
+                yield start, RowProblem(f"row has {len(cells)} fields, the header has {len(header)}")
                 continue
             yield start, dict(zip(header, cells, strict=True))
 
 
-def _read_parquet(path: Path) -> Iterator[tuple[str, dict[str, Any] | RowError]]:
+def _read_parquet(path: Path) -> Iterator[tuple[str, dict[str, Any] | RowProblem]]:
     import pyarrow.parquet as pq
     from pyarrow import ArrowException
 
@@ -163,7 +176,7 @@ def _read_parquet(path: Path) -> Iterator[tuple[str, dict[str, Any] | RowError]]
         yield f"row {number}", row
 
 
-def _read_hf(path: Path) -> Iterator[tuple[str, dict[str, Any] | RowError]]:
+def _read_hf(path: Path) -> Iterator[tuple[str, dict[str, Any] | RowProblem]]:
     from datasets import Dataset, load_from_disk
 
     try:

@@ -12,12 +12,22 @@ class RowProblem(Exception):
     """Why one row cannot be ingested (the pipeline adds ``file:line:``)."""
 
 
-def text_value(row: dict[str, Any], key: str, *, allow_empty: bool = False) -> str:
-    """The text in ``row[key]``; missing, null, NaN, non-text or (unless allowed) empty text is a problem."""
+def cell(row: dict[str, Any], key: str) -> Any:
+    """``row[key]``; a missing field is a problem."""
     if key not in row:
         raise RowProblem(f"missing field '{key}'")
-    value = row[key]
+    return row[key]
+
+
+def text_value(row: dict[str, Any], key: str, *, allow_empty: bool = False) -> str:
+    """The text in ``row[key]``; missing, null, NaN, non-text or empty text is a problem.
+
+    With ``allow_empty`` (optional parts such as an instruction's input) empty text and null are "".
+    """
+    value = cell(row, key)
     if value is None:
+        if allow_empty:
+            return ""
         raise RowProblem(f"field '{key}' is null")
     if isinstance(value, float) and math.isnan(value):
         raise RowProblem(f"field '{key}' is NaN, expected text")
@@ -30,7 +40,7 @@ def text_value(row: dict[str, Any], key: str, *, allow_empty: bool = False) -> s
 
 def messages_value(row: dict[str, Any], key: str) -> list[dict[str, str]]:
     """A list of chat messages ``{"role", "content"}`` in ``row[key]``."""
-    value = row.get(key)
+    value = cell(row, key)
     if not isinstance(value, list) or not value:
         raise RowProblem(f"wrong list shape: field '{key}' must be a non-empty list of messages")
     messages = []
@@ -72,8 +82,16 @@ def label_key(value: Any, key: str) -> str:
     if kind is float:
         if math.isnan(value):
             raise RowProblem(f"field '{key}' is NaN, expected a label")
-        return str(value)
+        return str(int(value)) if value.is_integer() else str(value)  # 1.0 from pandas/Parquet reads as 1
     raise RowProblem(f"field '{key}' is {_kind(value)}, expected a label")
+
+
+def source_id(row: dict[str, Any], key: str) -> str:
+    """A row id named by the source, kept exactly (``A`` and ``a`` stay two ids)."""
+    value = cell(row, key)
+    if type(value) is int or (type(value) is str and value.strip()):
+        return str(value)
+    raise RowProblem(f"field '{key}' is {'empty' if value == '' else _kind(value)}, expected a row id")
 
 
 def map_label(value: Any, key: str, values: dict[str, str]) -> str:
@@ -87,5 +105,6 @@ def map_label(value: Any, key: str, values: dict[str, str]) -> str:
 
 
 def _kind(value: Any) -> str:
-    names = {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}
+    names = {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object",
+             type(None): "null"}
     return names.get(type(value), type(value).__name__)

@@ -35,9 +35,7 @@ def insert_new(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *
     """Insert the rows whose ``key`` is not in ``table`` yet; return those new rows.
 
     The existence check keeps the counts honest; ``ON CONFLICT DO NOTHING`` keeps a concurrent
-    writer (PostgreSQL) from turning the same content into an error. Rows go to the driver's
-    ``executemany`` as tuples, converted column by column (bulk ingest is dominated by this).
-    Columns the rows leave out get their default, computed once per call.
+    writer (PostgreSQL) from turning the same content into an error.
     """
     if not rows:
         return []
@@ -45,17 +43,32 @@ def insert_new(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *
     new = [r for r in rows if r[key] not in present]
     if not new:
         return new
-    given = list(new[0])
+    bulk_insert(conn, table, new, conflict_key=key)
+    return new
+
+
+def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *,
+                conflict_key: str | None = None) -> None:
+    """Insert ``rows`` (dicts with the same keys) through the driver's ``executemany``.
+
+    Values are converted column by column (bulk ingest is dominated by this); columns the rows
+    leave out get their default, computed once per call. With ``conflict_key``, rows whose key
+    exists are skipped (``ON CONFLICT DO NOTHING``).
+    """
+    if not rows:
+        return
+    given = list(rows[0])
     defaults = {c.name: c.default.arg(None) if c.default.is_callable else c.default.arg
                 for c in table.columns if c.default is not None and c.name not in given}
     processors = {name: _processor(table.c[name], conn) for name in [*given, *defaults]}
     fixed = [processors[name](value) if processors[name] else value for name, value in defaults.items()]
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     names = [*given, *defaults]
-    sql = (f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))}) "
-           f"ON CONFLICT ({key}) DO NOTHING")
-    for start in range(0, len(new), BATCH):
-        chunk = new[start:start + BATCH]
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
+    if conflict_key:
+        sql += f" ON CONFLICT ({conflict_key}) DO NOTHING"
+    for start in range(0, len(rows), BATCH):
+        chunk = rows[start:start + BATCH]
         columns: list[Iterable[Any]] = []
         for name in given:  # column by column: map() and zip() keep the per-value work in C
             values = [r[name] for r in chunk]
@@ -63,7 +76,6 @@ def insert_new(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *
             columns.append(map(process, values) if process else values)
         columns += [repeat(value, len(chunk)) for value in fixed]
         conn.exec_driver_sql(sql, list(zip(*columns, strict=False)))
-    return new
 
 
 def _processor(column: Column[Any], conn: Connection) -> Callable[[Any], Any] | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from curate import __version__
 from curate.errors import ProjectError, SchemaError
@@ -29,6 +29,8 @@ _APPEND_ONLY_POSTGRES = [
     "BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$ LANGUAGE plpgsql",
     "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
     "FOR EACH ROW EXECUTE FUNCTION curate_audit_append_only()",
+    "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+    "FOR EACH STATEMENT EXECUTE FUNCTION curate_audit_append_only()",
 ]
 
 
@@ -97,7 +99,7 @@ def _closed_on_error(store: Store, verb: str) -> Iterator[None]:
     """Close ``store`` if setting it up fails; a database that cannot be reached is a ProjectError."""
     try:
         yield
-    except OperationalError as err:
+    except DBAPIError as err:  # unreachable server, corrupt file, missing permissions, ...
         store.close()
         raise ProjectError(f"cannot {verb} the database at {redact(store.url)}: {_first_line(err)}") from None
     except BaseException:

@@ -1,7 +1,7 @@
 """Schema upgrades: ``MIGRATIONS[n]`` turns a schema-``n`` database into schema ``n + 1``.
 
 Every step runs inside the same write transaction as the version bump, so an upgrade
-either completes or leaves the database as it was. Schema 1 is the first release: no steps yet.
+either completes or leaves the database as it was.
 """
 
 from __future__ import annotations
@@ -12,16 +12,22 @@ from sqlalchemy import Connection
 
 from curate.errors import SchemaError
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+def _add_cluster_and_duplicate_tables(conn: Connection) -> None:
+    """Schema 2: cluster runs, cluster assignments and near-duplicate marks."""
+    from curate.store.schema import Base
+
+    for name in ("cluster_runs", "cluster_assignments", "near_duplicates"):
+        Base.metadata.tables[name].create(conn, checkfirst=True)
 
 
-def upgrade(conn: Connection, current: int, target: int) -> list[int]:
-    """Apply the steps from ``current`` to ``target``; return the versions passed through."""
-    passed = []
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_cluster_and_duplicate_tables}
+
+
+def upgrade(conn: Connection, current: int, target: int) -> None:
+    """Apply the steps from ``current`` to ``target``."""
     for version in range(current, target):
         step = MIGRATIONS.get(version)
         if step is None:
             raise SchemaError(f"no upgrade from schema {version} to {version + 1}; this database cannot be opened")
         step(conn)
-        passed.append(version + 1)
-    return passed

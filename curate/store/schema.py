@@ -9,7 +9,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Bump when a table changes, and add the step to ``migrations.MIGRATIONS``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ID = String(32)
 
 
@@ -182,6 +182,41 @@ class ModelVersion(Base):
     fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"), nullable=True)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ClusterRun(Base):
+    """One clustering of the pool's units of a field, with its configuration."""
+
+    __tablename__ = "cluster_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    field: Mapped[str] = mapped_column(String(16))  # prompt | completion | pair
+    model: Mapped[str] = mapped_column(String(64))  # embedding model fingerprint
+    method: Mapped[str] = mapped_column(String(16))  # kmeans | hdbscan
+    k: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ClusterAssignment(Base):
+    """The cluster of one unit (record, completion or pair id) in one run; -1 = HDBSCAN noise."""
+
+    __tablename__ = "cluster_assignments"
+    run_id: Mapped[int] = mapped_column(ForeignKey("cluster_runs.id"), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    cluster: Mapped[int] = mapped_column(Integer)
+
+
+class NearDuplicate(Base):
+    """A unit marked as a near-duplicate of its group's representative (excluded from selection)."""
+
+    __tablename__ = "near_duplicates"
+    field: Mapped[str] = mapped_column(String(16), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    representative_id: Mapped[str] = mapped_column(ID)
+    similarity: Mapped[float] = mapped_column()
+    threshold: Mapped[float] = mapped_column()
+    model: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -1,0 +1,156 @@
+"""Sentence-transformers embeddings with a content-addressed, resumable cache.
+
+The cache for one model lives in ``cache/embeddings/<fingerprint>/`` as shards: ``NNNNNN.keys.npy``
+(16-byte SHA-256 prefixes of the texts) and ``NNNNNN.vec.npy`` (normalised float32 rows), read
+memory-mapped. A shard is written whole and renamed into place as soon as its texts are encoded,
+so a run that is killed resumes where it stopped; two models never share a folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from curate.models import ResolvedModel
+
+T = TypeVar("T")
+Progress = Callable[[Iterable[T], str, "int | None"], Iterable[T]]
+SHARD_TEXTS = 1024  # texts per shard: the unit of work a killed run loses at most
+COMPACT_ABOVE = 256  # shards; more are merged into one on the next run
+
+
+def text_key(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()[:16]
+
+
+class EmbeddingCache:
+    """Vectors of one model, keyed by text hash."""
+
+    def __init__(self, root: Path, model: ResolvedModel) -> None:
+        self.dir = root / "embeddings" / model.fingerprint[:32]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        meta = self.dir / "model.json"
+        if not meta.exists():
+            _atomic_write_text(meta, json.dumps({"name": model.name, "path": str(model.path),
+                                                 "fingerprint": model.fingerprint}))
+        self._index: dict[bytes, tuple[int, int]] = {}  # key -> (shard number, row)
+        self._shards: list[Path] = []
+        for keys_path in sorted(self.dir.glob("*.keys.npy")):
+            shard = keys_path.name.removesuffix(".keys.npy")
+            vec_path = self.dir / f"{shard}.vec.npy"
+            if vec_path.exists():  # else the shard never landed whole: its texts are simply missing
+                self._register(vec_path, np.load(keys_path).tolist())
+
+    def _register(self, vec_path: Path, keys: Iterable[bytes]) -> None:
+        number = len(self._shards)
+        self._shards.append(vec_path)
+        for row, key in enumerate(keys):
+            self._index.setdefault(key, (number, row))
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self._index
+
+    def add(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+        """Write one shard: vectors first, keys last (a shard counts only once both are in place)."""
+        shard = f"{time.time_ns():020d}-{os.getpid()}"
+        vec_path = self.dir / f"{shard}.vec.npy"
+        _atomic_save(vec_path, np.ascontiguousarray(vectors, dtype=np.float32))
+        _atomic_save(self.dir / f"{shard}.keys.npy", np.array(keys, dtype="S16"))
+        self._register(vec_path, keys)
+
+    def get(self, keys: Sequence[bytes]) -> np.ndarray:
+        """The vectors of ``keys`` (all must be cached), in order."""
+        where = np.array([self._index[k] for k in keys], dtype=np.int64).reshape(-1, 2)
+        out: np.ndarray | None = None
+        for shard in np.unique(where[:, 0]):
+            positions = np.nonzero(where[:, 0] == shard)[0]
+            rows = where[positions, 1]
+            order = np.argsort(rows)  # memory-mapped reads in file order
+            vectors = np.load(self._shards[shard], mmap_mode="r")
+            if out is None:
+                out = np.empty((len(keys), vectors.shape[1]), dtype=np.float32)
+            out[positions[order]] = vectors[rows[order]]
+        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+    def compact(self) -> None:
+        """Merge the shards into one when there are many: the new shard lands before the old ones go."""
+        if len(self._shards) <= COMPACT_ABOVE:
+            return
+        keys = list(self._index)
+        vectors = self.get(keys)
+        old = self._shards
+        self._shards, self._index = [], {}
+        self.add(keys, vectors)
+        for vec_path in old:
+            vec_path.with_name(vec_path.name.replace(".vec.npy", ".keys.npy")).unlink(missing_ok=True)
+            vec_path.unlink(missing_ok=True)
+
+
+@dataclass
+class EmbedResult:
+    model: str
+    fingerprint: str
+    texts: int  # distinct texts asked for
+    computed: int  # encoded in this run
+    cached: int  # already in the cache
+
+
+def load_encoder(model: ResolvedModel, *, device: str = "cpu") -> Any:
+    """A SentenceTransformer from a local folder, with the hub switched off."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(model.path), device=device, local_files_only=True)
+
+
+def embed_texts(texts: Sequence[str], model: ResolvedModel, cache: EmbeddingCache, *, batch_size: int = 64,
+                encoder: Any = None, progress: Progress | None = None) -> EmbedResult:
+    """Encode the texts that are not cached yet (longest first, in shards) and cache them."""
+    unique = {text_key(t): t for t in texts}
+    todo = [(k, t) for k, t in unique.items() if k not in cache]
+    todo.sort(key=lambda kt: len(kt[1]), reverse=True)
+    if todo:
+        encoder = encoder or load_encoder(model)
+        shards = [todo[i:i + SHARD_TEXTS] for i in range(0, len(todo), SHARD_TEXTS)]
+        for shard in (progress or _no_progress)(shards, f"embedding {len(todo)} texts", len(shards)):
+            vectors = encoder.encode([t for _, t in shard], batch_size=batch_size, normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=False)
+            cache.add([k for k, _ in shard], vectors)
+        cache.compact()
+    return EmbedResult(model=model.name, fingerprint=model.fingerprint, texts=len(unique), computed=len(todo),
+                       cached=len(unique) - len(todo))
+
+
+def vectors_for(texts: Sequence[str], cache: EmbeddingCache) -> np.ndarray:
+    """Cached vectors of ``texts`` in order (embed them first)."""
+    return cache.get([text_key(t) for t in texts])
+
+
+def _no_progress(items: Iterable[T], _description: str, _total: int | None) -> Iterable[T]:
+    return items
+
+
+def _atomic_save(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, array)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,114 @@
+"""The pool as vectors: the units of one field (prompts, completions or pairs), their texts and embeddings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import Connection, select
+from sqlalchemy.orm import aliased
+
+from curate.embed import EmbeddingCache, EmbedResult, Progress, embed_texts, text_key, vectors_for
+from curate.errors import CurateError
+from curate.models import ResolvedModel, resolve_model
+from curate.project import Project
+from curate.store.models import register_model
+from curate.store.schema import Completion, Pair, Record
+
+FIELDS = ("prompt", "completion", "pair")
+# A pair's vector: half its prompt, half the mean of its two completions (then normalised).
+PAIR_WEIGHTS = (0.5, 0.25, 0.25)
+
+
+@dataclass
+class PoolUnits:
+    """Units of one field, in id order. ``parts[i]`` are the texts whose vectors make unit i."""
+
+    field: str
+    ids: list[str] = field(default_factory=list)
+    parts: list[tuple[str, ...]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def texts(self) -> list[str]:
+        """Every distinct text the units need embedded."""
+        return list(dict.fromkeys(t for p in self.parts for t in p))
+
+    def label(self, i: int, width: int = 160) -> str:
+        """A short human-readable text for unit i (hover text, examples)."""
+        text = " | ".join(self.parts[i]) if self.field != "pair" else (
+            f"{self.parts[i][0]} | A: {self.parts[i][1]} | B: {self.parts[i][2]}")
+        text = " ".join(text.split())
+        return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def default_field(conn: Connection) -> str:
+    """Pairs when the project has any, else prompts."""
+    return "pair" if conn.scalar(select(Pair.id).limit(1)) else "prompt"
+
+
+def pool_units(conn: Connection, field_name: str) -> PoolUnits:
+    """All units of ``field_name`` in the project."""
+    if field_name not in FIELDS:
+        raise CurateError(f"unknown field '{field_name}' (fields: {', '.join(FIELDS)})")
+    units = PoolUnits(field_name)
+    if field_name == "prompt":
+        rows = conn.execute(select(Record.id, Record.prompt).order_by(Record.id)).all()
+        units.ids, units.parts = [r[0] for r in rows], [(r[1],) for r in rows]
+    elif field_name == "completion":
+        rows = conn.execute(select(Completion.id, Completion.text).order_by(Completion.id)).all()
+        units.ids, units.parts = [r[0] for r in rows], [(r[1],) for r in rows]
+    else:
+        a, b = aliased(Completion), aliased(Completion)
+        rows = conn.execute(select(Pair.id, Record.prompt, a.text, b.text)
+                            .join(Record, Record.id == Pair.record_id)
+                            .join(a, a.id == Pair.a_id).join(b, b.id == Pair.b_id).order_by(Pair.id)).all()
+        units.ids, units.parts = [r[0] for r in rows], [tuple(r[1:]) for r in rows]
+    return units
+
+
+def unit_vectors(units: PoolUnits, cache: EmbeddingCache) -> np.ndarray:
+    """One normalised float32 vector per unit (pairs combine their prompt and completions)."""
+    if not len(units):
+        raise CurateError(f"the pool has no {units.field}s: ingest data first")
+    if units.field != "pair":
+        return vectors_for([p[0] for p in units.parts], cache)
+    vectors = sum(w * vectors_for([p[i] for p in units.parts], cache) for i, w in enumerate(PAIR_WEIGHTS))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors.astype(np.float32)
+
+
+def project_model(project: Project, name: str | None) -> ResolvedModel:
+    """The embedding model ``name``, or the project's configured one."""
+    return resolve_model(name or project.config.models.embedding)
+
+
+def embed_pool(project: Project, *, model: str | None = None, field_name: str | None = None, batch_size: int = 64,
+               progress: Progress | None = None) -> EmbedResult:
+    """Embed every text of the pool (or of one field) that the cache lacks; register the model."""
+    resolved = project_model(project, model)
+    with project.store.read() as conn:
+        fields = [field_name] if field_name else ["prompt", "completion"]
+        texts = list(dict.fromkeys(t for f in fields for t in pool_units(conn, f).texts()))
+    if not texts:
+        raise CurateError("the pool is empty: ingest data first (curate ingest FILE)")
+    result = embed_texts(texts, resolved, EmbeddingCache(project.root / "cache", resolved), batch_size=batch_size,
+                         progress=progress)
+    with project.store.write() as conn:
+        register_model(conn, resolved, kind="embedding")
+    return result
+
+
+def load_pool(project: Project, field_name: str | None = None, *,
+              model: str | None = None) -> tuple[PoolUnits, np.ndarray, ResolvedModel]:
+    """Units of a field (default: pairs if any, else prompts) and their vectors from the cache."""
+    resolved = project_model(project, model)
+    with project.store.read() as conn:
+        units = pool_units(conn, field_name or default_field(conn))
+    cache = EmbeddingCache(project.root / "cache", resolved)
+    missing = sum(text_key(t) not in cache for t in units.texts())
+    if missing:
+        raise CurateError(f"{missing} texts of the pool have no embedding from '{resolved.name}': run `curate embed`"
+                          + (f" --model {resolved.name}" if model else ""))
+    return units, unit_vectors(units, cache), resolved

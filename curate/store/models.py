@@ -1,0 +1,16 @@
+"""The model registry: every model a project used or trained, by content fingerprint."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from curate.models import ResolvedModel
+from curate.store.bulk import insert_new
+from curate.store.schema import ModelVersion
+
+
+def register_model(conn: Connection, model: ResolvedModel, *, kind: str) -> None:
+    """Record ``model`` once (by name and fingerprint)."""
+    insert_new(conn, ModelVersion.__table__, [{
+        "name": f"{model.name}@{model.short}", "kind": kind, "path": str(model.path),
+        "fingerprint": model.fingerprint, "metrics": {}}], key="name")
