@@ -122,6 +122,87 @@ def status(project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> No
         out.print(status_table(summary))
 
 
+ModelOption = Annotated[str | None, typer.Option(
+    "--model", help="Embedding model: hub id (from the local Hugging Face cache) or folder; default from curate.toml.")]
+FieldOption = Annotated[str | None, typer.Option("--field", help="prompt | completion | pair (default: pair if the "
+                                                                 "project has pairs, else prompt).")]
+
+
+@app.command()
+def embed(project_dir: ProjectDir = Path("."), model: ModelOption = None,
+          field: Annotated[str | None, typer.Option("--field", help="prompt | completion | pair "
+                                                    "(default: every prompt and completion).")] = None,
+          batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64, as_json: JsonFlag = False) -> None:
+    """Embed the pool's texts with sentence-transformers; cached, so only new texts are computed."""
+    from curate.pool import embed_pool
+    from curate.project import open_project
+
+    with open_project(project_dir) as project:
+        result = embed_pool(project, model=model, field_name=field, batch_size=batch_size, progress=_progress)
+    if as_json:
+        _print_json(vars(result))
+    else:
+        out.print(f"embedded {result.texts} texts with {result.model}: {result.computed} computed, "
+                  f"{result.cached} from the cache")
+
+
+@app.command()
+def cluster(project_dir: ProjectDir = Path("."),
+            k: Annotated[str, typer.Option("--k", help="Number of clusters, or auto (best silhouette).")] = "auto",
+            method: Annotated[str, typer.Option("--method", help="kmeans | hdbscan")] = "kmeans",
+            field: FieldOption = None, model: ModelOption = None,
+            seed: Annotated[int, typer.Option("--seed", help="Random state.")] = 0,
+            show: Annotated[bool, typer.Option("--show", help="Describe the latest clusters instead.")] = False,
+            as_json: JsonFlag = False) -> None:
+    """Cluster the pool (k-means or HDBSCAN); --show describes each cluster with keywords and examples."""
+    from curate.cluster import cluster_pool, describe_clusters
+    from curate.project import open_project
+
+    with open_project(project_dir) as project:
+        if show:
+            run, clusters = describe_clusters(project, field_name=field, model=model)
+            if as_json:
+                _print_json({"run": run.id, "field": run.field, "clusters": [vars(c) for c in clusters]})
+            else:
+                from curate.views import clusters_table
+
+                out.print(clusters_table(run, clusters))
+            return
+        summary = cluster_pool(project, k=k, method=method, field_name=field, model=model, random_state=seed)
+    if as_json:
+        _print_json(vars(summary))
+    else:
+        noise = f", {summary.sizes.get(-1, 0)} noise" if summary.method == "hdbscan" else ""
+        out.print(f"clustered {sum(summary.sizes.values())} {summary.field}s into {summary.k} clusters "
+                  f"({summary.method}{noise}); run {summary.run_id}. See them with: curate cluster --show")
+
+
+@app.command()
+def dedup(project_dir: ProjectDir = Path("."),
+          threshold: Annotated[float, typer.Option("--threshold", help="Cosine similarity that makes a near-duplicate.",
+                                                   min=0.0, max=1.0)] = 0.95,
+          field: FieldOption = None, model: ModelOption = None,
+          show: Annotated[int, typer.Option("--show", help="How many groups to list.")] = 10,
+          as_json: JsonFlag = False) -> None:
+    """Mark near-duplicates (one representative per group is kept); nothing is deleted."""
+    from curate.dedup import dedup_pool
+    from curate.project import open_project
+
+    with open_project(project_dir) as project:
+        result = dedup_pool(project, threshold=threshold, field_name=field, model=model, progress=_progress)
+    if as_json:
+        _print_json({"field": result.field, "threshold": result.threshold, "method": result.method,
+                     "units": result.units, "marked": result.marked, "groups": [vars(g) for g in result.groups]})
+        return
+    out.print(f"{len(result.groups)} near-duplicate groups among {result.units} {result.field}s "
+              f"(cosine >= {result.threshold}, {result.method} search): {result.marked} marked, "
+              f"one representative kept per group")
+    if result.groups and show:
+        from curate.views import duplicates_table
+
+        out.print(duplicates_table(result, show))
+
+
 @app.command()
 def demo(directory: Annotated[Path, typer.Option("--dir", help="Where to create the demo project.")] =
          Path("demo-project")) -> None:

@@ -1,7 +1,7 @@
 """Sentence-transformers embeddings with a content-addressed, resumable cache.
 
-The cache for one model lives in ``cache/embeddings/<fingerprint>/`` as shards: ``NNNNNN.keys.npy``
-(16-byte SHA-256 prefixes of the texts) and ``NNNNNN.vec.npy`` (normalised float32 rows), read
+The cache for one model lives in ``cache/embeddings/<fingerprint>/`` as shards: ``<id>.keys.npy``
+(16-byte SHA-256 prefixes of the texts) and ``<id>.vec.npy`` (normalised float32 rows), read
 memory-mapped. A shard is written whole and renamed into place as soon as its texts are encoded,
 so a run that is killed resumes where it stopped; two models never share a folder.
 """
@@ -47,7 +47,7 @@ class EmbeddingCache:
             shard = keys_path.name.removesuffix(".keys.npy")
             vec_path = self.dir / f"{shard}.vec.npy"
             if vec_path.exists():  # else the shard never landed whole: its texts are simply missing
-                self._register(vec_path, np.load(keys_path).tolist())
+                self._register(vec_path, np.load(keys_path).view("V16").ravel().tolist())
 
     def _register(self, vec_path: Path, keys: Iterable[bytes]) -> None:
         number = len(self._shards)
@@ -66,7 +66,8 @@ class EmbeddingCache:
         shard = f"{time.time_ns():020d}-{os.getpid()}"
         vec_path = self.dir / f"{shard}.vec.npy"
         _atomic_save(vec_path, np.ascontiguousarray(vectors, dtype=np.float32))
-        _atomic_save(self.dir / f"{shard}.keys.npy", np.array(keys, dtype="S16"))
+        # raw 16-byte keys as uint8 rows (numpy's S16 would drop trailing zero bytes)
+        _atomic_save(self.dir / f"{shard}.keys.npy", np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(-1, 16))
         self._register(vec_path, keys)
 
     def get(self, keys: Sequence[bytes]) -> np.ndarray:
@@ -110,6 +111,9 @@ def load_encoder(model: ResolvedModel, *, device: str = "cpu") -> Any:
     """A SentenceTransformer from a local folder, with the hub switched off."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()  # curate shows its own progress
 
     return SentenceTransformer(str(model.path), device=device, local_files_only=True)
 

@@ -16,8 +16,10 @@ from curate.store.models import register_model
 from curate.store.schema import Completion, Pair, Record
 
 FIELDS = ("prompt", "completion", "pair")
-# A pair's vector: half its prompt, half the mean of its two completions (then normalised).
-PAIR_WEIGHTS = (0.5, 0.25, 0.25)
+# A pair's vector joins its prompt's vector and its completions' normalised sum, weighted so that
+# cosine(pair, pair') = 1/3 cos(prompt, prompt') + 2/3 cos(a + b, a' + b'): A/B order does not matter,
+# and pairs that only share a prompt stay far below a near-duplicate threshold.
+PAIR_PROMPT_SHARE = 1 / 3
 
 
 @dataclass
@@ -37,10 +39,16 @@ class PoolUnits:
 
     def label(self, i: int, width: int = 160) -> str:
         """A short human-readable text for unit i (hover text, examples)."""
-        text = " | ".join(self.parts[i]) if self.field != "pair" else (
-            f"{self.parts[i][0]} | A: {self.parts[i][1]} | B: {self.parts[i][2]}")
-        text = " ".join(text.split())
-        return text if len(text) <= width else text[:width - 1] + "…"
+        if self.field != "pair":
+            return _shorten(self.parts[i][0], width)
+        prompt, a, b = self.parts[i]
+        part = max(20, (width - 12) // 3)
+        return f"{_shorten(prompt, part)} | A: {_shorten(a, part)} | B: {_shorten(b, part)}"
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def default_field(conn: Connection) -> str:
@@ -69,14 +77,15 @@ def pool_units(conn: Connection, field_name: str) -> PoolUnits:
 
 
 def unit_vectors(units: PoolUnits, cache: EmbeddingCache) -> np.ndarray:
-    """One normalised float32 vector per unit (pairs combine their prompt and completions)."""
+    """One unit-length float32 vector per unit (pairs: prompt and completions, see PAIR_PROMPT_SHARE)."""
     if not len(units):
         raise CurateError(f"the pool has no {units.field}s: ingest data first")
     if units.field != "pair":
         return vectors_for([p[0] for p in units.parts], cache)
-    vectors = sum(w * vectors_for([p[i] for p in units.parts], cache) for i, w in enumerate(PAIR_WEIGHTS))
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors.astype(np.float32)
+    prompts = vectors_for([p[0] for p in units.parts], cache)
+    both = vectors_for([p[1] for p in units.parts], cache) + vectors_for([p[2] for p in units.parts], cache)
+    both /= np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-12)
+    return np.hstack([np.sqrt(PAIR_PROMPT_SHARE) * prompts, np.sqrt(1 - PAIR_PROMPT_SHARE) * both]).astype(np.float32)
 
 
 def project_model(project: Project, name: str | None) -> ResolvedModel:

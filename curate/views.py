@@ -34,3 +34,25 @@ def status_table(summary: dict[str, Any]) -> Table:
     for key in ("rounds", "items", "models", "ingested_files"):
         table.add_row(key.replace("_", " "), str(summary[key]))
     return table
+
+
+def clusters_table(run: Any, clusters: list[Any]) -> Table:
+    table = Table(title=f"clusters of run {run.id} ({run.field}s, {run.method}, k={run.k})", title_justify="left",
+                  show_lines=True)
+    for column in ("cluster", "size", "keywords", "closest to the centre"):
+        table.add_column(column, justify="right" if column in ("cluster", "size") else "left")
+    for c in clusters:
+        name = "noise" if c.cluster == -1 else str(c.cluster)
+        table.add_row(name, str(c.size), ", ".join(c.keywords), "\n".join(f"• {e}" for e in c.examples))
+    return table
+
+
+def duplicates_table(result: Any, most: int) -> Table:
+    table = Table(title=f"largest near-duplicate groups (of {len(result.groups)})", title_justify="left",
+                  show_lines=True)
+    for column in ("members", "min similarity", "kept (first) and duplicates"):
+        table.add_column(column, justify="left" if column.startswith("kept") else "right")
+    for group in result.groups[:most]:
+        table.add_row(str(len(group.members) + 1), f"{min(s for _, s in group.members):.3f}",
+                      "\n".join(f"• {e}" for e in group.examples))
+    return table
