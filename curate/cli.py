@@ -203,6 +203,56 @@ def dedup(project_dir: ProjectDir = Path("."),
         out.print(duplicates_table(result, show))
 
 
+@app.command(name="map")
+def map_(project_dir: ProjectDir = Path("."),
+         method: Annotated[str, typer.Option("--method", help="auto (UMAP, else PCA) | umap | pca")] = "auto",
+         field: FieldOption = None, model: ModelOption = None,
+         out_dir: Annotated[Path | None, typer.Option("--out", help="Folder (default: maps/ in the project).")] = None,
+         seed: Annotated[int, typer.Option("--seed", help="Random state.")] = 0, as_json: JsonFlag = False) -> None:
+    """Write a 2-D map of the pool coloured by cluster: PNG, interactive HTML and coordinates (CSV)."""
+    from curate.maps import write_map
+    from curate.project import open_project
+
+    with open_project(project_dir) as project:
+        result = write_map(project, field_name=field, method=method, model=model, out_dir=out_dir, random_state=seed)
+    if as_json:
+        _print_json(vars(result))
+    else:
+        out.print(f"mapped {result.points} {result.field}s with {result.method}: {result.png}, {result.html}, "
+                  f"{result.csv}")
+
+
+@app.command()
+def drift(new_file: Annotated[Path, typer.Argument(help="A new batch in any format `curate ingest` reads.")],
+          project_dir: ProjectDir = Path("."),
+          field: Annotated[str, typer.Option("--field", help="prompt | pair: what of each row to compare.")] = "prompt",
+          file_format: Annotated[FileFormat, typer.Option("--format")] = FileFormat.auto,
+          mapping: Annotated[str | None, typer.Option("--map", help="Column roles, as for ingest.")] = None,
+          label_values: Annotated[str | None, typer.Option("--label-values")] = None,
+          model: ModelOption = None,
+          permutations: Annotated[int, typer.Option("--permutations", min=19)] = 199,
+          seed: Annotated[int, typer.Option("--seed")] = 0, as_json: JsonFlag = False) -> None:
+    """Is NEW_FILE like the pool? A classifier two-sample test (AUC, permutation p-value) and cluster shares."""
+    from curate.drift import drift_report
+    from curate.project import open_project
+
+    with open_project(project_dir) as project:
+        report = drift_report(project, new_file, field_name=field, file_format=file_format.value, mapping=mapping,
+                              label_values=label_values, model=model, permutations=permutations,
+                              random_state=seed, progress=_progress)
+    if as_json:
+        _print_json(vars(report) | {"clusters": [vars(c) for c in report.clusters]})
+        return
+    colour = "red" if report.verdict == "drifted" else "green"
+    out.print(f"[bold {colour}]{report.verdict}[/]: a classifier tells the {report.new_units} new rows from the "
+              f"{report.pool_units} in the pool with AUC {report.auc:.3f} (0.5 = indistinguishable), "
+              f"permutation p = {report.p_value:.4f} ({report.permutations} permutations)")
+    if report.clusters:
+        from curate.views import drift_table
+
+        out.print(drift_table(report))
+
+
 @app.command()
 def demo(directory: Annotated[Path, typer.Option("--dir", help="Where to create the demo project.")] =
          Path("demo-project")) -> None:

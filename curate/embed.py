@@ -119,14 +119,14 @@ def load_encoder(model: ResolvedModel, *, device: str = "cpu") -> Any:
 
 
 def embed_texts(texts: Sequence[str], model: ResolvedModel, cache: EmbeddingCache, *, batch_size: int = 64,
-                encoder: Any = None, progress: Progress | None = None) -> EmbedResult:
-    """Encode the texts that are not cached yet (longest first, in shards) and cache them."""
+                shard_size: int = SHARD_TEXTS, encoder: Any = None, progress: Progress | None = None) -> EmbedResult:
+    """Encode the texts that are not cached yet (longest first, ``shard_size`` at a time) and cache them."""
     unique = {text_key(t): t for t in texts}
     todo = [(k, t) for k, t in unique.items() if k not in cache]
     todo.sort(key=lambda kt: len(kt[1]), reverse=True)
     if todo:
         encoder = encoder or load_encoder(model)
-        shards = [todo[i:i + SHARD_TEXTS] for i in range(0, len(todo), SHARD_TEXTS)]
+        shards = [todo[i:i + shard_size] for i in range(0, len(todo), shard_size)]
         for shard in (progress or _no_progress)(shards, f"embedding {len(todo)} texts", len(shards)):
             vectors = encoder.encode([t for _, t in shard], batch_size=batch_size, normalize_embeddings=True,
                                      convert_to_numpy=True, show_progress_bar=False)

@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import aliased
 
-from curate.embed import EmbeddingCache, EmbedResult, Progress, embed_texts, text_key, vectors_for
+from curate.embed import SHARD_TEXTS, EmbeddingCache, EmbedResult, Progress, embed_texts, text_key, vectors_for
 from curate.errors import CurateError
 from curate.models import ResolvedModel, resolve_model
 from curate.project import Project
@@ -82,8 +82,12 @@ def unit_vectors(units: PoolUnits, cache: EmbeddingCache) -> np.ndarray:
         raise CurateError(f"the pool has no {units.field}s: ingest data first")
     if units.field != "pair":
         return vectors_for([p[0] for p in units.parts], cache)
-    prompts = vectors_for([p[0] for p in units.parts], cache)
-    both = vectors_for([p[1] for p in units.parts], cache) + vectors_for([p[2] for p in units.parts], cache)
+    return pair_vectors(*(vectors_for([p[i] for p in units.parts], cache) for i in range(3)))
+
+
+def pair_vectors(prompts: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Unit vectors of pairs from the vectors of their prompts and completions (see PAIR_PROMPT_SHARE)."""
+    both = a + b
     both /= np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-12)
     return np.hstack([np.sqrt(PAIR_PROMPT_SHARE) * prompts, np.sqrt(1 - PAIR_PROMPT_SHARE) * both]).astype(np.float32)
 
@@ -94,7 +98,7 @@ def project_model(project: Project, name: str | None) -> ResolvedModel:
 
 
 def embed_pool(project: Project, *, model: str | None = None, field_name: str | None = None, batch_size: int = 64,
-               progress: Progress | None = None) -> EmbedResult:
+               shard_size: int = SHARD_TEXTS, progress: Progress | None = None) -> EmbedResult:
     """Embed every text of the pool (or of one field) that the cache lacks; register the model."""
     resolved = project_model(project, model)
     with project.store.read() as conn:
@@ -103,7 +107,7 @@ def embed_pool(project: Project, *, model: str | None = None, field_name: str | 
     if not texts:
         raise CurateError("the pool is empty: ingest data first (curate ingest FILE)")
     result = embed_texts(texts, resolved, EmbeddingCache(project.root / "cache", resolved), batch_size=batch_size,
-                         progress=progress)
+                         shard_size=shard_size, progress=progress)
     with project.store.write() as conn:
         register_model(conn, resolved, kind="embedding")
     return result

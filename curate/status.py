@@ -11,11 +11,13 @@ from curate.store import redact
 from curate.store.schema import (
     SCHEMA_VERSION,
     Annotator,
+    ClusterRun,
     Completion,
     IngestBatch,
     Item,
     Judgment,
     ModelVersion,
+    NearDuplicate,
     Pair,
     Record,
     Round,
@@ -44,5 +46,7 @@ def project_status(project: Project) -> dict[str, Any]:
             "rounds": count(Round.id),
             "items": count(Item.id),
             "models": count(ModelVersion.id),
+            "cluster_runs": count(ClusterRun.id),
+            "near_duplicates": count(NearDuplicate.unit_id),
             "ingested_files": count(IngestBatch.id),
         }

@@ -31,7 +31,7 @@ def status_table(summary: dict[str, Any]) -> Table:
         table.add_row(f"  judgments: {source}", str(n))
     for kind, n in summary["annotators"].items():
         table.add_row(f"annotators: {kind}", str(n))
-    for key in ("rounds", "items", "models", "ingested_files"):
+    for key in ("rounds", "items", "models", "cluster_runs", "near_duplicates", "ingested_files"):
         table.add_row(key.replace("_", " "), str(summary[key]))
     return table
 
@@ -55,4 +55,16 @@ def duplicates_table(result: Any, most: int) -> Table:
     for group in result.groups[:most]:
         table.add_row(str(len(group.members) + 1), f"{min(s for _, s in group.members):.3f}",
                       "\n".join(f"• {e}" for e in group.examples))
+    return table
+
+
+def drift_table(report: Any, most: int = 15) -> Table:
+    table = Table(title=f"cluster shares (clusters of run {report.cluster_run}; new rows go to the nearest centre)",
+                  title_justify="left")
+    for column in ("cluster", "pool", "new", "change"):
+        table.add_column(column, justify="right")
+    for shift in report.clusters[:most]:
+        change = shift.new_share - shift.pool_share
+        table.add_row("noise" if shift.cluster == -1 else str(shift.cluster), f"{shift.pool_share:.1%}",
+                      f"{shift.new_share:.1%}", f"{change:+.1%}")
     return table

@@ -34,7 +34,7 @@ def _no_progress(items: Iterable[T], _description: str, _total: int | None) -> I
 
 
 @dataclass
-class _ReadFile:
+class ReadFile:
     source: Source
     layout: Layout
     sha256: str
@@ -57,7 +57,7 @@ def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: 
     if rejects_path and not skip_bad:
         raise InputError("--rejects needs --skip-bad")
     progress = progress or _no_progress
-    files = [_read_file(Path(p), file_format, mapping, label_values, progress) for p in paths]
+    files = [read_file(Path(p), file_format, mapping, label_values, progress) for p in paths]
     problems = [f"{r['location']}: {r['reason']}" for f in files for r in f.rejects]
     if problems and not skip_bad:
         more = f" (and {len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
@@ -77,8 +77,9 @@ def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: 
     return IngestReport(files=reports, problems=problems, rejects_path=target)
 
 
-def _read_file(path: Path, file_format: str, mapping: str | None, label_values: str | None,
-               progress: Progress) -> _ReadFile:
+def read_file(path: Path, file_format: str, mapping: str | None, label_values: str | None,
+              progress: Progress) -> ReadFile:
+    """Read and check every row of one file (nothing is written)."""
     source = detect_format(path, file_format)
     layout: Layout | None = None
     if mapping:
@@ -103,7 +104,7 @@ def _read_file(path: Path, file_format: str, mapping: str | None, label_values: 
         if rejects:
             raise InputError(f"{rejects[0]['location']}: {rejects[0]['reason']} (no row of the file is readable)")
         raise InputError(f"{path}: the file holds no rows")
-    return _ReadFile(source=source, layout=layout, sha256=_sha256(path), rows=parsed, rejects=rejects)
+    return ReadFile(source=source, layout=layout, sha256=_sha256(path), rows=parsed, rejects=rejects)
 
 
 def _check_columns(layout: Layout, row: dict[str, Any], path: Path) -> None:
@@ -141,7 +142,7 @@ class _TextIds:
         return found
 
 
-def _write_file(conn: Connection, read: _ReadFile) -> FileReport:
+def _write_file(conn: Connection, read: ReadFile) -> FileReport:
     path = read.source.path
     report = FileReport(path=str(path), file_format=read.source.file_format, layout=read.layout.name,
                         rows=len(read.rows) + len(read.rejects), bad_rows=len(read.rejects))
@@ -217,7 +218,7 @@ def _default_rejects(root: Path) -> Path:
     return root / "rejects" / f"ingest-{stamp}.jsonl"
 
 
-def _stage_rejects(path: Path, files: list[_ReadFile]) -> Path:
+def _stage_rejects(path: Path, files: list[ReadFile]) -> Path:
     """Bad rows with their reasons, one JSON object per line, in a temp file next to ``path``."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
