@@ -256,16 +256,27 @@ def drift(new_file: Annotated[Path, typer.Argument(help="A new batch in any form
 @app.command()
 def demo(directory: Annotated[Path, typer.Option("--dir", help="Where to create the demo project.")] =
          Path("demo-project")) -> None:
-    """Run the loop on the bundled sample (UKPConvArg1 and PandaLM excerpts)."""
+    """Run the loop on the bundled sample (UKPConvArg1 and PandaLM excerpts): ingest, embed, cluster, dedup, map."""
     from curate.demo import run_demo
-    from curate.status import project_status
     from curate.views import ingest_table, status_table
 
-    out.print(f"[bold]curate demo[/]: creating {directory} from the bundled sample")
-    with run_demo(directory, progress=_progress) as (project, report):
-        out.print(ingest_table(report))
-        out.print(status_table(project_status(project)))
-    out.print(f"try: curate status --project {directory}")
+    out.print(f"[bold]curate demo[/]: a project in {directory} from the bundled sample")
+    for step in run_demo(directory, progress=_progress):
+        result = step.result
+        if step.name == "ingest":
+            out.print(ingest_table(result))
+        elif step.name == "embed":
+            out.print(f"embed: {result.texts} texts with {result.model} ({result.computed} computed)")
+        elif step.name == "cluster":
+            out.print(f"cluster: {sum(result.sizes.values())} {result.field}s into {result.k} clusters "
+                      f"(k chosen by silhouette); see them with: curate cluster --show --project {directory}")
+        elif step.name == "dedup":
+            out.print(f"dedup: {len(result.groups)} near-duplicate groups, {result.marked} {result.field}s marked")
+        elif step.name == "map":
+            out.print(f"map: {result.html} (open it in a browser) and {result.png}")
+        elif step.name == "status":
+            out.print(status_table(result))
+    out.print(f"next: curate status --project {directory}")
 
 
 def _print_error(error: CurateError) -> None:

@@ -12,9 +12,7 @@ their not yet grouped neighbours. Members are marked, never deleted.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import numpy as np
 from sqlalchemy import delete, func, select
@@ -22,13 +20,12 @@ from sqlalchemy import delete, func, select
 from curate.embed import EmbeddingCache, vectors_for
 from curate.errors import CurateError
 from curate.pool import load_pool
+from curate.progress import Progress, no_progress
 from curate.project import Project
 from curate.store import audit
 from curate.store.bulk import bulk_insert
 from curate.store.schema import Judgment, NearDuplicate
 
-T = TypeVar("T")
-Progress = Callable[[Iterable[T], str, "int | None"], Iterable[T]]
 EXACT_LIMIT = 200_000
 QUERY_BLOCK = 20_000
 
@@ -58,7 +55,7 @@ def similar_pairs(vectors: np.ndarray, threshold: float, *, exact_limit: int = E
     index.add(x)
     found_i, found_j, found_s = [], [], []
     blocks = range(0, n, QUERY_BLOCK)
-    for start in (progress or _no_progress)(blocks, "searching near-duplicates", len(blocks)):
+    for start in (progress or no_progress)(blocks, "searching near-duplicates", len(blocks)):
         lims, sims, ids = index.range_search(x[start:start + QUERY_BLOCK], threshold - 1e-6)
         rows = np.repeat(np.arange(start, min(n, start + QUERY_BLOCK)), np.diff(lims).astype(np.int64))
         keep = ids > rows
@@ -182,6 +179,3 @@ def dedup_pool(project: Project, *, threshold: float = 0.95, field_name: str | N
             "marked": sum(len(g.members) for g in groups)})
     return DedupResult(field=units.field, threshold=threshold, method=method, units=len(units), groups=groups)
 
-
-def _no_progress(items: Iterable[T], _description: str, _total: int | None) -> Iterable[T]:
-    return items

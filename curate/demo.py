@@ -1,27 +1,45 @@
-"""``curate demo``: the loop on the bundled sample, in a fresh project."""
+"""``curate demo``: the loop on the bundled sample, in a fresh project, step by step."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from curate.config import CONFIG_FILE
 from curate.errors import ProjectError
-from curate.ingest import IngestReport, ingest_files
-from curate.ingest.pipeline import Progress
-from curate.project import Project, init_project
+from curate.project import init_project
 from curate.samples import sample_paths
 
 
-@contextmanager
-def run_demo(directory: Path | str, *, progress: Progress | None = None) -> Iterator[tuple[Project, IngestReport]]:
-    """Create a project in ``directory`` (replacing an earlier demo project there) and ingest the sample."""
+@dataclass
+class DemoStep:
+    name: str  # init | ingest | embed | cluster | dedup | map | status
+    result: Any
+
+
+def run_demo(directory: Path | str, *, progress: Any = None) -> Iterator[DemoStep]:
+    """Create a project in ``directory`` (replacing an earlier demo project there) and run each step,
+    yielding its result as it finishes."""
+    from curate.cluster import cluster_pool
+    from curate.dedup import dedup_pool
+    from curate.ingest import ingest_files
+    from curate.maps import write_map
+    from curate.pool import embed_pool
+    from curate.status import project_status
+
     root = Path(directory)
     if root.exists():
         if not (root / CONFIG_FILE).is_file() and any(root.iterdir()):
             raise ProjectError(f"{root} exists and is not a curate project; choose another --dir")
         shutil.rmtree(root)
     with init_project(root) as project:
-        yield project, ingest_files(project, sample_paths(), progress=progress)
+        yield DemoStep("init", project.root)
+        yield DemoStep("ingest", ingest_files(project, sample_paths(), progress=progress))
+        yield DemoStep("embed", embed_pool(project, progress=progress))
+        yield DemoStep("cluster", cluster_pool(project, k="auto"))
+        yield DemoStep("dedup", dedup_pool(project, progress=progress))
+        yield DemoStep("map", write_map(project))
+        yield DemoStep("status", project_status(project))

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from curate.cluster import latest_run, run_labels
-from curate.embed import EmbeddingCache, Progress, embed_texts, vectors_for
+from curate.embed import EmbeddingCache, embed_texts, vectors_for
 from curate.errors import CurateError, InputError
 from curate.ids import normalise_text
 from curate.ingest.pipeline import read_file
 from curate.pool import load_pool, pair_vectors
+from curate.progress import Progress, no_progress
 from curate.project import Project
 
 MAX_PER_SIDE = 2_000
@@ -103,7 +104,7 @@ def drift_report(project: Project, path: Path, *, field_name: str = "prompt", fi
     if (1 + permutations) * alpha < 1:
         raise CurateError(f"{permutations} permutations cannot give p <= {alpha}: use at least "
                           f"{int(np.ceil(1 / alpha)) - 1}")
-    read = read_file(Path(path), file_format, mapping, label_values, progress or (lambda items, *_: items))
+    read = read_file(Path(path), file_format, mapping, label_values, progress or no_progress)
     if read.rejects:
         first = read.rejects[0]
         raise InputError(f"{first['location']}: {first['reason']} (fix the file, or ingest with --skip-bad "

@@ -46,10 +46,15 @@ def test_wheel_installs_into_a_fresh_venv(wheel, tmp_path):
     where = subprocess.run([str(py), "-c", "import curate, curate.apps, curate.recipes; print(curate.__file__)"],
                            check=True, capture_output=True, text=True, cwd=tmp_path).stdout.strip()
     assert where.startswith(str(venv))
-    demo = subprocess.run([str(venv / "bin" / "curate"), "demo", "--dir", str(tmp_path / "demo")],
-                          capture_output=True, text=True, cwd=tmp_path, env={"COLUMNS": "200", "PATH": "/usr/bin"})
-    assert demo.returncode == 0, demo.stderr
-    assert "pairs" in demo.stdout and "500" in demo.stdout
+    curate = str(venv / "bin" / "curate")
+    subprocess.run([curate, "init", str(tmp_path / "p")], check=True, capture_output=True, cwd=tmp_path)
+    sample = subprocess.run([str(py), "-c", "from curate.samples import sample_paths; print(sample_paths()[0])"],
+                            check=True, capture_output=True, text=True, cwd=tmp_path).stdout.strip()
+    assert sample.startswith(str(venv))  # the demo sample ships inside the wheel
+    ingest = subprocess.run([curate, "ingest", sample, "--project", str(tmp_path / "p"), "--json"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert ingest.returncode == 0, ingest.stderr
+    assert json.loads(ingest.stdout)["files"][0]["pairs"] == 300
 
 
 def _read(path: Path) -> list[dict]:
@@ -57,16 +62,28 @@ def _read(path: Path) -> list[dict]:
         return [json.loads(line) for line in fh]
 
 
-def test_demo_ends_with_a_status_table_and_can_run_again(tmp_path, samples):
+@pytest.mark.slow
+def test_demo_runs_the_loop_and_ends_with_a_status_table(tmp_path, samples):
     ukp, pandalm = _read(samples["ukp"]), _read(samples["pandalm"])
-    for _ in range(2):
-        result = run_cli("demo", "--dir", str(tmp_path / "demo-project"), cwd=tmp_path)
-        assert result.returncode == 0, result.stderr
-    assert "records" in result.stdout and "judgments" in result.stdout
+    result = run_cli("demo", "--dir", str(tmp_path / "demo-project"), cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr
+    for step in ("embed:", "cluster:", "dedup:", "map:", "near duplicates"):
+        assert step in result.stdout
     status = json.loads(run_cli("status", "--project", str(tmp_path / "demo-project"), "--json").stdout)
-    assert status["pairs"] == len(ukp) + len(pandalm)
+    assert status["pairs"] == len(ukp) + len(pandalm) and status["cluster_runs"] == 1
     assert status["judgments_by_source"] == {"crowd": sum(len(r["workers"]) for r in ukp) + 3 * len(pandalm),
                                              "gold": sum(r["gold"] is not None for r in ukp)}
+    assert (tmp_path / "demo-project" / "maps" / "pair.html").exists()
+
+
+def test_demo_replaces_an_earlier_demo_project(tmp_path):
+    from curate.demo import run_demo
+
+    for _ in range(2):
+        steps = run_demo(tmp_path / "demo-project")
+        assert next(steps).name == "init" and next(steps).result.files[0].pairs == 300
+        steps.close()
+    assert (tmp_path / "demo-project" / "curate.toml").exists()
 
 
 def test_demo_refuses_to_replace_a_folder_that_is_not_a_project(tmp_path):

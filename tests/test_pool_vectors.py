@@ -251,3 +251,29 @@ def test_drift_rejects_a_bad_file_and_a_wrong_field(tmp_path, ukp):
     prompts.write_text("".join(json.dumps({"prompt": f"question {i}"}) + "\n" for i in range(10)))
     with pytest.raises(CurateError, match="not every row is a pair"):
         drift_report(ukp, prompts, field_name="pair")
+
+
+@pytest.mark.slow
+def test_acceptance_on_ukp_dev_and_hh(tmp_path, shared_data):
+    """The issue's acceptance run: UKP dev end to end; hh against UKP drifts; UKP half against half does not."""
+    from sklearn.metrics import adjusted_rand_score
+
+    rows = _read(shared_data / "ukp-convarg1-dev.jsonl.gz")
+    (tmp_path / "even.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[::2]))
+    (tmp_path / "odd.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[1::2]))
+    with init_project(tmp_path / "full") as project:
+        ingest_files(project, [shared_data / "ukp-convarg1-dev.jsonl.gz"])
+        embed_pool(project)
+        summary = cluster_pool(project)
+        units, _, _ = load_pool(project)
+        assert adjusted_rand_score(_debates(project, units), run_labels(project, summary.run_id, units)) > 0.9
+        assert dedup_pool(project).marked >= 228  # the comparisons UKP repeats under other ids, at least
+        assert write_map(project, method="pca").points == 8893
+        cache = project.root / "cache" / "embeddings"
+        hh = drift_report(project, shared_data / "hh-rlhf-harmless-test-dev.jsonl.gz")
+    assert hh.verdict == "drifted" and hh.auc > 0.95
+    with init_project(tmp_path / "half") as project:
+        shutil.copytree(cache, project.root / "cache" / "embeddings")
+        ingest_files(project, [tmp_path / "even.jsonl"])
+        half = drift_report(project, tmp_path / "odd.jsonl")
+    assert half.verdict == "no drift"

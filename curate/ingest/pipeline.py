@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Connection, delete, insert, update
 
@@ -19,18 +19,14 @@ from curate.ingest.layouts import Layout, Parsed, Text, detect_layout, mapped_la
 from curate.ingest.readers import Source, detect_format, read_rows
 from curate.ingest.report import FileReport, IngestReport
 from curate.ingest.values import RowProblem
+from curate.progress import Progress, no_progress
 from curate.project import Project
 from curate.store import audit
 from curate.store.bulk import insert_new, lookup
 from curate.store.schema import Annotator, Completion, IngestBatch, Judgment, Pair, Record
 
-T = TypeVar("T")
-Progress = Callable[[Iterable[T], str, "int | None"], Iterable[T]]
 SWAP = {"a": "b", "b": "a"}
 
-
-def _no_progress(items: Iterable[T], _description: str, _total: int | None) -> Iterable[T]:
-    return items
 
 
 @dataclass
@@ -56,7 +52,7 @@ def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: 
         raise InputError("--label-values needs --map")
     if rejects_path and not skip_bad:
         raise InputError("--rejects needs --skip-bad")
-    progress = progress or _no_progress
+    progress = progress or no_progress
     files = [read_file(Path(p), file_format, mapping, label_values, progress) for p in paths]
     problems = [f"{r['location']}: {r['reason']}" for f in files for r in f.rejects]
     if problems and not skip_bad:
