@@ -253,6 +253,33 @@ def drift(new_file: Annotated[Path, typer.Argument(help="A new batch in any form
         out.print(drift_table(report))
 
 
+score_app = typer.Typer(no_args_is_help=True, help="Compute the signals that pick what experts rank or rewrite.")
+app.add_typer(score_app, name="score")
+
+
+@score_app.command("entropy")
+def score_entropy(project_dir: ProjectDir = Path("."),
+                  model: Annotated[str | None, typer.Option(
+                      "--model", help="Causal LM: hub id (local HF cache), folder, or the packaged default "
+                                      "(curate.toml [models] policy).")] = None,
+                  max_length: Annotated[int, typer.Option("--max-length", min=8,
+                                                          help="Tokens per example; longer prompts lose their "
+                                                               "start.")] = 1024,
+                  as_json: JsonFlag = False) -> None:
+    """Token entropy of the policy model over every completion (mean, max, sum, mean log-prob)."""
+    from curate.project import open_project
+    from curate.scores.entropy import score_entropy as run
+
+    with open_project(project_dir) as project:
+        result = run(project, model=model, max_length=max_length, progress=_progress)
+    if as_json:
+        _print_json(vars(result))
+    else:
+        out.print(f"token entropy of {result.completions} completions with {result.model}: {result.computed} "
+                  f"computed, {result.cached} from the cache, {result.truncated} truncated to {max_length} tokens; "
+                  f"run {result.run_id}")
+
+
 @app.command()
 def demo(directory: Annotated[Path, typer.Option("--dir", help="Where to create the demo project.")] =
          Path("demo-project")) -> None:

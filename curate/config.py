@@ -31,6 +31,7 @@ class DatabaseSection:
 class ModelsSection:
     # Hub ids (resolved offline from the Hugging Face cache or a packaged model) or local folders.
     embedding: str = "sentence-transformers/all-MiniLM-L6-v2"
+    policy: str = "HuggingFaceTB/SmolLM2-135M-Instruct"  # packaged as GGUF, dequantised into cache/models
 
 
 @dataclass(frozen=True)

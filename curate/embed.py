@@ -31,10 +31,10 @@ def text_key(text: str) -> bytes:
 
 
 class EmbeddingCache:
-    """Vectors of one model, keyed by text hash."""
+    """Vectors of one model, keyed by text hash (``kind`` names what they are: embeddings, scores)."""
 
-    def __init__(self, root: Path, model: ResolvedModel) -> None:
-        self.dir = root / "embeddings" / model.fingerprint[:32]
+    def __init__(self, root: Path, model: ResolvedModel, *, kind: str = "embeddings") -> None:
+        self.dir = root / kind / model.fingerprint[:32]
         self.dir.mkdir(parents=True, exist_ok=True)
         meta = self.dir / "model.json"
         if not meta.exists():

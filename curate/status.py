@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from curate.project import Project
+from curate.scores.runs import score_status
 from curate.store import redact
 from curate.store.schema import (
     SCHEMA_VERSION,
@@ -49,4 +50,5 @@ def project_status(project: Project) -> dict[str, Any]:
             "cluster_runs": count(ClusterRun.id),
             "near_duplicates": count(NearDuplicate.unit_id),
             "ingested_files": count(IngestBatch.id),
+            "scores": score_status(project),
         }

@@ -33,6 +33,9 @@ def status_table(summary: dict[str, Any]) -> Table:
         table.add_row(f"annotators: {kind}", str(n))
     for key in ("rounds", "items", "models", "cluster_runs", "near_duplicates", "ingested_files"):
         table.add_row(key.replace("_", " "), str(summary[key]))
+    for kind, run in summary["scores"].items():
+        state = f"stale: {run['why']}" if run["stale"] else "current"
+        table.add_row(f"scores: {kind}", f"{run['units']} ({state})")
     return table
 
 

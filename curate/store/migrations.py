@@ -21,7 +21,15 @@ def _add_cluster_and_duplicate_tables(conn: Connection) -> None:
         Base.metadata.tables[name].create(conn, checkfirst=True)
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_cluster_and_duplicate_tables}
+def _add_score_tables(conn: Connection) -> None:
+    """Schema 3: score runs and their values."""
+    from curate.store.schema import Base
+
+    for name in ("score_runs", "scores"):
+        Base.metadata.tables[name].create(conn, checkfirst=True)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_cluster_and_duplicate_tables, 2: _add_score_tables}
 
 
 def upgrade(conn: Connection, current: int, target: int) -> None:

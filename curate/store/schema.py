@@ -9,7 +9,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Bump when a table changes, and add the step to ``migrations.MIGRATIONS``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 ID = String(32)
 
 
@@ -218,6 +218,31 @@ class NearDuplicate(Base):
     threshold: Mapped[float] = mapped_column()
     model: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScoreRun(Base):
+    """One scoring of the pool by one signal (entropy, committee, ...) with the model that made it."""
+
+    __tablename__ = "score_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    unit: Mapped[str] = mapped_column(String(16))  # completion | pair | record
+    model: Mapped[str] = mapped_column(String(200))  # name@fingerprint prefix
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    units: Mapped[int] = mapped_column(Integer)
+    judgments: Mapped[int] = mapped_column(Integer)  # judgments in the project when scored (staleness)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Score(Base):
+    """One named value of one unit in one score run."""
+
+    __tablename__ = "scores"
+    run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id"), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[float] = mapped_column()
 
 
 class AuditEntry(Base):
