@@ -280,6 +280,25 @@ def score_entropy(project_dir: ProjectDir = Path("."),
                   f"run {result.run_id}")
 
 
+@score_app.command("committee")
+def score_committee(project_dir: ProjectDir = Path("."),
+                    members: Annotated[int, typer.Option("--members", min=2, help="Bradley–Terry heads.")] = 8,
+                    c: Annotated[float, typer.Option("--C", min=1e-6, help="Inverse regularisation.")] = 1.0,
+                    model: ModelOption = None, seed: Annotated[int, typer.Option("--seed")] = 0,
+                    as_json: JsonFlag = False) -> None:
+    """Fast reward committee on embeddings: P(A ≻ B), its variance, vote entropy and BALD for every pair."""
+    from curate.project import open_project
+    from curate.scores.committee import score_committee as run
+
+    with open_project(project_dir) as project:
+        result = run(project, members=members, c=c, model=model, random_state=seed)
+    if as_json:
+        _print_json(vars(result))
+    else:
+        out.print(f"committee of {result.members} heads fitted on {result.labelled} labelled pairs scored "
+                  f"{result.pairs} pairs; run {result.run_id}")
+
+
 @app.command()
 def demo(directory: Annotated[Path, typer.Option("--dir", help="Where to create the demo project.")] =
          Path("demo-project")) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from curate import init_project
+from curate import embed_pool, ingest_files, init_project, open_project
 from curate.samples import sample_paths
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,3 +126,22 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
         return code, captured.out, captured.err
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def ukp_embedded(tmp_path_factory, samples) -> Path:
+    """A project holding the bundled UKP sample, embedded with the default model (built once)."""
+    root = tmp_path_factory.mktemp("ukp") / "proj"
+    with init_project(root) as project:
+        ingest_files(project, [samples["ukp"]])
+        embed_pool(project)
+    return root
+
+
+@pytest.fixture
+def ukp(ukp_embedded, tmp_path):
+    """A private copy of the embedded project (SQLite file, cache and all)."""
+    root = tmp_path / "proj"
+    shutil.copytree(ukp_embedded, root)
+    with open_project(root) as project:
+        yield project

@@ -25,25 +25,6 @@ from curate.store.schema import NearDuplicate, Pair, Record
 
 
 @pytest.fixture(scope="session")
-def ukp_embedded(tmp_path_factory, samples) -> Path:
-    """A project holding the bundled UKP sample, embedded with the default model (built once)."""
-    root = tmp_path_factory.mktemp("ukp") / "proj"
-    with init_project(root) as project:
-        ingest_files(project, [samples["ukp"]])
-        embed_pool(project)
-    return root
-
-
-@pytest.fixture
-def ukp(ukp_embedded, tmp_path):
-    """A private copy of the embedded project (SQLite file, cache and all)."""
-    root = tmp_path / "proj"
-    shutil.copytree(ukp_embedded, root)
-    with open_project(root) as project:
-        yield project
-
-
-@pytest.fixture(scope="session")
 def second_model(tmp_path_factory) -> Path:
     """A second, different sentence-transformers model: MiniLM cut to its first layer, saved locally."""
     from curate.embed import load_encoder

@@ -122,3 +122,96 @@ def test_empty_pool_cannot_be_scored(cli, tmp_path):
     cli("init", tmp_path / "p")
     code, _, err = cli("score", "entropy", "--project", tmp_path / "p")
     assert code == 1 and "no completions to score" in err
+
+
+def test_disagreement_measures_on_known_committees():
+    from curate.scores.committee import disagreement
+
+    agree = disagreement(np.array([[0.9, 0.2], [0.9, 0.2], [0.9, 0.2]]))
+    assert np.allclose(agree["p_var"], 0) and np.allclose(agree["vote_entropy"], 0) and np.allclose(agree["bald"], 0)
+    split = disagreement(np.array([[0.99], [0.01]]))
+    assert np.isclose(split["vote_entropy"][0], np.log(2)) and split["bald"][0] > 0.6
+    doubt = disagreement(np.array([[0.5], [0.5]]))  # all members unsure: uncertain, but no disagreement
+    assert np.isclose(doubt["bald"][0], 0) and np.isclose(doubt["p_mean"][0], 0.5)
+
+
+def test_committee_scores_every_pair_and_goes_stale_with_new_judgments(ukp, tmp_path):
+    from sqlalchemy import select
+
+    from curate.scores.committee import NAMES, pair_labels, score_committee
+    from curate.store.schema import Score
+
+    with ukp.store.read() as conn:
+        labels = pair_labels(conn)
+    first = score_committee(ukp, members=6)
+    second = score_committee(ukp, members=6)
+    assert first.pairs == 200 and first.labelled == len(labels) > 150
+    with ukp.store.read() as conn:
+        values = {run: {(u, n): v for u, n, v in conn.execute(select(Score.unit_id, Score.name, Score.value)
+                                                              .where(Score.run_id == run))}
+                  for run in (first.run_id, second.run_id)}
+    assert values[first.run_id] == values[second.run_id]  # same seed, same committee
+    table = values[first.run_id]
+    assert len(table) == 200 * len(NAMES)
+    p = np.array([v for (_, n), v in table.items() if n == "p_mean"])
+    entropy = np.array([v for (_, n), v in table.items() if n == "vote_entropy"])
+    assert ((p > 0) & (p < 1)).all() and p.std() > 0.05 and (entropy <= np.log(2) + 1e-9).all()
+    assert all(v >= -1e-9 for (_, n), v in table.items() if n == "bald")
+    assert project_status(ukp)["scores"]["committee"]["stale"] is False
+    row = {"prompt": "Which is better?", "a": "This one.", "b": "That one.", "w": "a"}
+    (tmp_path / "more.jsonl").write_text(json.dumps(row) + "\n")
+    ingest_files(ukp, [tmp_path / "more.jsonl"], mapping="prompt=prompt,a=a,b=b,label=w")
+    assert "judgments since" in project_status(ukp)["scores"]["committee"]["why"]
+
+
+def test_committee_needs_labels(tmp_path):
+    from curate.errors import CurateError
+    from curate.scores.committee import fit_committee
+
+    with pytest.raises(CurateError, match="at least 10 labelled pairs"):
+        fit_committee(np.ones((3, 4)), np.array([1, 0, 1]))
+
+
+@pytest.mark.slow
+def test_committee_on_ukp_dev_predicts_and_its_disagreement_means_something(shared_data, tmp_path):
+    """Topic-grouped 5-fold CV accuracy; out-of-fold disagreement against the spread of the crowd's votes."""
+    from sklearn.model_selection import GroupKFold
+    from sqlalchemy import select
+
+    from curate import embed_pool, load_pool
+    from curate.embed import EmbeddingCache, vectors_for
+    from curate.scores.committee import committee_probabilities, disagreement, fit_committee, pair_labels
+    from curate.store.schema import Judgment, Pair, Record
+
+    with init_project(tmp_path / "p") as project:
+        ingest_files(project, [shared_data / "ukp-convarg1-dev.jsonl.gz"])
+        embed_pool(project)
+        units, _, resolved = load_pool(project, "pair")
+        cache = EmbeddingCache(project.root / "cache", resolved)
+        d = vectors_for([p[1] for p in units.parts], cache) - vectors_for([p[2] for p in units.parts], cache)
+        with project.store.read() as conn:
+            labels = pair_labels(conn)
+            topic = {p: m["topic"] for p, m in conn.execute(select(Pair.id, Record.meta)
+                                                             .join(Record, Record.id == Pair.record_id))}
+            votes: dict[str, list[int]] = {}
+            for pair_id, choice in conn.execute(select(Judgment.pair_id, Judgment.choice)
+                                                .where(Judgment.source == "crowd")):
+                votes.setdefault(pair_id, []).append({"a": 1, "b": -1}.get(choice, 0))
+    ids = [u for u in units.ids if u in labels]
+    rows = np.array([units.ids.index(u) for u in ids])
+    y = np.array([labels[u] for u in ids])
+    groups = [topic[u] for u in ids]
+    p_mean, p_var = np.empty(len(ids)), np.empty(len(ids))
+    for train, test in GroupKFold(n_splits=5).split(rows, y, groups):
+        weights = fit_committee(d[rows[train]], y[train], members=8)
+        scores = disagreement(committee_probabilities(weights, d[rows[test]]))
+        p_mean[test], p_var[test] = scores["p_mean"], scores["p_var"]
+    accuracy = float(np.mean((p_mean > 0.5) == y))
+    margin = np.array([abs(sum(votes[u])) / len(votes[u]) for u in ids])  # 1 = unanimous, 0 = even split
+    order = np.argsort(p_var)
+    decile = len(ids) // 10
+    top, bottom = margin[order[-decile:]].mean(), margin[order[:decile]].mean()
+    print(f"UKP dev, topic-grouped 5-fold: accuracy {accuracy:.3f}; mean vote margin, top disagreement decile "
+          f"{top:.3f} vs bottom decile {bottom:.3f}")
+    assert accuracy > 0.6
+    assert top < bottom

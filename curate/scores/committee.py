@@ -1,0 +1,110 @@
+"""The fast reward committee: M Bradley–Terry heads on embedding features, each fitted on a bootstrap
+resample of the labelled pairs. Its disagreement is the signal for what experts should rank.
+
+A head is a logistic regression without intercept on d = f(A) − f(B) (f: the completion's
+embedding), with every pair also added swapped, so P(A ≻ B) = 1 − P(B ≻ A) by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import Connection, select
+
+from curate.errors import CurateError
+from curate.project import Project
+
+NAMES = ("p_mean", "p_var", "vote_entropy", "bald")
+MIN_LABELS = 10
+
+
+def bt_design(d: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each labelled difference and its swap: (d, y) and (−d, 1 − y)."""
+    return np.vstack([d, -d]), np.r_[y, 1 - y]
+
+
+def fit_committee(d: np.ndarray, y: np.ndarray, *, members: int = 8, c: float = 1.0,
+                  random_state: int = 0) -> np.ndarray:
+    """Weights (members x dim) of Bradley–Terry heads, each on a bootstrap resample of (d, y)."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len(y) < MIN_LABELS:
+        raise CurateError(f"the committee needs at least {MIN_LABELS} labelled pairs, the project has {len(y)}")
+    if members < 2:
+        raise CurateError(f"a committee needs at least 2 members, not {members}")
+    rng = np.random.default_rng(random_state)
+    weights = []
+    for _ in range(members):
+        sample = rng.integers(0, len(y), len(y))
+        x, target = bt_design(d[sample], y[sample])
+        head = LogisticRegression(C=c, fit_intercept=False, max_iter=1000).fit(x, target)
+        weights.append(head.coef_[0])
+    return np.array(weights)
+
+
+def committee_probabilities(weights: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """P(A ≻ B) of every member for every pair (members x pairs)."""
+    return 1 / (1 + np.exp(-(weights @ d.T)))
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return -(p * np.log(p) + (1 - p) * np.log(1 - p))
+
+
+def disagreement(probs: np.ndarray) -> dict[str, np.ndarray]:
+    """The committee's mean P(A ≻ B), its variance, the entropy of the members' votes, and BALD
+    (entropy of the mean minus the mean entropy: what the members disagree on, not what all doubt)."""
+    votes = (probs > 0.5).mean(axis=0)
+    return {"p_mean": probs.mean(axis=0), "p_var": probs.var(axis=0), "vote_entropy": _entropy(votes),
+            "bald": _entropy(probs.mean(axis=0)) - _entropy(probs).mean(axis=0)}
+
+
+def pair_labels(conn: Connection) -> dict[str, int]:
+    """1 where A won, 0 where B won: gold where there is gold, else the majority of the A/B judgments
+    (ties, tie votes and both-bad carry no label)."""
+    from curate.store.schema import Judgment
+
+    votes: dict[str, list[int]] = {}
+    gold: dict[str, int] = {}
+    for pair_id, source, choice in conn.execute(select(Judgment.pair_id, Judgment.source, Judgment.choice)
+                                                .where(Judgment.choice.in_(("a", "b")))):
+        if source == "gold":
+            gold[pair_id] = int(choice == "a")
+        else:
+            votes.setdefault(pair_id, [0, 0])[choice == "b"] += 1
+    labels = {pair_id: int(a > b) for pair_id, (a, b) in votes.items() if a != b}
+    labels.update(gold)
+    return labels
+
+
+@dataclass
+class CommitteeResult:
+    run_id: int
+    pairs: int
+    labelled: int
+    members: int
+
+
+def score_committee(project: Project, *, members: int = 8, c: float = 1.0, model: str | None = None,
+                    random_state: int = 0) -> CommitteeResult:
+    """Fit the committee on the project's labelled pairs and score every pair."""
+    from curate.embed import EmbeddingCache, vectors_for
+    from curate.pool import load_pool
+    from curate.scores.runs import save_run
+
+    units, _, resolved = load_pool(project, "pair", model=model)
+    cache = EmbeddingCache(project.root / "cache", resolved)
+    d = vectors_for([p[1] for p in units.parts], cache) - vectors_for([p[2] for p in units.parts], cache)
+    with project.store.read() as conn:
+        labels = pair_labels(conn)
+    labelled = [i for i, uid in enumerate(units.ids) if uid in labels]
+    y = np.array([labels[units.ids[i]] for i in labelled])
+    weights = fit_committee(d[labelled], y, members=members, c=c, random_state=random_state)
+    scores = disagreement(committee_probabilities(weights, d))
+    run_id = save_run(project, kind="committee", unit="pair", model=resolved, ids=units.ids, names=NAMES,
+                      values=np.column_stack([scores[n] for n in NAMES]),
+                      config={"members": members, "C": c, "random_state": random_state, "labelled": len(labelled),
+                              "uses_labels": True})
+    return CommitteeResult(run_id=run_id, pairs=len(units), labelled=len(labelled), members=members)
