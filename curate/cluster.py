@@ -66,7 +66,7 @@ def kmeans(vectors: np.ndarray, k: int, *, random_state: int = 0) -> tuple[np.nd
     return labels.astype(np.int64), centers.astype(np.float32)
 
 
-def hdbscan(vectors: np.ndarray, *, min_cluster_size: int | None = None, random_state: int = 0) -> np.ndarray:
+def hdbscan(vectors: np.ndarray, *, min_cluster_size: int, random_state: int = 0) -> np.ndarray:
     """HDBSCAN on a 50-d PCA of the vectors (density estimates degrade in 384-d); noise = -1."""
     from sklearn.cluster import HDBSCAN
     from sklearn.decomposition import PCA
@@ -74,8 +74,7 @@ def hdbscan(vectors: np.ndarray, *, min_cluster_size: int | None = None, random_
     reduced = vectors
     if vectors.shape[1] > 50 and len(vectors) > 50:
         reduced = PCA(n_components=50, random_state=random_state).fit_transform(vectors)
-    size = min_cluster_size or max(5, len(vectors) // 200)
-    return HDBSCAN(min_cluster_size=size, copy=True).fit_predict(reduced).astype(np.int64)
+    return HDBSCAN(min_cluster_size=min_cluster_size, copy=True).fit_predict(reduced).astype(np.int64)
 
 
 def centroids(vectors: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
@@ -152,8 +151,11 @@ def cluster_pool(project: Project, *, k: int | str = "auto", method: str = "kmea
     else:
         if k != "auto":
             raise CurateError("--k applies to kmeans; HDBSCAN finds the number of clusters itself")
-        labels = hdbscan(vectors, min_cluster_size=min_cluster_size, random_state=random_state)
-        config["min_cluster_size"] = min_cluster_size or max(5, n // 200)
+        size = min_cluster_size or max(5, n // 200)
+        if n < max(2, size):
+            raise CurateError(f"the pool has only {n} {units.field}s: too few for HDBSCAN clusters of {size}")
+        labels = hdbscan(vectors, min_cluster_size=size, random_state=random_state)
+        config["min_cluster_size"] = size
         k = len(set(labels.tolist()) - {NOISE})
     sizes = {int(c): int(s) for c, s in zip(*np.unique(labels, return_counts=True), strict=True)}
     with project.store.write() as conn:
@@ -210,7 +212,7 @@ def describe_clusters(project: Project, *, field_name: str | None = None, model:
     run = latest_run(project, field_name)
     if run is None:
         raise CurateError("no clusters yet: run `curate cluster` first")
-    units, vectors, _ = load_pool(project, run.field, model=model)
+    units, vectors, _ = load_pool(project, run.field, model=model or run.config.get("model"))
     labels = run_labels(project, run.id, units)
     known = labels > -2
     units_texts = [units.label(i, width=10_000) for i in range(len(units))]

@@ -40,7 +40,8 @@ def similar_pairs(vectors: np.ndarray, threshold: float, *, exact_limit: int = E
 
     if not 0 < threshold <= 1:
         raise CurateError(f"--threshold must be in (0, 1], got {threshold}")
-    faiss.omp_set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
+    threads = os.environ.get("OMP_NUM_THREADS", "").split(",")[0]
+    faiss.omp_set_num_threads(int(threads) if threads.isdigit() else os.cpu_count() or 1)
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     n, d = x.shape
     if n <= exact_limit:
@@ -67,9 +68,9 @@ def similar_pairs(vectors: np.ndarray, threshold: float, *, exact_limit: int = E
 
 
 def pair_edges(parts: np.ndarray, text_vectors: np.ndarray, threshold: float, *,
-               progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """Near-duplicate pairs of pairs. ``parts[k] = (prompt, a, b)`` indexes rows of ``text_vectors``."""
-    ti, tj, ts, _ = similar_pairs(text_vectors, threshold, progress=progress)
+    ti, tj, ts, method = similar_pairs(text_vectors, threshold, progress=progress)
     sim: dict[tuple[int, int], float] = {}
     neighbours: dict[int, set[int]] = {}
     for x, y, value in zip(ti.tolist(), tj.tolist(), ts.tolist(), strict=True):
@@ -96,7 +97,8 @@ def pair_edges(parts: np.ndarray, text_vectors: np.ndarray, threshold: float, *,
                 out_i.append(k)
                 out_j.append(m)
                 out_s.append(value)
-    return np.array(out_i, dtype=np.int64), np.array(out_j, dtype=np.int64), np.array(out_s, dtype=np.float32)
+    return (np.array(out_i, dtype=np.int64), np.array(out_j, dtype=np.int64), np.array(out_s, dtype=np.float32),
+            method)
 
 
 def duplicate_groups(n: int, i: np.ndarray, j: np.ndarray, priority: np.ndarray) -> list[tuple[int, np.ndarray]]:
@@ -150,8 +152,7 @@ def dedup_pool(project: Project, *, threshold: float = 0.95, field_name: str | N
         position = {t: n for n, t in enumerate(texts)}
         parts = np.array([[position[t] for t in p] for p in units.parts], dtype=np.int64).reshape(-1, 3)
         text_vectors = vectors_for(texts, EmbeddingCache(project.root / "cache", resolved))
-        i, j, s = pair_edges(parts, text_vectors, threshold, progress=progress)
-        method = "exact" if len(texts) <= EXACT_LIMIT else "ivf"
+        i, j, s, method = pair_edges(parts, text_vectors, threshold, progress=progress)
     else:
         i, j, s, method = similar_pairs(vectors, threshold, progress=progress)
     column = {"pair": Judgment.pair_id, "prompt": Judgment.record_id, "completion": Judgment.completion_id}[units.field]

@@ -134,7 +134,7 @@ def drift_report(project: Project, path: Path, *, field_name: str = "prompt", fi
     if run is not None and same_space is not None:
         labels = run_labels(project, run.id, units)
         known = labels > -2
-        clusters = sorted(set(labels[known].tolist()))
+        clusters = sorted(set(labels[known].tolist()) - {-1})  # HDBSCAN noise has no centre to be near
         centres = np.array([_unit(unit_vectors[labels == c].mean(axis=0)) for c in clusters])
         nearest = np.array(clusters)[np.argmax(same_space @ centres.T, axis=1)]
         report.cluster_run = run.id

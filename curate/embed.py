@@ -40,13 +40,19 @@ class EmbeddingCache:
         if not meta.exists():
             _atomic_write_text(meta, json.dumps({"name": model.name, "path": str(model.path),
                                                  "fingerprint": model.fingerprint}))
+        self._load_index()
+
+    def _load_index(self) -> None:
         self._index: dict[bytes, tuple[int, int]] = {}  # key -> (shard number, row)
         self._shards: list[Path] = []
         for keys_path in sorted(self.dir.glob("*.keys.npy")):
-            shard = keys_path.name.removesuffix(".keys.npy")
-            vec_path = self.dir / f"{shard}.vec.npy"
-            if vec_path.exists():  # else the shard never landed whole: its texts are simply missing
-                self._register(vec_path, np.load(keys_path).view("V16").ravel().tolist())
+            vec_path = self.dir / keys_path.name.replace(".keys.npy", ".vec.npy")
+            try:  # a shard without vectors never landed whole; one may also vanish to another's compaction
+                keys = np.load(keys_path).view("V16").ravel().tolist() if vec_path.exists() else None
+            except FileNotFoundError:
+                keys = None
+            if keys is not None:
+                self._register(vec_path, keys)
 
     def _register(self, vec_path: Path, keys: Iterable[bytes]) -> None:
         number = len(self._shards)
@@ -71,6 +77,13 @@ class EmbeddingCache:
 
     def get(self, keys: Sequence[bytes]) -> np.ndarray:
         """The vectors of ``keys`` (all must be cached), in order."""
+        try:
+            return self._get(keys)
+        except FileNotFoundError:  # another process compacted the shards meanwhile: read the new ones
+            self._load_index()
+            return self._get(keys)
+
+    def _get(self, keys: Sequence[bytes]) -> np.ndarray:
         where = np.array([self._index[k] for k in keys], dtype=np.int64).reshape(-1, 2)
         out: np.ndarray | None = None
         for shard in np.unique(where[:, 0]):

@@ -113,7 +113,7 @@ def _write_png(path: Path, coords: np.ndarray, names: list[str], title: str) -> 
     groups = _groups(names)
     size = max(2.0, 30.0 / np.sqrt(max(len(coords), 1) / 100))
     for n, (name, idx) in enumerate(groups):
-        colour = "lightgrey" if not name.startswith("cluster") else palette(n % 20)
+        colour = {"noise": "lightgrey", "not clustered": "black"}.get(name) or palette(n % 20)
         ax.scatter(coords[idx, 0], coords[idx, 1], s=size, color=colour, label=name, alpha=0.8, linewidths=0)
     if len(groups) <= 20:
         ax.legend(markerscale=3, fontsize=7, loc="best", frameon=False)

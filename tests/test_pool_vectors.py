@@ -112,6 +112,11 @@ def test_empty_pool_and_bad_k_are_clear_errors(cli, tmp_path, ukp):
         assert code == 1 and message in err, err
 
 
+def test_hdbscan_on_too_small_a_pool_is_a_clear_error(ukp):
+    with pytest.raises(CurateError, match="too few for HDBSCAN clusters of 500"):
+        cluster_pool(ukp, method="hdbscan", min_cluster_size=500)
+
+
 def test_cluster_before_embed_says_what_to_run(cli, tmp_path, samples):
     cli("init", tmp_path / "p")
     cli("ingest", samples["ukp"], "--project", tmp_path / "p")

@@ -215,3 +215,13 @@ def test_committee_on_ukp_dev_predicts_and_its_disagreement_means_something(shar
           f"{top:.3f} vs bottom decile {bottom:.3f}")
     assert accuracy > 0.6
     assert top < bottom
+
+
+def test_a_folder_that_is_not_a_causal_lm_is_a_one_line_error(cli, tmp_path):
+    cli("init", tmp_path / "p")
+    (tmp_path / "d.jsonl").write_text(json.dumps({"prompt": "Hi", "completion": "Hello."}) + "\n")
+    cli("ingest", tmp_path / "d.jsonl", "--project", tmp_path / "p")
+    (tmp_path / "empty-model").mkdir()
+    code, _, err = cli("score", "entropy", "--project", tmp_path / "p", "--model", tmp_path / "empty-model")
+    assert code == 1 and "cannot be loaded as a causal language model" in err
+    assert len(err.strip().splitlines()) == 1

@@ -45,7 +45,9 @@ def fit_committee(d: np.ndarray, y: np.ndarray, *, members: int = 8, c: float = 
 
 def committee_probabilities(weights: np.ndarray, d: np.ndarray) -> np.ndarray:
     """P(A ≻ B) of every member for every pair (members x pairs)."""
-    return 1 / (1 + np.exp(-(weights @ d.T)))
+    from scipy.special import expit
+
+    return expit(weights @ d.T)
 
 
 def _entropy(p: np.ndarray) -> np.ndarray:

@@ -88,7 +88,7 @@ def token_entropy(model: Any, tokenizer: Any, prompts: Sequence[str], completion
             for row, i in enumerate(batch):
                 n = len(examples[i].completion)
                 logp = torch.log_softmax(logits[row, k - n:], dim=-1)
-                entropy = -(logp.exp() * logp).sum(-1)
+                entropy = torch.special.entr(logp.exp()).sum(-1)  # 0 log 0 = 0 where a logit is -inf
                 actual = logp.gather(-1, torch.tensor(examples[i].completion)[:, None]).squeeze(-1)
                 out[i] = [entropy.mean().item(), entropy.max().item(), entropy.sum().item(), actual.mean().item(), n,
                           float(examples[i].truncated)]
@@ -118,9 +118,10 @@ def load_causal_lm(model: ResolvedModel) -> tuple[Any, Any]:
     logging.disable_progress_bar()
     try:
         lm = AutoModelForCausalLM.from_pretrained(model.path, dtype=torch.float32, local_files_only=True)
-    except ValueError as err:
-        raise CurateError(f"model '{model.name}' is not a causal language model ({err})".splitlines()[0]) from None
-    tokenizer = AutoTokenizer.from_pretrained(model.path, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(model.path, local_files_only=True)
+    except (OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CurateError(f"model '{model.name}' cannot be loaded as a causal language model: {reason}") from None
     if tokenizer.pad_token_id is None and tokenizer.eos_token_id is None:
         raise CurateError(f"the tokenizer of '{model.name}' has neither a pad nor an end token to pad with")
     return lm, tokenizer
@@ -152,6 +153,7 @@ def score_entropy(project: Project, *, model: str | None = None, max_length: int
             values = token_entropy(lm, tokenizer, [rows[i][1] for i in shard], [rows[i][2] for i in shard],
                                    max_length=max_length)
             cache.add([keys[i] for i in shard], values.astype(np.float32))
+        cache.compact()
     values = cache.get(keys)
     truncated = int(values[:, STATS.index("truncated")].sum())
     with project.store.write() as conn:
