@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from curate import embed_pool, ingest_files, init_project, load_pool
-from curate.embed import EmbeddingCache, vectors_for
-from curate.scores.committee import bt_design, pair_labels, score_committee
+from curate import embed_pool, ingest_files, init_project
+from curate.pool import embedded_units
+from curate.scores.committee import bt_design, pair_differences, pair_labels, score_committee
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -26,9 +26,8 @@ def main() -> None:
         ingest_files(project, [DATA / "ukp-convarg1-dev.jsonl.gz"])
         embed_pool(project)  # cached before timing: the goal is about the committee
         start = time.perf_counter()
-        units, _, resolved = load_pool(project, "pair")
-        cache = EmbeddingCache(project.root / "cache", resolved)
-        d = vectors_for([p[1] for p in units.parts], cache) - vectors_for([p[2] for p in units.parts], cache)
+        units, cache = embedded_units(project, "pair")
+        d = pair_differences(units, cache)
         with project.store.read() as conn:
             labels = pair_labels(conn)
         rows = [i for i, u in enumerate(units.ids) if u in labels]

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import delete, func, select
 
-from curate.embed import EmbeddingCache, vectors_for
+from curate.embed import vectors_for
 from curate.errors import CurateError
-from curate.pool import load_pool
+from curate.pool import embedded_units, unit_vectors
 from curate.progress import Progress, no_progress
 from curate.project import Project
 from curate.store import audit
@@ -146,15 +146,14 @@ class DedupResult:
 def dedup_pool(project: Project, *, threshold: float = 0.95, field_name: str | None = None, model: str | None = None,
                progress: Progress | None = None) -> DedupResult:
     """Find near-duplicate groups in the pool and mark every member but one representative per group."""
-    units, vectors, resolved = load_pool(project, field_name, model=model)
+    units, cache = embedded_units(project, field_name, model=model)
     if units.field == "pair":
         texts = units.texts()
         position = {t: n for n, t in enumerate(texts)}
         parts = np.array([[position[t] for t in p] for p in units.parts], dtype=np.int64).reshape(-1, 3)
-        text_vectors = vectors_for(texts, EmbeddingCache(project.root / "cache", resolved))
-        i, j, s, method = pair_edges(parts, text_vectors, threshold, progress=progress)
+        i, j, s, method = pair_edges(parts, vectors_for(texts, cache), threshold, progress=progress)
     else:
-        i, j, s, method = similar_pairs(vectors, threshold, progress=progress)
+        i, j, s, method = similar_pairs(unit_vectors(units, cache), threshold, progress=progress)
     column = {"pair": Judgment.pair_id, "prompt": Judgment.record_id, "completion": Judgment.completion_id}[units.field]
     with project.store.read() as conn:
         judged = {uid: n for uid, n in conn.execute(select(column, func.count()).group_by(column)) if uid}
@@ -174,7 +173,7 @@ def dedup_pool(project: Project, *, threshold: float = 0.95, field_name: str | N
         conn.execute(delete(NearDuplicate).where(NearDuplicate.field == units.field))  # marks of an earlier run
         bulk_insert(conn, NearDuplicate.__table__, [
             {"field": units.field, "unit_id": uid, "representative_id": g.representative, "similarity": sim,
-             "threshold": threshold, "model": resolved.fingerprint} for g in groups for uid, sim in g.members])
+             "threshold": threshold, "model": cache.model.fingerprint} for g in groups for uid, sim in g.members])
         audit(conn, "dedup", entity="near_duplicates", details={
             "field": units.field, "threshold": threshold, "method": method, "groups": len(groups),
             "marked": sum(len(g.members) for g in groups)})

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from curate.cluster import latest_run, run_labels
-from curate.embed import EmbeddingCache, embed_texts, vectors_for
+from curate.embed import embed_texts, vectors_for
 from curate.errors import CurateError, InputError
 from curate.ids import normalise_text
 from curate.ingest.pipeline import read_file
-from curate.pool import load_pool, pair_vectors
+from curate.pool import embedded_units, pair_vectors, unit_vectors
 from curate.progress import Progress, no_progress
 from curate.project import Project
 
@@ -110,11 +110,11 @@ def drift_report(project: Project, path: Path, *, field_name: str = "prompt", fi
         raise InputError(f"{first['location']}: {first['reason']} (fix the file, or ingest with --skip-bad "
                          "and compare the good rows)")
     rows = [row for _, row in read.rows]
-    units, unit_vectors, resolved = load_pool(project, model=model)
+    units, cache = embedded_units(project, model=model)
     if field_name == "pair" and units.field != "pair":
         raise CurateError("the pool has no pairs to compare pairs with; use --field prompt")
-    cache = EmbeddingCache(project.root / "cache", resolved)
-    embed_texts([normalise_text(t.text) for row in rows for t in [row.prompt, *row.completions]], resolved, cache,
+    pool_vectors = unit_vectors(units, cache)
+    embed_texts([normalise_text(t.text) for row in rows for t in [row.prompt, *row.completions]], cache.model, cache,
                 progress=progress)
     new_prompts = vectors_for([normalise_text(r.prompt.text) for r in rows], cache)
     new_pairs = None
@@ -123,7 +123,7 @@ def drift_report(project: Project, path: Path, *, field_name: str = "prompt", fi
                                                             cache) for i in (0, 1)))
     elif field_name == "pair":
         raise CurateError(f"{path}: not every row is a pair; use --field prompt")
-    pool_x = unit_vectors if field_name == "pair" else vectors_for([p[0] for p in units.parts], cache)
+    pool_x = pool_vectors if field_name == "pair" else vectors_for([p[0] for p in units.parts], cache)
     new_x = new_pairs if field_name == "pair" else new_prompts
     auc, p_value = two_sample_auc(pool_x, new_x, permutations=permutations, random_state=random_state)
     report = DriftReport(path=str(path), field=field_name, pool_units=len(units), new_units=len(rows), auc=auc,
@@ -135,7 +135,7 @@ def drift_report(project: Project, path: Path, *, field_name: str = "prompt", fi
         labels = run_labels(project, run.id, units)
         known = labels > -2
         clusters = sorted(set(labels[known].tolist()) - {-1})  # HDBSCAN noise has no centre to be near
-        centres = np.array([_unit(unit_vectors[labels == c].mean(axis=0)) for c in clusters])
+        centres = np.array([_unit(pool_vectors[labels == c].mean(axis=0)) for c in clusters])
         nearest = np.array(clusters)[np.argmax(same_space @ centres.T, axis=1)]
         report.cluster_run = run.id
         report.clusters = sorted(

@@ -34,6 +34,7 @@ class EmbeddingCache:
     """Vectors of one model, keyed by text hash (``kind`` names what they are: embeddings, scores)."""
 
     def __init__(self, root: Path, model: ResolvedModel, *, kind: str = "embeddings") -> None:
+        self.model = model
         self.dir = root / kind / model.fingerprint[:32]
         self.dir.mkdir(parents=True, exist_ok=True)
         meta = self.dir / "model.json"

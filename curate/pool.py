@@ -114,9 +114,9 @@ def embed_pool(project: Project, *, model: str | None = None, field_name: str | 
     return result
 
 
-def load_pool(project: Project, field_name: str | None = None, *,
-              model: str | None = None) -> tuple[PoolUnits, np.ndarray, ResolvedModel]:
-    """Units of a field (default: pairs if any, else prompts) and their vectors from the cache."""
+def embedded_units(project: Project, field_name: str | None = None, *,
+                   model: str | None = None) -> tuple[PoolUnits, EmbeddingCache]:
+    """Units of a field (default: pairs if any, else prompts) and the cache that holds all their texts."""
     resolved = project_model(project, model)
     with project.store.read() as conn:
         units = pool_units(conn, field_name or default_field(conn))
@@ -125,4 +125,11 @@ def load_pool(project: Project, field_name: str | None = None, *,
     if missing:
         raise CurateError(f"{missing} texts of the pool have no embedding from '{resolved.name}': run `curate embed`"
                           + (f" --model {resolved.name}" if model else ""))
-    return units, unit_vectors(units, cache), resolved
+    return units, cache
+
+
+def load_pool(project: Project, field_name: str | None = None, *,
+              model: str | None = None) -> tuple[PoolUnits, np.ndarray, ResolvedModel]:
+    """Units of a field (default: pairs if any, else prompts) and their vectors from the cache."""
+    units, cache = embedded_units(project, field_name, model=model)
+    return units, unit_vectors(units, cache), cache.model

@@ -178,17 +178,22 @@ def test_committee_on_ukp_dev_predicts_and_its_disagreement_means_something(shar
     from sklearn.model_selection import GroupKFold
     from sqlalchemy import select
 
-    from curate import embed_pool, load_pool
-    from curate.embed import EmbeddingCache, vectors_for
-    from curate.scores.committee import committee_probabilities, disagreement, fit_committee, pair_labels
+    from curate import embed_pool
+    from curate.pool import embedded_units
+    from curate.scores.committee import (
+        committee_probabilities,
+        disagreement,
+        fit_committee,
+        pair_differences,
+        pair_labels,
+    )
     from curate.store.schema import Judgment, Pair, Record
 
     with init_project(tmp_path / "p") as project:
         ingest_files(project, [shared_data / "ukp-convarg1-dev.jsonl.gz"])
         embed_pool(project)
-        units, _, resolved = load_pool(project, "pair")
-        cache = EmbeddingCache(project.root / "cache", resolved)
-        d = vectors_for([p[1] for p in units.parts], cache) - vectors_for([p[2] for p in units.parts], cache)
+        units, cache = embedded_units(project, "pair")
+        d = pair_differences(units, cache)
         with project.store.read() as conn:
             labels = pair_labels(conn)
             topic = {p: m["topic"] for p, m in conn.execute(select(Pair.id, Record.meta)

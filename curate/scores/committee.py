@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Connection, select
 
+from curate.embed import EmbeddingCache, vectors_for
 from curate.errors import CurateError
+from curate.pool import PoolUnits
 from curate.project import Project
 
 NAMES = ("p_mean", "p_var", "vote_entropy", "bald")
@@ -81,6 +83,11 @@ def pair_labels(conn: Connection) -> dict[str, int]:
     return labels
 
 
+def pair_differences(units: PoolUnits, cache: EmbeddingCache) -> np.ndarray:
+    """d = f(A) − f(B) for every pair unit (f: the completion's cached embedding)."""
+    return vectors_for([p[1] for p in units.parts], cache) - vectors_for([p[2] for p in units.parts], cache)
+
+
 @dataclass
 class CommitteeResult:
     run_id: int
@@ -92,20 +99,18 @@ class CommitteeResult:
 def score_committee(project: Project, *, members: int = 8, c: float = 1.0, model: str | None = None,
                     random_state: int = 0) -> CommitteeResult:
     """Fit the committee on the project's labelled pairs and score every pair."""
-    from curate.embed import EmbeddingCache, vectors_for
-    from curate.pool import load_pool
+    from curate.pool import embedded_units
     from curate.scores.runs import save_run
 
-    units, _, resolved = load_pool(project, "pair", model=model)
-    cache = EmbeddingCache(project.root / "cache", resolved)
-    d = vectors_for([p[1] for p in units.parts], cache) - vectors_for([p[2] for p in units.parts], cache)
+    units, cache = embedded_units(project, "pair", model=model)
+    d = pair_differences(units, cache)
     with project.store.read() as conn:
         labels = pair_labels(conn)
     labelled = [i for i, uid in enumerate(units.ids) if uid in labels]
     y = np.array([labels[units.ids[i]] for i in labelled])
     weights = fit_committee(d[labelled], y, members=members, c=c, random_state=random_state)
     scores = disagreement(committee_probabilities(weights, d))
-    run_id = save_run(project, kind="committee", unit="pair", model=resolved, ids=units.ids, names=NAMES,
+    run_id = save_run(project, kind="committee", unit="pair", model=cache.model, ids=units.ids, names=NAMES,
                       values=np.column_stack([scores[n] for n in NAMES]),
                       config={"members": members, "C": c, "random_state": random_state, "labelled": len(labelled),
                               "uses_labels": True})
