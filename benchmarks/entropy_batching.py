@@ -4,7 +4,9 @@ ratio (goal >= 2x from batching).
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/entropy_batching.py [N=2000]
 
-Completions are hh-rlhf answers and PandaLM responses with their prompts.
+Completions are both sides of PandaLM and hh-rlhf pairs with their prompts, as a pool holds them: curate
+gains from batching (sorted by length, padded, logits only for completion tokens) and from running each
+prompt once for both of its completions.
 """
 
 from __future__ import annotations
@@ -20,26 +22,29 @@ import numpy as np
 import torch
 
 from curate.models import DEFAULT_POLICY, resolve_model
-from curate.scores.entropy import STATS, encode, load_causal_lm, token_entropy
+from curate.scores.entropy import STATS, encode, token_entropy
+from curate.scores.lm import load_causal_lm
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def examples(n: int) -> tuple[list[str], list[str]]:
-    prompts, completions = [], []
+    """Both completions of n/2 pairs (half PandaLM, half hh-rlhf), each with its prompt, as a pool holds them."""
+    pairs = []
     with gzip.open(DATA / "pandalm-testset-v1.jsonl.gz", "rt") as fh:
         for line in fh:
             row = json.loads(line)
-            if isinstance(row["response1"], str):
-                prompts.append(f"{row['instruction']}\n\n{row['input']}".strip())
-                completions.append(row["response1"])
+            if isinstance(row["response1"], str) and isinstance(row["response2"], str):
+                pairs.append((f"{row['instruction']}\n\n{row['input']}".strip(), row["response1"], row["response2"]))
+    pairs = pairs[:n // 4]
     with gzip.open(DATA / "hh-rlhf-harmless-test-dev.jsonl.gz", "rt") as fh:
         for line in fh:
-            text = json.loads(line)["chosen"]
-            cut = text.rindex("Assistant:") + len("Assistant:")
-            prompts.append(text[:cut].strip())
-            completions.append(text[cut:].strip())
-    return prompts[:n], completions[:n]
+            row = json.loads(line)
+            cut = row["chosen"].rindex("Assistant:") + len("Assistant:")
+            if row["rejected"][:cut] == row["chosen"][:cut]:
+                pairs.append((row["chosen"][:cut].strip(), row["chosen"][cut:].strip(), row["rejected"][cut:].strip()))
+    pairs = pairs[:n // 2]
+    return [p for p, _, _ in pairs for _ in (0, 1)], [c for _, a, b in pairs for c in (a, b)]
 
 
 def plain_loop(model, tokenizer, prompts: list[str], completions: list[str]) -> np.ndarray:
@@ -58,9 +63,8 @@ def main() -> None:
     prompts, completions = examples(n)
     with tempfile.TemporaryDirectory() as tmp:
         model, tokenizer = load_causal_lm(resolve_model(DEFAULT_POLICY, cache=Path(tmp)))
-    tokens = sum(len(encode(tokenizer, p, c, max_length=1024).prompt) + len(encode(tokenizer, p, c, max_length=1024)
-                                                                                 .completion)
-                 for p, c in zip(prompts, completions, strict=True))
+    encoded = [encode(tokenizer, p, c, max_length=1024) for p, c in zip(prompts, completions, strict=True)]
+    tokens = sum(len(e.prompt) + len(e.completion) for e in encoded)  # the work both do, per completion
     start = time.perf_counter()
     reference = plain_loop(model, tokenizer, prompts, completions)
     plain = time.perf_counter() - start
@@ -68,7 +72,8 @@ def main() -> None:
     ours = token_entropy(model, tokenizer, prompts, completions)
     batched = time.perf_counter() - start
     assert np.abs(ours[:, STATS.index("entropy_mean")] - reference).max() < 1e-3
-    print(f"{len(prompts)} completions, {tokens:,} tokens (prompt + completion), {DEFAULT_POLICY}")
+    print(f"{len(prompts)} completions of {len(set(prompts))} prompts, {tokens:,} tokens (prompt + completion), "
+          f"{DEFAULT_POLICY}")
     print(f"plain forward loop: {plain:7.1f} s ({tokens / plain:,.0f} tokens/s)")
     print(f"curate batched:     {batched:7.1f} s ({tokens / batched:,.0f} tokens/s)")
     print(f"ratio: {plain / batched:.2f}x (goal >= 2x)")

@@ -2,52 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from curate.commands.common import FieldOption, JsonFlag, ModelOption, ProjectDir, err, out, print_json, progress_bar
+from curate.commands.score import score_app
 from curate.errors import CurateError, InputError
 from curate.ingest.readers import FileFormat
 
-T = TypeVar("T")
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="curate: choose what experts should judge, collect their judgments, train on every round.")
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-ProjectDir = Annotated[Path, typer.Option("--project", "-p", help="Project directory.", show_default="current")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")]
+app.add_typer(score_app, name="score")
 MAX_PROBLEM_LINES = 20
-
-
-def _progress(items: Iterable[T], description: str, total: int | None) -> Iterator[T]:
-    """A rich progress bar on stderr around ``items``."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn()]
-    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task(description, total=total)
-        for item in items:
-            yield item
-            bar.advance(task)
-
-
-def _print_json(data: Any) -> None:
-    out.print_json(json.dumps(data, default=str))
 
 
 @app.callback()
@@ -90,9 +60,9 @@ def ingest(
 
     with open_project(project_dir) as project:
         report = ingest_files(project, paths, file_format=file_format.value, mapping=mapping, label_values=label_values,
-                              skip_bad=skip_bad, rejects_path=rejects, progress=_progress)
+                              skip_bad=skip_bad, rejects_path=rejects, progress=progress_bar)
     if as_json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
         return
     from curate.views import ingest_table
 
@@ -115,17 +85,11 @@ def status(project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> No
     with open_project(project_dir) as project:
         summary = project_status(project)
     if as_json:
-        _print_json(summary)
+        print_json(summary)
     else:
         from curate.views import status_table
 
         out.print(status_table(summary))
-
-
-ModelOption = Annotated[str | None, typer.Option(
-    "--model", help="Embedding model: hub id (from the local Hugging Face cache) or folder; default from curate.toml.")]
-FieldOption = Annotated[str | None, typer.Option("--field", help="prompt | completion | pair (default: pair if the "
-                                                                 "project has pairs, else prompt).")]
 
 
 @app.command()
@@ -138,9 +102,9 @@ def embed(project_dir: ProjectDir = Path("."), model: ModelOption = None,
     from curate.project import open_project
 
     with open_project(project_dir) as project:
-        result = embed_pool(project, model=model, field_name=field, batch_size=batch_size, progress=_progress)
+        result = embed_pool(project, model=model, field_name=field, batch_size=batch_size, progress=progress_bar)
     if as_json:
-        _print_json(vars(result))
+        print_json(vars(result))
     else:
         out.print(f"embedded {result.texts} texts with {result.model}: {result.computed} computed, "
                   f"{result.cached} from the cache")
@@ -162,7 +126,7 @@ def cluster(project_dir: ProjectDir = Path("."),
         if show:
             run, clusters = describe_clusters(project, field_name=field, model=model)
             if as_json:
-                _print_json({"run": run.id, "field": run.field, "clusters": [vars(c) for c in clusters]})
+                print_json({"run": run.id, "field": run.field, "clusters": [vars(c) for c in clusters]})
             else:
                 from curate.views import clusters_table
 
@@ -170,7 +134,7 @@ def cluster(project_dir: ProjectDir = Path("."),
             return
         summary = cluster_pool(project, k=k, method=method, field_name=field, model=model, random_state=seed)
     if as_json:
-        _print_json(vars(summary))
+        print_json(vars(summary))
     else:
         noise = f", {summary.sizes.get(-1, 0)} noise" if summary.method == "hdbscan" else ""
         out.print(f"clustered {sum(summary.sizes.values())} {summary.field}s into {summary.k} clusters "
@@ -189,9 +153,9 @@ def dedup(project_dir: ProjectDir = Path("."),
     from curate.project import open_project
 
     with open_project(project_dir) as project:
-        result = dedup_pool(project, threshold=threshold, field_name=field, model=model, progress=_progress)
+        result = dedup_pool(project, threshold=threshold, field_name=field, model=model, progress=progress_bar)
     if as_json:
-        _print_json({"field": result.field, "threshold": result.threshold, "method": result.method,
+        print_json({"field": result.field, "threshold": result.threshold, "method": result.method,
                      "units": result.units, "marked": result.marked, "groups": [vars(g) for g in result.groups]})
         return
     out.print(f"{len(result.groups)} near-duplicate groups among {result.units} {result.field}s "
@@ -216,7 +180,7 @@ def map_(project_dir: ProjectDir = Path("."),
     with open_project(project_dir) as project:
         result = write_map(project, field_name=field, method=method, model=model, out_dir=out_dir, random_state=seed)
     if as_json:
-        _print_json(vars(result))
+        print_json(vars(result))
     else:
         out.print(f"mapped {result.points} {result.field}s with {result.method}: {result.png}, {result.html}, "
                   f"{result.csv}")
@@ -239,9 +203,9 @@ def drift(new_file: Annotated[Path, typer.Argument(help="A new batch in any form
     with open_project(project_dir) as project:
         report = drift_report(project, new_file, field_name=field, file_format=file_format.value, mapping=mapping,
                               label_values=label_values, model=model, permutations=permutations,
-                              random_state=seed, progress=_progress)
+                              random_state=seed, progress=progress_bar)
     if as_json:
-        _print_json(vars(report) | {"clusters": [vars(c) for c in report.clusters]})
+        print_json(vars(report) | {"clusters": [vars(c) for c in report.clusters]})
         return
     colour = "red" if report.verdict == "drifted" else "green"
     out.print(f"[bold {colour}]{report.verdict}[/]: a classifier tells the {report.new_units} new rows from the "
@@ -253,52 +217,6 @@ def drift(new_file: Annotated[Path, typer.Argument(help="A new batch in any form
         out.print(drift_table(report))
 
 
-score_app = typer.Typer(no_args_is_help=True, help="Compute the signals that pick what experts rank or rewrite.")
-app.add_typer(score_app, name="score")
-
-
-@score_app.command("entropy")
-def score_entropy(project_dir: ProjectDir = Path("."),
-                  model: Annotated[str | None, typer.Option(
-                      "--model", help="Causal LM: hub id (local HF cache), folder, or the packaged default "
-                                      "(curate.toml [models] policy).")] = None,
-                  max_length: Annotated[int, typer.Option("--max-length", min=8,
-                                                          help="Tokens per example; longer prompts lose their "
-                                                               "start.")] = 1024,
-                  as_json: JsonFlag = False) -> None:
-    """Token entropy of the policy model over every completion (mean, max, sum, mean log-prob)."""
-    from curate.project import open_project
-    from curate.scores.entropy import score_entropy as run
-
-    with open_project(project_dir) as project:
-        result = run(project, model=model, max_length=max_length, progress=_progress)
-    if as_json:
-        _print_json(vars(result))
-    else:
-        out.print(f"token entropy of {result.completions} completions with {result.model}: {result.computed} "
-                  f"computed, {result.cached} from the cache, {result.truncated} truncated to {max_length} tokens; "
-                  f"run {result.run_id}")
-
-
-@score_app.command("committee")
-def score_committee(project_dir: ProjectDir = Path("."),
-                    members: Annotated[int, typer.Option("--members", min=2, help="Bradley–Terry heads.")] = 8,
-                    c: Annotated[float, typer.Option("--C", min=1e-6, help="Inverse regularisation.")] = 1.0,
-                    model: ModelOption = None, seed: Annotated[int, typer.Option("--seed")] = 0,
-                    as_json: JsonFlag = False) -> None:
-    """Fast reward committee on embeddings: P(A ≻ B), its variance, vote entropy and BALD for every pair."""
-    from curate.project import open_project
-    from curate.scores.committee import score_committee as run
-
-    with open_project(project_dir) as project:
-        result = run(project, members=members, c=c, model=model, random_state=seed)
-    if as_json:
-        _print_json(vars(result))
-    else:
-        out.print(f"committee of {result.members} heads fitted on {result.labelled} labelled pairs scored "
-                  f"{result.pairs} pairs; run {result.run_id}")
-
-
 @app.command()
 def demo(directory: Annotated[Path, typer.Option("--dir", help="Where to create the demo project.")] =
          Path("demo-project")) -> None:
@@ -307,7 +225,7 @@ def demo(directory: Annotated[Path, typer.Option("--dir", help="Where to create 
     from curate.views import ingest_table, status_table
 
     out.print(f"[bold]curate demo[/]: a project in {directory} from the bundled sample")
-    for step in run_demo(directory, progress=_progress):
+    for step in run_demo(directory, progress=progress_bar):
         result = step.result
         if step.name == "ingest":
             out.print(ingest_table(result))

@@ -77,6 +77,17 @@ def pool_units(conn: Connection, field_name: str) -> PoolUnits:
     return units
 
 
+def completion_rows(conn: Connection) -> list[tuple[str, str, str]]:
+    """(completion id, prompt, completion text) of every completion, by id."""
+    return [tuple(r) for r in conn.execute(select(Completion.id, Record.prompt, Completion.text)
+                                           .join(Record, Record.id == Completion.record_id).order_by(Completion.id))]
+
+
+def pair_rows(conn: Connection) -> list[tuple[str, str, str]]:
+    """(pair id, completion A id, completion B id) of every pair, by id."""
+    return [tuple(r) for r in conn.execute(select(Pair.id, Pair.a_id, Pair.b_id).order_by(Pair.id))]
+
+
 def unit_vectors(units: PoolUnits, cache: EmbeddingCache) -> np.ndarray:
     """One unit-length float32 vector per unit (pairs: prompt and completions, see PAIR_PROMPT_SHARE)."""
     if not len(units):

@@ -145,3 +145,59 @@ def ukp(ukp_embedded, tmp_path):
     shutil.copytree(ukp_embedded, root)
     with open_project(root) as project:
         yield project
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """A cache folder holding the packaged SmolLM2, dequantised once for the session."""
+    from curate.models import DEFAULT_POLICY, resolve_model
+
+    cache = tmp_path_factory.mktemp("cache")
+    resolve_model(DEFAULT_POLICY, cache=cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory, model_cache) -> dict[str, Path]:
+    """Tiny random Llamas with SmolLM2's tokenizer, saved as folders: ``causal`` (a causal LM),
+    ``reward1``/``reward2`` (one-output sequence classifiers, different seeds), ``reward_lora`` (a SEQ_CLS
+    LoRA adapter with its score head on ``causal``) and ``dpo_lora`` (a CAUSAL_LM LoRA adapter on it).
+    LoRA weights are randomised so an adapter really changes its base."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
+
+    from curate.models import DEFAULT_POLICY, resolve_model
+
+    root = tmp_path_factory.mktemp("tiny")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(DEFAULT_POLICY, cache=model_cache).path)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                         bos_token_id=tokenizer.bos_token_id, num_labels=1)
+    paths = {name: root / name for name in ("causal", "reward1", "reward2", "reward_lora", "dpo_lora")}
+
+    def randomise_lora(model) -> None:
+        generator = torch.Generator().manual_seed(7)
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                if "lora_B" in name:
+                    parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(paths["causal"])
+    for seed, name in ((1, "reward1"), (2, "reward2")):
+        torch.manual_seed(seed)
+        LlamaForSequenceClassification(config).save_pretrained(paths[name])
+    for name in ("causal", "reward1", "reward2"):
+        tokenizer.save_pretrained(paths[name])
+    torch.manual_seed(3)
+    reward = get_peft_model(LlamaForSequenceClassification.from_pretrained(paths["causal"], num_labels=1),
+                            LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    randomise_lora(reward)
+    reward.save_pretrained(paths["reward_lora"])
+    policy = get_peft_model(LlamaForCausalLM.from_pretrained(paths["causal"]),
+                            LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    randomise_lora(policy)
+    policy.save_pretrained(paths["dpo_lora"])
+    return paths

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from curate import ingest_files, init_project, open_project, project_status
-from curate.scores.entropy import STATS, encode, load_causal_lm, token_entropy
-
-
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory) -> Path:
-    """A cache folder holding the packaged SmolLM2, dequantised once for the session."""
-    from curate.models import DEFAULT_POLICY, resolve_model
-
-    cache = tmp_path_factory.mktemp("cache")
-    resolve_model(DEFAULT_POLICY, cache=cache)
-    return cache
+from curate.scores.entropy import STATS, encode, token_entropy
+from curate.scores.lm import load_causal_lm
 
 
 @pytest.fixture(scope="session")
@@ -230,3 +220,18 @@ def test_a_folder_that_is_not_a_causal_lm_is_a_one_line_error(cli, tmp_path):
     code, _, err = cli("score", "entropy", "--project", tmp_path / "p", "--model", tmp_path / "empty-model")
     assert code == 1 and "cannot be loaded as a causal language model" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_completions_sharing_a_prompt_equal_the_naive_loop(smollm2, examples):
+    """A prompt runs once for all its completions (its key/value cache copied): same numbers, any order."""
+    model, tokenizer = smollm2
+    prompts, completions = examples
+    shared = [prompts[i % 3] for i in range(9)] + [""]
+    answers = [*completions[:9], "An answer to nothing."]
+    batched = token_entropy(model, tokenizer, shared, answers)
+    reference = np.array([naive_entropy(model, tokenizer, p, c) for p, c in zip(shared, answers, strict=True)])
+    assert np.abs(batched - reference).max() < 1e-4
+    order = np.random.default_rng(0).permutation(10)
+    shuffled = token_entropy(model, tokenizer, [shared[i] for i in order], [answers[i] for i in order])
+    assert np.abs(shuffled - batched[order]).max() < 1e-4

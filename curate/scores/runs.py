@@ -33,19 +33,26 @@ def save_run(project: Project, *, kind: str, unit: str, model: ResolvedModel, id
 
 
 def score_status(project: Project) -> dict[str, dict[str, Any]]:
-    """The latest run of each kind, and why it is stale (units added, or judgments changed since)."""
-    out: dict[str, dict[str, Any]] = {}
+    """The latest run of each kind, and why it is stale (units added, judgments or model files changed since)."""
+    from curate.scores.lm import changed_models
+
+    latest: dict[str, Any] = {}
     with project.store.read() as conn:
         judgments = _judgments(conn)
         for run in conn.execute(select(ScoreRun.__table__).order_by(ScoreRun.id)):
-            units = int(conn.scalar(select(func.count()).select_from(UNIT_TABLES[run.unit])) or 0)
-            reasons = []
-            if units != run.units:
-                reasons.append(f"{units - run.units:+d} {run.unit}s since")
-            if run.config.get("uses_labels") and judgments != run.judgments:
-                reasons.append(f"{judgments - run.judgments:+d} judgments since")
-            out[run.kind] = {"run": run.id, "model": run.model, "units": run.units, "stale": bool(reasons),
-                             "why": "; ".join(reasons), "at": run.created_at}
+            latest[run.kind] = run
+        units = {unit: int(conn.scalar(select(func.count()).select_from(table)) or 0)
+                 for unit, table in UNIT_TABLES.items()}
+    out: dict[str, dict[str, Any]] = {}
+    for kind, run in latest.items():
+        reasons = []
+        if units[run.unit] != run.units:
+            reasons.append(f"{units[run.unit] - run.units:+d} {run.unit}s since")
+        if run.config.get("uses_labels") and judgments != run.judgments:
+            reasons.append(f"{judgments - run.judgments:+d} judgments since")
+        reasons += [f"model {name} changed since" for name in changed_models(run.config, cache=project.root / "cache")]
+        out[kind] = {"run": run.id, "model": run.model, "units": run.units, "stale": bool(reasons),
+                     "why": "; ".join(reasons), "at": run.created_at}
     return out
 
 

@@ -1,0 +1,48 @@
+"""What every command module shares: the consoles, the progress bar, JSON output and common options."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+T = TypeVar("T")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ProjectDir = Annotated[Path, typer.Option("--project", "-p", help="Project directory.", show_default="current")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")]
+
+
+def progress_bar(items: Iterable[T], description: str, total: int | None) -> Iterator[T]:
+    """A rich progress bar on stderr around ``items``."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn()]
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task(description, total=total)
+        for item in items:
+            yield item
+            bar.advance(task)
+
+
+def print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+ModelOption = Annotated[str | None, typer.Option(
+    "--model", help="Embedding model: hub id (from the local Hugging Face cache) or folder; default from curate.toml.")]
+FieldOption = Annotated[str | None, typer.Option("--field", help="prompt | completion | pair (default: pair if the "
+                                                                 "project has pairs, else prompt).")]

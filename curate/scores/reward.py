@@ -1,0 +1,168 @@
+"""The model committee: reward models (sequence classifiers, or LoRA reward adapters) score every
+completion; their disagreement on a pair is the signal.
+
+A completion is scored as the conversation [user: prompt, assistant: completion] in the model's chat
+template (prompt, a blank line and the completion where it has none), the format curate's reward
+recipe trains on. Each model's rewards are standardised over the pool (z-scores), so models on
+different scales can be compared; a pair's margin under a model is z(A) − z(B), and P(A ≻ B) = σ(margin).
+Per pair: the mean and spread (standard deviation) of the margins, and the committee statistics of
+the fast committee (mean P, its variance, vote entropy, BALD). Per completion: the mean and spread of
+its z-scored rewards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from curate.errors import CurateError
+from curate.progress import Progress, no_progress
+from curate.project import Project
+from curate.scores.committee import NAMES as COMMITTEE_NAMES
+from curate.scores.committee import disagreement
+
+PAIR_NAMES = ("margin_mean", "margin_std", *COMMITTEE_NAMES)
+COMPLETION_NAMES = ("reward_mean", "reward_std")
+TOKEN_BUDGET = 16384  # padded tokens one batch may hold
+SHARD = 512  # completions scored and cached together
+
+
+def encode_conversation(tokenizer: Any, prompt: str, completion: str, *, max_length: int) -> tuple[list[int], bool]:
+    """Token ids of the scored conversation; too long a one keeps its end (where a reward model reads)."""
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt},
+                                              {"role": "assistant", "content": completion}], tokenize=False)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    else:
+        ids = tokenizer(f"{prompt}\n\n{completion}")["input_ids"]
+    return ids[-max_length:], len(ids) > max_length
+
+
+def reward_scores(model: Any, tokenizer: Any, prompts: Sequence[str], completions: Sequence[str], *,
+                  max_length: int = 1024, progress: Progress | None = None) -> np.ndarray:
+    """(reward, truncated) of every completion (n x 2), in batches sorted by length and right-padded."""
+    import torch
+
+    limit = min(max_length, getattr(model.config, "max_position_embeddings", max_length) or max_length)
+    encoded = [encode_conversation(tokenizer, p, c, max_length=limit) for p, c in zip(prompts, completions,
+                                                                                       strict=True)]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+    batches, batch = [], []
+    for i in order:
+        if batch and (len(batch) + 1) * len(encoded[i][0]) > TOKEN_BUDGET:
+            batches.append(batch)
+            batch = []
+        batch.append(i)
+    if batch:
+        batches.append(batch)
+    out = np.zeros((len(encoded), 2), dtype=np.float64)
+    pad = tokenizer.pad_token_id
+    with torch.inference_mode():
+        for batch in (progress or no_progress)(batches, "rewards", len(batches)):
+            ids = [encoded[i][0] for i in batch]
+            width = max(len(x) for x in ids)
+            rewards = model(input_ids=torch.tensor([x + [pad] * (width - len(x)) for x in ids]),
+                            attention_mask=torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])
+                            ).logits[:, 0].float()
+            for row, i in enumerate(batch):
+                out[i] = [rewards[row].item(), float(encoded[i][1])]
+    return out
+
+
+def standardise(rewards: np.ndarray) -> np.ndarray:
+    """Each column (one model's rewards over the pool) to mean 0 and standard deviation 1."""
+    spread = rewards.std(axis=0)
+    if (spread < 1e-12).any():
+        raise CurateError("a reward model gives every completion the same reward; it cannot rank anything")
+    return (rewards - rewards.mean(axis=0)) / spread
+
+
+def committee_margins(z: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
+    """Per pair (completion rows ``a`` and ``b`` of the z-scored rewards, completions x models)."""
+    from scipy.special import expit
+
+    margins = z[a] - z[b]  # pairs x models
+    return {"margin_mean": margins.mean(axis=1), "margin_std": margins.std(axis=1),
+            **disagreement(expit(margins.T))}
+
+
+@dataclass
+class RewardResult:
+    models: list[str]
+    completions: int
+    pairs: int
+    computed: dict[str, int] = field(default_factory=dict)
+    truncated: dict[str, int] = field(default_factory=dict)
+    run_id: int | None = None  # the pairs' run (none when the pool has no pairs)
+    completion_run_id: int | None = None
+
+
+def score_reward_models(project: Project, *, models: Sequence[str], max_length: int = 1024,
+                        progress: Progress | None = None) -> RewardResult:
+    """Score every completion with each reward model (cached per model and text), then every pair."""
+    from curate.embed import EmbeddingCache, text_key
+    from curate.pool import completion_rows, pair_rows
+    from curate.scores.lm import load_reward_model, model_paths, resolve_scorer
+    from curate.scores.runs import save_run
+    from curate.store.models import register_model
+
+    if not models:
+        raise CurateError("name at least one reward model (--model, repeated for a committee)")
+    if len(set(models)) != len(models):
+        raise CurateError("a reward model is named twice; a committee needs different models")
+    with project.store.read() as conn:
+        rows, pairs = completion_rows(conn), pair_rows(conn)
+    if not rows:
+        raise CurateError("the pool has no completions to score: ingest data first")
+    root = project.root / "cache"
+    resolved = [resolve_scorer(name, cache=root) for name in models]
+    result = RewardResult(models=list(models), completions=len(rows), pairs=len(pairs))
+    columns = []
+    for model in resolved:
+        cache = EmbeddingCache(root, model, kind="scores/reward")
+        keys = [text_key(f"{max_length}\x1f{prompt}\x1f{text}") for _, prompt, text in rows]
+        todo = [i for i, key in enumerate(keys) if key not in cache]
+        if todo:
+            reward, tokenizer = load_reward_model(model, cache=root)
+            shards = [todo[i:i + SHARD] for i in range(0, len(todo), SHARD)]
+            for shard in (progress or no_progress)(shards, f"{model.name}: {len(todo)} completions", len(shards)):
+                values = reward_scores(reward, tokenizer, [rows[i][1] for i in shard], [rows[i][2] for i in shard],
+                                       max_length=max_length)
+                cache.add([keys[i] for i in shard], values.astype(np.float32))
+            cache.compact()
+            del reward
+        values = cache.get(keys).astype(np.float64)
+        columns.append(values[:, 0])
+        result.computed[model.name] = len(todo)
+        result.truncated[model.name] = int(values[:, 1].sum())
+    z = standardise(np.column_stack(columns))
+    config = {"max_length": max_length, "truncated": result.truncated, **model_paths(*resolved)}
+    with project.store.write() as conn:
+        for model in resolved:
+            register_model(conn, model, kind="reward")
+    label = _committee_model(resolved)
+    result.completion_run_id = save_run(
+        project, kind="reward", unit="completion", model=label, ids=[r[0] for r in rows], names=COMPLETION_NAMES,
+        values=np.column_stack([z.mean(axis=1), z.std(axis=1)]), config=config)
+    if pairs:
+        row_of = {r[0]: i for i, r in enumerate(rows)}
+        scores = committee_margins(z, np.array([row_of[p[1]] for p in pairs]), np.array([row_of[p[2]] for p in pairs]))
+        result.run_id = save_run(project, kind="reward-models", unit="pair", model=label, ids=[p[0] for p in pairs],
+                                 names=PAIR_NAMES, values=np.column_stack([scores[n] for n in PAIR_NAMES]),
+                                 config=config)
+    return result
+
+
+def _committee_model(models: Sequence[Any]) -> Any:
+    """One model, or the committee under one name and a fingerprint of all its members (listed in the run's config)."""
+    import hashlib
+
+    from curate.models import ResolvedModel
+
+    if len(models) == 1:
+        return models[0]
+    digest = hashlib.sha256("+".join(m.fingerprint for m in models).encode()).hexdigest()
+    return ResolvedModel(name=f"committee of {len(models)} reward models", path=models[0].path, fingerprint=digest)
