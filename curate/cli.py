@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from curate.commands.common import FieldOption, JsonFlag, ModelOption, ProjectDir, err, out, print_json, progress_bar
+from curate.commands.rounds import select
 from curate.commands.score import score_app
 from curate.errors import CurateError, InputError
 from curate.ingest.readers import FileFormat
@@ -17,6 +18,7 @@ from curate.ingest.readers import FileFormat
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="curate: choose what experts should judge, collect their judgments, train on every round.")
 app.add_typer(score_app, name="score")
+app.command()(select)
 MAX_PROBLEM_LINES = 20
 
 

@@ -35,12 +35,59 @@ class ModelsSection:
 
 
 @dataclass(frozen=True)
+class SelectSection:
+    """Defaults of ``curate select`` (its options override them per call)."""
+
+    strategy: str = "uncertainty"  # used once the pool has labels; see `curate select --help` for all
+    cold_start: str = "cluster"  # before any label: cluster | rules | reward-margin | random
+    rules: str = ""  # the regex file the "rules" cold start reads (one pattern per line)
+    random_frac: float = 0.1  # share of every round drawn at random: the random arm
+    test_size: float = 0.1  # frozen test slice, reserved at the first round: a share (< 1) or a count of pairs
+    calibration_size: float = 0.05  # calibration slice, likewise
+    exclude_near_duplicates: bool = True  # never two of one near-duplicate group (curate dedup) in the labelled set
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.random_frac <= 1:
+            raise ConfigError(f"[select] random_frac must be between 0 and 1, not {self.random_frac}")
+        for name in ("test_size", "calibration_size"):
+            value = getattr(self, name)
+            if value < 0 or (value >= 1 and value != int(value)):
+                raise ConfigError(f"[select] {name} must be a share below 1 or a whole number of pairs, not {value}")
+
+
+@dataclass(frozen=True)
+class RouteSection:
+    """How a selected pair becomes a ``rank`` or a ``rewrite`` item (``auto`` mode), in order:
+    rewrite if its better completion's z-scored reward is below ``rewrite_reward_below`` (both weak);
+    rank if the committee's P(A ≻ B) is within ``rank_uncertainty`` of 0.5 (a contested pair);
+    rewrite if the policy's token entropy on either completion is above the pool's
+    ``rewrite_entropy_quantile``; rank otherwise. A rule whose score is missing is skipped."""
+
+    mode: str = "auto"  # auto | rank | rewrite
+    rewrite_reward_below: float = -1.0
+    rank_uncertainty: float = 0.15
+    rewrite_entropy_quantile: float = 0.9
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "rank", "rewrite"):
+            raise ConfigError(f"[route] mode must be auto, rank or rewrite, not '{self.mode}'")
+        if not 0 <= self.rank_uncertainty <= 0.5:
+            raise ConfigError(f"[route] rank_uncertainty must be between 0 and 0.5, not {self.rank_uncertainty}")
+        if not 0 < self.rewrite_entropy_quantile <= 1:
+            raise ConfigError(f"[route] rewrite_entropy_quantile must be in (0, 1], not "
+                              f"{self.rewrite_entropy_quantile}")
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     """Everything in ``curate.toml``."""
 
     project: ProjectSection
     database: DatabaseSection = field(default_factory=DatabaseSection)
     models: ModelsSection = field(default_factory=ModelsSection)
+    select: SelectSection = field(default_factory=SelectSection)
+    route: RouteSection = field(default_factory=RouteSection)
 
 
 def from_mapping(cls: type[T], data: Any, *, where: str) -> T:
@@ -102,5 +149,5 @@ def dump_config(config: ProjectConfig) -> str:
         lines.append(f"\n[{section.name}]")
         for item in fields(getattr(config, section.name)):
             value = getattr(getattr(config, section.name), item.name)
-            lines.append(f"{item.name} = {json.dumps(value) if isinstance(value, str) else value}")
+            lines.append(f"{item.name} = {json.dumps(value)}")
     return "\n".join(lines) + "\n"

@@ -22,6 +22,7 @@ from curate.store.schema import (
     Pair,
     Record,
     Round,
+    Slice,
 )
 
 
@@ -33,6 +34,7 @@ def project_status(project: Project) -> dict[str, Any]:
 
         by_source = dict(conn.execute(select(Judgment.source, func.count()).group_by(Judgment.source)).all())
         annotators = dict(conn.execute(select(Annotator.kind, func.count()).group_by(Annotator.kind)).all())
+        by_slice = dict(conn.execute(select(Slice.name, func.count()).group_by(Slice.name)).all())
         return {
             "project": project.config.project.name,
             "root": str(project.root),
@@ -50,5 +52,22 @@ def project_status(project: Project) -> dict[str, Any]:
             "cluster_runs": count(ClusterRun.id),
             "near_duplicates": count(NearDuplicate.unit_id),
             "ingested_files": count(IngestBatch.id),
+            "slices": {k: by_slice[k] for k in sorted(by_slice)},
+            "latest_round": _latest_round(conn),
             "scores": score_status(project),
         }
+
+
+def _latest_round(conn: Any) -> dict[str, Any] | None:
+    """The newest round: its number, strategy, status and items by route and by arm."""
+    round_ = conn.execute(select(Round.id, Round.number, Round.strategy, Round.status)
+                          .order_by(Round.number.desc()).limit(1)).first()
+    if round_ is None:
+        return None
+    by_kind = dict(conn.execute(select(Item.kind, func.count()).where(Item.round_id == round_.id)
+                                .group_by(Item.kind)).all())
+    by_arm = dict(conn.execute(select(Item.arm, func.count()).where(Item.round_id == round_.id)
+                               .group_by(Item.arm)).all())
+    return {"number": round_.number, "strategy": round_.strategy, "status": round_.status,
+            "items": sum(by_kind.values()), "routes": {k: by_kind[k] for k in sorted(by_kind)},
+            "arms": {k: by_arm[k] for k in sorted(by_arm)}}

@@ -33,6 +33,14 @@ def status_table(summary: dict[str, Any]) -> Table:
         table.add_row(f"annotators: {kind}", str(n))
     for key in ("rounds", "items", "models", "cluster_runs", "near_duplicates", "ingested_files"):
         table.add_row(key.replace("_", " "), str(summary[key]))
+    for name, n in summary["slices"].items():
+        table.add_row(f"slice: {name}", f"{n} (never selected or trained on)")
+    latest = summary["latest_round"]
+    if latest:
+        routes = ", ".join(f"{n} {k}" for k, n in latest["routes"].items())
+        arms = ", ".join(f"{n} {k}" for k, n in latest["arms"].items())
+        table.add_row(f"round {latest['number']} ({latest['strategy']}, {latest['status']})",
+                      f"{latest['items']} items: {routes}; arms: {arms}")
     for kind, run in summary["scores"].items():
         state = f"stale: {run['why']}" if run["stale"] else "current"
         table.add_row(f"scores: {kind}", f"{run['units']} ({state})")

@@ -1,0 +1,216 @@
+"""Building a round: the frozen test and calibration slices (reserved once), the strategy (or the cold
+start while the pool has no labels), the random arm, near-duplicate exclusion, routing, the items in
+the store, the audit entry and ``rounds/NNNN/manifest.json``. Same seed and same state give the same
+manifest, byte for byte."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curate.errors import CurateError
+from curate.project import Project
+from curate.routing import route_pairs
+from curate.selection_pool import PoolContext, build_pool_view
+from curate.strategies import NoNearDuplicates, PoolView, RandomMix, Strategy, make_strategy
+from curate.strategies.stratified import allocate
+
+COLD_STARTS = {"cluster": "cluster", "rules": "rules", "reward-margin": "reward-margin", "random": "random"}
+
+
+@dataclass
+class RoundResult:
+    number: int
+    strategy: str
+    cold_start: bool
+    items: int
+    routes: dict[str, int]
+    arms: dict[str, int]
+    reserved: dict[str, int]  # slices reserved by this round (only the first reserves)
+    manifest: Path
+    notes: list[str]
+
+
+def slice_size(size: float, n: int) -> int:
+    return round(size * n) if size < 1 else int(size)
+
+
+def reserve_slices(pool: PoolView, context: PoolContext, *, test_size: float, calibration_size: float,
+                   rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Positions of the frozen test and calibration slices: stratified by cluster where there are
+    clusters, from pairs with a known label first (a test slice needs answers; slice pairs without one
+    become rank items of the first round, arm "test"/"calibration"), and each pair's near-duplicates in
+    the same slice as it (so nothing leaks from test into training)."""
+    n = len(pool)
+    sizes = {"test": slice_size(test_size, n), "calibration": slice_size(calibration_size, n)}
+    if sum(sizes.values()) >= n:
+        raise CurateError(f"the test ({sizes['test']}) and calibration ({sizes['calibration']}) slices would take "
+                          f"all {n} pairs: lower [select] test_size / calibration_size in curate.toml")
+    strata = pool.groups.get("cluster", np.zeros(n, dtype=np.int64))
+    known = np.isin(pool.ids, list(context.known_labels))
+    taken = pool.labelled | pool.excluded
+    out = {}
+    for name, size in sizes.items():
+        picks: set[int] = set()
+        for tier in (known, ~known):  # labelled pairs first; the rest only if there are too few
+            free = np.flatnonzero(tier & ~taken)
+            want = min(size - len(picks), len(free))
+            if want <= 0:
+                continue
+            names, counts = np.unique(strata[free], return_counts=True)
+            for stratum, k in zip(names, allocate(counts, want, "proportional"), strict=True):
+                added = 0
+                for i in rng.permutation(free[strata[free] == stratum]).tolist():
+                    if added >= k:
+                        break
+                    if i in picks:
+                        continue
+                    group = [i] if pool.duplicates is None or pool.duplicates[i] < 0 else \
+                        np.flatnonzero((pool.duplicates == pool.duplicates[i]) & ~taken).tolist()
+                    added += len(set(group) - picks)  # a pair's near-duplicates join it, and count
+                    picks.update(group)
+            taken = taken.copy()
+            taken[list(picks)] = True
+        out[name] = np.array(sorted(picks), dtype=np.int64)
+    return out
+
+
+def choose_strategy(project: Project, name: str | None, options: dict[str, Any]) -> tuple[Strategy, bool]:
+    """The strategy to run and whether it is the cold start (no pair has a label yet)."""
+    from curate.scores.committee import pair_labels
+
+    config = project.config.select
+    with project.store.read() as conn:
+        cold = not pair_labels(conn)
+    if cold and name is None:
+        name = COLD_STARTS.get(config.cold_start)
+        if name is None:
+            raise CurateError(f"[select] cold_start must be one of {', '.join(COLD_STARTS)}, not "
+                              f"'{config.cold_start}'")
+    name = name or config.strategy
+    if name == "rules" and "path" not in options:
+        rules = Path(config.rules) if config.rules else None
+        options = {**options, "path": str(rules if rules is None or rules.is_absolute() else project.root / rules)
+                   if rules else ""}
+    return make_strategy(name, **options), cold
+
+
+def select_round(project: Project, *, budget: int, strategy: str | None = None, options: dict[str, Any] | None = None,
+                 random_frac: float | None = None, seed: int | None = None, route: str | None = None) -> RoundResult:
+    """Choose ``budget`` pairs for experts (reserving the slices at the first round) and store the round."""
+    config = project.config.select
+    seed = config.seed if seed is None else seed
+    random_frac = config.random_frac if random_frac is None else random_frac
+    chosen_strategy, cold = choose_strategy(project, strategy, options or {})
+    pool, context = build_pool_view(project, with_texts=chosen_strategy.name == "rules")
+    rng = np.random.default_rng(seed)
+    reserved = {}
+    if not context.slices:
+        reserved = reserve_slices(pool, context, test_size=config.test_size,
+                                  calibration_size=config.calibration_size, rng=rng)
+        excluded = pool.excluded.copy()
+        for positions in reserved.values():
+            excluded[positions] = True
+        pool = replace(pool, excluded=excluded)
+    wrapped: Strategy = chosen_strategy
+    if config.exclude_near_duplicates and pool.duplicates is not None:
+        wrapped = NoNearDuplicates(wrapped)
+    mix = RandomMix(wrapped, frac=random_frac)
+    positions, arms = mix.select_with_arms(pool, budget, rng)
+    routes = route_pairs(pool, positions, project.config.route, mode=route)
+    manifest = _manifest(project, pool, context, positions, arms, routes, reserved, strategy=chosen_strategy,
+                         cold=cold, seed=seed, budget=budget, random_frac=random_frac, options=options or {})
+    number = _store_round(project, pool, context, positions, arms, routes, reserved, manifest)
+    path = write_manifest(project, number, manifest)
+    return RoundResult(number=number, strategy=chosen_strategy.name, cold_start=cold, items=len(positions),
+                       routes=_count(r.kind for r in routes), arms=_count(arms),
+                       reserved={k: len(v) for k, v in reserved.items()}, manifest=path, notes=context.notes)
+
+
+def _count(values: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for value in values:
+        out[value] = out.get(value, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _manifest(project: Project, pool: PoolView, context: PoolContext, positions: np.ndarray, arms: list[str],
+              routes: list[Any], reserved: dict[str, np.ndarray], *, strategy: Strategy, cold: bool, seed: int,
+              budget: int, random_frac: float, options: dict[str, Any]) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    items = []
+    for order, (i, arm, route) in enumerate(zip(positions.tolist(), arms, routes, strict=True), 1):
+        pair_id, record_id, a_id, b_id = context.pairs[i]
+        why = (f"{strategy.criterion} (#{order} of {arms.count('strategy')})" if arm == "strategy"
+               else "random arm: drawn at random, the baseline the strategy is measured against")
+        items.append({
+            "order": order, "pair_id": pair_id, "record_id": record_id, "arm": arm, "route": route.kind,
+            "rewrite_completion": {"a": a_id, "b": b_id}[route.side] if route.kind == "rewrite" else None,
+            "why": why, "route_reason": route.reason,
+            "cluster": int(pool.groups["cluster"][i]) if "cluster" in pool.groups else None,
+            "scores": {name: float(values[i]) for name, values in sorted(pool.scores.items())}})
+    return {
+        "strategy": strategy.name, "criterion": strategy.criterion, "options": options, "cold_start": cold,
+        "seed": seed, "budget": budget, "random_frac": random_frac,
+        "config": {"select": asdict(project.config.select), "route": asdict(project.config.route)},
+        "models": {"embedding": context.embedding_model, "scores": context.score_runs,
+                   "cluster_run": context.cluster_run},
+        "pool": {"pairs": len(pool), "labelled": int(pool.labelled.sum()), "excluded": int(pool.excluded.sum()),
+                 "available": len(pool.available)},
+        "slices_reserved": {name: [context.pairs[i][0] for i in rows.tolist()] for name, rows in reserved.items()},
+        "slice_items": [{"pair_id": context.pairs[i][0], "record_id": context.pairs[i][1], "slice": name}
+                        for name, rows in reserved.items() for i in rows.tolist()
+                        if context.pairs[i][0] not in context.known_labels],
+        "notes": context.notes, "items": items}
+
+
+def _store_round(project: Project, pool: PoolView, context: PoolContext, positions: np.ndarray, arms: list[str],
+                 routes: list[Any], reserved: dict[str, np.ndarray], manifest: dict[str, Any]) -> int:
+    """Round, slices and items in one transaction, refused if another selection got there first."""
+    from sqlalchemy import func, insert, select
+
+    from curate.store import audit
+    from curate.store.bulk import bulk_insert
+    from curate.store.schema import Item, Round, Slice
+
+    with project.store.write() as conn:
+        taken = {r[0] for r in conn.execute(select(Item.pair_id).where(Item.pair_id.is_not(None)))}
+        sliced = {r[0] for r in conn.execute(select(Slice.pair_id))}
+        ids = [context.pairs[i][0] for i in positions.tolist()]
+        if taken & set(ids) or (reserved and sliced) or sliced - set(context.slices):
+            raise CurateError("another selection changed the pool while this one ran: run curate select again")
+        number = int(conn.scalar(select(func.max(Round.number))) or 0) + 1
+        round_id = conn.execute(insert(Round).values(number=number, strategy=manifest["strategy"],
+                                                     seed=manifest["seed"], config=manifest)).inserted_primary_key[0]
+        bulk_insert(conn, Slice.__table__, [{"pair_id": context.pairs[i][0], "name": name, "round_id": round_id}
+                                            for name, rows in reserved.items() for i in rows.tolist()])
+        bulk_insert(conn, Item.__table__, [
+            {"round_id": round_id, "record_id": item["record_id"], "pair_id": item["pair_id"],
+             "completion_id": item["rewrite_completion"], "kind": item["route"], "arm": item["arm"],
+             "score": None, "reason": item["why"]} for item in manifest["items"]] + [
+            {"round_id": round_id, "record_id": item["record_id"], "pair_id": item["pair_id"], "completion_id": None,
+             "kind": "rank", "arm": item["slice"], "score": None,
+             "reason": f"{item['slice']} slice: needs a label to measure models against"}
+            for item in manifest["slice_items"]])
+        audit(conn, "select", entity="round", entity_id=str(number),
+              details={"strategy": manifest["strategy"], "seed": manifest["seed"], "items": len(ids),
+                       "reserved": {k: len(v) for k, v in reserved.items()}})
+    return number
+
+
+def write_manifest(project: Project, number: int, manifest: dict[str, Any]) -> Path:
+    """``rounds/NNNN/manifest.json``, written whole and renamed into place."""
+    folder = project.root / "rounds" / f"{number:04d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "manifest.json"
+    tmp = folder / f".manifest.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({"round": number, **manifest}, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+                   encoding="utf-8")
+    os.replace(tmp, path)
+    return path

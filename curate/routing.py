@@ -1,0 +1,56 @@
+"""Routing: whether a selected pair is worth an expert's ranking or a rewrite (see ``RouteSection``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from curate.config import RouteSection
+from curate.strategies import PoolView
+
+P_SOURCES = ("committee.p_mean", "reward-models.p_mean")
+
+
+@dataclass(frozen=True)
+class Route:
+    kind: str  # rank | rewrite
+    side: str | None  # for a rewrite: the completion to start from (a | b)
+    reason: str
+
+
+def route_pairs(pool: PoolView, positions: np.ndarray, rule: RouteSection, *, mode: str | None = None) -> list[Route]:
+    """The route of each selected position, by ``rule`` (or every one ``mode`` where it is rank/rewrite)."""
+    mode = mode or rule.mode
+    if mode not in ("auto", "rank", "rewrite"):
+        raise ValueError(f"unknown route mode {mode}")
+    reward_a, reward_b = pool.scores.get("reward.reward_mean.a"), pool.scores.get("reward.reward_mean.b")
+    p = next((pool.scores[name] for name in P_SOURCES if name in pool.scores), None)
+    entropy = pool.scores.get("entropy.entropy_mean")
+    entropy_cut = float(np.quantile(entropy, rule.rewrite_entropy_quantile)) if entropy is not None else None
+    routes = []
+    for i in positions.tolist():
+        side = _better_side(i, reward_a, reward_b, p)
+        if mode != "auto":
+            routes.append(Route(mode, side if mode == "rewrite" else None, f"--route {mode}"))
+        elif reward_a is not None and max(reward_a[i], reward_b[i]) < rule.rewrite_reward_below:
+            routes.append(Route("rewrite", side, f"both completions weak: the better one's z-reward "
+                                                 f"{max(reward_a[i], reward_b[i]):.2f} < {rule.rewrite_reward_below}"))
+        elif p is not None and abs(p[i] - 0.5) <= rule.rank_uncertainty:
+            routes.append(Route("rank", None, f"contested: P(A ≻ B) = {p[i]:.2f}"))
+        elif entropy is not None and entropy[i] > entropy_cut:
+            routes.append(Route("rewrite", side, f"the policy is unsure how to write it: token entropy "
+                                                 f"{entropy[i]:.2f} above the pool's {rule.rewrite_entropy_quantile:g} "
+                                                 f"quantile {entropy_cut:.2f}"))
+        else:
+            routes.append(Route("rank", None, "default: rank"))
+    return routes
+
+
+def _better_side(i: int, reward_a: np.ndarray | None, reward_b: np.ndarray | None, p: np.ndarray | None) -> str:
+    """The completion a rewrite starts from: the better by reward, else by the committee, else A."""
+    if reward_a is not None and reward_b is not None:
+        return "a" if reward_a[i] >= reward_b[i] else "b"
+    if p is not None:
+        return "a" if p[i] >= 0.5 else "b"
+    return "a"

@@ -1,0 +1,158 @@
+"""The pool as selection sees it: every pair with its embeddings, latest scores, clusters, near-duplicate
+group, and whether it is labelled (chosen in an earlier round, or judged in the app) or excluded (the
+frozen test and calibration slices). Read from the store in one place, for ``curate select``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, select
+
+from curate.errors import CurateError
+from curate.project import Project
+from curate.strategies import PoolView
+
+EXPERT_SOURCES = ("app", "adjudication")  # judgments made in this project (imported ones only teach the learner)
+# completion scores a pair carries per side (<kind>.<name>.a/.b); the starred ones also as the higher of the two
+PER_SIDE = {"entropy": {"entropy_mean": True, "logprob_mean": False}, "reward": {"reward_mean": True},
+            "implicit-reward": {"implicit_reward": False}}
+
+
+@dataclass
+class PoolContext:
+    """What the view was built from, for the round manifest."""
+
+    pairs: list[tuple[str, str, str, str]]  # (pair id, record id, completion A id, completion B id)
+    known_labels: set[str]  # pairs the learner has a label for (imported or expert)
+    slices: dict[str, str]  # pair id -> test | calibration
+    score_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    embedding_model: str | None = None
+    cluster_run: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def build_pool_view(project: Project, *, with_texts: bool = False) -> tuple[PoolView, PoolContext]:
+    """The pool view of the project's pairs (in pair id order) and its context."""
+    from curate.scores.committee import pair_labels
+    from curate.store.schema import Item, Judgment, Pair, Slice
+
+    with project.store.read() as conn:
+        pairs = [tuple(r) for r in conn.execute(select(Pair.id, Pair.record_id, Pair.a_id, Pair.b_id)
+                                                .order_by(Pair.id))]
+        if not pairs:
+            raise CurateError("curate select chooses pairs and the project has none: ingest preference data "
+                              "(a prompt with two completions)")
+        chosen = {r[0] for r in conn.execute(select(Item.pair_id).where(Item.pair_id.is_not(None)))}
+        judged = {r[0] for r in conn.execute(select(Judgment.pair_id).where(Judgment.source.in_(EXPERT_SOURCES)))}
+        slices = dict(conn.execute(select(Slice.pair_id, Slice.name)).all())
+        context = PoolContext(pairs=pairs, known_labels=set(pair_labels(conn)), slices=slices)
+        scores = _scores(conn, pairs, context)
+        duplicates = _duplicates(conn, pairs)
+        texts = _texts(conn, pairs) if with_texts else None
+    ids = np.array([p[0] for p in pairs], dtype=object)
+    vectors, differences = _embeddings(project, ids, context)
+    groups = _clusters(project, ids, context)
+    view = PoolView(ids=ids, labelled=np.isin(ids, list(chosen | judged)), excluded=np.isin(ids, list(slices)),
+                    vectors=vectors, differences=differences, scores=scores, groups=groups, duplicates=duplicates,
+                    texts=texts)
+    return view, context
+
+
+def _scores(conn: Connection, pairs: list[tuple[str, str, str, str]], context: PoolContext) -> dict[str, np.ndarray]:
+    """The latest run of every score kind that covers the whole pool; completion scores become pair scores
+    (``<kind>.<name>.a`` / ``.b`` per side, and ``<kind>.<name>`` the higher of the two; see PER_SIDE)."""
+    from curate.store.schema import Score, ScoreRun
+
+    latest: dict[str, Any] = {}
+    for run in conn.execute(select(ScoreRun.__table__).order_by(ScoreRun.id)):
+        latest[run.kind] = run
+    out: dict[str, np.ndarray] = {}
+    sides = {"a": [p[2] for p in pairs], "b": [p[3] for p in pairs]}
+    for kind, run in sorted(latest.items()):
+        values: dict[str, dict[str, float]] = {}
+        for unit, name, value in conn.execute(select(Score.unit_id, Score.name, Score.value)
+                                              .where(Score.run_id == run.id)):
+            values.setdefault(name, {})[unit] = value
+        if run.unit == "pair":
+            columns = {name: [found.get(p[0]) for p in pairs] for name, found in values.items()}
+        elif run.unit == "completion":
+            columns = {}
+            for name, found in values.items():
+                if name not in PER_SIDE.get(kind, {}):
+                    continue
+                for side, completion_ids in sides.items():
+                    columns[f"{name}.{side}"] = [found.get(c) for c in completion_ids]
+        else:
+            continue
+        if any(v is None for column in columns.values() for v in column):
+            context.notes.append(f"score run {run.id} ({kind}) does not cover every pair: run `curate score {kind}` "
+                                 "again to use it")
+            continue
+        for name, column in columns.items():
+            out[f"{kind}.{name}"] = np.array(column, dtype=np.float64)
+        if run.unit == "completion":
+            for name, higher in PER_SIDE.get(kind, {}).items():
+                if higher:
+                    out[f"{kind}.{name}"] = np.maximum(out[f"{kind}.{name}.a"], out[f"{kind}.{name}.b"])
+        context.score_runs[kind] = {"run": run.id, "model": run.model}
+    return out
+
+
+def _duplicates(conn: Connection, pairs: list[tuple[str, str, str, str]]) -> np.ndarray | None:
+    """Each pair's near-duplicate group (the representative's position), -1 where it has none."""
+    from curate.store.schema import NearDuplicate
+
+    rows = conn.execute(select(NearDuplicate.unit_id, NearDuplicate.representative_id)
+                        .where(NearDuplicate.field == "pair")).all()
+    if not rows:
+        return None
+    position = {p[0]: i for i, p in enumerate(pairs)}
+    groups = np.full(len(pairs), -1, dtype=np.int64)
+    for unit, representative in rows:
+        if unit in position and representative in position:
+            groups[position[unit]] = groups[position[representative]] = position[representative]
+    return groups
+
+
+def _texts(conn: Connection, pairs: list[tuple[str, str, str, str]]) -> list[str]:
+    from curate.store.schema import Completion, Record
+
+    prompts = dict(conn.execute(select(Record.id, Record.prompt)).all())
+    completions = dict(conn.execute(select(Completion.id, Completion.text)).all())
+    return [f"{prompts[r]}\n{completions[a]}\n{completions[b]}" for _, r, a, b in pairs]
+
+
+def _embeddings(project: Project, ids: np.ndarray,
+                context: PoolContext) -> tuple[np.ndarray | None, np.ndarray | None]:
+    from curate.pool import embedded_units, unit_vectors
+    from curate.scores.committee import pair_differences
+
+    try:
+        units, cache = embedded_units(project, "pair")
+    except CurateError as err:
+        context.notes.append(f"no pair embeddings ({err})")
+        return None, None
+    if units.ids != ids.tolist():
+        raise CurateError("the pool changed while it was being read: run select again")
+    context.embedding_model = f"{cache.model.name}@{cache.model.short}"
+    return unit_vectors(units, cache), pair_differences(units, cache)
+
+
+def _clusters(project: Project, ids: np.ndarray, context: PoolContext) -> dict[str, np.ndarray]:
+    from curate.cluster import latest_run, run_labels
+    from curate.pool import PoolUnits
+
+    run = latest_run(project, "pair")
+    if run is None:
+        return {}
+    units = PoolUnits("pair")
+    units.ids = ids.tolist()
+    labels = run_labels(project, run.id, units)
+    if (labels == -2).any():
+        context.notes.append(f"cluster run {run.id} is older than {(labels == -2).sum()} pairs: run `curate cluster` "
+                             "again to use clusters")
+        return {}
+    context.cluster_run = run.id
+    return {"cluster": labels}

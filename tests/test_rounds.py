@@ -1,0 +1,167 @@
+"""``curate select`` on the bundled UKP sample: slices, random arm, routing, manifests, status, the audit
+log, reproducibility, cold start, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from curate import open_project, project_status
+from curate.config import RouteSection
+from curate.routing import route_pairs
+from curate.strategies import PoolView
+
+
+@pytest.fixture
+def scored(ukp):
+    """The embedded UKP sample with clusters, near-duplicates and the fast committee."""
+    from curate.cluster import cluster_pool
+    from curate.dedup import dedup_pool
+    from curate.scores.committee import score_committee
+
+    cluster_pool(ukp, k=4)
+    dedup_pool(ukp, threshold=0.7)  # the sample has few near-duplicates; 0.7 makes 15 groups
+    score_committee(ukp)
+    return ukp
+
+
+def manifest(project, number: int) -> dict:
+    return json.loads((project.root / "rounds" / f"{number:04d}" / "manifest.json").read_text())
+
+
+def test_select_end_to_end(cli, scored):
+    root = scored.root
+    code, out, err = cli("select", "--project", root, "--budget", "40", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["number"] == 1 and result["items"] == 40 and result["arms"] == {"random": 4, "strategy": 36}
+    assert result["reserved"] == {"calibration": 10, "test": 20} or result["reserved"]["test"] >= 20
+    first = manifest(scored, 1)
+    assert first["strategy"] == "uncertainty" and not first["cold_start"] and len(first["items"]) == 40
+    assert first["models"]["scores"]["committee"]["run"] and first["models"]["cluster_run"]
+    strategy_items = [i for i in first["items"] if i["arm"] == "strategy"]
+    random_items = [i for i in first["items"] if i["arm"] == "random"]
+    doubt = [abs(i["scores"]["committee.p_mean"] - 0.5) for i in strategy_items]
+    assert doubt == sorted(doubt) and np.mean(doubt) < np.mean([abs(i["scores"]["committee.p_mean"] - 0.5)
+                                                                for i in random_items])
+    assert all(i["route"] in ("rank", "rewrite") and i["why"] and i["route_reason"] for i in first["items"])
+    sliced = {p for ids in first["slices_reserved"].values() for p in ids}
+    assert not sliced & {i["pair_id"] for i in first["items"]}
+    code, out, err = cli("select", "--project", root, "--budget", "40", "--strategy", "coreset", "--json")
+    assert code == 0, err
+    assert json.loads(out)["reserved"] == {}
+    second = manifest(scored, 2)
+    assert second["strategy"] == "coreset" and second["slices_reserved"] == {}
+    assert not {i["pair_id"] for i in first["items"]} & {i["pair_id"] for i in second["items"]}
+    assert not sliced & {i["pair_id"] for i in second["items"]}
+    status = project_status(scored)
+    assert status["rounds"] == 2 and status["latest_round"]["number"] == 2
+    assert status["items"] == 80 + len(first["slice_items"])  # slice pairs without a label are items too
+    assert status["slices"] == {k: len(v) for k, v in first["slices_reserved"].items()}
+    code, out, _ = cli("status", "--project", root)
+    assert "round 2 (coreset, open)" in out and "slice: test" in out
+    from sqlalchemy import select
+
+    from curate.store.schema import AuditEntry
+
+    with scored.store.read() as conn:
+        actions = [r[0] for r in conn.execute(select(AuditEntry.action).where(AuditEntry.action == "select"))]
+    assert actions == ["select", "select"]
+
+
+def test_same_seed_same_state_same_manifest(scored, tmp_path):
+    from curate.rounds import select_round
+
+    copy = tmp_path / "copy"
+    shutil.copytree(scored.root, copy)
+    select_round(scored, budget=30, seed=7)
+    with open_project(copy) as other:
+        select_round(other, budget=30, seed=7)
+    assert (scored.root / "rounds/0001/manifest.json").read_bytes() == (copy / "rounds/0001/manifest.json").read_bytes()
+    with open_project(copy) as other:
+        select_round(other, budget=30, seed=8)
+        assert manifest(other, 2)["items"] != manifest(scored, 1)["items"]
+
+
+def test_slices_stratified_keep_near_duplicates_together_and_prefer_labelled_pairs(scored):
+    from curate.rounds import reserve_slices
+    from curate.selection_pool import build_pool_view
+
+    pool, context = build_pool_view(scored)
+    slices = reserve_slices(pool, context, test_size=0.2, calibration_size=10, rng=np.random.default_rng(0))
+    test, calibration = slices["test"], slices["calibration"]
+    assert len(test) >= 40 and len(calibration) >= 10 and not set(test.tolist()) & set(calibration.tolist())
+    clusters = pool.groups["cluster"]
+    known = np.isin(pool.ids, list(context.known_labels))  # slices are drawn from labelled pairs first
+    shares = np.bincount(clusters[known], minlength=4) / known.sum()
+    from dataclasses import replace
+
+    plain = reserve_slices(replace(pool, duplicates=None), context, test_size=0.2, calibration_size=10,
+                           rng=np.random.default_rng(0))["test"]  # without near-duplicate groups to keep whole
+    assert len(plain) == 40 and np.abs(np.bincount(clusters[plain], minlength=4) - 40 * shares).max() < 1
+    groups = pool.duplicates
+    for positions in (test, calibration):
+        inside = set(groups[positions][groups[positions] >= 0].tolist())
+        outside = np.setdiff1d(np.arange(len(pool)), positions)
+        assert not inside & set(groups[outside].tolist())  # a group is whole in one slice, or not in it
+    assert all(pool.ids[i] in context.known_labels for i in plain)
+
+
+def test_cold_start_by_cluster_and_slice_items_without_labels(cli, tmp_path, samples):
+    import gzip
+
+    with gzip.open(samples["ukp"], "rt") as fh:
+        rows = [json.loads(line) for line in fh][:120]
+    data = tmp_path / "unlabelled.jsonl"
+    data.write_text("".join(json.dumps({"prompt": r["topic"], "a": r["a1"], "b": r["a2"]}) + "\n" for r in rows))
+    root = tmp_path / "cold"
+    assert cli("init", root)[0] == 0
+    assert cli("ingest", data, "--project", root, "--map", "prompt=prompt,a=a,b=b")[0] == 0
+    assert cli("embed", "--project", root)[0] == 0
+    code, _, err = cli("select", "--project", root, "--budget", "20")
+    assert code == 1 and "strategy 'cluster' needs the grouping 'cluster': run `curate cluster` first" in err
+    assert cli("cluster", "--project", root, "--k", "3")[0] == 0
+    code, out, err = cli("select", "--project", root, "--budget", "20", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["cold_start"] and result["strategy"] == "cluster"
+    with open_project(root) as project:
+        first = manifest(project, 1)
+        slice_items = first["slice_items"]
+        assert len(slice_items) == sum(len(v) for v in first["slices_reserved"].values())  # none has a label
+        arms = project_status(project)["latest_round"]["arms"]
+    assert arms["test"] == len(first["slices_reserved"]["test"]) and arms["random"] == 2
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--strategy", "uncertain"], "unknown strategy 'uncertain' (strategies: random, uncertainty, qbc"),
+    (["--strategy", "qbc", "--option", "measur=bald"], "strategy 'qbc' has no option 'measur'"),
+    (["--strategy", "token-entropy"], "needs the score entropy.entropy_mean: run `curate score entropy` first"),
+    (["--random-frac", "1.5"], "--random-frac must be between 0 and 1, not 1.5"),
+    (["--budget", "5000"], "a budget of 5000 is more than the"),
+    (["--route", "maybe"], "--route must be rank, rewrite or auto"),
+    (["--option", "oops"], "--option takes key=value, not 'oops'"),
+])
+def test_bad_select_requests_are_clear_errors(cli, scored, args, message):
+    budget = [] if "--budget" in args else ["--budget", "10"]
+    code, _, err = cli("select", "--project", scored.root, *budget, *args)
+    assert code == 1 and message in err and "Traceback" not in err
+    assert project_status(scored)["rounds"] == 0
+
+
+def test_routing_rules_in_order():
+    n = 5
+    pool = PoolView(ids=np.arange(n).astype(str).astype(object), labelled=np.zeros(n, bool), excluded=np.zeros(n, bool),
+                    scores={"reward.reward_mean.a": np.array([-2.0, 0.5, 0.5, 0.5, 0.1]),
+                            "reward.reward_mean.b": np.array([-1.5, 0.2, 0.1, 0.3, 0.9]),
+                            "committee.p_mean": np.array([0.5, 0.55, 0.9, 0.1, 0.95]),
+                            "entropy.entropy_mean": np.array([1.0, 1.0, 3.0, 1.0, 1.0])})
+    routes = route_pairs(pool, np.arange(n), RouteSection(rewrite_entropy_quantile=0.8))
+    assert [r.kind for r in routes] == ["rewrite", "rank", "rewrite", "rank", "rank"]
+    assert routes[0].side == "b" and "both completions weak" in routes[0].reason  # b is the better of two weak
+    assert routes[1].reason.startswith("contested") and routes[2].reason.startswith("the policy is unsure")
+    forced = route_pairs(pool, np.arange(n), RouteSection(), mode="rewrite")
+    assert [r.side for r in forced] == ["b", "a", "a", "a", "b"]
