@@ -222,7 +222,8 @@ def drift(new_file: Annotated[Path, typer.Argument(help="A new batch in any form
 @app.command()
 def demo(directory: Annotated[Path, typer.Option("--dir", help="Where to create the demo project.")] =
          Path("demo-project")) -> None:
-    """Run the loop on the bundled sample (UKPConvArg1 and PandaLM excerpts): ingest, embed, cluster, dedup, map."""
+    """Run the loop on the bundled sample (UKPConvArg1 and PandaLM excerpts): ingest, embed, cluster, dedup, map,
+    the fast committee and a first selected round."""
     from curate.demo import run_demo
     from curate.views import ingest_table, status_table
 
@@ -240,6 +241,15 @@ def demo(directory: Annotated[Path, typer.Option("--dir", help="Where to create 
             out.print(f"dedup: {len(result.groups)} near-duplicate groups, {result.marked} {result.field}s marked")
         elif step.name == "map":
             out.print(f"map: {result.html} (open it in a browser) and {result.png}")
+        elif step.name == "committee":
+            out.print(f"committee: {result.members} Bradley–Terry heads on {result.labelled} labelled pairs scored "
+                      f"{result.pairs} pairs")
+        elif step.name == "select":
+            out.print(f"select: round {result.number}, {result.items} pairs by {result.strategy} "
+                      f"({result.arms.get('random', 0)} in the random arm; {result.routes.get('rank', 0)} to rank, "
+                      f"{result.routes.get('rewrite', 0)} to rewrite); slices reserved: "
+                      f"{result.reserved.get('test', 0)} test, {result.reserved.get('calibration', 0)} calibration; "
+                      f"manifest {result.manifest}")
         elif step.name == "status":
             out.print(status_table(result))
     out.print(f"next: curate status --project {directory}")

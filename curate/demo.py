@@ -16,7 +16,7 @@ from curate.samples import sample_paths
 
 @dataclass
 class DemoStep:
-    name: str  # init | ingest | embed | cluster | dedup | map | status
+    name: str  # init | ingest | embed | cluster | dedup | map | committee | select | status
     result: Any
 
 
@@ -28,6 +28,8 @@ def run_demo(directory: Path | str, *, progress: Any = None) -> Iterator[DemoSte
     from curate.ingest import ingest_files
     from curate.maps import write_map
     from curate.pool import embed_pool
+    from curate.rounds import select_round
+    from curate.scores.committee import score_committee
     from curate.status import project_status
 
     root = Path(directory)
@@ -42,4 +44,6 @@ def run_demo(directory: Path | str, *, progress: Any = None) -> Iterator[DemoSte
         yield DemoStep("cluster", cluster_pool(project, k="auto"))
         yield DemoStep("dedup", dedup_pool(project, progress=progress))
         yield DemoStep("map", write_map(project))
+        yield DemoStep("committee", score_committee(project))
+        yield DemoStep("select", select_round(project, budget=40))
         yield DemoStep("status", project_status(project))

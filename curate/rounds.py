@@ -17,7 +17,7 @@ from curate.errors import CurateError
 from curate.project import Project
 from curate.routing import route_pairs
 from curate.selection_pool import PoolContext, build_pool_view
-from curate.strategies import NoNearDuplicates, PoolView, RandomMix, Strategy, make_strategy
+from curate.strategies import NoNearDuplicates, PoolView, Quotas, RandomMix, Strategy, make_strategy
 from curate.strategies.stratified import allocate
 
 COLD_STARTS = {"cluster": "cluster", "rules": "rules", "reward-margin": "reward-margin", "random": "random"}
@@ -101,8 +101,11 @@ def choose_strategy(project: Project, name: str | None, options: dict[str, Any])
 
 
 def select_round(project: Project, *, budget: int, strategy: str | None = None, options: dict[str, Any] | None = None,
-                 random_frac: float | None = None, seed: int | None = None, route: str | None = None) -> RoundResult:
-    """Choose ``budget`` pairs for experts (reserving the slices at the first round) and store the round."""
+                 random_frac: float | None = None, seed: int | None = None, route: str | None = None,
+                 quota: tuple[str, float, float] | None = None) -> RoundResult:
+    """Choose ``budget`` pairs for experts (reserving the slices at the first round) and store the round.
+    ``quota``: (grouping, min share, max share) of the strategy's part, e.g. ("cluster", 0.02, 0.3) or
+    ("topic", 0, 0.1); groupings are ``cluster`` and the records' metadata keys."""
     config = project.config.select
     seed = config.seed if seed is None else seed
     random_frac = config.random_frac if random_frac is None else random_frac
@@ -117,14 +120,17 @@ def select_round(project: Project, *, budget: int, strategy: str | None = None, 
         for positions in reserved.values():
             excluded[positions] = True
         pool = replace(pool, excluded=excluded)
-    wrapped: Strategy = chosen_strategy
+    wrapped, random_arm = chosen_strategy, make_strategy("random")
     if config.exclude_near_duplicates and pool.duplicates is not None:
-        wrapped = NoNearDuplicates(wrapped)
-    mix = RandomMix(wrapped, frac=random_frac)
+        wrapped, random_arm = NoNearDuplicates(wrapped), NoNearDuplicates(random_arm)
+    if quota:
+        wrapped = Quotas(wrapped, by=quota[0], min_share=quota[1], max_share=quota[2])
+    mix = RandomMix(wrapped, frac=random_frac, random=random_arm)
     positions, arms = mix.select_with_arms(pool, budget, rng)
     routes = route_pairs(pool, positions, project.config.route, mode=route)
     manifest = _manifest(project, pool, context, positions, arms, routes, reserved, strategy=chosen_strategy,
                          cold=cold, seed=seed, budget=budget, random_frac=random_frac, options=options or {})
+    manifest["quota"] = dict(zip(("by", "min_share", "max_share"), quota, strict=True)) if quota else None
     number = _store_round(project, pool, context, positions, arms, routes, reserved, manifest)
     path = write_manifest(project, number, manifest)
     return RoundResult(number=number, strategy=chosen_strategy.name, cold_start=cold, items=len(positions),

@@ -14,6 +14,7 @@ from curate.errors import CurateError
 from curate.project import Project
 from curate.strategies import PoolView
 
+MAX_GROUPS = 1000  # a metadata key with more distinct values is an id, not a grouping
 EXPERT_SOURCES = ("app", "adjudication")  # judgments made in this project (imported ones only teach the learner)
 # completion scores a pair carries per side (<kind>.<name>.a/.b); the starred ones also as the higher of the two
 PER_SIDE = {"entropy": {"entropy_mean": True, "logprob_mean": False}, "reward": {"reward_mean": True},
@@ -51,9 +52,10 @@ def build_pool_view(project: Project, *, with_texts: bool = False) -> tuple[Pool
         scores = _scores(conn, pairs, context)
         duplicates = _duplicates(conn, pairs)
         texts = _texts(conn, pairs) if with_texts else None
+        meta_groups = _meta_groups(conn, pairs)
     ids = np.array([p[0] for p in pairs], dtype=object)
     vectors, differences = _embeddings(project, ids, context)
-    groups = _clusters(project, ids, context)
+    groups = {**meta_groups, **_clusters(project, ids, context)}
     view = PoolView(ids=ids, labelled=np.isin(ids, list(chosen | judged)), excluded=np.isin(ids, list(slices)),
                     vectors=vectors, differences=differences, scores=scores, groups=groups, duplicates=duplicates,
                     texts=texts)
@@ -114,6 +116,24 @@ def _duplicates(conn: Connection, pairs: list[tuple[str, str, str, str]]) -> np.
         if unit in position and representative in position:
             groups[position[unit]] = groups[position[representative]] = position[representative]
     return groups
+
+
+def _meta_groups(conn: Connection, pairs: list[tuple[str, str, str, str]]) -> dict[str, np.ndarray]:
+    """Groupings from the records' metadata (e.g. UKPConvArg1's ``topic``): every key with text or
+    whole-number values and 2 to MAX_GROUPS distinct values; -1 where a record has none."""
+    from curate.store.schema import Record
+
+    meta = {rid: m for rid, m in conn.execute(select(Record.id, Record.meta)) if m}
+    keys = sorted({k for m in meta.values() for k, v in m.items() if isinstance(v, (str, int))} - {"cluster"})
+    out = {}
+    for key in keys:
+        values = [meta.get(r, {}).get(key) for _, r, _, _ in pairs]
+        names = sorted({v for v in values if isinstance(v, (str, int))}, key=str)
+        if 2 <= len(names) <= MAX_GROUPS:
+            index = {v: i for i, v in enumerate(names)}
+            out[key] = np.array([index.get(v, -1) if isinstance(v, (str, int)) else -1 for v in values],
+                                dtype=np.int64)
+    return out
 
 
 def _texts(conn: Connection, pairs: list[tuple[str, str, str, str]]) -> list[str]:

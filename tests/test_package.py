@@ -67,13 +67,15 @@ def test_demo_runs_the_loop_and_ends_with_a_status_table(tmp_path, samples):
     ukp, pandalm = _read(samples["ukp"]), _read(samples["pandalm"])
     result = run_cli("demo", "--dir", str(tmp_path / "demo-project"), cwd=tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr
-    for step in ("embed:", "cluster:", "dedup:", "map:", "near duplicates"):
+    for step in ("embed:", "cluster:", "dedup:", "map:", "committee:", "select: round 1, 40 pairs", "near duplicates"):
         assert step in result.stdout
     status = json.loads(run_cli("status", "--project", str(tmp_path / "demo-project"), "--json").stdout)
     assert status["pairs"] == len(ukp) + len(pandalm) and status["cluster_runs"] == 1
     assert status["judgments_by_source"] == {"crowd": sum(len(r["workers"]) for r in ukp) + 3 * len(pandalm),
                                              "gold": sum(r["gold"] is not None for r in ukp)}
     assert (tmp_path / "demo-project" / "maps" / "pair.html").exists()
+    assert status["latest_round"]["arms"]["random"] == 4 and status["slices"]["test"] >= 50
+    assert (tmp_path / "demo-project" / "rounds" / "0001" / "manifest.json").exists()
 
 
 def test_demo_replaces_an_earlier_demo_project(tmp_path):

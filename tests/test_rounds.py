@@ -57,6 +57,12 @@ def test_select_end_to_end(cli, scored):
     assert second["strategy"] == "coreset" and second["slices_reserved"] == {}
     assert not {i["pair_id"] for i in first["items"]} & {i["pair_id"] for i in second["items"]}
     assert not sliced & {i["pair_id"] for i in second["items"]}
+    from curate.selection_pool import build_pool_view
+
+    pool, _ = build_pool_view(scored)
+    group_of = dict(zip(pool.ids.tolist(), pool.duplicates.tolist(), strict=True))
+    groups = [group_of[i["pair_id"]] for i in first["items"] + second["items"] if group_of[i["pair_id"]] >= 0]
+    assert groups and len(groups) == len(set(groups))  # never two of one near-duplicate group, either arm
     status = project_status(scored)
     assert status["rounds"] == 2 and status["latest_round"]["number"] == 2
     assert status["items"] == 80 + len(first["slice_items"])  # slice pairs without a label are items too
@@ -165,3 +171,66 @@ def test_routing_rules_in_order():
     assert routes[1].reason.startswith("contested") and routes[2].reason.startswith("the policy is unsure")
     forced = route_pairs(pool, np.arange(n), RouteSection(), mode="rewrite")
     assert [r.side for r in forced] == ["b", "a", "a", "a", "b"]
+
+
+def test_stream_mode_selects_about_the_rate(cli, scored, shared_data, monkeypatch):
+    import gzip
+    import io
+
+    with gzip.open(shared_data / "ukp-convarg1-dev.jsonl.gz", "rt") as fh:
+        lines = [line for _, line in zip(range(1500), fh, strict=False)][1200:]  # rows the sample does not hold
+    text = "".join(lines)
+    runs = {}
+    for strategy in ("uncertainty", "qbc", "random"):
+        monkeypatch.setattr("sys.stdin", io.StringIO(text))
+        code, out, err = cli("select", "--project", scored.root, "--stream", "--rate", "0.2", "--strategy", strategy)
+        assert code == 0, err
+        decisions = [json.loads(line) for line in out.splitlines()]
+        assert len(decisions) == 300 and [d["line"] for d in decisions] == list(range(1, 301))
+        share = np.mean([d["selected"] for d in decisions])
+        assert 0.1 <= share <= 0.3, (strategy, share)
+        assert all(d["selected"] == (d["score"] >= d["threshold"]) for d in decisions if strategy != "random")
+        assert f"of 300 records selected ({share:.1%}; rate 20.0%)" in err
+        runs[strategy] = out
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+    assert cli("select", "--project", scored.root, "--stream", "--rate", "0.2", "--strategy", "random")[1] == \
+        runs["random"]  # seeded
+    assert project_status(scored)["rounds"] == 0  # stream mode decides, it does not create a round
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines[0] + "{not json\n"))
+    code, out, err = cli("select", "--project", scored.root, "--stream", "--rate", "0.2")
+    assert code == 1 and "<stdin>:2: invalid JSON" in err and len(out.splitlines()) == 1
+    code, _, err = cli("select", "--project", scored.root, "--stream", "--strategy", "coreset")
+    assert code == 1 and "stream mode decides by uncertainty, qbc, random, not 'coreset'" in err
+
+
+def test_quotas_per_cluster_and_per_record_metadata(cli, scored):
+    from curate.selection_pool import build_pool_view
+
+    code, _, err = cli("select", "--project", scored.root, "--budget", "40", "--quota", "topic=0:0.2")
+    assert code == 0, err
+    pool, _ = build_pool_view(scored)
+    assert len(set(pool.groups["topic"].tolist())) > 5  # the sample's UKP topics, from record metadata
+    topic = dict(zip(pool.ids.tolist(), pool.groups["topic"].tolist(), strict=True))
+    first = manifest(scored, 1)
+    arm = [i for i in first["items"] if i["arm"] == "strategy"]  # quotas shape the strategy's part, not the random arm
+    assert len(arm) == 36 and np.bincount([topic[i["pair_id"]] for i in arm]).max() <= 0.2 * 36
+    assert first["quota"] == {"by": "topic", "min_share": 0.0, "max_share": 0.2}
+    from curate.strategies import NoNearDuplicates, make_strategy
+    from curate.strategies.wrappers import without
+
+    pool, _ = build_pool_view(scored)
+    clusters = pool.groups["cluster"]
+    capacity = [NoNearDuplicates(make_strategy("uncertainty")).capacity(without(pool, np.flatnonzero(clusters != c)))
+                for c in range(4)]
+    code, _, err = cli("select", "--project", scored.root, "--budget", "40", "--quota", "cluster=0.15:1")
+    assert code == 0, err
+    arm = [i for i in manifest(scored, 2)["items"] if i["arm"] == "strategy"]
+    counts = np.bincount([i["cluster"] for i in arm], minlength=4)
+    assert (counts >= np.minimum(6, capacity)).all() and min(capacity) < 6  # a short cluster gives all it can
+    for quota, message in (("colour=0:0.5", "needs the grouping 'colour'"), ("topic=0.5", "--quota takes BY=MIN:MAX"),
+                           ("topic=0.6:0.5", "quotas need 0 <= min share <= max share <= 1")):
+        code, _, err = cli("select", "--project", scored.root, "--budget", "10", "--quota", quota)
+        assert code == 1 and message in err, err
+    code, _, err = cli("select", "--project", scored.root, "--budget", "10", "--quota", "topic=0:0.5",
+                       "--quota", "cluster=0:0.5")
+    assert code == 1 and "one --quota per round" in err

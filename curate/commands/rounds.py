@@ -29,8 +29,21 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
+def parse_quota(text: str) -> tuple[str, float, float]:
+    """``BY=MIN:MAX`` (shares of the round) as (grouping, min, max)."""
+    by, sep, shares = text.partition("=")
+    low, colon, high = shares.partition(":")
+    try:
+        if not (sep and colon and by):
+            raise ValueError
+        return by, float(low), float(high)
+    except ValueError:
+        raise CurateError(f"--quota takes BY=MIN:MAX, e.g. cluster=0.02:0.3, not '{text}'") from None
+
+
 def select(
-    budget: Annotated[int, typer.Option("--budget", "-n", help="Pairs to choose.")],
+    budget: Annotated[int | None, typer.Option("--budget", "-n", help="Pairs to choose (not with --stream).")
+                      ] = None,
     project_dir: ProjectDir = Path("."),
     strategy: Annotated[str | None, typer.Option(
         "--strategy", "-s", help="random, uncertainty, qbc, coreset, cluster, hybrid, model-change, token-entropy, "
@@ -46,12 +59,32 @@ def select(
     route: Annotated[str | None, typer.Option(
         "--route", help="rank | rewrite | auto: what experts do with the chosen pairs (default: route.mode).")
     ] = None,
+    quota: Annotated[list[str] | None, typer.Option(
+        "--quota", help="Share of the round per group as BY=MIN:MAX, e.g. cluster=0.02:0.3 or topic=0:0.1 "
+                        "(groupings: cluster, and record metadata keys).")] = None,
+    stream: Annotated[bool, typer.Option(
+        "--stream", help="Decide record by record on JSONL pairs read from stdin; one JSON decision per line out.")
+    ] = False,
+    rate: Annotated[float, typer.Option("--rate", help="With --stream: the share to select (the threshold is "
+                                                       "calibrated on the pool).")] = 0.1,
+    mapping: Annotated[str | None, typer.Option("--map", help="With --stream: column roles, as for ingest.")] = None,
+    label_values: Annotated[str | None, typer.Option("--label-values", help="With --stream: as for ingest.")
+                            ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Choose BUDGET pairs for experts as a new round (the first round also reserves the test and
-    calibration slices) and write rounds/NNNN/manifest.json."""
+    calibration slices) and write rounds/NNNN/manifest.json; or, with --stream, decide on new pairs
+    as they arrive."""
     from curate.project import open_project
     from curate.rounds import select_round
+
+    if stream:
+        _stream(project_dir, strategy or "uncertainty", rate, mapping, label_values, seed or 0)
+        return
+    if budget is None:
+        raise CurateError("--budget is needed (or --stream to decide on records from stdin)")
+    if len(quota or []) > 1:
+        raise CurateError("one --quota per round (quotas on two groupings at once could not both be kept)")
 
     if route is not None and route not in ("rank", "rewrite", "auto"):
         raise CurateError(f"--route must be rank, rewrite or auto, not '{route}'")
@@ -59,7 +92,8 @@ def select(
         raise CurateError(f"--random-frac must be between 0 and 1, not {random_frac}")
     with open_project(project_dir) as project:
         result = select_round(project, budget=budget, strategy=strategy, options=parse_options(option or []),
-                              random_frac=random_frac, seed=seed, route=route)
+                              random_frac=random_frac, seed=seed, route=route,
+                              quota=parse_quota(quota[0]) if quota else None)
     if as_json:
         print_json(vars(result))
         return
@@ -71,6 +105,26 @@ def select(
     for note in result.notes:
         out.print(f"note: {note}")
     out.print(f"manifest: {result.manifest}")
+
+
+def _stream(project_dir: Path, strategy: str, rate: float, mapping: str | None, label_values: str | None,
+            seed: int) -> None:
+    import json
+    import sys
+
+    from curate.commands.common import err
+    from curate.project import open_project
+    from curate.stream import stream_decisions
+
+    selected = seen = 0
+    with open_project(project_dir) as project:
+        for decision in stream_decisions(project, sys.stdin, strategy=strategy, rate=rate, mapping=mapping,
+                                         label_values=label_values, seed=seed):
+            seen += 1
+            selected += decision["selected"]
+            sys.stdout.write(json.dumps(decision) + "\n")
+            sys.stdout.flush()
+    err.print(f"stream: {selected} of {seen} records selected ({selected / max(seen, 1):.1%}; rate {rate:.1%})")
 
 
 def _pretty(counts: dict[str, int]) -> str:

@@ -102,7 +102,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]
                 continue
             if not line.strip():
                 continue
-            yield number, _parse_object(line)
+            yield number, parse_object(line)
 
 
 def _read_json_array(data: bytes) -> Iterator[tuple[int | str, dict[str, Any] | RowProblem]]:
@@ -119,7 +119,8 @@ def _read_json_array(data: bytes) -> Iterator[tuple[int | str, dict[str, Any] | 
             f"expected a JSON object, got {type(item).__name__}")
 
 
-def _parse_object(line: str) -> dict[str, Any] | RowProblem:
+def parse_object(line: str) -> dict[str, Any] | RowProblem:
+    """One JSON object (NaN, Infinity and other values are problems, not rows)."""
     try:
         value = _DECODER.decode(line)
     except RecursionError:

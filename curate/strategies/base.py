@@ -95,6 +95,10 @@ class Strategy:
     def rank(self, pool: PoolView, budget: int, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
 
+    def capacity(self, pool: PoolView) -> int:
+        """The most units this strategy can choose from ``pool``."""
+        return len(pool.available)
+
 
 def check_budget(pool: PoolView, budget: int, name: str) -> None:
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:

@@ -17,13 +17,23 @@ def without(pool: PoolView, positions: np.ndarray | list[int]) -> PoolView:
     return replace(pool, excluded=excluded)
 
 
-class RandomMix(Strategy):
-    """``frac`` of every batch drawn at random (the random arm, the honest baseline), the rest by ``inner``."""
+def having_chosen(pool: PoolView, positions: np.ndarray | list[int]) -> PoolView:
+    """The pool with ``positions`` counted as labelled: out of reach, and what coverage and
+    near-duplicate exclusion measure against."""
+    labelled = pool.labelled.copy()
+    labelled[np.asarray(positions, dtype=np.int64)] = True
+    return replace(pool, labelled=labelled)
 
-    def __init__(self, inner: Strategy, *, frac: float = 0.1) -> None:
+
+class RandomMix(Strategy):
+    """``frac`` of every batch drawn at random (the random arm, the honest baseline), the rest by ``inner``.
+    The random arm is drawn by ``random`` (e.g. ``NoNearDuplicates(Random())``) with the strategy's picks
+    counted as labelled."""
+
+    def __init__(self, inner: Strategy, *, frac: float = 0.1, random: Strategy | None = None) -> None:
         if not 0 <= frac <= 1:
             raise StrategyError(f"the random fraction must be between 0 and 1, not {frac}")
-        self.inner, self.frac = inner, frac
+        self.inner, self.frac, self.random = inner, frac, random or Random()
         self.name = inner.name  # type: ignore[misc]
         self.criterion = inner.criterion  # type: ignore[misc]
 
@@ -39,7 +49,8 @@ class RandomMix(Strategy):
     def rank(self, pool: PoolView, budget: int, rng: np.random.Generator) -> np.ndarray:
         n_random = self.random_count(budget)
         picked = self.inner.select(pool, budget - n_random, rng) if budget > n_random else np.array([], np.int64)
-        drawn = Random().select(without(pool, picked), n_random, rng) if n_random else np.array([], np.int64)
+        drawn = self.random.select(having_chosen(pool, picked), n_random, rng) if n_random else \
+            np.array([], np.int64)
         return np.r_[picked, drawn]
 
 
@@ -55,8 +66,9 @@ class Quotas(Strategy):
 
     def rank(self, pool: PoolView, budget: int, rng: np.random.Generator) -> np.ndarray:
         groups = pool.group(self.by, strategy=self.name)
-        names, sizes = np.unique(groups[pool.available], return_counts=True)
-        low = np.minimum(int(np.ceil(self.min_share * budget)), sizes)
+        names = np.unique(groups[pool.available])
+        sizes = np.array([self.inner.capacity(without(pool, np.flatnonzero(groups != name))) for name in names])
+        low = np.minimum(int(np.ceil(self.min_share * budget)), sizes)  # a group short of its minimum gives all it has
         high = np.maximum(int(np.floor(self.max_share * budget)), low)
         if low.sum() > budget:
             raise StrategyError(f"a minimum share of {self.min_share} for each of {len(names)} {self.by}s needs "
@@ -67,14 +79,15 @@ class Quotas(Strategy):
         chosen: list[int] = []
         for name, k in zip(names, low, strict=True):  # each group's minimum, by the strategy run on it alone
             if k:
-                chosen += self.inner.select(without(pool, np.flatnonzero(groups != name)), int(k), rng).tolist()
+                view = without(having_chosen(pool, chosen), np.flatnonzero(groups != name))
+                chosen += self.inner.select(view, int(k), rng).tolist()
         count = dict.fromkeys(names.tolist(), 0)
         for position in chosen:
             count[groups[position]] += 1
         cap = dict(zip(names.tolist(), high.tolist(), strict=True))
         while len(chosen) < budget:  # the rest in the strategy's order, skipping groups at their maximum
             full = [g for g in names.tolist() if count[g] >= cap[g]]
-            view = without(pool, np.r_[chosen, np.flatnonzero(np.isin(groups, full))].astype(np.int64))
+            view = without(having_chosen(pool, chosen), np.flatnonzero(np.isin(groups, full)))
             for position in self.inner.select(view, budget - len(chosen), rng).tolist():
                 if count[groups[position]] < cap[groups[position]]:
                     chosen.append(position)
@@ -90,17 +103,26 @@ class NoNearDuplicates(Strategy):
         self.name = inner.name  # type: ignore[misc]
         self.criterion = inner.criterion  # type: ignore[misc]
 
+    def capacity(self, pool: PoolView) -> int:
+        """Available units, a near-duplicate group counting once (none if a member is labelled)."""
+        if pool.duplicates is None:
+            return len(pool.available)
+        groups = pool.duplicates
+        taken = set(groups[pool.labelled & (groups >= 0)].tolist())
+        free = groups[pool.available]
+        return int((free < 0).sum()) + len(set(free[free >= 0].tolist()) - taken)
+
     def rank(self, pool: PoolView, budget: int, rng: np.random.Generator) -> np.ndarray:
         if pool.duplicates is None:
             return self.inner.select(pool, budget, rng)
+        if budget > self.capacity(pool):
+            raise StrategyError(f"only {self.capacity(pool)} units remain once near-duplicates of labelled or chosen "
+                                f"units are left out, fewer than the budget of {budget}")
         groups = pool.duplicates
         taken = set(groups[pool.labelled & (groups >= 0)].tolist())
         view = without(pool, np.flatnonzero(np.isin(groups, list(taken)))) if taken else pool
         chosen: list[int] = []
         while len(chosen) < budget:
-            if budget - len(chosen) > len(view.available):
-                raise StrategyError(f"only {len(chosen) + len(view.available)} units remain once near-duplicates of "
-                                    f"labelled or chosen units are left out, fewer than the budget of {budget}")
             clashes = []
             for position in self.inner.select(view, budget - len(chosen), rng).tolist():
                 group = groups[position]
@@ -111,5 +133,5 @@ class NoNearDuplicates(Strategy):
                 if group >= 0:
                     taken.add(group)
                     clashes += np.flatnonzero(groups == group).tolist()
-            view = without(view, np.r_[chosen, clashes].astype(np.int64))
+            view = without(having_chosen(view, chosen), clashes)
         return np.array(chosen, dtype=np.int64)

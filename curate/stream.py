@@ -1,0 +1,102 @@
+"""Stream mode: decide record by record whether a new pair is worth an expert, with a threshold
+calibrated on the pool so that the expected share selected matches ``rate``.
+
+The score is the fast committee's uncertainty (``uncertainty``: 1 − max(p, 1 − p)) or its
+disagreement (``qbc``: the variance of the members' P(A ≻ B)), fitted on the project's labelled
+pairs and applied to the streamed pair's embeddings; ``random`` selects each record with
+probability ``rate``. The threshold is the (1 − rate) quantile of the same score over the pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from curate.errors import CurateError, InputError
+from curate.project import Project
+
+STREAM_STRATEGIES = ("uncertainty", "qbc", "random")
+
+
+@dataclass
+class Calibration:
+    strategy: str
+    rate: float
+    threshold: float
+    weights: np.ndarray | None  # committee members x embedding size
+
+
+def _score(strategy: str, weights: np.ndarray, d: np.ndarray) -> np.ndarray:
+    from curate.scores.committee import committee_probabilities
+
+    probs = committee_probabilities(weights, d)
+    if strategy == "qbc":
+        return probs.var(axis=0)
+    p = probs.mean(axis=0)
+    return 1 - np.maximum(p, 1 - p)
+
+
+def calibrate(project: Project, *, strategy: str, rate: float, members: int = 8, seed: int = 0) -> Calibration:
+    """Fit the committee on the project's labels and set the threshold on the pool's scores."""
+    from curate.pool import embedded_units
+    from curate.scores.committee import fit_committee, pair_differences, pair_labels
+
+    if strategy not in STREAM_STRATEGIES:
+        raise CurateError(f"stream mode decides by {', '.join(STREAM_STRATEGIES)}, not '{strategy}'")
+    if not 0 < rate <= 1:
+        raise CurateError(f"--rate must be in (0, 1], not {rate}")
+    if strategy == "random":
+        return Calibration(strategy, rate, rate, None)
+    units, cache = embedded_units(project, "pair")
+    d = pair_differences(units, cache)
+    with project.store.read() as conn:
+        labels = pair_labels(conn)
+    labelled = [i for i, uid in enumerate(units.ids) if uid in labels]
+    weights = fit_committee(d[labelled], np.array([labels[units.ids[i]] for i in labelled]), members=members,
+                            random_state=seed)
+    threshold = float(np.quantile(_score(strategy, weights, d), 1 - rate))
+    return Calibration(strategy, rate, threshold, weights)
+
+
+def stream_decisions(project: Project, lines: Iterable[str], *, strategy: str = "uncertainty", rate: float = 0.1,
+                     mapping: str | None = None, label_values: str | None = None,
+                     seed: int = 0) -> Iterator[dict[str, Any]]:
+    """One decision per JSONL record read from ``lines`` (blank lines skipped): its line, its own id
+    (where the layout names one), score, the threshold and whether it is selected. A bad record stops the stream with
+    ``<stdin>:LINE: reason``."""
+    from curate.embed import load_encoder
+    from curate.ingest.layouts import detect_layout, mapped_layout
+    from curate.ingest.readers import parse_object
+    from curate.ingest.values import RowProblem
+    from curate.pool import project_model
+
+    calibration = calibrate(project, strategy=strategy, rate=rate, seed=seed)
+    rng = np.random.default_rng(seed)
+    layout = mapped_layout(mapping, label_values, annotator_prefix="stream:") if mapping else None
+    encoder = None if strategy == "random" else load_encoder(project_model(project, None))
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        row = parse_object(line)
+        try:
+            if isinstance(row, RowProblem):
+                raise row
+            layout = layout or detect_layout(set(row), f"<stdin>:{number}")
+            parsed = layout.parse(row)
+            if not parsed.is_pair:
+                raise RowProblem("stream mode decides on pairs: the record has no two completions")
+        except RowProblem as problem:
+            raise InputError(f"<stdin>:{number}: {problem}") from None
+        a, b = (t.text for t in parsed.completions)
+        decision: dict[str, Any] = {"line": number, "id": parsed.source_key}
+        if calibration.weights is None:
+            score = float(rng.random())
+            selected = score < calibration.rate
+        else:
+            vectors = encoder.encode([a, b], normalize_embeddings=True, convert_to_numpy=True)
+            score = float(_score(strategy, calibration.weights, (vectors[0] - vectors[1])[None, :])[0])
+            selected = score >= calibration.threshold
+        yield {**decision, "score": score, "threshold": calibration.threshold, "selected": bool(selected)}
