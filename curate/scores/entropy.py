@@ -161,22 +161,11 @@ SHARD = 256  # completions scored and cached together: the most a killed run los
 
 def completion_stats(project: Project, model: ResolvedModel, rows: Sequence[tuple[str, str, str]], *,
                      max_length: int, progress: Progress | None = None) -> tuple[np.ndarray, int]:
-    """STATS of every (id, prompt, completion) row under ``model``, from the cache where it has them, and
-    how many were computed. Work is cached in shards as it goes, so a killed run loses little."""
-    from curate.embed import EmbeddingCache, text_key
+    """STATS of every (id, prompt, completion) row under ``model`` (cached), and how many were computed."""
+    from curate.scores.runs import cached_completion_scores
 
-    cache = EmbeddingCache(project.root / "cache", model, kind="scores/entropy")
-    keys = [text_key(f"{max_length}\x1f{prompt}\x1f{text}") for _, prompt, text in rows]
-    todo = sorted((i for i, key in enumerate(keys) if key not in cache), key=lambda i: rows[i][1])  # by prompt
-    if todo:
-        lm, tokenizer = load_causal_lm(model, cache=project.root / "cache")
-        shards = [todo[i:i + SHARD] for i in range(0, len(todo), SHARD)]
-        for shard in (progress or no_progress)(shards, f"{model.name}: {len(todo)} completions", len(shards)):
-            values = token_entropy(lm, tokenizer, [rows[i][1] for i in shard], [rows[i][2] for i in shard],
-                                   max_length=max_length)
-            cache.add([keys[i] for i in shard], values.astype(np.float32))
-        cache.compact()
-    return cache.get(keys).astype(np.float64), len(todo)
+    return cached_completion_scores(project, model, rows, kind="entropy", load=load_causal_lm, score=token_entropy,
+                                    max_length=max_length, shard=SHARD, progress=progress)
 
 
 def score_entropy(project: Project, *, model: str | None = None, max_length: int = 1024,

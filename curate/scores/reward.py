@@ -103,10 +103,9 @@ class RewardResult:
 def score_reward_models(project: Project, *, models: Sequence[str], max_length: int = 1024,
                         progress: Progress | None = None) -> RewardResult:
     """Score every completion with each reward model (cached per model and text), then every pair."""
-    from curate.embed import EmbeddingCache, text_key
     from curate.pool import completion_rows, pair_rows
     from curate.scores.lm import load_reward_model, model_paths, resolve_scorer
-    from curate.scores.runs import save_run
+    from curate.scores.runs import cached_completion_scores, save_run
     from curate.store.models import register_model
 
     if not models:
@@ -122,21 +121,11 @@ def score_reward_models(project: Project, *, models: Sequence[str], max_length: 
     result = RewardResult(models=list(models), completions=len(rows), pairs=len(pairs))
     columns = []
     for model in resolved:
-        cache = EmbeddingCache(root, model, kind="scores/reward")
-        keys = [text_key(f"{max_length}\x1f{prompt}\x1f{text}") for _, prompt, text in rows]
-        todo = [i for i, key in enumerate(keys) if key not in cache]
-        if todo:
-            reward, tokenizer = load_reward_model(model, cache=root)
-            shards = [todo[i:i + SHARD] for i in range(0, len(todo), SHARD)]
-            for shard in (progress or no_progress)(shards, f"{model.name}: {len(todo)} completions", len(shards)):
-                values = reward_scores(reward, tokenizer, [rows[i][1] for i in shard], [rows[i][2] for i in shard],
-                                       max_length=max_length)
-                cache.add([keys[i] for i in shard], values.astype(np.float32))
-            cache.compact()
-            del reward
-        values = cache.get(keys).astype(np.float64)
+        values, computed = cached_completion_scores(project, model, rows, kind="reward", load=load_reward_model,
+                                                    score=reward_scores, max_length=max_length, shard=SHARD,
+                                                    progress=progress)
         columns.append(values[:, 0])
-        result.computed[model.name] = len(todo)
+        result.computed[model.name] = computed
         result.truncated[model.name] = int(values[:, 1].sum())
     z = standardise(np.column_stack(columns))
     config = {"max_length": max_length, "truncated": result.truncated, **model_paths(*resolved)}

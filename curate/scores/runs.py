@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, func, select
 
 from curate.models import ResolvedModel
+from curate.progress import Progress, no_progress
 from curate.project import Project
 from curate.store import audit
 from curate.store.bulk import bulk_insert
@@ -30,6 +31,30 @@ def save_run(project: Project, *, kind: str, unit: str, model: ResolvedModel, id
         audit(conn, "score", entity="score_run", entity_id=str(run_id),
               details={"kind": kind, "model": model.name, "units": len(ids)})
     return run_id
+
+
+def cached_completion_scores(project: Project, model: ResolvedModel, rows: Sequence[tuple[str, str, str]], *,
+                             kind: str, load: Callable[..., tuple[Any, Any]], score: Callable[..., np.ndarray],
+                             max_length: int, shard: int, progress: Progress | None = None) -> tuple[np.ndarray, int]:
+    """``score(model, tokenizer, prompts, completions, max_length=)`` of every (id, prompt, completion) row,
+    from ``cache/scores/<kind>/<model>`` where it has them, and how many were computed. The model is
+    loaded (``load(model, cache=)``) only if something is missing; work is cached a shard at a time,
+    in prompt order, so a killed run loses little."""
+    from curate.embed import EmbeddingCache, text_key
+
+    root = project.root / "cache"
+    cache = EmbeddingCache(root, model, kind=f"scores/{kind}")
+    keys = [text_key(f"{max_length}\x1f{prompt}\x1f{text}") for _, prompt, text in rows]
+    todo = sorted((i for i, key in enumerate(keys) if key not in cache), key=lambda i: rows[i][1])
+    if todo:
+        loaded, tokenizer = load(model, cache=root)
+        shards = [todo[i:i + shard] for i in range(0, len(todo), shard)]
+        for part in (progress or no_progress)(shards, f"{model.name}: {len(todo)} completions", len(shards)):
+            values = score(loaded, tokenizer, [rows[i][1] for i in part], [rows[i][2] for i in part],
+                           max_length=max_length)
+            cache.add([keys[i] for i in part], values.astype(np.float32))
+        cache.compact()
+    return cache.get(keys).astype(np.float64), len(todo)
 
 
 def score_status(project: Project) -> dict[str, dict[str, Any]]:
