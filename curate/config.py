@@ -48,6 +48,8 @@ class SelectSection:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ConfigError(f"[select] seed must be 0 or more, not {self.seed}")
         if not 0 <= self.random_frac <= 1:
             raise ConfigError(f"[select] random_frac must be between 0 and 1, not {self.random_frac}")
         for name in ("test_size", "calibration_size"):

@@ -82,11 +82,11 @@ def reserve_slices(pool: PoolView, context: PoolContext, *, test_size: float, ca
 
 def choose_strategy(project: Project, name: str | None, options: dict[str, Any]) -> tuple[Strategy, bool]:
     """The strategy to run and whether it is the cold start (no pair has a label yet)."""
-    from curate.scores.committee import pair_labels
+    from curate.scores.committee import training_labels
 
     config = project.config.select
     with project.store.read() as conn:
-        cold = not pair_labels(conn)
+        cold = not training_labels(conn)
     if cold and name is None:
         name = COLD_STARTS.get(config.cold_start)
         if name is None:
@@ -109,6 +109,9 @@ def select_round(project: Project, *, budget: int, strategy: str | None = None, 
     config = project.config.select
     seed = config.seed if seed is None else seed
     random_frac = config.random_frac if random_frac is None else random_frac
+    if seed < 0 or not 0 <= random_frac <= 1:
+        raise CurateError(f"the seed must be 0 or more and the random fraction between 0 and 1, not {seed} and "
+                          f"{random_frac}")
     chosen_strategy, cold = choose_strategy(project, strategy, options or {})
     pool, context = build_pool_view(project, with_texts=chosen_strategy.name == "rules")
     rng = np.random.default_rng(seed)
@@ -120,6 +123,12 @@ def select_round(project: Project, *, budget: int, strategy: str | None = None, 
         for positions in reserved.values():
             excluded[positions] = True
         pool = replace(pool, excluded=excluded)
+    if pool.duplicates is not None:  # a near-duplicate of a slice pair (found by a later dedup) would leak
+        sliced = pool.duplicates[pool.excluded]
+        leaks = np.isin(pool.duplicates, sliced[sliced >= 0]) & ~pool.excluded
+        if leaks.any():
+            context.notes.append(f"{int(leaks.sum())} near-duplicates of test/calibration pairs left out")
+            pool = replace(pool, excluded=pool.excluded | leaks)
     wrapped, random_arm = chosen_strategy, make_strategy("random")
     if config.exclude_near_duplicates and pool.duplicates is not None:
         wrapped, random_arm = NoNearDuplicates(wrapped), NoNearDuplicates(random_arm)

@@ -3,8 +3,9 @@ calibrated on the pool so that the expected share selected matches ``rate``.
 
 The score is the fast committee's uncertainty (``uncertainty``: 1 − max(p, 1 − p)) or its
 disagreement (``qbc``: the variance of the members' P(A ≻ B)), fitted on the project's labelled
-pairs and applied to the streamed pair's embeddings; ``random`` selects each record with
-probability ``rate``. The threshold is the (1 − rate) quantile of the same score over the pool.
+pairs (never the slices) and applied to the streamed pair's embeddings; ``random`` selects each
+record with probability ``rate``. The threshold is the (1 − rate) quantile of the same score over the
+pool's pairs the committee was not fitted on (the whole pool when fewer than MIN_CALIBRATION).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from curate.errors import CurateError, InputError
 from curate.project import Project
 
 STREAM_STRATEGIES = ("uncertainty", "qbc", "random")
+MIN_CALIBRATION = 50  # pairs the committee was not fitted on; with fewer, the whole pool sets the threshold
 
 
 @dataclass
@@ -42,22 +44,26 @@ def _score(strategy: str, weights: np.ndarray, d: np.ndarray) -> np.ndarray:
 def calibrate(project: Project, *, strategy: str, rate: float, members: int = 8, seed: int = 0) -> Calibration:
     """Fit the committee on the project's labels and set the threshold on the pool's scores."""
     from curate.pool import embedded_units
-    from curate.scores.committee import fit_committee, pair_differences, pair_labels
+    from curate.scores.committee import fit_committee, pair_differences, training_labels
 
     if strategy not in STREAM_STRATEGIES:
         raise CurateError(f"stream mode decides by {', '.join(STREAM_STRATEGIES)}, not '{strategy}'")
     if not 0 < rate <= 1:
         raise CurateError(f"--rate must be in (0, 1], not {rate}")
+    if seed < 0:
+        raise CurateError(f"the seed must be 0 or more, not {seed}")
     if strategy == "random":
         return Calibration(strategy, rate, rate, None)
     units, cache = embedded_units(project, "pair")
     d = pair_differences(units, cache)
     with project.store.read() as conn:
-        labels = pair_labels(conn)
+        labels = training_labels(conn)
     labelled = [i for i, uid in enumerate(units.ids) if uid in labels]
     weights = fit_committee(d[labelled], np.array([labels[units.ids[i]] for i in labelled]), members=members,
                             random_state=seed)
-    threshold = float(np.quantile(_score(strategy, weights, d), 1 - rate))
+    unseen = np.setdiff1d(np.arange(len(units)), labelled)  # the committee is sure of what it was fitted on
+    reference = d[unseen] if len(unseen) >= MIN_CALIBRATION else d
+    threshold = float(np.quantile(_score(strategy, weights, reference), 1 - rate))
     return Calibration(strategy, rate, threshold, weights)
 
 

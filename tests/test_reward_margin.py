@@ -223,3 +223,18 @@ def _scores(project, run_id: int) -> dict[str, dict[str, float]]:
                                               .where(Score.run_id == run_id)):
             out.setdefault(unit, {})[name] = value
     return out
+
+
+def test_a_reward_never_depends_on_its_batch_when_config_and_tokenizer_pad_differ(tiny_models, texts, tmp_path):
+    """Padding uses the id the model's pooling skips (config.pad_token_id), not the tokenizer's."""
+    odd = tmp_path / "odd-pad"
+    shutil.copytree(tiny_models["reward1"], odd)
+    config = json.loads((odd / "config.json").read_text())
+    (odd / "config.json").write_text(json.dumps({**config, "pad_token_id": 0}))
+    model, tokenizer = load_reward_model(resolve_model(str(odd)), cache=tmp_path)
+    assert tokenizer.pad_token_id != model.config.pad_token_id
+    prompts, completions = texts
+    alone = reward_scores(model, tokenizer, prompts[:1], completions[:1])[0, 0]
+    longest = max(range(len(completions)), key=lambda i: len(completions[i]))
+    together = reward_scores(model, tokenizer, [prompts[0], prompts[longest]], [completions[0], completions[longest]])
+    assert abs(together[0, 0] - alone) < 1e-5

@@ -234,3 +234,59 @@ def test_quotas_per_cluster_and_per_record_metadata(cli, scored):
     code, _, err = cli("select", "--project", scored.root, "--budget", "10", "--quota", "topic=0:0.5",
                        "--quota", "cluster=0:0.5")
     assert code == 1 and "one --quota per round" in err
+
+
+def test_slices_are_never_learned_from_nor_leaked_through_near_duplicates(cli, scored):
+    from sqlalchemy import insert, select
+
+    from curate.scores.committee import score_committee
+    from curate.store.schema import NearDuplicate, Slice
+
+    before = score_committee(scored).labelled
+    code, _, err = cli("select", "--project", scored.root, "--budget", "20")
+    assert code == 0, err
+    status = project_status(scored)["scores"]["committee"]
+    assert status["stale"] and "slices reserved since" in status["why"]
+    with scored.store.read() as conn:
+        sliced = [r[0] for r in conn.execute(select(Slice.pair_id).where(Slice.name == "test"))]
+    after = score_committee(scored).labelled
+    assert after < before  # the slices' labels are no longer fitted on
+    assert not project_status(scored)["scores"]["committee"]["stale"]
+    manifest_1 = manifest(scored, 1)
+    chosen = {i["pair_id"] for i in manifest_1["items"]}
+    from curate.selection_pool import build_pool_view
+
+    pool, _ = build_pool_view(scored)
+    free = [p for p in pool.ids[pool.available].tolist() if p not in chosen][:3]
+    with scored.store.write() as conn:  # a later dedup finds three free pairs to be copies of a test pair
+        conn.execute(insert(NearDuplicate), [{"field": "pair", "unit_id": p, "representative_id": sliced[0],
+                                              "similarity": 0.99, "threshold": 0.95, "model": "test"} for p in free])
+    from curate.strategies import NoNearDuplicates, make_strategy
+    from curate.strategies.wrappers import without
+
+    pool, _ = build_pool_view(scored)
+    sliced_group = pool.duplicates[list(pool.ids).index(sliced[0])]
+    capacity = NoNearDuplicates(make_strategy("random")).capacity(without(pool, np.flatnonzero(
+        pool.duplicates == sliced_group)))
+    code, _, err = cli("select", "--project", scored.root, "--budget", str(capacity), "--strategy", "random",
+                       "--random-frac", "0")
+    assert code == 0, err  # everything that may be chosen is chosen, and still not the three copies
+    second = manifest(scored, 2)
+    assert not set(free) & {i["pair_id"] for i in second["items"]}
+    assert "3 near-duplicates of test/calibration pairs left out" in second["notes"]
+
+
+def test_strategy_options_are_typed_and_bad_values_are_one_line_errors(cli, scored, tmp_path):
+    for args, message in ((["--strategy", "hybrid", "-o", "factor=x"], "option 'factor' of strategy 'hybrid' must be a "
+                                                                          "number, not 'x'"),
+                          (["--strategy", "hybrid", "-o", "factor=inf"], "must be a number, not 'inf'"),
+                          (["--strategy", "hybrid", "-o", "factor=0.5"], "hybrid factor must be at least 1")):
+        code, _, err = cli("select", "--project", scored.root, "--budget", "5", *args)
+        assert code == 1 and message in err and "Traceback" not in err, err
+    code, _, err = cli("select", "--project", scored.root, "--budget", "5", "--seed", "-1")
+    assert code == 2 and "greater than or equal to 0" in err and "Traceback" not in err
+    rules = tmp_path / "2024"
+    rules.write_text("evidence\n")
+    code, _, err = cli("select", "--project", scored.root, "--budget", "5", "--strategy", "rules", "-o",
+                       f"path={rules}")
+    assert code == 0, err  # a rules file whose name is a number stays a path

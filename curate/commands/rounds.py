@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -11,21 +11,14 @@ from curate.commands.common import JsonFlag, ProjectDir, out, print_json
 from curate.errors import CurateError
 
 
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """``key=value`` strategy options; numbers become numbers."""
-    options: dict[str, Any] = {}
+def parse_options(pairs: list[str]) -> dict[str, str]:
+    """``key=value`` strategy options (the strategy turns each value into its option's type)."""
+    options: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise CurateError(f"--option takes key=value, not '{pair}'")
-        for kind in (int, float):
-            try:
-                options[key] = kind(value)
-                break
-            except ValueError:
-                continue
-        else:
-            options[key] = value
+        options[key] = value
     return options
 
 
@@ -55,12 +48,12 @@ def select(
     random_frac: Annotated[float | None, typer.Option(
         "--random-frac", help="Share drawn at random as the random arm (default: select.random_frac, 0.1).")
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: select.seed).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Random seed (default: select.seed).")] = None,
     route: Annotated[str | None, typer.Option(
         "--route", help="rank | rewrite | auto: what experts do with the chosen pairs (default: route.mode).")
     ] = None,
     quota: Annotated[list[str] | None, typer.Option(
-        "--quota", help="Share of the round per group as BY=MIN:MAX, e.g. cluster=0.02:0.3 or topic=0:0.1 "
+        "--quota", help="Share of the strategy's part per group as BY=MIN:MAX, e.g. cluster=0.02:0.3 or topic=0:0.1 "
                         "(groupings: cluster, and record metadata keys).")] = None,
     stream: Annotated[bool, typer.Option(
         "--stream", help="Decide record by record on JSONL pairs read from stdin; one JSON decision per line out.")

@@ -83,9 +83,25 @@ def pair_labels(conn: Connection) -> dict[str, int]:
     return labels
 
 
+def training_labels(conn: Connection) -> dict[str, int]:
+    """``pair_labels`` without the frozen test and calibration slices: what a learner may fit on."""
+    from curate.store.schema import Slice
+
+    sliced = {r[0] for r in conn.execute(select(Slice.pair_id))}
+    return {pair_id: y for pair_id, y in pair_labels(conn).items() if pair_id not in sliced}
+
+
 def pair_differences(units: PoolUnits, cache: EmbeddingCache) -> np.ndarray:
     """d = f(A) − f(B) for every pair unit (f: the completion's cached embedding)."""
     return vectors_for([p[1] for p in units.parts], cache) - vectors_for([p[2] for p in units.parts], cache)
+
+
+def _slice_count(conn: Connection) -> int:
+    from sqlalchemy import func
+
+    from curate.store.schema import Slice
+
+    return int(conn.scalar(select(func.count()).select_from(Slice)) or 0)
 
 
 @dataclass
@@ -98,14 +114,16 @@ class CommitteeResult:
 
 def score_committee(project: Project, *, members: int = 8, c: float = 1.0, model: str | None = None,
                     random_state: int = 0) -> CommitteeResult:
-    """Fit the committee on the project's labelled pairs and score every pair."""
+    """Fit the committee on the project's labelled pairs (never the test or calibration slice) and score
+    every pair."""
     from curate.pool import embedded_units
     from curate.scores.runs import save_run
 
     units, cache = embedded_units(project, "pair", model=model)
     d = pair_differences(units, cache)
     with project.store.read() as conn:
-        labels = pair_labels(conn)
+        labels = training_labels(conn)
+        slices = _slice_count(conn)
     labelled = [i for i, uid in enumerate(units.ids) if uid in labels]
     y = np.array([labels[units.ids[i]] for i in labelled])
     weights = fit_committee(d[labelled], y, members=members, c=c, random_state=random_state)
@@ -113,5 +131,5 @@ def score_committee(project: Project, *, members: int = 8, c: float = 1.0, model
     run_id = save_run(project, kind="committee", unit="pair", model=cache.model, ids=units.ids, names=NAMES,
                       values=np.column_stack([scores[n] for n in NAMES]),
                       config={"members": members, "C": c, "random_state": random_state, "labelled": len(labelled),
-                              "uses_labels": True})
+                              "uses_labels": True, "slices": slices})
     return CommitteeResult(run_id=run_id, pairs=len(units), labelled=len(labelled), members=members)

@@ -59,7 +59,8 @@ def reward_scores(model: Any, tokenizer: Any, prompts: Sequence[str], completion
     if batch:
         batches.append(batch)
     out = np.zeros((len(encoded), 2), dtype=np.float64)
-    pad = tokenizer.pad_token_id
+    # pad with the id the model's own pooling skips, so a completion's reward never depends on its batch
+    pad = model.config.pad_token_id if model.config.pad_token_id is not None else tokenizer.pad_token_id
     with torch.inference_mode():
         for batch in (progress or no_progress)(batches, "rewards", len(batches)):
             ids = [encoded[i][0] for i in batch]

@@ -13,7 +13,7 @@ from curate.progress import Progress, no_progress
 from curate.project import Project
 from curate.store import audit
 from curate.store.bulk import bulk_insert
-from curate.store.schema import Completion, Judgment, Pair, Record, Score, ScoreRun
+from curate.store.schema import Completion, Judgment, Pair, Record, Score, ScoreRun, Slice
 
 UNIT_TABLES = {"completion": Completion, "pair": Pair, "record": Record}
 
@@ -68,6 +68,7 @@ def score_status(project: Project) -> dict[str, dict[str, Any]]:
             latest[run.kind] = run
         units = {unit: int(conn.scalar(select(func.count()).select_from(table)) or 0)
                  for unit, table in UNIT_TABLES.items()}
+        slices = int(conn.scalar(select(func.count()).select_from(Slice)) or 0)
     out: dict[str, dict[str, Any]] = {}
     for kind, run in latest.items():
         reasons = []
@@ -75,6 +76,8 @@ def score_status(project: Project) -> dict[str, dict[str, Any]]:
             reasons.append(f"{units[run.unit] - run.units:+d} {run.unit}s since")
         if run.config.get("uses_labels") and judgments != run.judgments:
             reasons.append(f"{judgments - run.judgments:+d} judgments since")
+        if run.config.get("uses_labels") and slices != run.config.get("slices", 0):
+            reasons.append("test/calibration slices reserved since (it may have fitted on them)")
         reasons += [f"model {name} changed since" for name in changed_models(run.config, cache=project.root / "cache")]
         out[kind] = {"run": run.id, "model": run.model, "units": run.units, "stale": bool(reasons),
                      "why": "; ".join(reasons), "at": run.created_at}

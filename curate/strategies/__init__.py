@@ -5,7 +5,9 @@ exclusion. ``make_strategy(name, **options)`` builds one with validated options.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+import math
+import os
+from typing import Any, get_type_hints
 
 from curate.strategies.base import PoolView, Strategy, StrategyError
 from curate.strategies.coreset import CoreSet
@@ -30,15 +32,33 @@ def options_of(name: str) -> list[str]:
 
 
 def make_strategy(name: str, **options: Any) -> Strategy:
-    """The strategy ``name`` with ``options``; unknown names and options are errors that list the valid ones."""
+    """The strategy ``name`` with ``options``; unknown names and options are errors that list the valid ones,
+    and text values (from the command line) become the option's type."""
     if name not in STRATEGIES:
         raise StrategyError(f"unknown strategy '{name}' (strategies: {', '.join(STRATEGIES)})")
     valid = options_of(name)
-    for key in options:
+    hints = get_type_hints(STRATEGIES[name].__init__)
+    values = {}
+    for key, value in options.items():
         if key not in valid:
             raise StrategyError(f"strategy '{name}' has no option '{key}' "
                                 f"(options: {', '.join(valid) if valid else 'none'})")
-    return STRATEGIES[name](**options)
+        values[key] = _typed(name, key, value, hints[key])
+    return STRATEGIES[name](**values)
+
+
+def _typed(strategy: str, key: str, value: Any, kind: Any) -> Any:
+    if kind is float:
+        try:
+            number = float(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+        except ValueError:
+            number = None
+        if number is None or not math.isfinite(number):
+            raise StrategyError(f"option '{key}' of strategy '{strategy}' must be a number, not {value!r}")
+        return number
+    if isinstance(value, (str, os.PathLike)):
+        return str(value)
+    raise StrategyError(f"option '{key}' of strategy '{strategy}' must be text, not {value!r}")
 
 
 __all__ = ["STRATEGIES", "NoNearDuplicates", "PoolView", "Quotas", "RandomMix", "Strategy", "StrategyError",

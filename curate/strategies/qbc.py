@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from curate.strategies.base import PoolView, Strategy
+from curate.strategies.base import PoolView, Strategy, StrategyError
 from curate.strategies.uncertainty import SOURCES, check_choice
 
 MEASURES = {"vote-entropy": "vote_entropy", "variance": "p_var", "bald": "bald"}
@@ -28,6 +28,9 @@ class QueryByCommittee(Strategy):
         primary = pool.score(f"{self.source}.{MEASURES[self.measure]}", strategy=self.name, command=command)
         variance = pool.score(f"{self.source}.p_var", strategy=self.name, command=command)
         candidates = pool.available
+        if not variance[candidates].any():
+            raise StrategyError(f"the {self.source} never disagrees (one member?): qbc needs a committee; score "
+                                "with several reward models, or use uncertainty")
         # vote entropy takes few values: ties go to the larger variance, then to chance
         order = np.lexsort((rng.random(len(candidates)), -variance[candidates], -primary[candidates]))
         return candidates[order[:budget]]
