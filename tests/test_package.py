@@ -16,8 +16,13 @@ from conftest import REPO, run_cli
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(REPO)],
+    """The wheel, built from a copy of the source (a stale build/ folder would hide a missing package)."""
+    import shutil
+
+    source, out = tmp_path_factory.mktemp("src") / "curate", tmp_path_factory.mktemp("dist")
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".venv", "build", "dist", ".git", "*.egg-info",
+                                                                "__pycache__", ".*_cache", "demo-project"))
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(source)],
                    check=True, capture_output=True, text=True)
     return next(out.glob("curate_toolkit-*.whl"))
 
@@ -29,6 +34,8 @@ def test_wheel_contents(wheel):
                      "curate/samples/ukp-convarg1-sample.jsonl.gz"):
         assert expected in names
     assert not any(n.startswith(("tests/", "apps/", "recipes/")) for n in names)
+    modules = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "curate").rglob("*.py"))
+    assert [m for m in modules if m not in names] == []  # every module of every subpackage ships
 
 
 def test_wheel_installs_into_a_fresh_venv(wheel, tmp_path):

@@ -1,0 +1,52 @@
+"""The one contract every preference learner honours: ``fit(x, y)`` on labelled pair features, then
+``predict(x)`` -> P(A ≻ B) with an epistemic uncertainty, for scores, selection and simulation alike.
+
+Features are pair differences x = f(A) − f(B) (any f: embeddings, LM hidden states); y is 1 where A
+won. A learner treats every pair also swapped, so P(A ≻ B | x) = 1 − P(A ≻ B | −x).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from curate.errors import CurateError
+
+MIN_LABELS = 10
+
+
+@dataclass
+class Prediction:
+    p: np.ndarray  # P(A ≻ B) per pair
+    epistemic: np.ndarray  # what more labels could still teach (BALD: mutual information), per pair
+    members: np.ndarray | None = None  # members x pairs, for learners that are committees
+
+
+class Learner:
+    name: str
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Learner:
+        raise NotImplementedError
+
+    def predict(self, x: np.ndarray) -> Prediction:
+        raise NotImplementedError
+
+
+def check_training_data(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float features and 0/1 labels of equal length, at least MIN_LABELS of them, both outcomes present."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
+    if x.ndim != 2 or len(x) != len(y):
+        raise CurateError(f"a learner needs one feature row per label, not {x.shape} features for {len(y)} labels")
+    if len(y) < MIN_LABELS:
+        raise CurateError(f"a learner needs at least {MIN_LABELS} labelled pairs, not {len(y)}")
+    if not np.isin(y, (0, 1)).all():
+        raise CurateError("pair labels must be 1 (A won) or 0 (B won)")
+    if not np.isfinite(x).all():
+        raise CurateError("pair features hold missing or non-finite values")
+    return x, y.astype(np.int64)
+
+
+def binary_entropy(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-12, 1 - 1e-12)
+    return -(q * np.log(q) + (1 - q) * np.log(1 - q))

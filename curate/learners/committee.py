@@ -1,0 +1,31 @@
+"""The fast learner: a committee of Bradley–Terry heads on bootstrap resamples (``curate.scores.committee``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from curate.learners.base import Learner, Prediction, check_training_data
+
+
+class BTCommittee(Learner):
+    name = "committee"
+
+    def __init__(self, *, members: int = 8, c: float = 1.0, random_state: int = 0) -> None:
+        self.members, self.c, self.random_state = members, c, random_state
+        self.weights: np.ndarray | None = None
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> BTCommittee:
+        from curate.scores.committee import fit_committee
+
+        x, y = check_training_data(x, y)
+        self.weights = fit_committee(x, y, members=self.members, c=self.c, random_state=self.random_state)
+        return self
+
+    def predict(self, x: np.ndarray) -> Prediction:
+        from curate.scores.committee import committee_probabilities, disagreement
+
+        if self.weights is None:
+            raise RuntimeError("fit the committee before predicting")
+        probs = committee_probabilities(self.weights, np.asarray(x, dtype=np.float64))
+        scores = disagreement(probs)
+        return Prediction(p=scores["p_mean"], epistemic=scores["bald"], members=probs)

@@ -1,0 +1,58 @@
+"""Every preference learner honours one contract, checked on the bundled UKP sample's real embeddings
+and labels: shapes, P(A ≻ B) = 1 − P(B ≻ A), determinism, better than chance on held-out pairs; and the
+Laplace model's epistemic uncertainty shrinks as labels grow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from curate import open_project
+from curate.errors import CurateError
+from curate.learners import LEARNERS, make_learner
+
+
+@pytest.fixture(scope="module")
+def pairs(ukp_embedded):
+    from curate.pool import embedded_units
+    from curate.scores.committee import pair_differences, pair_labels
+
+    with open_project(ukp_embedded) as project:
+        units, cache = embedded_units(project, "pair")
+        with project.store.read() as conn:
+            labels = pair_labels(conn)
+    d = pair_differences(units, cache)
+    keep = [i for i, uid in enumerate(units.ids) if uid in labels]
+    return d[keep], np.array([labels[units.ids[i]] for i in keep])
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+def test_learner_contract(name, pairs):
+    x, y = pairs
+    order = np.random.default_rng(0).permutation(len(y))
+    train, test = order[:130], order[130:]
+    learner = make_learner(name).fit(x[train], y[train])
+    prediction = learner.predict(x[test])
+    assert prediction.p.shape == prediction.epistemic.shape == (len(test),)
+    assert ((prediction.p > 0) & (prediction.p < 1)).all() and (prediction.epistemic >= 0).all()
+    np.testing.assert_allclose(learner.predict(-x[test]).p, 1 - prediction.p, atol=1e-9)
+    again = make_learner(name).fit(x[train], y[train]).predict(x[test])
+    np.testing.assert_array_equal(again.p, prediction.p)
+    assert np.mean((prediction.p > 0.5) == y[test]) > 0.6  # held-out pairs, better than chance
+    few = make_learner(name).fit(x[train[:20]], y[train[:20]]).predict(x[test]).epistemic
+    if name == "laplace":  # a posterior narrows with more labels; a bootstrap committee of regularised heads
+        assert few.mean() > prediction.epistemic.mean()  # starts near p = 0.5 everywhere and does not
+
+
+def test_learner_input_is_checked(pairs):
+    x, y = pairs
+    with pytest.raises(CurateError, match="at least 10 labelled pairs"):
+        make_learner("laplace").fit(x[:5], y[:5])
+    with pytest.raises(CurateError, match="one feature row per label"):
+        make_learner("laplace").fit(x[:20], y[:19])
+    bad = x[:20].copy()
+    bad[3, 4] = np.nan
+    with pytest.raises(CurateError, match="non-finite"):
+        make_learner("committee").fit(bad, y[:20])
+    with pytest.raises(CurateError, match=r"unknown learner 'bayes' \(learners: committee, laplace\)"):
+        make_learner("bayes")
