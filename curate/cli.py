@@ -12,6 +12,7 @@ import typer
 from curate.commands.common import FieldOption, JsonFlag, ModelOption, ProjectDir, err, out, print_json, progress_bar
 from curate.commands.rounds import select
 from curate.commands.score import score_app
+from curate.commands.simulate import simulate
 from curate.errors import CurateError, InputError
 from curate.ingest.readers import FileFormat
 
@@ -19,6 +20,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="curate: choose what experts should judge, collect their judgments, train on every round.")
 app.add_typer(score_app, name="score")
 app.command()(select)
+app.command()(simulate)
 MAX_PROBLEM_LINES = 20
 
 

@@ -20,7 +20,14 @@ MIN_LABELS = 10
 class Prediction:
     p: np.ndarray  # P(A ≻ B) per pair
     epistemic: np.ndarray  # what more labels could still teach (BALD: mutual information), per pair
+    variance: np.ndarray  # of P(A ≻ B) across members or the posterior
+    vote_entropy: np.ndarray  # entropy of the share of members (posterior mass) that prefer A
     members: np.ndarray | None = None  # members x pairs, for learners that are committees
+
+    def scores(self, prefix: str = "committee") -> dict[str, np.ndarray]:
+        """As the pool view names a committee's scores (what the strategies read)."""
+        return {f"{prefix}.p_mean": self.p, f"{prefix}.p_var": self.variance,
+                f"{prefix}.vote_entropy": self.vote_entropy, f"{prefix}.bald": self.epistemic}
 
 
 class Learner:

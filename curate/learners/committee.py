@@ -28,4 +28,5 @@ class BTCommittee(Learner):
             raise RuntimeError("fit the committee before predicting")
         probs = committee_probabilities(self.weights, np.asarray(x, dtype=np.float64))
         scores = disagreement(probs)
-        return Prediction(p=scores["p_mean"], epistemic=scores["bald"], members=probs)
+        return Prediction(p=scores["p_mean"], epistemic=scores["bald"], variance=scores["p_var"],
+                          vote_entropy=scores["vote_entropy"], members=probs)

@@ -39,7 +39,7 @@ class LaplaceBT(Learner):
         return self
 
     def predict(self, x: np.ndarray) -> Prediction:
-        from scipy.special import expit
+        from scipy.special import expit, ndtr
 
         if self.mean is None or self.covariance is None:
             raise RuntimeError("fit the model before predicting")
@@ -52,4 +52,6 @@ class LaplaceBT(Learner):
         w = w / w.sum()
         draws = expit(mu[None, :] + np.sqrt(var)[None, :] * z[:, None])
         bald = binary_entropy(w @ draws) - w @ binary_entropy(draws)
-        return Prediction(p=p, epistemic=np.maximum(bald, 0.0))
+        prefer_a = ndtr(mu / np.maximum(np.sqrt(var), 1e-12))  # posterior mass on logits above 0
+        return Prediction(p=p, epistemic=np.maximum(bald, 0.0), variance=w @ draws**2 - (w @ draws) ** 2,
+                          vote_entropy=binary_entropy(prefer_a))

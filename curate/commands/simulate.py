@@ -1,0 +1,84 @@
+"""``curate simulate``: learning curves against random and the label-efficiency ratio, on labelled data."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from curate.commands.common import out, progress_bar
+from curate.errors import CurateError
+
+
+def _default_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "curate"
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise CurateError(f"{what} takes whole numbers separated by commas, not '{text}'") from None
+    if not values:
+        raise CurateError(f"{what} needs at least one value")
+    return values
+
+
+def simulate(
+    data: Annotated[Path, typer.Argument(help="A labelled preference file any `curate ingest` layout reads.")],
+    mapping: Annotated[str | None, typer.Option("--map", help="Column roles, as for ingest.")] = None,
+    label_values: Annotated[str | None, typer.Option("--label-values", help="As for ingest.")] = None,
+    strategies: Annotated[str, typer.Option(
+        "--strategies", help="Comma-separated: random, uncertainty, qbc, coreset, cluster, hybrid, model-change "
+                             "(random always runs).")] = "random,uncertainty,qbc,coreset,cluster,hybrid",
+    budget_per_round: Annotated[int, typer.Option("--budget-per-round", min=1)] = 50,
+    rounds: Annotated[int, typer.Option("--rounds", min=1)] = 10,
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0,1,2",
+    splits: Annotated[int, typer.Option("--splits", min=1, help="Frozen test splits (use >= 5).")] = 5,
+    test_frac: Annotated[float, typer.Option("--test-frac")] = 0.2,
+    oracle: Annotated[str, typer.Option("--oracle", help="gold: the file's gold label, else its vote majority.")
+                      ] = "gold",
+    learner: Annotated[str, typer.Option("--learner", help="committee | laplace")] = "committee",
+    model: Annotated[str, typer.Option("--model", help="Embedding model for the pair features.")
+                     ] = "sentence-transformers/all-MiniLM-L6-v2",
+    cache: Annotated[Path | None, typer.Option("--cache", help="Where embeddings are cached (default: "
+                                                               "~/.cache/curate).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result (DESIGN.md contract) here.")
+                        ] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write the learning curves here (PNG).")] = None,
+) -> None:
+    """Simulate rounds on labelled data: does each strategy beat random, and by how many labels?"""
+    from curate.simulate import pair_features, plot_curves, read_preferences
+    from curate.simulate import simulate as run
+
+    names = [s.strip() for s in strategies.split(",") if s.strip()]
+    preferences = read_preferences(data, mapping=mapping, label_values=label_values, progress=progress_bar)
+    vectors, differences = pair_features(preferences, model=model, cache_root=cache or _default_cache(),
+                                         progress=progress_bar)
+    result, seconds = run(preferences, vectors, differences, strategies=names, budget_per_round=budget_per_round,
+                          rounds=rounds, seeds=_ints(seeds, "--seeds"), splits=splits, test_frac=test_frac,
+                          oracle=oracle, learner=learner, progress=progress_bar)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+    if plot:
+        plot_curves(result, plot)
+    from rich.table import Table
+
+    table = Table(title=f"{result['dataset']}: {len(preferences.labels)} labelled pairs, test grouped by "
+                        f"{result['test_groups']}; full-pool accuracy {result['full_pool_accuracy']:.3f}, target "
+                        f"{result['target_accuracy']:.3f}", title_justify="left")
+    for column in ("strategy", f"accuracy @{result['strategies']['random']['labels'][-1]}", "LER@98", "80% interval",
+                   "seconds"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for name, curve in result["strategies"].items():
+        ler, ci = result["ler"].get(name), result["ler_ci"].get(name)
+        table.add_row(name, f"{curve['accuracy_mean'][-1]:.3f}", "—" if name == "random" else
+                      ("n/a" if ler is None else f"{ler:.2f}"),
+                      "" if ci is None else f"[{ci[0]:.2f}, {ci[1]:.2f}]", f"{seconds[name]:.1f}")
+    out.print(table)
+    for note in result["notes"]:
+        out.print(f"note: {note}")

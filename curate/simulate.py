@@ -1,0 +1,259 @@
+"""``curate simulate``: does a strategy beat random on this data? Learning curves from an oracle that
+reveals known labels, over several frozen test splits and seeds, and the label-efficiency ratio.
+
+For each split (test pairs grouped by topic, or by cluster where the data names no topic) and seed,
+every strategy starts from the same random cold-start set; each round the learner is fitted on the
+labels revealed so far, its accuracy on the frozen test is recorded, the strategy chooses the next
+``budget_per_round`` pairs and the oracle reveals their labels. ``ler[s]`` = labels random needs to
+reach the target accuracy ÷ labels ``s`` needs (interpolated on the mean curves); ``ler_ci[s]`` is an
+80% bootstrap interval over the split x seed curves. The output follows the contract in DESIGN.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curate.errors import CurateError
+from curate.progress import Progress, no_progress
+
+ORACLES = ("gold",)
+TARGET_SHARE = 0.98  # of the full-pool accuracy
+BOOTSTRAP = 1000
+
+
+@dataclass
+class SimulationData:
+    name: str
+    prompts: list[str]
+    a: list[str]
+    b: list[str]
+    labels: np.ndarray  # 1 where A (the file's first completion) won
+    topics: np.ndarray | None  # a grouping the data names, for grouped test splits
+
+
+def read_preferences(path: Path, *, mapping: str | None = None, label_values: str | None = None,
+                     progress: Progress | None = None) -> SimulationData:
+    """Labelled pairs of a preference file (any layout ``curate ingest`` reads): gold where there is gold,
+    else the majority of the votes; ties and unlabelled pairs are left out."""
+    from curate.ids import normalise_text
+    from curate.ingest.pipeline import read_file
+
+    read = read_file(Path(path), "auto", mapping, label_values, progress or no_progress)
+    if read.rejects:
+        first = read.rejects[0]
+        raise CurateError(f"{first['location']}: {first['reason']} ({len(read.rejects)} bad rows; simulate needs a "
+                          "clean file: `curate ingest --skip-bad` writes the good rows' reasons)")
+    prompts, a, b, labels, topics = [], [], [], [], []
+    for _, row in read.rows:
+        if not row.is_pair:
+            continue
+        votes = [j.choice for j in row.judgments if j.choice in ("a", "b")]
+        gold = [j.choice for j in row.judgments if j.source == "gold" and j.choice in ("a", "b")]
+        if gold:
+            label = gold[0] == "a"
+        elif votes and votes.count("a") != votes.count("b"):
+            label = votes.count("a") > votes.count("b")
+        else:
+            continue
+        prompts.append(normalise_text(row.prompt.text))
+        a.append(normalise_text(row.completions[0].text))
+        b.append(normalise_text(row.completions[1].text))
+        labels.append(int(label))
+        topics.append(row.meta.get("topic"))
+    if len(labels) < 100:
+        raise CurateError(f"{path}: {len(labels)} labelled pairs; simulate needs at least 100")
+    named = all(isinstance(t, str) for t in topics) and len(set(topics)) >= 5
+    return SimulationData(name=Path(path).name, prompts=prompts, a=a, b=b, labels=np.array(labels),
+                          topics=np.unique(topics, return_inverse=True)[1] if named else None)
+
+
+def grouped_splits(groups: np.ndarray, *, test_frac: float, splits: int, seed: int = 0) -> list[np.ndarray]:
+    """``splits`` test masks, each made of whole groups (in a random order per split) until ``test_frac``
+    of the pairs is reached."""
+    out = []
+    for split in range(splits):
+        rng = np.random.default_rng([seed, split])
+        test = np.zeros(len(groups), dtype=bool)
+        for group in rng.permutation(np.unique(groups)):
+            if test.mean() >= test_frac:
+                break
+            test |= groups == group
+        out.append(test)
+    return out
+
+
+def labels_to_reach(labels: Sequence[int], curve: Sequence[float], target: float) -> float | None:
+    """Labels at which ``curve`` first reaches ``target`` (linear between rounds), None if it never does."""
+    for i, accuracy in enumerate(curve):
+        if accuracy >= target:
+            if i == 0:
+                return float(labels[0])
+            before, gain = curve[i - 1], accuracy - curve[i - 1]
+            return float(labels[i - 1] + (labels[i] - labels[i - 1]) * (target - before) / gain)
+    return None
+
+
+def label_efficiency(labels: Sequence[int], random_curve: Sequence[float], curve: Sequence[float],
+                     target: float) -> float | None:
+    """Labels random needs ÷ labels the strategy needs to reach ``target``; None if either never does."""
+    random_needs, needs = labels_to_reach(labels, random_curve, target), labels_to_reach(labels, curve, target)
+    return None if random_needs is None or needs is None else random_needs / needs
+
+
+def bootstrap_interval(labels: Sequence[int], random_curves: np.ndarray, curves: np.ndarray, target: float,
+                       *, seed: int = 0) -> list[float | None] | None:
+    """80% interval of the ratio over resamples of the split x seed runs (paired: one resample for both)."""
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for _ in range(BOOTSTRAP):
+        pick = rng.integers(0, len(curves), len(curves))
+        ratio = label_efficiency(labels, random_curves[pick].mean(0), curves[pick].mean(0), target)
+        ratios.append(np.nan if ratio is None else ratio)
+    ratios = np.array(ratios)
+    if np.isnan(ratios).mean() > 0.2:
+        return None
+    return [float(np.nanpercentile(ratios, 10)), float(np.nanpercentile(ratios, 90))]
+
+
+SIMULATED = ("random", "uncertainty", "qbc", "coreset", "cluster", "hybrid", "model-change")
+
+
+def pair_features(data: SimulationData, *, model: str, cache_root: Path,
+                  progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(pair vectors, f(A) − f(B)) from the embedding model, cached under ``cache_root``."""
+    from curate.embed import EmbeddingCache, embed_texts, vectors_for
+    from curate.models import resolve_model
+    from curate.pool import pair_vectors
+
+    resolved = resolve_model(model, cache=cache_root)
+    cache = EmbeddingCache(cache_root, resolved)
+    embed_texts([*data.prompts, *data.a, *data.b], resolved, cache, progress=progress)
+    prompts, a, b = (vectors_for(texts, cache) for texts in (data.prompts, data.a, data.b))
+    return pair_vectors(prompts, a, b), a - b
+
+
+def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray, *, strategies: Sequence[str],
+             budget_per_round: int = 50, rounds: int = 10, seeds: Sequence[int] = (0, 1, 2), splits: int = 5,
+             test_frac: float = 0.2, oracle: str = "gold", learner: str = "committee", cold_start: int | None = None,
+             progress: Progress | None = None) -> tuple[dict[str, Any], dict[str, float]]:
+    """Learning curves of every strategy (and random) and their label-efficiency ratios, as the contract's
+    dict (the same inputs and seeds give the same dict), and the seconds each strategy took."""
+    import time
+
+    from curate.cluster import kmeans
+    from curate.learners import make_learner
+    from curate.strategies import PoolView, make_strategy
+
+    names = ["random", *[s for s in strategies if s != "random"]]
+    for name in names:
+        if name not in SIMULATED:
+            raise CurateError(f"simulate runs {', '.join(SIMULATED)}; '{name}' needs scores an oracle cannot give")
+    if oracle not in ORACLES:
+        raise CurateError(f"unknown oracle '{oracle}' (oracles: {', '.join(ORACLES)})")
+    if not 0 < test_frac < 1 or budget_per_round < 1 or rounds < 1 or splits < 1 or not seeds:
+        raise CurateError("simulate needs 0 < test_frac < 1, budget_per_round >= 1, rounds >= 1, splits >= 1 and "
+                          "at least one seed")
+    make_learner(learner)
+    cold = cold_start or budget_per_round
+    clusters, _ = kmeans(vectors, min(10, len(vectors) // 20), random_state=0)
+    groups = data.topics if data.topics is not None else clusters
+    tests = grouped_splits(groups, test_frac=test_frac, splits=splits)
+    labels = [cold + r * budget_per_round for r in range(rounds + 1)]
+    if labels[-1] > min(int((~t).sum()) for t in tests):
+        raise CurateError(f"{labels[-1]} labels is more than a split's pool; lower --rounds or --budget-per-round")
+    curves: dict[str, list[list[float]]] = {name: [] for name in names}
+    seconds = dict.fromkeys(names, 0.0)
+    full = []
+    runs = [(split, seed) for split in range(splits) for seed in seeds]
+    for split, seed in (progress or no_progress)(runs, "simulating", len(runs)):
+        test, pool = np.flatnonzero(tests[split]), np.flatnonzero(~tests[split])
+        if seed == seeds[0]:
+            fitted = make_learner(learner).fit(differences[pool], data.labels[pool])
+            full.append(np.mean((fitted.predict(differences[test]).p > 0.5) == data.labels[test]))
+        start = np.random.default_rng([seed, split]).choice(len(pool), cold, replace=False)
+        for name in names:
+            began = time.perf_counter()
+            strategy, rng = make_strategy(name), np.random.default_rng([seed, split, 1])
+            labelled = np.zeros(len(pool), dtype=bool)
+            labelled[start] = True
+            curve = []
+            for r in range(rounds + 1):
+                model = make_learner(learner).fit(differences[pool][labelled], data.labels[pool][labelled])
+                curve.append(float(np.mean((model.predict(differences[test]).p > 0.5) == data.labels[test])))
+                if r == rounds:
+                    break
+                view = PoolView(ids=np.arange(len(pool)), labelled=labelled.copy(), excluded=np.zeros(len(pool), bool),
+                                vectors=vectors[pool], differences=differences[pool],
+                                scores=model.predict(differences[pool]).scores(), groups={"cluster": clusters[pool]})
+                labelled[strategy.select(view, budget_per_round, rng)] = True
+            curves[name].append(curve)
+            seconds[name] += time.perf_counter() - began
+    result = summarise(data, curves, labels, full_accuracy=float(np.mean(full)), n_pool=int(np.mean(
+        [(~t).sum() for t in tests])), n_test=int(np.mean([t.sum() for t in tests])), seeds=list(seeds),
+        splits=splits, budget_per_round=budget_per_round, rounds=rounds, learner=learner)
+    return result, seconds
+
+
+def summarise(data: SimulationData, curves: dict[str, list[list[float]]], labels: list[int], *, full_accuracy: float,
+              n_pool: int, n_test: int, seeds: list[int], splits: int, budget_per_round: int, rounds: int,
+              learner: str) -> dict[str, Any]:
+    """The contract's dict: curves (mean and std over split x seed runs), target, LER and its interval."""
+    target = TARGET_SHARE * full_accuracy
+    arrays = {name: np.array(runs) for name, runs in curves.items()}
+    notes = []
+    ler, ler_ci = {}, {}
+    for name, runs in arrays.items():
+        if name == "random":
+            continue
+        ler[name] = label_efficiency(labels, arrays["random"].mean(0), runs.mean(0), target)
+        ler_ci[name] = bootstrap_interval(labels, arrays["random"], runs, target)
+        if ler[name] is None:
+            who = "random" if labels_to_reach(labels, arrays["random"].mean(0), target) is None else name
+            notes.append(f"{who} never reaches the target {target:.3f} within {labels[-1]} labels, so LER for {name} "
+                         "is null")
+    if splits * len(seeds) < 5:
+        notes.append(f"only {splits * len(seeds)} split x seed runs: do not trust the ratios (use >= 5 splits)")
+    return {
+        "dataset": data.name, "n_pool": n_pool, "n_test": n_test, "seeds": seeds, "splits": splits,
+        "budget_per_round": budget_per_round, "rounds": rounds, "learner": learner,
+        "test_groups": "topic" if data.topics is not None else "cluster",
+        "strategies": {name: {"labels": labels, "accuracy_mean": runs.mean(0).round(6).tolist(),
+                              "accuracy_std": runs.std(0).round(6).tolist()} for name, runs in arrays.items()},
+        "full_pool_accuracy": round(full_accuracy, 6), "target_accuracy": round(target, 6),
+        "ler": {k: None if v is None else round(v, 4) for k, v in ler.items()},
+        "ler_ci": {k: None if v is None else [round(x, 4) for x in v] for k, v in ler_ci.items()},
+        "notes": notes}
+
+
+def plot_curves(result: dict[str, Any], path: Path) -> Path:
+    """Mean accuracy ± one standard deviation per strategy against labels; random dashed; LER in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for name, curve in result["strategies"].items():
+        mean, std = np.array(curve["accuracy_mean"]), np.array(curve["accuracy_std"])
+        ler = result["ler"].get(name)
+        label = "random" if name == "random" else f"{name} (LER {'n/a' if ler is None else f'{ler:.2f}'})"
+        line, = axes.plot(curve["labels"], mean, "--" if name == "random" else "-", label=label,
+                          color="black" if name == "random" else None)
+        axes.fill_between(curve["labels"], mean - std, mean + std, alpha=0.15, color=line.get_color())
+    axes.axhline(result["target_accuracy"], color="grey", linewidth=0.8, linestyle=":",
+                 label=f"target {result['target_accuracy']:.3f} (98% of full pool)")
+    axes.set_xlabel("labels")
+    axes.set_ylabel("accuracy on the frozen test")
+    axes.set_title(f"{result['dataset']}: {result['splits']} splits x {len(result['seeds'])} seeds, "
+                   f"learner {result['learner']}")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
