@@ -246,6 +246,9 @@ def demo(directory: Annotated[Path, typer.Option("--dir", help="Where to create 
         elif step.name == "committee":
             out.print(f"committee: {result.members} Bradley–Terry heads on {result.labelled} labelled pairs scored "
                       f"{result.pairs} pairs")
+        elif step.name == "refit":
+            out.print(f"committee refitted on {result.labelled} labelled pairs, leaving out the slices round 1 "
+                      "reserved")
         elif step.name == "select":
             out.print(f"select: round {result.number}, {result.items} pairs by {result.strategy} "
                       f"({result.arms.get('random', 0)} in the random arm; {result.routes.get('rank', 0)} to rank, "

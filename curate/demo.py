@@ -16,7 +16,7 @@ from curate.samples import sample_paths
 
 @dataclass
 class DemoStep:
-    name: str  # init | ingest | embed | cluster | dedup | map | committee | select | status
+    name: str  # init | ingest | embed | cluster | dedup | map | committee | select | refit | status
     result: Any
 
 
@@ -46,4 +46,5 @@ def run_demo(directory: Path | str, *, progress: Any = None) -> Iterator[DemoSte
         yield DemoStep("map", write_map(project))
         yield DemoStep("committee", score_committee(project))
         yield DemoStep("select", select_round(project, budget=40))
+        yield DemoStep("refit", score_committee(project))  # without the slices the first round reserved
         yield DemoStep("status", project_status(project))

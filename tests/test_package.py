@@ -82,6 +82,7 @@ def test_demo_runs_the_loop_and_ends_with_a_status_table(tmp_path, samples):
                                              "gold": sum(r["gold"] is not None for r in ukp)}
     assert (tmp_path / "demo-project" / "maps" / "pair.html").exists()
     assert status["latest_round"]["arms"]["random"] == 4 and status["slices"]["test"] >= 50
+    assert status["scores"]["committee"]["stale"] is False  # refitted without the slices
     assert (tmp_path / "demo-project" / "rounds" / "0001" / "manifest.json").exists()
 
 
