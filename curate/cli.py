@@ -18,9 +18,6 @@ from curate.ingest.readers import FileFormat
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="curate: choose what experts should judge, collect their judgments, train on every round.")
-app.add_typer(score_app, name="score")
-app.command()(select)
-app.command()(simulate)
 MAX_PROBLEM_LINES = 20
 
 
@@ -224,8 +221,7 @@ def drift(new_file: Annotated[Path, typer.Argument(help="A new batch in any form
 @app.command()
 def demo(directory: Annotated[Path, typer.Option("--dir", help="Where to create the demo project.")] =
          Path("demo-project")) -> None:
-    """Run the loop on the bundled sample (UKPConvArg1 and PandaLM excerpts): ingest, embed, cluster, dedup, map,
-    the fast committee and a first selected round."""
+    """Run the loop on the bundled sample (UKPConvArg1, PandaLM): ingest to a first selected round."""
     from curate.demo import run_demo
     from curate.views import ingest_table, status_table
 
@@ -258,6 +254,11 @@ def demo(directory: Annotated[Path, typer.Option("--dir", help="Where to create 
         elif step.name == "status":
             out.print(status_table(result))
     out.print(f"next: curate status --project {directory}")
+
+
+app.add_typer(score_app, name="score")
+app.command()(select)
+app.command()(simulate)
 
 
 def _print_error(error: CurateError) -> None:

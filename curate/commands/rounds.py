@@ -65,9 +65,7 @@ def select(
                             ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Choose BUDGET pairs for experts as a new round (the first round also reserves the test and
-    calibration slices) and write rounds/NNNN/manifest.json; or, with --stream, decide on new pairs
-    as they arrive."""
+    """Choose pairs for experts as a new round (manifest in rounds/NNNN/), or --stream decisions on new pairs."""
     from curate.project import open_project
     from curate.rounds import select_round
 
