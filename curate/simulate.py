@@ -4,7 +4,9 @@ reveals known labels, over several frozen test splits and seeds, and the label-e
 For each split (test pairs grouped by topic, or by cluster where the data names no topic) and seed,
 every strategy starts from the same random cold-start set; each round the learner is fitted on the
 labels revealed so far, its accuracy on the frozen test is recorded, the strategy chooses the next
-``budget_per_round`` pairs and the oracle reveals their labels. ``ler[s]`` = labels random needs to
+``budget_per_round`` pairs and the oracle reveals their labels (``gold``; or ``votes``: one annotator's
+vote drawn at random, so the noise is real; accuracy is always measured against the gold test labels,
+and the target against a learner fitted on the pool's gold labels). ``ler[s]`` = labels random needs to
 reach the target accuracy ÷ labels ``s`` needs (interpolated on the mean curves); ``ler_ci[s]`` is an
 80% bootstrap interval over the split x seed curves. The output follows the contract in DESIGN.md.
 """
@@ -21,7 +23,7 @@ import numpy as np
 from curate.errors import CurateError
 from curate.progress import Progress, no_progress
 
-ORACLES = ("gold",)
+ORACLES = ("gold", "votes")
 TARGET_SHARE = 0.98  # of the full-pool accuracy
 BOOTSTRAP = 1000
 
@@ -34,6 +36,7 @@ class SimulationData:
     b: list[str]
     labels: np.ndarray  # 1 where A (the file's first completion) won
     topics: np.ndarray | None  # a grouping the data names, for grouped test splits
+    votes: list[list[int]]  # each annotator's vote (1: A) where the file has them; gold is not a vote
 
 
 def read_preferences(path: Path, *, mapping: str | None = None, label_values: str | None = None,
@@ -48,7 +51,7 @@ def read_preferences(path: Path, *, mapping: str | None = None, label_values: st
         first = read.rejects[0]
         raise CurateError(f"{first['location']}: {first['reason']} ({len(read.rejects)} bad rows; simulate needs a "
                           "clean file: `curate ingest --skip-bad` writes the good rows' reasons)")
-    prompts, a, b, labels, topics = [], [], [], [], []
+    prompts, a, b, labels, topics, votes_of = [], [], [], [], [], []
     for _, row in read.rows:
         if not row.is_pair:
             continue
@@ -65,11 +68,13 @@ def read_preferences(path: Path, *, mapping: str | None = None, label_values: st
         b.append(normalise_text(row.completions[1].text))
         labels.append(int(label))
         topics.append(row.meta.get("topic"))
+        votes_of.append([int(v == "a") for v in (j.choice for j in row.judgments if j.source != "gold")
+                         if v in ("a", "b")])
     if len(labels) < 100:
         raise CurateError(f"{path}: {len(labels)} labelled pairs; simulate needs at least 100")
     named = all(isinstance(t, str) for t in topics) and len(set(topics)) >= 5
     return SimulationData(name=Path(path).name, prompts=prompts, a=a, b=b, labels=np.array(labels),
-                          topics=np.unique(topics, return_inverse=True)[1] if named else None)
+                          topics=np.unique(topics, return_inverse=True)[1] if named else None, votes=votes_of)
 
 
 def grouped_splits(groups: np.ndarray, *, test_frac: float, splits: int, seed: int = 0) -> list[np.ndarray]:
@@ -120,6 +125,16 @@ def bootstrap_interval(labels: Sequence[int], random_curves: np.ndarray, curves:
     return [float(np.nanpercentile(ratios, 10)), float(np.nanpercentile(ratios, 90))]
 
 
+def oracle_answers(data: SimulationData, pool: np.ndarray, oracle: str, rng: np.random.Generator) -> np.ndarray:
+    """The label the oracle gives each pool pair when asked: the gold label, or one annotator's vote drawn
+    at random (the same draw for every strategy of a split and seed, so strategies meet the same noise;
+    a pair without votes answers with its label)."""
+    if oracle == "gold":
+        return data.labels[pool]
+    return np.array([data.votes[i][rng.integers(len(data.votes[i]))] if data.votes[i] else data.labels[i]
+                     for i in pool.tolist()])
+
+
 SIMULATED = ("random", "uncertainty", "qbc", "coreset", "cluster", "hybrid", "model-change")
 
 
@@ -159,6 +174,11 @@ def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray,
         raise CurateError("simulate needs 0 < test_frac < 1, budget_per_round >= 1, rounds >= 1, splits >= 1 and "
                           "at least one seed")
     make_learner(learner)
+    if oracle == "votes":
+        has_votes = np.array([bool(v) for v in data.votes])
+        if has_votes.mean() < 0.5:
+            raise CurateError(f"{data.name}: only {has_votes.sum()} of {len(has_votes)} pairs carry annotator votes; "
+                              "--oracle votes needs them (use --oracle gold)")
     cold = cold_start or budget_per_round
     clusters, _ = kmeans(vectors, min(10, len(vectors) // 20), random_state=0)
     groups = data.topics if data.topics is not None else clusters
@@ -176,6 +196,7 @@ def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray,
             fitted = make_learner(learner).fit(differences[pool], data.labels[pool])
             full.append(np.mean((fitted.predict(differences[test]).p > 0.5) == data.labels[test]))
         start = np.random.default_rng([seed, split]).choice(len(pool), cold, replace=False)
+        answers = oracle_answers(data, pool, oracle, np.random.default_rng([seed, split, 2]))
         for name in names:
             began = time.perf_counter()
             strategy, rng = make_strategy(name), np.random.default_rng([seed, split, 1])
@@ -183,7 +204,7 @@ def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray,
             labelled[start] = True
             curve = []
             for r in range(rounds + 1):
-                model = make_learner(learner).fit(differences[pool][labelled], data.labels[pool][labelled])
+                model = make_learner(learner).fit(differences[pool][labelled], answers[labelled])
                 curve.append(float(np.mean((model.predict(differences[test]).p > 0.5) == data.labels[test])))
                 if r == rounds:
                     break
@@ -196,6 +217,7 @@ def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray,
     result = summarise(data, curves, labels, full_accuracy=float(np.mean(full)), n_pool=int(np.mean(
         [(~t).sum() for t in tests])), n_test=int(np.mean([t.sum() for t in tests])), seeds=list(seeds),
         splits=splits, budget_per_round=budget_per_round, rounds=rounds, learner=learner)
+    result["oracle"] = oracle
     return result, seconds
 
 

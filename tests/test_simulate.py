@@ -54,6 +54,26 @@ def test_simulate_writes_the_contract_reproducibly(cli, samples, simulated):
     assert laplace["learner"] == "laplace" and laplace["strategies"] != result["strategies"]
 
 
+def test_the_votes_oracle_answers_with_real_annotator_noise(cli, samples, simulated, tmp_path):
+    import gzip
+
+    import jsonschema
+
+    gold, _ = run(cli, samples, simulated, "gold-again")
+    votes, _ = run(cli, samples, simulated, "votes", "--oracle", "votes")
+    jsonschema.validate(votes, json.loads(SCHEMA.read_text()))
+    assert votes["oracle"] == "votes" and gold["oracle"] == "gold"
+    assert votes["full_pool_accuracy"] == gold["full_pool_accuracy"]  # the target is always set on gold labels
+    assert votes["strategies"] != gold["strategies"]
+    with gzip.open(samples["ukp"], "rt") as fh:
+        rows = [{**json.loads(line), "workers": []} for line in fh]
+    gold_only = tmp_path / "gold-only.jsonl"
+    gold_only.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, _, err = cli("simulate", gold_only, "--oracle", "votes", "--budget-per-round", "20", "--rounds", "2",
+                       "--splits", "2", "--cache", simulated / "cache")
+    assert code == 1 and "carry annotator votes; --oracle votes needs them" in err
+
+
 def test_label_efficiency_arithmetic():
     labels = [50, 100, 150, 200]
     assert labels_to_reach(labels, [0.6, 0.7, 0.8, 0.9], 0.75) == pytest.approx(125)
@@ -66,7 +86,7 @@ def test_label_efficiency_arithmetic():
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--strategies", "token-entropy"], "needs scores an oracle cannot give"),
-    (["--oracle", "psychic"], "unknown oracle 'psychic' (oracles: gold)"),
+    (["--oracle", "psychic"], "unknown oracle 'psychic' (oracles: gold, votes)"),
     (["--learner", "oracle"], "unknown learner 'oracle'"),
     (["--seeds", "a,b"], "--seeds takes whole numbers"),
     (["--rounds", "50"], "is more than a split's pool"),

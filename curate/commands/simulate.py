@@ -39,8 +39,8 @@ def simulate(
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0,1,2",
     splits: Annotated[int, typer.Option("--splits", min=1, help="Frozen test splits (use >= 5).")] = 5,
     test_frac: Annotated[float, typer.Option("--test-frac")] = 0.2,
-    oracle: Annotated[str, typer.Option("--oracle", help="gold: the file's gold label, else its vote majority.")
-                      ] = "gold",
+    oracle: Annotated[str, typer.Option("--oracle", help="gold: the file's gold label (else its vote majority); "
+                                                         "votes: one annotator's vote drawn at random.")] = "gold",
     learner: Annotated[str, typer.Option("--learner", help="committee | laplace")] = "committee",
     model: Annotated[str, typer.Option("--model", help="Embedding model for the pair features.")
                      ] = "sentence-transformers/all-MiniLM-L6-v2",
