@@ -20,7 +20,7 @@ from curate.selection_pool import PoolContext, build_pool_view
 from curate.strategies import NoNearDuplicates, PoolView, Quotas, RandomMix, Strategy, make_strategy
 from curate.strategies.stratified import allocate
 
-COLD_STARTS = {"cluster": "cluster", "rules": "rules", "reward-margin": "reward-margin", "random": "random"}
+COLD_STARTS = ("cluster", "rules", "reward-margin", "random")  # strategies that need no labels
 
 
 @dataclass
@@ -88,8 +88,8 @@ def choose_strategy(project: Project, name: str | None, options: dict[str, Any])
     with project.store.read() as conn:
         cold = not training_labels(conn)
     if cold and name is None:
-        name = COLD_STARTS.get(config.cold_start)
-        if name is None:
+        name = config.cold_start
+        if name not in COLD_STARTS:
             raise CurateError(f"[select] cold_start must be one of {', '.join(COLD_STARTS)}, not "
                               f"'{config.cold_start}'")
     name = name or config.strategy

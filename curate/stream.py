@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from curate.errors import CurateError, InputError
+from curate.learners.committee import BTCommittee
 from curate.project import Project
 
 STREAM_STRATEGIES = ("uncertainty", "qbc", "random")
@@ -28,23 +29,20 @@ class Calibration:
     strategy: str
     rate: float
     threshold: float
-    weights: np.ndarray | None  # committee members x embedding size
+    committee: BTCommittee | None  # fitted on the project's training labels (none for random)
 
 
-def _score(strategy: str, weights: np.ndarray, d: np.ndarray) -> np.ndarray:
-    from curate.scores.committee import committee_probabilities
+def _score(strategy: str, committee: BTCommittee, d: np.ndarray) -> np.ndarray:
+    from curate.strategies.uncertainty import uncertainty
 
-    probs = committee_probabilities(weights, d)
-    if strategy == "qbc":
-        return probs.var(axis=0)
-    p = probs.mean(axis=0)
-    return 1 - np.maximum(p, 1 - p)
+    prediction = committee.predict(d)
+    return prediction.variance if strategy == "qbc" else uncertainty(prediction.p, "least-confidence")
 
 
 def calibrate(project: Project, *, strategy: str, rate: float, members: int = 8, seed: int = 0) -> Calibration:
     """Fit the committee on the project's labels and set the threshold on the pool's scores."""
     from curate.pool import embedded_units
-    from curate.scores.committee import fit_committee, pair_differences, training_labels
+    from curate.scores.committee import pair_differences, training_labels
 
     if strategy not in STREAM_STRATEGIES:
         raise CurateError(f"stream mode decides by {', '.join(STREAM_STRATEGIES)}, not '{strategy}'")
@@ -59,12 +57,12 @@ def calibrate(project: Project, *, strategy: str, rate: float, members: int = 8,
     with project.store.read() as conn:
         labels = training_labels(conn)
     labelled = [i for i, uid in enumerate(units.ids) if uid in labels]
-    weights = fit_committee(d[labelled], np.array([labels[units.ids[i]] for i in labelled]), members=members,
-                            random_state=seed)
+    committee = BTCommittee(members=members, random_state=seed).fit(
+        d[labelled], np.array([labels[units.ids[i]] for i in labelled]))
     unseen = np.setdiff1d(np.arange(len(units)), labelled)  # the committee is sure of what it was fitted on
     reference = d[unseen] if len(unseen) >= MIN_CALIBRATION else d
-    threshold = float(np.quantile(_score(strategy, weights, reference), 1 - rate))
-    return Calibration(strategy, rate, threshold, weights)
+    threshold = float(np.quantile(_score(strategy, committee, reference), 1 - rate))
+    return Calibration(strategy, rate, threshold, committee)
 
 
 def stream_decisions(project: Project, lines: Iterable[str], *, strategy: str = "uncertainty", rate: float = 0.1,
@@ -98,11 +96,11 @@ def stream_decisions(project: Project, lines: Iterable[str], *, strategy: str = 
             raise InputError(f"<stdin>:{number}: {problem}") from None
         a, b = (t.text for t in parsed.completions)
         decision: dict[str, Any] = {"line": number, "id": parsed.source_key}
-        if calibration.weights is None:
+        if calibration.committee is None:
             score = float(rng.random())
             selected = score < calibration.rate
         else:
             vectors = encoder.encode([a, b], normalize_embeddings=True, convert_to_numpy=True)
-            score = float(_score(strategy, calibration.weights, (vectors[0] - vectors[1])[None, :])[0])
+            score = float(_score(strategy, calibration.committee, (vectors[0] - vectors[1])[None, :])[0])
             selected = score >= calibration.threshold
         yield {**decision, "score": score, "threshold": calibration.threshold, "selected": bool(selected)}
