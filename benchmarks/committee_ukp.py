@@ -15,8 +15,9 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from curate import embed_pool, ingest_files, init_project
+from curate.learners.bradley_terry import bt_design
 from curate.pool import embedded_units
-from curate.scores.committee import bt_design, pair_differences, pair_labels, score_committee
+from curate.scores.committee import pair_differences, pair_labels, score_committee
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -31,7 +32,7 @@ def main() -> None:
         with project.store.read() as conn:
             labels = pair_labels(conn)
         rows = [i for i, u in enumerate(units.ids) if u in labels]
-        x, y = bt_design(d[rows], np.array([labels[units.ids[i]] for i in rows]))
+        x, y, _ = bt_design(d[rows], np.array([labels[units.ids[i]] for i in rows]))
         LogisticRegression(fit_intercept=False, max_iter=1000).fit(x, y).predict_proba(d)
         plain = time.perf_counter() - start
         start = time.perf_counter()

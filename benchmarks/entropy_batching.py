@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from curate.models import DEFAULT_POLICY, resolve_model
-from curate.scores.entropy import STATS, encode, token_entropy
+from curate.scores.entropy import STATS, token_entropy
 from curate.scores.lm import load_causal_lm
+from curate.scores.passes import encode
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

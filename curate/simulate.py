@@ -20,12 +20,19 @@ from typing import Any
 
 import numpy as np
 
+from curate.efficiency import (
+    STOP_GAIN,
+    STOP_WINDOW,
+    bootstrap_interval,
+    label_efficiency,
+    labels_to_reach,
+    stopping_point,
+)
 from curate.errors import CurateError
 from curate.progress import Progress, no_progress
 
 ORACLES = ("gold", "votes")
 TARGET_SHARE = 0.98  # of the full-pool accuracy
-BOOTSTRAP = 1000
 
 
 @dataclass
@@ -92,82 +99,103 @@ def grouped_splits(groups: np.ndarray, *, test_frac: float, splits: int, seed: i
     return out
 
 
-def labels_to_reach(labels: Sequence[int], curve: Sequence[float], target: float) -> float | None:
-    """Labels at which ``curve`` first reaches ``target`` (linear between rounds), None if it never does."""
-    for i, accuracy in enumerate(curve):
-        if accuracy >= target:
-            if i == 0:
-                return float(labels[0])
-            before, gain = curve[i - 1], accuracy - curve[i - 1]
-            return float(labels[i - 1] + (labels[i] - labels[i - 1]) * (target - before) / gain)
-    return None
-
-
-def label_efficiency(labels: Sequence[int], random_curve: Sequence[float], curve: Sequence[float],
-                     target: float) -> float | None:
-    """Labels random needs ÷ labels the strategy needs to reach ``target``; None if either never does."""
-    random_needs, needs = labels_to_reach(labels, random_curve, target), labels_to_reach(labels, curve, target)
-    return None if random_needs is None or needs is None else random_needs / needs
-
-
-def bootstrap_interval(labels: Sequence[int], random_curves: np.ndarray, curves: np.ndarray, target: float,
-                       *, seed: int = 0) -> list[float | None] | None:
-    """80% interval of the ratio over resamples of the split x seed runs (paired: one resample for both)."""
-    rng = np.random.default_rng(seed)
-    ratios = []
-    for _ in range(BOOTSTRAP):
-        pick = rng.integers(0, len(curves), len(curves))
-        ratio = label_efficiency(labels, random_curves[pick].mean(0), curves[pick].mean(0), target)
-        ratios.append(np.nan if ratio is None else ratio)
-    ratios = np.array(ratios)
-    if np.isnan(ratios).mean() > 0.2:
-        return None
-    return [float(np.nanpercentile(ratios, 10)), float(np.nanpercentile(ratios, 90))]
-
-
-def oracle_answers(data: SimulationData, pool: np.ndarray, oracle: str, rng: np.random.Generator) -> np.ndarray:
-    """The label the oracle gives each pool pair when asked: the gold label, or one annotator's vote drawn
-    at random (the same draw for every strategy of a split and seed, so strategies meet the same noise;
-    a pair without votes answers with its label)."""
-    if oracle == "gold":
-        return data.labels[pool]
-    return np.array([data.votes[i][rng.integers(len(data.votes[i]))] if data.votes[i] else data.labels[i]
-                     for i in pool.tolist()])
-
-
 SIMULATED = ("random", "uncertainty", "qbc", "coreset", "cluster", "hybrid", "model-change")
+RELABEL = "relabel"  # noise-aware acquisition: another vote on a contested pair, or a new pair (curate.relabel)
 
 
-def pair_features(data: SimulationData, *, model: str, cache_root: Path,
+class Oracle:
+    """Answers requests for votes on the pool's pairs of one split and seed. ``gold``: a pair's gold label,
+    once (asking again would teach nothing). ``votes``: the pair's annotators' votes one at a time, in an
+    order drawn once (so every strategy meets the same noise); a pair without votes answers with its label
+    once."""
+
+    def __init__(self, data: SimulationData, pool: np.ndarray, kind: str, rng: np.random.Generator) -> None:
+        if kind == "gold":
+            self.votes = [[int(data.labels[i])] for i in pool.tolist()]
+        else:
+            self.votes = [[int(v) for v in rng.permutation(data.votes[i])] if data.votes[i] else
+                          [int(data.labels[i])] for i in pool.tolist()]
+        self.available = np.array([len(v) for v in self.votes])
+
+    def ask(self, positions: np.ndarray, asked: np.ndarray, for_a: np.ndarray) -> None:
+        """One more vote for each position: counted in ``asked``, and in ``for_a`` where it prefers A."""
+        for i in positions.tolist():
+            for_a[i] += self.votes[i][asked[i]]
+            asked[i] += 1
+
+
+def parse_strategy(spec: str) -> tuple[str, dict[str, str]]:
+    """``name`` or ``name:key=value:key=value`` (e.g. ``qbc:measure=bald``) -> (name, options)."""
+    name, *parts = spec.split(":")
+    options = {}
+    for part in parts:
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise CurateError(f"strategy '{spec}': options are key=value after the name, e.g. qbc:measure=bald")
+        options[key] = value
+    if name not in (*SIMULATED, RELABEL):
+        raise CurateError(f"simulate runs {', '.join((*SIMULATED, RELABEL))}; '{name}' needs scores an oracle "
+                          "cannot give")
+    return name, options
+
+
+FEATURES = ("embedding", "lm")
+
+
+def pair_features(data: SimulationData, *, model: str, cache_root: Path, features: str = "embedding",
+                  lm_model: str | None = None, layer: int | None = None,
                   progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(pair vectors, f(A) − f(B)) from the embedding model, cached under ``cache_root``."""
+    """(pair vectors, f(A) − f(B)), cached under ``cache_root``. The pair vectors (what diversity is measured
+    on) come from the embedding model; f is that embedding, or with ``features="lm"`` the standardised LM
+    states of ``lm_model`` (default: the packaged SmolLM2) after ``layer`` decoder layers."""
     from curate.embed import EmbeddingCache, embed_texts, vectors_for
-    from curate.models import resolve_model
+    from curate.models import DEFAULT_POLICY, resolve_model
     from curate.pool import pair_vectors
+    from curate.scores.states import DEFAULT_LAYER, completion_states, standardise_states
 
+    if features not in FEATURES:
+        raise CurateError(f"unknown features '{features}' (features: {', '.join(FEATURES)})")
     resolved = resolve_model(model, cache=cache_root)
     cache = EmbeddingCache(cache_root, resolved)
     embed_texts([*data.prompts, *data.a, *data.b], resolved, cache, progress=progress)
     prompts, a, b = (vectors_for(texts, cache) for texts in (data.prompts, data.a, data.b))
-    return pair_vectors(prompts, a, b), a - b
+    if features == "embedding":
+        return pair_vectors(prompts, a, b), a - b
+    position: dict[tuple[str, str], int] = {}
+    for prompt, text in (*zip(data.prompts, data.a, strict=True), *zip(data.prompts, data.b, strict=True)):
+        position.setdefault((prompt, text), len(position))
+    rows = [(str(i), prompt, text) for (prompt, text), i in position.items()]
+    states, _ = completion_states(rows, cache=cache_root, model=lm_model or DEFAULT_POLICY,
+                                  layer=DEFAULT_LAYER if layer is None else layer, progress=progress)
+    z = standardise_states(states)
+    side = [np.array([position[pt] for pt in zip(data.prompts, texts, strict=True)]) for texts in (data.a, data.b)]
+    return pair_vectors(prompts, a, b), z[side[0]] - z[side[1]]
 
 
 def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray, *, strategies: Sequence[str],
              budget_per_round: int = 50, rounds: int = 10, seeds: Sequence[int] = (0, 1, 2), splits: int = 5,
              test_frac: float = 0.2, oracle: str = "gold", learner: str = "committee", cold_start: int | None = None,
-             progress: Progress | None = None) -> tuple[dict[str, Any], dict[str, float]]:
+             stop_gain: float = STOP_GAIN, progress: Progress | None = None) -> tuple[dict[str, Any], dict[str, float]]:
     """Learning curves of every strategy (and random) and their label-efficiency ratios, as the contract's
-    dict (the same inputs and seeds give the same dict), and the seconds each strategy took."""
+    dict (the same inputs and seeds give the same dict), and the seconds each strategy took. A strategy is
+    a name with options (``parse_strategy``); every request for a label costs one label."""
     import time
 
     from curate.cluster import kmeans
     from curate.learners import make_learner
+    from curate.relabel import relabel_or_new
     from curate.strategies import PoolView, make_strategy
 
-    names = ["random", *[s for s in strategies if s != "random"]]
-    for name in names:
-        if name not in SIMULATED:
-            raise CurateError(f"simulate runs {', '.join(SIMULATED)}; '{name}' needs scores an oracle cannot give")
+    names = ["random", *dict.fromkeys(s for s in strategies if s != "random")]
+    parsed = {spec: parse_strategy(spec) for spec in names}
+    for spec, (name, options) in parsed.items():
+        if name == RELABEL:
+            if options:
+                raise CurateError(f"strategy '{spec}': relabel takes no options")
+            if oracle != "votes":
+                raise CurateError("relabel asks for more votes on contested pairs: it needs --oracle votes")
+        else:
+            make_strategy(name, **options)
     if oracle not in ORACLES:
         raise CurateError(f"unknown oracle '{oracle}' (oracles: {', '.join(ORACLES)})")
     if not 0 < test_frac < 1 or budget_per_round < 1 or rounds < 1 or splits < 1 or not seeds:
@@ -186,7 +214,8 @@ def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray,
     labels = [cold + r * budget_per_round for r in range(rounds + 1)]
     if labels[-1] > min(int((~t).sum()) for t in tests):
         raise CurateError(f"{labels[-1]} labels is more than a split's pool; lower --rounds or --budget-per-round")
-    curves: dict[str, list[list[float]]] = {name: [] for name in names}
+    curves: dict[str, list[list[float]]] = {spec: [] for spec in names}
+    reasked: dict[str, list[float]] = {spec: [] for spec, (name, _) in parsed.items() if name == RELABEL}
     seconds = dict.fromkeys(names, 0.0)
     full = []
     runs = [(split, seed) for split in range(splits) for seed in seeds]
@@ -196,35 +225,49 @@ def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray,
             fitted = make_learner(learner).fit(differences[pool], data.labels[pool])
             full.append(np.mean((fitted.predict(differences[test]).p > 0.5) == data.labels[test]))
         start = np.random.default_rng([seed, split]).choice(len(pool), cold, replace=False)
-        answers = oracle_answers(data, pool, oracle, np.random.default_rng([seed, split, 2]))
-        for name in names:
+        answers = Oracle(data, pool, oracle, np.random.default_rng([seed, split, 2]))
+        for spec, (name, options) in parsed.items():
             began = time.perf_counter()
-            strategy, rng = make_strategy(name), np.random.default_rng([seed, split, 1])
-            labelled = np.zeros(len(pool), dtype=bool)
-            labelled[start] = True
+            strategy = None if name == RELABEL else make_strategy(name, **options)
+            rng = np.random.default_rng([seed, split, 1])
+            asked, for_a = np.zeros(len(pool), dtype=np.int64), np.zeros(len(pool), dtype=np.int64)
+            answers.ask(start, asked, for_a)
             curve = []
             for r in range(rounds + 1):
-                model = make_learner(learner).fit(differences[pool][labelled], answers[labelled])
+                seen = asked > 0
+                model = make_learner(learner).fit(differences[pool][seen], for_a[seen] / asked[seen],
+                                                  weight=asked[seen])
                 curve.append(float(np.mean((model.predict(differences[test]).p > 0.5) == data.labels[test])))
                 if r == rounds:
                     break
-                view = PoolView(ids=np.arange(len(pool)), labelled=labelled.copy(), excluded=np.zeros(len(pool), bool),
-                                vectors=vectors[pool], differences=differences[pool],
-                                scores=model.predict(differences[pool]).scores(), groups={"cluster": clusters[pool]})
-                labelled[strategy.select(view, budget_per_round, rng)] = True
-            curves[name].append(curve)
-            seconds[name] += time.perf_counter() - began
+                prediction = model.predict(differences[pool])
+                if strategy is None:
+                    chosen = relabel_or_new(prediction.p, asked, for_a, asked < answers.available, budget_per_round,
+                                            rng)
+                else:
+                    view = PoolView(ids=np.arange(len(pool)), labelled=seen, excluded=np.zeros(len(pool), bool),
+                                    vectors=vectors[pool], differences=differences[pool], scores=prediction.scores(),
+                                    groups={"cluster": clusters[pool]})
+                    chosen = strategy.select(view, budget_per_round, rng)
+                answers.ask(chosen, asked, for_a)
+            curves[spec].append(curve)
+            if spec in reasked:
+                reasked[spec].append(1 - float((asked > 0).sum()) / asked.sum())
+            seconds[spec] += time.perf_counter() - began
     result = summarise(data, curves, labels, full_accuracy=float(np.mean(full)), n_pool=int(np.mean(
         [(~t).sum() for t in tests])), n_test=int(np.mean([t.sum() for t in tests])), seeds=list(seeds),
-        splits=splits, budget_per_round=budget_per_round, rounds=rounds, learner=learner)
+        splits=splits, budget_per_round=budget_per_round, rounds=rounds, learner=learner, stop_gain=stop_gain)
     result["oracle"] = oracle
+    for spec, shares in reasked.items():
+        result["strategies"][spec]["reasked_share"] = round(float(np.mean(shares)), 6)
     return result, seconds
 
 
 def summarise(data: SimulationData, curves: dict[str, list[list[float]]], labels: list[int], *, full_accuracy: float,
               n_pool: int, n_test: int, seeds: list[int], splits: int, budget_per_round: int, rounds: int,
-              learner: str) -> dict[str, Any]:
-    """The contract's dict: curves (mean and std over split x seed runs), target, LER and its interval."""
+              learner: str, stop_gain: float = STOP_GAIN) -> dict[str, Any]:
+    """The contract's dict: curves (mean and std over split x seed runs), target, LER and its interval,
+    and where each mean curve stopped paying (``stopping``: labels, or None while it still climbs)."""
     target = TARGET_SHARE * full_accuracy
     arrays = {name: np.array(runs) for name, runs in curves.items()}
     notes = []
@@ -240,6 +283,11 @@ def summarise(data: SimulationData, curves: dict[str, list[list[float]]], labels
                          "is null")
     if splits * len(seeds) < 5:
         notes.append(f"only {splits * len(seeds)} split x seed runs: do not trust the ratios (use >= 5 splits)")
+    stopping = {name: stopping_point(labels, runs.mean(0), gain=stop_gain) for name, runs in arrays.items()}
+    for name, at in stopping.items():
+        notes.append(f"{name}: more labels stopped paying at {at} labels (gain < {stop_gain:g} accuracy per 100 "
+                     f"labels over {STOP_WINDOW} rounds)" if at is not None else
+                     f"{name}: still gaining at {labels[-1]} labels; more labels may pay")
     return {
         "dataset": data.name, "n_pool": n_pool, "n_test": n_test, "seeds": seeds, "splits": splits,
         "budget_per_round": budget_per_round, "rounds": rounds, "learner": learner,
@@ -249,7 +297,7 @@ def summarise(data: SimulationData, curves: dict[str, list[list[float]]], labels
         "full_pool_accuracy": round(full_accuracy, 6), "target_accuracy": round(target, 6),
         "ler": {k: None if v is None else round(v, 4) for k, v in ler.items()},
         "ler_ci": {k: None if v is None else [round(x, 4) for x in v] for k, v in ler_ci.items()},
-        "notes": notes}
+        "stopping": stopping, "stop_gain": stop_gain, "notes": notes}
 
 
 def plot_curves(result: dict[str, Any], path: Path) -> Path:

@@ -56,3 +56,25 @@ def test_learner_input_is_checked(pairs):
         make_learner("committee").fit(bad, y[:20])
     with pytest.raises(CurateError, match=r"unknown learner 'bayes' \(learners: committee, laplace\)"):
         make_learner("bayes")
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+def test_soft_labels_and_weights(name, pairs):
+    x, y = pairs
+    x, y = x[:120], y[:120]
+    hard = make_learner(name).fit(x, y).predict(x[:30]).p
+    np.testing.assert_allclose(make_learner(name).fit(x, y, weight=np.ones(len(y))).predict(x[:30]).p, hard,
+                               atol=1e-6)
+    if name == "laplace":  # (a bootstrap committee resamples differently with more rows)
+        # a 3:1 vote is a soft label of 0.75 on four votes: the same as the pair four times, three won by A
+        soft = make_learner(name).fit(np.vstack([x, x[:1]]), np.r_[y, 0.75], weight=np.r_[np.ones(len(y)), 4.0])
+        votes = make_learner(name).fit(np.vstack([x, np.repeat(x[:1], 4, axis=0)]), np.r_[y, 1, 1, 1, 0])
+        np.testing.assert_allclose(soft.predict(x[:30]).p, votes.predict(x[:30]).p, atol=1e-4)
+        # weight 2 is the same pair twice
+        twice = make_learner(name).fit(np.vstack([x, x[:10]]), np.r_[y, y[:10]]).predict(x[:30]).p
+        weighted = make_learner(name).fit(x, y, weight=np.r_[np.full(10, 2.0), np.ones(len(y) - 10)])
+        np.testing.assert_allclose(weighted.predict(x[:30]).p, twice, atol=1e-4)
+    with pytest.raises(CurateError, match="share of votes"):
+        make_learner(name).fit(x, np.r_[y[:-1], 2])
+    with pytest.raises(CurateError, match="weights must be positive"):
+        make_learner(name).fit(x, y, weight=np.r_[np.ones(len(y) - 1), 0])

@@ -203,7 +203,7 @@ def test_dpo_margin_end_to_end_equals_the_log_ratios(cli, pair_project, tiny_mod
 
 def _logprob(model, tokenizer, prompt: str, completion: str) -> float:
     """log π(completion + end token | chat-templated prompt), one example, no padding."""
-    from curate.scores.entropy import encode
+    from curate.scores.passes import encode
 
     e = encode(tokenizer, prompt, completion, max_length=1024)
     with torch.no_grad():

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from curate import ingest_files, init_project, open_project, project_status
-from curate.scores.entropy import STATS, encode, token_entropy
+from curate.scores.entropy import STATS, token_entropy
 from curate.scores.lm import load_causal_lm
+from curate.scores.passes import encode
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +57,36 @@ def test_batched_entropy_equals_the_naive_loop(smollm2, examples):
     assert np.abs(batched - reference).max() < 1e-4
     assert batched[-1, STATS.index("tokens")] == 1  # the empty response: its end token only
     assert (batched[:, STATS.index("entropy_max")] >= batched[:, STATS.index("entropy_mean")]).all()
+
+
+@pytest.mark.slow
+def test_lm_states_equal_the_naive_loop_and_are_cached(smollm2, examples, model_cache):
+    import torch
+
+    from curate.errors import CurateError
+    from curate.scores.states import completion_states, lm_states, standardise_states
+
+    model, tokenizer = smollm2
+    prompts, completions = examples
+    states = lm_states(model, tokenizer, prompts, completions, layer=20)
+    reference = []
+    for prompt, completion in zip(prompts, completions, strict=True):
+        e = encode(tokenizer, prompt, completion, max_length=1024)
+        with torch.no_grad():
+            hidden = model(torch.tensor([e.prompt + e.completion]), output_hidden_states=True).hidden_states[20]
+        reference.append(hidden[0, len(e.prompt):].mean(0).double().numpy())
+    reference = np.array(reference)
+    assert states.shape == (12, model.config.hidden_size)
+    assert np.abs(states - reference).max() < 1e-5 * np.abs(reference).max()
+    rows = [(str(i), p, c) for i, (p, c) in enumerate(zip(prompts, completions, strict=True))]
+    first, computed = completion_states(rows, cache=model_cache, layer=20)
+    again, recomputed = completion_states(rows, cache=model_cache, layer=20)
+    assert (computed, recomputed) == (12, 0) and np.array_equal(first, again)
+    assert np.abs(first - states).max() < 1e-5 * np.abs(states).max()  # stored as float32
+    z = standardise_states(first)
+    assert np.allclose(z.mean(0), 0, atol=1e-9) and np.linalg.norm(z, axis=1).mean() == pytest.approx(1, rel=0.2)
+    with pytest.raises(CurateError, match=r"not one of the model's decoder layers 1\.\.30"):
+        lm_states(model, tokenizer, prompts, completions, layer=31)
 
 
 @pytest.mark.slow
@@ -115,7 +146,7 @@ def test_empty_pool_cannot_be_scored(cli, tmp_path):
 
 
 def test_disagreement_measures_on_known_committees():
-    from curate.scores.committee import disagreement
+    from curate.learners.bradley_terry import disagreement
 
     agree = disagreement(np.array([[0.9, 0.2], [0.9, 0.2], [0.9, 0.2]]))
     assert np.allclose(agree["p_var"], 0) and np.allclose(agree["vote_entropy"], 0) and np.allclose(agree["bald"], 0)
@@ -156,7 +187,7 @@ def test_committee_scores_every_pair_and_goes_stale_with_new_judgments(ukp, tmp_
 
 def test_committee_needs_labels(tmp_path):
     from curate.errors import CurateError
-    from curate.scores.committee import fit_committee
+    from curate.learners.bradley_terry import fit_committee
 
     with pytest.raises(CurateError, match="at least 10 labelled pairs"):
         fit_committee(np.ones((3, 4)), np.array([1, 0, 1]))
@@ -169,14 +200,9 @@ def test_committee_on_ukp_dev_predicts_and_its_disagreement_means_something(shar
     from sqlalchemy import select
 
     from curate import embed_pool
+    from curate.learners.bradley_terry import committee_probabilities, disagreement, fit_committee
     from curate.pool import embedded_units
-    from curate.scores.committee import (
-        committee_probabilities,
-        disagreement,
-        fit_committee,
-        pair_differences,
-        pair_labels,
-    )
+    from curate.scores.committee import pair_differences, pair_labels
     from curate.store.schema import Judgment, Pair, Record
 
     with init_project(tmp_path / "p") as project:

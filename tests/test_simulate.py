@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from curate.simulate import label_efficiency, labels_to_reach
+from curate.efficiency import label_efficiency, labels_to_reach, stopping_point
+from curate.relabel import relabel_or_new
 
 SCHEMA = REPO / "tests" / "data" / "simulate.schema.json"  # a copy of ../shared/contracts/simulate.schema.json
 SHARED_SCHEMA = REPO.parent / "shared" / "contracts" / "simulate.schema.json"
@@ -84,8 +85,55 @@ def test_label_efficiency_arithmetic():
     assert np.isclose(label_efficiency(labels, [0.6, 0.7, 0.8, 0.9], [0.6, 0.7, 0.8, 0.9], 0.75), 1.0)
 
 
+def test_stopping_rule_says_when_labels_stopped_paying():
+    labels = [50, 100, 150, 200, 250, 300, 350]
+    climbing = [0.60, 0.65, 0.70, 0.74, 0.78, 0.80, 0.82]
+    assert stopping_point(labels, climbing) is None  # still 4 points per 100 labels
+    flat = [0.60, 0.70, 0.75, 0.76, 0.762, 0.763, 0.763]
+    # gain over the three rounds before 300: (0.763 - 0.75) / 150 labels = 0.87 points per 100, before 350: 0.2
+    assert stopping_point(labels, flat) == 350
+    assert stopping_point(labels, flat, gain=0.01) == 300
+    with pytest.raises(ValueError):
+        stopping_point(labels, flat, gain=0)
+
+
+def test_relabel_or_new_asks_again_where_the_votes_are_contested():
+    # pairs: new & uncertain, new & sure, 1 vote the model disputes, 1 vote it agrees with, split 1:1, 2:0 agreed
+    p = np.array([0.55, 0.95, 0.2, 0.9, 0.5, 0.9])
+    asked = np.array([0, 0, 1, 1, 2, 2])
+    for_a = np.array([0, 0, 1, 1, 1, 2])
+    left = np.ones(6, dtype=bool)
+    chosen = relabel_or_new(p, asked, for_a, left, 3, np.random.default_rng(0))
+    assert chosen.tolist() == [4, 0, 2]  # the split pair, the uncertain new one, the disputed vote
+    left[4] = False  # nobody left to ask about the split pair
+    assert relabel_or_new(p, asked, for_a, left, 2, np.random.default_rng(0)).tolist() == [0, 2]
+    from curate.errors import CurateError
+
+    with pytest.raises(CurateError, match="more than the 5 pairs that can take another vote"):
+        relabel_or_new(p, asked, for_a, left, 6, np.random.default_rng(0))
+
+
+def test_relabel_spends_votes_on_contested_pairs_and_strategy_options_are_read(cli, samples, simulated):
+    import jsonschema
+
+    result, stdout = run(cli, samples, simulated, "relabel", "--oracle", "votes", "--strategies",
+                         "relabel,uncertainty,qbc:measure=bald")
+    jsonschema.validate(result, json.loads(SCHEMA.read_text()))
+    assert set(result["strategies"]) == {"random", "relabel", "uncertainty", "qbc:measure=bald"}
+    assert 0 < result["strategies"]["relabel"]["reasked_share"] < 1  # some requests were second votes
+    assert "reasked_share" not in result["strategies"]["uncertainty"]
+    assert set(result["stopping"]) == set(result["strategies"]) and "stops at" in stdout
+    plain, _ = run(cli, samples, simulated, "qbc", "--oracle", "votes", "--strategies", "qbc")
+    assert plain["strategies"]["qbc"] != result["strategies"]["qbc:measure=bald"]
+    assert plain["strategies"]["random"] == result["strategies"]["random"]
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--strategies", "token-entropy"], "needs scores an oracle cannot give"),
+    (["--strategies", "relabel"], "relabel asks for more votes on contested pairs: it needs --oracle votes"),
+    (["--strategies", "qbc:measure"], "options are key=value after the name"),
+    (["--strategies", "qbc:measure=nope"], "unknown measure 'nope'"),
+    (["--features", "pixels"], "unknown features 'pixels' (features: embedding, lm)"),
     (["--oracle", "psychic"], "unknown oracle 'psychic' (oracles: gold, votes)"),
     (["--learner", "oracle"], "unknown learner 'oracle'"),
     (["--seeds", "a,b"], "--seeds takes whole numbers"),

@@ -38,7 +38,7 @@ def entropy(project_dir: ProjectDir = Path("."),
 @score_app.command("committee")
 def committee(project_dir: ProjectDir = Path("."),
               members: Annotated[int, typer.Option("--members", min=2, help="Bradley–Terry heads.")] = 8,
-              c: Annotated[float, typer.Option("--C", min=1e-6, help="Inverse regularisation.")] = 1.0,
+              c: Annotated[float, typer.Option("--C", min=1e-6, help="Inverse regularisation.")] = 0.1,
               model: ModelOption = None, seed: Annotated[int, typer.Option("--seed")] = 0,
               as_json: JsonFlag = False) -> None:
     """Fast reward committee on embeddings: P(A ≻ B), its variance, vote entropy and BALD for every pair."""

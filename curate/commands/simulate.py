@@ -32,8 +32,9 @@ def simulate(
     mapping: Annotated[str | None, typer.Option("--map", help="Column roles, as for ingest.")] = None,
     label_values: Annotated[str | None, typer.Option("--label-values", help="As for ingest.")] = None,
     strategies: Annotated[str, typer.Option(
-        "--strategies", help="Comma-separated: random, uncertainty, qbc, coreset, cluster, hybrid, model-change "
-                             "(random always runs).")] = "random,uncertainty,qbc,coreset,cluster,hybrid",
+        "--strategies", help="Comma-separated: random, uncertainty, qbc, coreset, cluster, hybrid, model-change, "
+                             "relabel (--oracle votes); options after a colon, e.g. qbc:measure=bald. Random always "
+                             "runs.")] = "random,uncertainty,qbc,coreset,cluster,hybrid",
     budget_per_round: Annotated[int, typer.Option("--budget-per-round", min=1)] = 50,
     rounds: Annotated[int, typer.Option("--rounds", min=1)] = 10,
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0,1,2",
@@ -42,8 +43,20 @@ def simulate(
     oracle: Annotated[str, typer.Option("--oracle", help="gold: the file's gold label (else its vote majority); "
                                                          "votes: one annotator's vote drawn at random.")] = "gold",
     learner: Annotated[str, typer.Option("--learner", help="committee | laplace")] = "committee",
-    model: Annotated[str, typer.Option("--model", help="Embedding model for the pair features.")
+    features: Annotated[str, typer.Option("--features", help="What the learner sees of a completion: embedding "
+                                                             "(--model) or lm (hidden states of --lm-model).")
+                        ] = "embedding",
+    model: Annotated[str, typer.Option("--model", help="Embedding model (pair vectors for diversity, and the "
+                                                       "features with --features embedding).")
                      ] = "sentence-transformers/all-MiniLM-L6-v2",
+    lm_model: Annotated[str | None, typer.Option("--lm-model", help="Causal LM for --features lm (default: the "
+                                                                    "packaged SmolLM2-135M-Instruct).")] = None,
+    layer: Annotated[int | None, typer.Option("--layer", min=1, help="Decoder layer of --lm-model whose states "
+                                                                     "are the features (default 20).")] = None,
+    stop_gain: Annotated[float, typer.Option("--stop-gain", min=1e-9, help="Stopping rule: more labels stopped "
+                                                                           "paying once the mean gain over three "
+                                                                           "rounds is below this accuracy per 100 "
+                                                                           "labels.")] = 0.005,
     cache: Annotated[Path | None, typer.Option("--cache", help="Where embeddings are cached (default: "
                                                                "~/.cache/curate).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result (DESIGN.md contract) here.")
@@ -57,10 +70,12 @@ def simulate(
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     preferences = read_preferences(data, mapping=mapping, label_values=label_values, progress=progress_bar)
     vectors, differences = pair_features(preferences, model=model, cache_root=cache or _default_cache(),
-                                         progress=progress_bar)
+                                         features=features, lm_model=lm_model, layer=layer, progress=progress_bar)
     result, seconds = run(preferences, vectors, differences, strategies=names, budget_per_round=budget_per_round,
                           rounds=rounds, seeds=_ints(seeds, "--seeds"), splits=splits, test_frac=test_frac,
-                          oracle=oracle, learner=learner, progress=progress_bar)
+                          oracle=oracle, learner=learner, stop_gain=stop_gain, progress=progress_bar)
+    result["features"] = features if features == "embedding" else f"lm:{lm_model or 'SmolLM2-135M-Instruct'}" \
+        f"@{layer or 20}"
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2) + "\n")
@@ -72,13 +87,15 @@ def simulate(
                         f"{result['test_groups']}; full-pool accuracy {result['full_pool_accuracy']:.3f}, target "
                         f"{result['target_accuracy']:.3f}", title_justify="left")
     for column in ("strategy", f"accuracy @{result['strategies']['random']['labels'][-1]}", "LER@98", "80% interval",
-                   "seconds"):
+                   "stops at", "seconds"):
         table.add_column(column, justify="left" if column == "strategy" else "right")
     for name, curve in result["strategies"].items():
-        ler, ci = result["ler"].get(name), result["ler_ci"].get(name)
+        ler, ci, stop = result["ler"].get(name), result["ler_ci"].get(name), result["stopping"][name]
         table.add_row(name, f"{curve['accuracy_mean'][-1]:.3f}", "—" if name == "random" else
                       ("n/a" if ler is None else f"{ler:.2f}"),
-                      "" if ci is None else f"[{ci[0]:.2f}, {ci[1]:.2f}]", f"{seconds[name]:.1f}")
+                      "" if ci is None else f"[{ci[0]:.2f}, {ci[1]:.2f}]",
+                      "still gaining" if stop is None else f"{stop} labels", f"{seconds[name]:.1f}")
     out.print(table)
     for note in result["notes"]:
-        out.print(f"note: {note}")
+        if "stopped paying" not in note and "still gaining" not in note:  # the table shows those
+            out.print(f"note: {note}")

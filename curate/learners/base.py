@@ -2,7 +2,9 @@
 ``predict(x)`` -> P(A ≻ B) with an epistemic uncertainty, for scores, selection and simulation alike.
 
 Features are pair differences x = f(A) − f(B) (any f: embeddings, LM hidden states); y is 1 where A
-won. A learner treats every pair also swapped, so P(A ≻ B | x) = 1 − P(A ≻ B | −x).
+won and 0 where B won, or the share of votes for A (a soft label, from several annotators), and an
+optional weight says how much each pair counts (e.g. its number of votes). A learner treats every pair
+also swapped, so P(A ≻ B | x) = 1 − P(A ≻ B | −x).
 """
 
 from __future__ import annotations
@@ -33,25 +35,32 @@ class Prediction:
 class Learner:
     name: str
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> Learner:
+    def fit(self, x: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None) -> Learner:
         raise NotImplementedError
 
     def predict(self, x: np.ndarray) -> Prediction:
         raise NotImplementedError
 
 
-def check_training_data(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Float features and 0/1 labels of equal length, at least MIN_LABELS of them, both outcomes present."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
+def check_training_data(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Float features, labels in [0, 1] and positive weights (default 1) of equal length, at least
+    MIN_LABELS pairs."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=np.float64)
     if x.ndim != 2 or len(x) != len(y):
         raise CurateError(f"a learner needs one feature row per label, not {x.shape} features for {len(y)} labels")
+    if len(w) != len(y):
+        raise CurateError(f"a learner needs one weight per label, not {len(w)} weights for {len(y)} labels")
     if len(y) < MIN_LABELS:
         raise CurateError(f"a learner needs at least {MIN_LABELS} labelled pairs, not {len(y)}")
-    if not np.isin(y, (0, 1)).all():
-        raise CurateError("pair labels must be 1 (A won) or 0 (B won)")
+    if not ((y >= 0) & (y <= 1)).all():
+        raise CurateError("pair labels must be 1 (A won), 0 (B won) or the share of votes for A")
+    if not (np.isfinite(w) & (w > 0)).all():
+        raise CurateError("pair weights must be positive numbers")
     if not np.isfinite(x).all():
         raise CurateError("pair features hold missing or non-finite values")
-    return x, y.astype(np.int64)
+    return x, y, w
 
 
 def binary_entropy(p: np.ndarray) -> np.ndarray:

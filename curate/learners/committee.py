@@ -1,29 +1,26 @@
-"""The fast learner: a committee of Bradley–Terry heads on bootstrap resamples (``curate.scores.committee``)."""
+"""The fast learner: a committee of Bradley–Terry heads on bootstrap resamples (``curate.learners.bradley_terry``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from curate.learners.base import Learner, Prediction, check_training_data
+from curate.learners.bradley_terry import DEFAULT_C, committee_probabilities, disagreement, fit_committee
 
 
 class BTCommittee(Learner):
     name = "committee"
 
-    def __init__(self, *, members: int = 8, c: float = 1.0, random_state: int = 0) -> None:
+    def __init__(self, *, members: int = 8, c: float = DEFAULT_C, random_state: int = 0) -> None:
         self.members, self.c, self.random_state = members, c, random_state
         self.weights: np.ndarray | None = None
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> BTCommittee:
-        from curate.scores.committee import fit_committee
-
-        x, y = check_training_data(x, y)
-        self.weights = fit_committee(x, y, members=self.members, c=self.c, random_state=self.random_state)
+    def fit(self, x: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None) -> BTCommittee:
+        x, y, w = check_training_data(x, y, weight)
+        self.weights = fit_committee(x, y, weight=w, members=self.members, c=self.c, random_state=self.random_state)
         return self
 
     def predict(self, x: np.ndarray) -> Prediction:
-        from curate.scores.committee import committee_probabilities, disagreement
-
         if self.weights is None:
             raise RuntimeError("fit the committee before predicting")
         probs = committee_probabilities(self.weights, np.asarray(x, dtype=np.float64))

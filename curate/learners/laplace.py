@@ -5,7 +5,7 @@ which — unlike the entropy of p — does not grow on pairs people simply disag
 
 The swap-augmented fit (every pair also as (−x, 1 − y)) of scikit-learn with inverse regularisation C
 is the MAP of n pairs under a N(0, 2C·I) prior, so the posterior precision is
-H = I / (2C) + Σ p(1 − p) x xᵀ over the n pairs.
+H = I / (2C) + Σ w p(1 − p) x xᵀ over the n pairs (w: each pair's weight, e.g. its number of votes).
 """
 
 from __future__ import annotations
@@ -13,27 +13,29 @@ from __future__ import annotations
 import numpy as np
 
 from curate.learners.base import Learner, Prediction, binary_entropy, check_training_data
+from curate.learners.bradley_terry import DEFAULT_C
 
 
 class LaplaceBT(Learner):
     name = "laplace"
 
-    def __init__(self, *, c: float = 1.0, nodes: int = 32) -> None:
+    def __init__(self, *, c: float = DEFAULT_C, nodes: int = 32) -> None:
         self.c, self.nodes = c, nodes
         self.mean: np.ndarray | None = None
         self.covariance: np.ndarray | None = None
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> LaplaceBT:
+    def fit(self, x: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None) -> LaplaceBT:
         from scipy.special import expit
         from sklearn.linear_model import LogisticRegression
 
-        from curate.scores.committee import bt_design
+        from curate.learners.bradley_terry import bt_design
 
-        x, y = check_training_data(x, y)
-        design, target = bt_design(x, y)
-        self.mean = LogisticRegression(C=self.c, fit_intercept=False, max_iter=1000).fit(design, target).coef_[0]
+        x, y, w = check_training_data(x, y, weight)
+        design, target, sample_weight = bt_design(x, y, w)
+        self.mean = LogisticRegression(C=self.c, fit_intercept=False, max_iter=1000).fit(
+            design, target, sample_weight=sample_weight).coef_[0]
         p = expit(x @ self.mean)
-        precision = np.eye(x.shape[1]) / (2 * self.c) + (x * (p * (1 - p))[:, None]).T @ x
+        precision = np.eye(x.shape[1]) / (2 * self.c) + (x * (w * p * (1 - p))[:, None]).T @ x
         self.covariance = np.linalg.inv(precision)
         self.covariance = (self.covariance + self.covariance.T) / 2
         return self

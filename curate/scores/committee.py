@@ -1,9 +1,6 @@
-"""The fast reward committee: M Bradley–Terry heads on embedding features, each fitted on a bootstrap
-resample of the labelled pairs. Its disagreement is the signal for what experts should rank.
-
-A head is a logistic regression without intercept on d = f(A) − f(B) (f: the completion's
-embedding), with every pair also added swapped, so P(A ≻ B) = 1 − P(B ≻ A) by construction.
-"""
+"""The fast reward committee as a score run: M Bradley–Terry heads (``curate.learners.bradley_terry``)
+fitted on the project's labelled pairs, each on a bootstrap resample; its disagreement is the signal
+for what experts should rank."""
 
 from __future__ import annotations
 
@@ -13,56 +10,11 @@ import numpy as np
 from sqlalchemy import Connection, select
 
 from curate.embed import EmbeddingCache, vectors_for
-from curate.errors import CurateError
+from curate.learners.bradley_terry import DEFAULT_C, committee_probabilities, disagreement, fit_committee
 from curate.pool import PoolUnits
 from curate.project import Project
 
 NAMES = ("p_mean", "p_var", "vote_entropy", "bald")
-MIN_LABELS = 10
-
-
-def bt_design(d: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each labelled difference and its swap: (d, y) and (−d, 1 − y)."""
-    return np.vstack([d, -d]), np.r_[y, 1 - y]
-
-
-def fit_committee(d: np.ndarray, y: np.ndarray, *, members: int = 8, c: float = 1.0,
-                  random_state: int = 0) -> np.ndarray:
-    """Weights (members x dim) of Bradley–Terry heads, each on a bootstrap resample of (d, y)."""
-    from sklearn.linear_model import LogisticRegression
-
-    if len(y) < MIN_LABELS:
-        raise CurateError(f"the committee needs at least {MIN_LABELS} labelled pairs, the project has {len(y)}")
-    if members < 2:
-        raise CurateError(f"a committee needs at least 2 members, not {members}")
-    rng = np.random.default_rng(random_state)
-    weights = []
-    for _ in range(members):
-        sample = rng.integers(0, len(y), len(y))
-        x, target = bt_design(d[sample], y[sample])
-        head = LogisticRegression(C=c, fit_intercept=False, max_iter=1000).fit(x, target)
-        weights.append(head.coef_[0])
-    return np.array(weights)
-
-
-def committee_probabilities(weights: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """P(A ≻ B) of every member for every pair (members x pairs)."""
-    from scipy.special import expit
-
-    return expit(weights @ d.T)
-
-
-def _entropy(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-12, 1 - 1e-12)
-    return -(p * np.log(p) + (1 - p) * np.log(1 - p))
-
-
-def disagreement(probs: np.ndarray) -> dict[str, np.ndarray]:
-    """The committee's mean P(A ≻ B), its variance, the entropy of the members' votes, and BALD
-    (entropy of the mean minus the mean entropy: what the members disagree on, not what all doubt)."""
-    votes = (probs > 0.5).mean(axis=0)
-    return {"p_mean": probs.mean(axis=0), "p_var": probs.var(axis=0), "vote_entropy": _entropy(votes),
-            "bald": _entropy(probs.mean(axis=0)) - _entropy(probs).mean(axis=0)}
 
 
 def pair_labels(conn: Connection) -> dict[str, int]:
@@ -112,7 +64,7 @@ class CommitteeResult:
     members: int
 
 
-def score_committee(project: Project, *, members: int = 8, c: float = 1.0, model: str | None = None,
+def score_committee(project: Project, *, members: int = 8, c: float = DEFAULT_C, model: str | None = None,
                     random_state: int = 0) -> CommitteeResult:
     """Fit the committee on the project's labelled pairs (never the test or calibration slice) and score
     every pair."""

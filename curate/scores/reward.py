@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from curate.errors import CurateError
+from curate.learners.bradley_terry import disagreement
 from curate.progress import Progress, no_progress
 from curate.project import Project
 from curate.scores.committee import NAMES as COMMITTEE_NAMES
-from curate.scores.committee import disagreement
 
 PAIR_NAMES = ("margin_mean", "margin_std", *COMMITTEE_NAMES)
 COMPLETION_NAMES = ("reward_mean", "reward_std")
@@ -122,7 +122,7 @@ def score_reward_models(project: Project, *, models: Sequence[str], max_length: 
     result = RewardResult(models=list(models), completions=len(rows), pairs=len(pairs))
     columns = []
     for model in resolved:
-        values, computed = cached_completion_scores(project, model, rows, kind="reward", load=load_reward_model,
+        values, computed = cached_completion_scores(root, model, rows, kind="reward", load=load_reward_model,
                                                     score=reward_scores, max_length=max_length, shard=SHARD,
                                                     progress=progress)
         columns.append(values[:, 0])

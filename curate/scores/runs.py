@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,16 +34,15 @@ def save_run(project: Project, *, kind: str, unit: str, model: ResolvedModel, id
     return run_id
 
 
-def cached_completion_scores(project: Project, model: ResolvedModel, rows: Sequence[tuple[str, str, str]], *,
+def cached_completion_scores(root: Path, model: ResolvedModel, rows: Sequence[tuple[str, str, str]], *,
                              kind: str, load: Callable[..., tuple[Any, Any]], score: Callable[..., np.ndarray],
                              max_length: int, shard: int, progress: Progress | None = None) -> tuple[np.ndarray, int]:
     """``score(model, tokenizer, prompts, completions, max_length=)`` of every (id, prompt, completion) row,
-    from ``cache/scores/<kind>/<model>`` where it has them, and how many were computed. The model is
-    loaded (``load(model, cache=)``) only if something is missing; work is cached a shard at a time,
-    in prompt order, so a killed run loses little."""
+    from ``root``/scores/<kind>/<model> (``root``: a cache folder) where it has them, and how many were
+    computed. The model is loaded (``load(model, cache=)``) only if something is missing; work is cached a
+    shard at a time, in prompt order, so a killed run loses little."""
     from curate.embed import EmbeddingCache, text_key
 
-    root = project.root / "cache"
     cache = EmbeddingCache(root, model, kind=f"scores/{kind}")
     keys = [text_key(f"{max_length}\x1f{prompt}\x1f{text}") for _, prompt, text in rows]
     todo = sorted((i for i, key in enumerate(keys) if key not in cache), key=lambda i: rows[i][1])

@@ -1,0 +1,142 @@
+"""The batched forward passes that token entropy and LM states share: each prompt runs once for all
+its completions (both sides of a pair share it).
+
+A batch's distinct prompts go through the model left-padded, keeping only the last position's
+logits; its completions, sorted by length, then run right-padded in chunks, each against a copy of
+its prompts' key/value cache. Budgets on completions x positions and prompts x tokens bound memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from curate.progress import Progress, no_progress
+
+LOGIT_BUDGET = 2048  # completions x positions whose vocabulary-wide logits one batch may hold
+PROMPT_BUDGET = 2048  # prompts x prompt tokens one batch may run
+SLACK = 1.25  # padded / real positions a batch may reach (padding is computed like any token)
+ROWS = 256  # completions one batch may hold (its cache is copied for each chunk of them)
+
+
+@dataclass
+class Encoded:
+    prompt: list[int]
+    completion: list[int]
+    truncated: bool
+
+
+@dataclass
+class Chunk:
+    """One chunk of completions: their positions in the input, token ids, the next-token logits at every
+    completion token (``rows x longest x vocab``; None unless asked for) and the hidden states of the
+    asked-for layer at every completion position (``rows x longest x hidden``; None unless asked for)."""
+
+    rows: list[int]
+    ids: list[list[int]]
+    logits: Any
+    hidden: Any
+
+
+def encode(tokenizer: Any, prompt: str, completion: str, *, max_length: int) -> Encoded:
+    """Token ids of the prompt (chat template where there is one) and of the completion + end token.
+
+    Too long an example keeps its completion (cut at the end only if it alone is too long) and
+    loses the start of its prompt."""
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                             tokenize=False)
+        prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    else:
+        prompt_ids = tokenizer(prompt)["input_ids"]
+    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None:
+        completion_ids = [*completion_ids, tokenizer.eos_token_id]
+    if not prompt_ids:  # an empty prompt without template or BOS: the first token needs a position before it
+        prompt_ids = [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id]
+    truncated = len(prompt_ids) + len(completion_ids) > max_length
+    if truncated:
+        completion_ids = completion_ids[:max_length - 1]
+        prompt_ids = prompt_ids[-(max_length - len(completion_ids)):]
+    return Encoded(prompt_ids, completion_ids, truncated)
+
+
+def encode_all(model: Any, tokenizer: Any, prompts: Sequence[str], completions: Sequence[str], *,
+               max_length: int) -> list[Encoded]:
+    """``encode`` of every example, within the model's own context length as well as ``max_length``."""
+    limit = min(max_length, getattr(model.config, "max_position_embeddings", max_length) or max_length)
+    return [encode(tokenizer, p, c, max_length=limit) for p, c in zip(prompts, completions, strict=True)]
+
+
+def _pack(items: Sequence[Any], cost: Any) -> list[list[Any]]:
+    """Consecutive runs of ``items`` whose ``cost(run)`` stays within budget (one item always fits)."""
+    runs: list[list[Any]] = []
+    for item in items:
+        if runs and cost([*runs[-1], item]):
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
+def _batches(examples: Sequence[Encoded]) -> list[list[list[int]]]:
+    """Examples grouped by prompt (a prompt runs once for all its completions), the groups sorted by
+    prompt length and packed within PROMPT_BUDGET prompt tokens and ROWS completions per batch."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, e in enumerate(examples):
+        groups.setdefault(tuple(e.prompt), []).append(i)
+    ordered = sorted(groups.values(), key=lambda g: len(examples[g[0]].prompt))
+    return _pack(ordered, lambda run: _within(len(run) * len(examples[run[-1][0]].prompt), PROMPT_BUDGET,
+                                              sum(len(examples[g[0]].prompt) for g in run))
+                 and sum(len(g) for g in run) <= ROWS)
+
+
+def _within(padded: int, budget: int, real: int) -> bool:
+    """A batch of ``padded`` positions (``real`` of them not padding) is within budget and wastes little."""
+    return padded <= budget and padded <= SLACK * real + 64
+
+
+def completion_passes(model: Any, tokenizer: Any, examples: Sequence[Encoded], *, logits: bool = True,
+                      layer: int | None = None, label: str = "forward",
+                      progress: Progress | None = None) -> Iterator[Chunk]:
+    """Run every example, a prompt once for all its completions, and yield its completions chunk by chunk.
+
+    ``logits``: the next-token logits at each completion token (the prompt's last position predicts the
+    first); ``layer``: the hidden states after that many decoder layers (0: the embeddings) at each
+    completion position. Without ``logits`` the language-model head runs on one position only."""
+    import copy
+
+    import torch
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    batches = _batches(examples)
+    model.eval()
+    with torch.inference_mode():
+        for batch in (progress or no_progress)(batches, label, len(batches)):
+            heads = [examples[g[0]].prompt for g in batch]
+            width = max(len(x) for x in heads)
+            prompt_mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in heads])
+            first = model(input_ids=torch.tensor([[pad] * (width - len(x)) + x for x in heads]),
+                          attention_mask=prompt_mask, position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0),
+                          use_cache=True, logits_to_keep=1)
+            owner_of = {i: n for n, g in enumerate(batch) for i in g}
+            rows = sorted(owner_of, key=lambda i: len(examples[i].completion))
+            for chunk in _pack(rows, lambda run: _within(len(run) * len(examples[run[-1]].completion), LOGIT_BUDGET,
+                                                         sum(len(examples[i].completion) for i in run))):
+                owner = torch.tensor([owner_of[i] for i in chunk])
+                cache = copy.deepcopy(first.cache)
+                cache.reorder_cache(owner)
+                ids = [examples[i].completion for i in chunk]
+                k = len(ids[-1])
+                result = model(input_ids=torch.tensor([x + [pad] * (k - len(x)) for x in ids]),
+                               attention_mask=torch.cat([prompt_mask[owner], torch.tensor(
+                                   [[1] * len(x) + [0] * (k - len(x)) for x in ids])], dim=1),
+                               position_ids=torch.tensor([len(heads[n]) for n in owner.tolist()])[:, None]
+                               + torch.arange(k), cache=cache, logits_to_keep=k if logits else 1,
+                               output_hidden_states=layer is not None)
+                # token j of a completion is predicted at the position before it: the prompt's last for j = 0
+                scores = torch.cat([first.logits[owner, -1:].float(), result.logits[:, :-1].float()], dim=1) \
+                    if logits else None
+                hidden = result.hidden_states[layer].float() if layer is not None else None
+                yield Chunk(rows=chunk, ids=ids, logits=scores, hidden=hidden)
