@@ -133,7 +133,9 @@ def _local_folder(name: str) -> Path:
 def fingerprint(path: Path) -> str:
     """Hash of every file's name, size and content (head and tail of large weight files)."""
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and ".cache" not in p.parts):
+    # a .cache folder inside the model (Hugging Face download metadata) is skipped; the model's own path may
+    # well lie under one (~/.cache/huggingface, ~/.cache/curate), which must not hide its files
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and ".cache" not in p.relative_to(path).parts):
         size = file.stat().st_size
         digest.update(f"{file.relative_to(path).as_posix()}\0{size}\0".encode())
         with open(file, "rb") as fh:

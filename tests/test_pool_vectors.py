@@ -69,6 +69,20 @@ def test_two_models_never_mix(ukp, second_model):
     assert second_model.name in resolved.name
 
 
+def test_models_kept_under_a_cache_folder_still_differ(tmp_path, second_model):
+    """The Hugging Face hub keeps models under ~/.cache: their files are fingerprinted like any others."""
+    from curate.models import resolve_model
+
+    hub = tmp_path / ".cache" / "huggingface"
+    shutil.copytree(second_model, hub / "one")
+    shutil.copytree(second_model, hub / "two")
+    (hub / "two" / "config.json").write_text((hub / "two" / "config.json").read_text().replace("1", "2", 1))
+    (hub / "one" / ".cache").mkdir()  # a download's own metadata folder inside the model is ignored
+    (hub / "one" / ".cache" / "lock").write_text("x")
+    one, two = resolve_model(str(hub / "one")), resolve_model(str(hub / "two"))
+    assert one.fingerprint == resolve_model(str(second_model)).fingerprint != two.fingerprint
+
+
 def test_a_killed_run_resumes_without_recomputing(tmp_path, samples, ukp_embedded):
     root = tmp_path / "proj"
     with init_project(root) as project:
