@@ -82,6 +82,28 @@ class RouteSection:
 
 
 @dataclass(frozen=True)
+class LearnerSection:
+    """The preference learner behind ``curate score committee`` (and so behind selection): ``name`` is
+    committee (bootstrap Bradley–Terry heads) or laplace (Bayesian Bradley–Terry); ``features`` is what it
+    sees of a completion: embedding ([models] embedding) or lm (the [models] policy's hidden states after
+    ``layer`` decoder layers: slower to compute once, more accurate; see docs/benchmarks.md)."""
+
+    name: str = "committee"
+    features: str = "embedding"
+    layer: int = 20
+    c: float = 0.1  # inverse regularisation of each head
+    members: int = 8  # heads of the committee
+
+    def __post_init__(self) -> None:
+        if self.name not in ("committee", "laplace"):
+            raise ConfigError(f"[learner] name must be committee or laplace, not '{self.name}'")
+        if self.features not in ("embedding", "lm"):
+            raise ConfigError(f"[learner] features must be embedding or lm, not '{self.features}'")
+        if self.layer < 1 or self.c <= 0 or self.members < 2:
+            raise ConfigError("[learner] needs layer >= 1, c > 0 and members >= 2")
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     """Everything in ``curate.toml``."""
 
@@ -90,6 +112,7 @@ class ProjectConfig:
     models: ModelsSection = field(default_factory=ModelsSection)
     select: SelectSection = field(default_factory=SelectSection)
     route: RouteSection = field(default_factory=RouteSection)
+    learner: LearnerSection = field(default_factory=LearnerSection)
 
 
 def from_mapping(cls: type[T], data: Any, *, where: str) -> T:

@@ -151,7 +151,7 @@ def pair_features(data: SimulationData, *, model: str, cache_root: Path, feature
     from curate.embed import EmbeddingCache, embed_texts, vectors_for
     from curate.models import DEFAULT_POLICY, resolve_model
     from curate.pool import pair_vectors
-    from curate.scores.states import DEFAULT_LAYER, completion_states, standardise_states
+    from curate.scores.states import DEFAULT_LAYER, pair_state_differences
 
     if features not in FEATURES:
         raise CurateError(f"unknown features '{features}' (features: {', '.join(FEATURES)})")
@@ -161,15 +161,9 @@ def pair_features(data: SimulationData, *, model: str, cache_root: Path, feature
     prompts, a, b = (vectors_for(texts, cache) for texts in (data.prompts, data.a, data.b))
     if features == "embedding":
         return pair_vectors(prompts, a, b), a - b
-    position: dict[tuple[str, str], int] = {}
-    for prompt, text in (*zip(data.prompts, data.a, strict=True), *zip(data.prompts, data.b, strict=True)):
-        position.setdefault((prompt, text), len(position))
-    rows = [(str(i), prompt, text) for (prompt, text), i in position.items()]
-    states, _ = completion_states(rows, cache=cache_root, model=lm_model or DEFAULT_POLICY,
+    d, _ = pair_state_differences(data.prompts, data.a, data.b, cache=cache_root, model=lm_model or DEFAULT_POLICY,
                                   layer=DEFAULT_LAYER if layer is None else layer, progress=progress)
-    z = standardise_states(states)
-    side = [np.array([position[pt] for pt in zip(data.prompts, texts, strict=True)]) for texts in (data.a, data.b)]
-    return pair_vectors(prompts, a, b), z[side[0]] - z[side[1]]
+    return pair_vectors(prompts, a, b), d
 
 
 def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray, *, strategies: Sequence[str],

@@ -40,6 +40,9 @@ def test_config_is_strict(tmp_path):
     toml.write_text("[project]\nname = 3\n")
     with pytest.raises(ConfigError, match="'name' must be text"):
         open_project(tmp_path / "p")
+    toml.write_text("[project]\nname = 'p'\n[learner]\nfeatures = 'pixels'\n")
+    with pytest.raises(ConfigError, match="features must be embedding or lm, not 'pixels'"):
+        open_project(tmp_path / "p")
 
 
 def test_sqlite_is_durable_by_configuration(sqlite_project):

@@ -185,6 +185,27 @@ def test_committee_scores_every_pair_and_goes_stale_with_new_judgments(ukp, tmp_
     assert "judgments since" in project_status(ukp)["scores"]["committee"]["why"]
 
 
+@pytest.mark.slow
+def test_committee_on_lm_states_and_the_laplace_learner(ukp, model_cache, cli):
+    import shutil
+
+    from curate.errors import CurateError
+    from curate.scores.committee import score_committee
+
+    shutil.copytree(model_cache / "models", ukp.root / "cache" / "models", dirs_exist_ok=True)
+    laplace = score_committee(ukp, learner="laplace", features="lm")
+    assert (laplace.learner, laplace.features, laplace.members) == ("laplace", "lm", 0)
+    assert laplace.computed > 150 and laplace.pairs == 200  # one state per distinct completion in its prompt
+    code, out, err = cli("score", "committee", "--project", ukp.root, "--features", "lm", "--json")
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["computed"] == 0 and again["learner"] == "committee"  # the states came from the cache
+    status = project_status(ukp)["scores"]["committee"]
+    assert status["stale"] is False and status["model"].startswith("HuggingFaceTB/SmolLM2-135M-Instruct@")
+    with pytest.raises(CurateError, match=r"unknown features 'pixels' \(features: embedding, lm\)"):
+        score_committee(ukp, features="pixels")
+
+
 def test_committee_needs_labels(tmp_path):
     from curate.errors import CurateError
     from curate.learners.bradley_terry import fit_committee

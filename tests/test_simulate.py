@@ -32,7 +32,7 @@ def run(cli, samples, out, name, *extra):
     code, stdout, err = cli("simulate", samples["ukp"], "--strategies", "uncertainty,coreset,cluster",
                             "--budget-per-round", "20", "--rounds", "3", "--seeds", "0,1", "--splits", "3",
                             "--cache", out / "cache", "--json", out / f"{name}.json", "--plot", out / f"{name}.png",
-                            *extra)
+                            *(("--features", "embedding") if "--features" not in extra else ()), *extra)
     assert code == 0, err
     return json.loads((out / f"{name}.json").read_text()), stdout
 
@@ -45,6 +45,7 @@ def test_simulate_writes_the_contract_reproducibly(cli, samples, simulated):
     assert set(result["strategies"]) == {"random", "uncertainty", "coreset", "cluster"}
     assert result["strategies"]["random"]["labels"] == [20, 40, 60, 80]
     assert result["splits"] == 3 and result["seeds"] == [0, 1] and result["test_groups"] == "topic"
+    assert result["features"] == "embedding"
     assert 0.4 < result["full_pool_accuracy"] <= 1 and result["target_accuracy"] == pytest.approx(
         0.98 * result["full_pool_accuracy"], abs=1e-5)
     assert (simulated / "first.png").stat().st_size > 10_000
@@ -53,6 +54,23 @@ def test_simulate_writes_the_contract_reproducibly(cli, samples, simulated):
     assert again == result
     laplace, _ = run(cli, samples, simulated, "laplace", "--learner", "laplace")
     assert laplace["learner"] == "laplace" and laplace["strategies"] != result["strategies"]
+
+
+@pytest.mark.slow
+def test_simulate_learns_on_lm_states_by_default(cli, samples, simulated, model_cache):
+    import shutil
+
+    import jsonschema
+
+    shutil.copytree(model_cache / "models", simulated / "cache" / "models", dirs_exist_ok=True)
+    code, _, err = cli("simulate", samples["ukp"], "--strategies", "uncertainty", "--budget-per-round", "20",
+                            "--rounds", "3", "--seeds", "0", "--splits", "5", "--cache", simulated / "cache",
+                            "--json", simulated / "lm.json")
+    assert code == 0, err
+    result = json.loads((simulated / "lm.json").read_text())
+    jsonschema.validate(result, json.loads(SCHEMA.read_text()))
+    assert result["features"] == "lm:SmolLM2-135M-Instruct@20"
+    assert (simulated / "cache" / "scores" / "states").is_dir()  # computed once, kept for the next run
 
 
 def test_the_votes_oracle_answers_with_real_annotator_noise(cli, samples, simulated, tmp_path):

@@ -37,21 +37,32 @@ def entropy(project_dir: ProjectDir = Path("."),
 
 @score_app.command("committee")
 def committee(project_dir: ProjectDir = Path("."),
-              members: Annotated[int, typer.Option("--members", min=2, help="Bradley–Terry heads.")] = 8,
-              c: Annotated[float, typer.Option("--C", min=1e-6, help="Inverse regularisation.")] = 0.1,
+              learner: Annotated[str | None, typer.Option(
+                  "--learner", help="committee (bootstrap Bradley–Terry heads) or laplace (Bayesian Bradley–Terry); "
+                                    "default: [learner] name in curate.toml.")] = None,
+              features: Annotated[str | None, typer.Option(
+                  "--features", help="embedding (curate embed) or lm (the policy's hidden states, computed once and "
+                                     "cached); default: [learner] features.")] = None,
+              layer: Annotated[int | None, typer.Option("--layer", min=1, help="Decoder layer for --features lm.")
+                               ] = None,
+              members: Annotated[int | None, typer.Option("--members", min=2, help="Bradley–Terry heads.")] = None,
+              c: Annotated[float | None, typer.Option("--C", min=1e-6, help="Inverse regularisation.")] = None,
               model: ModelOption = None, seed: Annotated[int, typer.Option("--seed")] = 0,
               as_json: JsonFlag = False) -> None:
-    """Fast reward committee on embeddings: P(A ≻ B), its variance, vote entropy and BALD for every pair."""
+    """Reward committee: P(A ≻ B), its variance, vote entropy and BALD for every pair, from the labelled ones."""
     from curate.project import open_project
     from curate.scores.committee import score_committee
 
     with open_project(project_dir) as project:
-        result = score_committee(project, members=members, c=c, model=model, random_state=seed)
+        result = score_committee(project, learner=learner, features=features, layer=layer, members=members, c=c,
+                                 model=model, random_state=seed, progress=progress_bar)
     if as_json:
         print_json(vars(result))
     else:
-        out.print(f"committee of {result.members} heads fitted on {result.labelled} labelled pairs scored "
-                  f"{result.pairs} pairs; run {result.run_id}")
+        who = f"committee of {result.members} heads" if result.learner == "committee" else "Laplace Bradley–Terry"
+        states = f"; {result.computed} LM states computed" if result.features == "lm" else ""
+        out.print(f"{who} on {result.features} features fitted on {result.labelled} labelled pairs scored "
+                  f"{result.pairs} pairs{states}; run {result.run_id}")
 
 
 @score_app.command("reward-models")

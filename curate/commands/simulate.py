@@ -43,9 +43,10 @@ def simulate(
     oracle: Annotated[str, typer.Option("--oracle", help="gold: the file's gold label (else its vote majority); "
                                                          "votes: one annotator's vote drawn at random.")] = "gold",
     learner: Annotated[str, typer.Option("--learner", help="committee | laplace")] = "committee",
-    features: Annotated[str, typer.Option("--features", help="What the learner sees of a completion: embedding "
-                                                             "(--model) or lm (hidden states of --lm-model).")
-                        ] = "embedding",
+    features: Annotated[str, typer.Option("--features", help="What the learner sees of a completion: lm (hidden "
+                                                             "states of --lm-model, computed once and cached; the "
+                                                             "most accurate) or embedding (--model; fast).")
+                        ] = "lm",
     model: Annotated[str, typer.Option("--model", help="Embedding model (pair vectors for diversity, and the "
                                                        "features with --features embedding).")
                      ] = "sentence-transformers/all-MiniLM-L6-v2",

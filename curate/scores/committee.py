@@ -10,9 +10,12 @@ import numpy as np
 from sqlalchemy import Connection, select
 
 from curate.embed import EmbeddingCache, vectors_for
-from curate.learners.bradley_terry import DEFAULT_C, committee_probabilities, disagreement, fit_committee
+from curate.errors import CurateError
+from curate.models import ResolvedModel
 from curate.pool import PoolUnits
+from curate.progress import Progress
 from curate.project import Project
+from curate.scores.lm import model_paths
 
 NAMES = ("p_mean", "p_var", "vote_entropy", "bald")
 
@@ -62,26 +65,63 @@ class CommitteeResult:
     pairs: int
     labelled: int
     members: int
+    learner: str
+    features: str
+    computed: int  # LM states computed for this run (0: embeddings, or all states cached)
 
 
-def score_committee(project: Project, *, members: int = 8, c: float = DEFAULT_C, model: str | None = None,
-                    random_state: int = 0) -> CommitteeResult:
-    """Fit the committee on the project's labelled pairs (never the test or calibration slice) and score
-    every pair."""
-    from curate.pool import embedded_units
+def score_committee(project: Project, *, learner: str | None = None, features: str | None = None,
+                    layer: int | None = None, members: int | None = None, c: float | None = None,
+                    model: str | None = None, random_state: int = 0,
+                    progress: Progress | None = None) -> CommitteeResult:
+    """Fit the learner ([learner] in curate.toml, or the arguments) on the project's labelled pairs (never
+    the test or calibration slice) and score every pair: P(A ≻ B), its variance, the vote entropy and BALD
+    (for the Laplace learner, over its posterior). ``model`` names the embedding model (embedding features)."""
+    from curate.learners import make_learner
     from curate.scores.runs import save_run
 
-    units, cache = embedded_units(project, "pair", model=model)
-    d = pair_differences(units, cache)
+    config = project.config.learner
+    name, kind = learner or config.name, features or config.features
+    layer, members, c = layer or config.layer, members or config.members, c or config.c
+    options = {"c": c, "members": members, "random_state": random_state} if name == "committee" else {"c": c}
+    estimator = make_learner(name, **options)
+    ids, d, used, computed = pair_features(project, features=kind, model=model, layer=layer, progress=progress)
     with project.store.read() as conn:
         labels = training_labels(conn)
         slices = _slice_count(conn)
-    labelled = [i for i, uid in enumerate(units.ids) if uid in labels]
-    y = np.array([labels[units.ids[i]] for i in labelled])
-    weights = fit_committee(d[labelled], y, members=members, c=c, random_state=random_state)
-    scores = disagreement(committee_probabilities(weights, d))
-    run_id = save_run(project, kind="committee", unit="pair", model=cache.model, ids=units.ids, names=NAMES,
-                      values=np.column_stack([scores[n] for n in NAMES]),
-                      config={"members": members, "C": c, "random_state": random_state, "labelled": len(labelled),
-                              "uses_labels": True, "slices": slices})
-    return CommitteeResult(run_id=run_id, pairs=len(units), labelled=len(labelled), members=members)
+    labelled = [i for i, uid in enumerate(ids) if uid in labels]
+    y = np.array([labels[ids[i]] for i in labelled])
+    scores = estimator.fit(d[labelled], y).predict(d).scores(prefix="committee")
+    run_id = save_run(project, kind="committee", unit="pair", model=used, ids=ids, names=NAMES,
+                      values=np.column_stack([scores[f"committee.{n}"] for n in NAMES]),
+                      config={"learner": name, "features": kind, **({"layer": layer} if kind == "lm" else {}),
+                              **options, "labelled": len(labelled), "uses_labels": True, "slices": slices,
+                              **(model_paths(used) if kind == "lm" else {})})
+    return CommitteeResult(run_id=run_id, pairs=len(ids), labelled=len(labelled),
+                           members=members if name == "committee" else 0, learner=name, features=kind,
+                           computed=computed)
+
+
+def pair_features(project: Project, *, features: str, model: str | None = None, layer: int = 20,
+                  progress: Progress | None = None) -> tuple[list[str], np.ndarray, ResolvedModel, int]:
+    """Pair ids, d = f(A) − f(B) for each, the model f comes from, and how many LM states were computed.
+    f is the completion's embedding (``features="embedding"``, ``model``: the embedding model) or its
+    standardised LM states under the [models] policy (``"lm"``)."""
+    from curate.pool import embedded_units, pool_units
+
+    if features == "embedding":
+        units, cache = embedded_units(project, "pair", model=model)
+        return units.ids, pair_differences(units, cache), cache.model, 0
+    if features != "lm":
+        raise CurateError(f"unknown features '{features}' (features: embedding, lm)")
+    from curate.scores.lm import resolve_scorer
+    from curate.scores.states import pair_state_differences
+
+    with project.store.read() as conn:
+        units = pool_units(conn, "pair")
+    if not len(units):
+        raise CurateError("the pool has no pairs: ingest data first")
+    cache, policy = project.root / "cache", project.config.models.policy
+    prompts, a, b = (list(texts) for texts in zip(*units.parts, strict=True))
+    d, computed = pair_state_differences(prompts, a, b, cache=cache, model=policy, layer=layer, progress=progress)
+    return units.ids, d, resolve_scorer(policy, cache=cache), computed

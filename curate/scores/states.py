@@ -63,3 +63,20 @@ def standardise_states(states: np.ndarray) -> np.ndarray:
     spread = states.std(axis=0)
     scaled = np.divide(states - states.mean(axis=0), spread, out=np.zeros_like(states), where=spread > 1e-12)
     return scaled / np.sqrt(states.shape[1])
+
+
+def pair_state_differences(prompts: Sequence[str], a: Sequence[str], b: Sequence[str], *, cache: Path,
+                           model: str = DEFAULT_POLICY, layer: int = DEFAULT_LAYER,
+                           progress: Progress | None = None) -> tuple[np.ndarray, int]:
+    """z(A) − z(B) for each pair (z: standardised LM states over the pairs' distinct completions, each in
+    its prompt's context), and how many states were computed rather than read from the cache."""
+    position: dict[tuple[str, str], int] = {}
+    for pair in zip(prompts, a, b, strict=True):
+        position.setdefault((pair[0], pair[1]), len(position))
+        position.setdefault((pair[0], pair[2]), len(position))
+    rows = [(str(i), prompt, text) for (prompt, text), i in position.items()]
+    states, computed = completion_states(rows, cache=cache, model=model, layer=layer, progress=progress)
+    z = standardise_states(states)
+    side_a = np.array([position[key] for key in zip(prompts, a, strict=True)])
+    side_b = np.array([position[key] for key in zip(prompts, b, strict=True)])
+    return z[side_a] - z[side_b], computed
