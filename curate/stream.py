@@ -4,8 +4,10 @@ calibrated on the pool so that the expected share selected matches ``rate``.
 The score is the fast committee's uncertainty (``uncertainty``: 1 − max(p, 1 − p)) or its
 disagreement (``qbc``: the variance of the members' P(A ≻ B)), fitted on the project's labelled
 pairs (never the slices) and applied to the streamed pair's embeddings; ``random`` selects each
-record with probability ``rate``. The threshold is the (1 − rate) quantile of the same score over the
-pool's pairs the committee was not fitted on (the whole pool when fewer than MIN_CALIBRATION).
+record with probability ``rate``. The threshold is the (1 − rate) quantile of the same score over
+pool pairs the committee was not fitted on: the unlabelled ones, and where fewer than MIN_CALIBRATION
+are left, out-of-fold scores of the labelled ones too (each fold scored by a committee fitted on the
+other folds: a committee is surer of its own training pairs than of new ones).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from curate.learners.committee import BTCommittee
 from curate.project import Project
 
 STREAM_STRATEGIES = ("uncertainty", "qbc", "random")
-MIN_CALIBRATION = 50  # pairs the committee was not fitted on; with fewer, the whole pool sets the threshold
+MIN_CALIBRATION = 50  # pairs the committee was not fitted on; with fewer, labelled pairs are scored out of fold
+FOLDS = 5
 
 
 @dataclass
@@ -56,12 +59,18 @@ def calibrate(project: Project, *, strategy: str, rate: float, members: int = 8,
     d = pair_differences(units, cache)
     with project.store.read() as conn:
         labels = training_labels(conn)
-    labelled = [i for i, uid in enumerate(units.ids) if uid in labels]
-    committee = BTCommittee(members=members, random_state=seed).fit(
-        d[labelled], np.array([labels[units.ids[i]] for i in labelled]))
-    unseen = np.setdiff1d(np.arange(len(units)), labelled)  # the committee is sure of what it was fitted on
-    reference = d[unseen] if len(unseen) >= MIN_CALIBRATION else d
-    threshold = float(np.quantile(_score(strategy, committee, reference), 1 - rate))
+    labelled = np.array([i for i, uid in enumerate(units.ids) if uid in labels], dtype=np.int64)
+    y = np.array([labels[units.ids[i]] for i in labelled])
+    committee = BTCommittee(members=members, random_state=seed).fit(d[labelled], y)
+    unseen = np.setdiff1d(np.arange(len(units)), labelled)
+    reference = [_score(strategy, committee, d[unseen])]
+    if len(unseen) < MIN_CALIBRATION:
+        fold = np.random.default_rng(seed).permutation(len(labelled)) % FOLDS
+        for k in range(FOLDS):
+            held = fold == k
+            fitted = BTCommittee(members=members, random_state=seed).fit(d[labelled[~held]], y[~held])
+            reference.append(_score(strategy, fitted, d[labelled[held]]))
+    threshold = float(np.quantile(np.concatenate(reference), 1 - rate))
     return Calibration(strategy, rate, threshold, committee)
 
 
