@@ -1,13 +1,14 @@
 """Learning curves and label-efficiency ratios on the three data sets of ../shared/data, written to
 docs/benchmarks.md (tables) and docs/benchmarks/ (each run's JSON, the DESIGN.md contract, and its PNG).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/simulate_report.py [--jobs 2] [--data ../shared/data]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/simulate_report.py [--jobs 2] [--data ../shared/data] [--reuse]
 
 Every run is ``curate simulate``'s own code (5 topic/cluster-grouped test splits x 3 seeds, a cold start
 of 50 and 10 rounds of 50): the default learner and features on every data set with the gold oracle and,
 where the data has annotator votes, the votes oracle (with the relabel policy); then each other learner
-and feature kind on the gold oracle, for what it adds to full-pool accuracy and to the ratios. Features
-are cached (~/.cache/curate), so a second run only simulates. Wall time per run is printed.
+and feature kind on the gold oracle, for what it adds to full-pool accuracy and to the ratios; and UKP
+with 20 rounds, whose pool allows a longer curve. Features are cached (~/.cache/curate), so a second
+run only simulates; ``--reuse`` keeps runs already written. Wall time per run is printed.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ class Run:
     learner: str
     features: str
     strategies: tuple[str, ...]
+    rounds: int = 10
 
     @property
     def name(self) -> str:
-        return f"{DATA[self.data].split('-')[0]}-{self.oracle}-{self.learner}-{self.features}"
+        longer = "" if self.rounds == 10 else f"-r{self.rounds}"
+        return f"{DATA[self.data].split('-')[0]}-{self.oracle}-{self.learner}-{self.features}{longer}"
 
 
 def runs() -> list[Run]:
@@ -51,22 +54,33 @@ def runs() -> list[Run]:
     for data in DATA:
         for learner, features in (("committee", "embedding"), ("laplace", "lm")):
             out.append(Run(data, "gold", learner, features, tuple(COMPARED)))
+    # UKP's pool (~6,700 pairs) allows a curve twice as long: the ratios need one that reaches the target
+    long = (*STRATEGIES, "cluster:within=uncertainty")
+    out += [Run("UKP dev", "gold", *DEFAULT, long, rounds=20),
+            Run("UKP dev", "votes", *DEFAULT, (*long, "relabel"), rounds=20)]
     return out
 
 
-def simulate_one(run: Run, data_dir: Path, out: Path) -> tuple[Run, dict, dict, float]:
+def simulate_one(run: Run, data_dir: Path, out: Path, reuse: bool) -> tuple[Run, dict, dict, float]:
     from curate.simulate import pair_features, plot_curves, read_preferences, simulate
 
+    stored, timing = out / f"{run.name}.json", out / f"{run.name}.seconds.json"
+    if reuse and stored.is_file() and timing.is_file():  # the simulation is deterministic: same inputs, same JSON
+        seconds = json.loads(timing.read_text())
+        return run, json.loads(stored.read_text()), seconds["strategies"], seconds["wall"]
     began = time.perf_counter()
     data = read_preferences(data_dir / DATA[run.data])
     vectors, differences = pair_features(data, model="sentence-transformers/all-MiniLM-L6-v2",
                                          cache_root=Path.home() / ".cache" / "curate", features=run.features)
     result, seconds = simulate(data, vectors, differences, strategies=list(run.strategies), oracle=run.oracle,
-                               learner=run.learner, seeds=(0, 1, 2), splits=5, budget_per_round=50, rounds=10)
+                               learner=run.learner, seeds=(0, 1, 2), splits=5, budget_per_round=50,
+                               rounds=run.rounds)
     result["features"] = run.features
-    (out / f"{run.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    stored.write_text(json.dumps(result, indent=2) + "\n")
     plot_curves(result, out / f"{run.name}.png")
-    return run, result, seconds, time.perf_counter() - began
+    wall = time.perf_counter() - began
+    timing.write_text(json.dumps({"wall": wall, "strategies": seconds}) + "\n")
+    return run, result, seconds, wall
 
 
 def ratio(result: dict, name: str) -> str:
@@ -92,44 +106,46 @@ def report(done: list[tuple[Run, dict, dict, float]]) -> str:
              "with its 80% bootstrap interval over the 15 split x seed runs. The votes oracle answers each request "
              "with one real annotator's vote (UKP: 5 crowd workers per pair; PandaLM: 3 annotators); accuracy is "
              "always against gold. `relabel` may spend a request on another vote for a pair already asked.", ""]
-    by_key = {(r.data, r.oracle, r.learner, r.features): (r, res, sec, wall) for r, res, sec, wall in done}
+    by_key = {(r.data, r.oracle, r.learner, r.features, r.rounds): (r, res, sec, wall) for r, res, sec, wall in done}
     lines += ["## Learners: full-pool accuracy (gold labels, held-out test)", "",
               "| learner | features | " + " | ".join(DATA) + " |", "|---|---|" + "---|" * len(DATA)]
     for learner, features in (DEFAULT, ("committee", "embedding"), ("laplace", "lm")):
-        cells = [f"{by_key[(d, 'gold', learner, features)][1]['full_pool_accuracy']:.3f}"
-                 if (d, "gold", learner, features) in by_key else "—" for d in DATA]
+        cells = [f"{by_key[(d, 'gold', learner, features, 10)][1]['full_pool_accuracy']:.3f}"
+                 if (d, "gold", learner, features, 10) in by_key else "—" for d in DATA]
         lines.append(f"| {learner} | {features} | " + " | ".join(cells) + " |")
     lines += ["", "`lm` = SmolLM2-135M-Instruct's hidden states after decoder layer 20 of 30, averaged over the "
               "completion's tokens in its prompt's context, standardised; `embedding` = all-MiniLM-L6-v2.", ""]
     for (learner, features) in (DEFAULT, ("committee", "embedding"), ("laplace", "lm")):
         title = "default learner" if (learner, features) == DEFAULT else "compared learner"
         lines += [f"## LER@98, {title}: {learner} on {features} features", ""]
-        keys = [k for k in by_key if k[2:] == (learner, features)]
+        keys = [k for k in by_key if k[2:4] == (learner, features)]
         names = list(dict.fromkeys(n for k in keys for n in by_key[k][1]["strategies"] if n != "random"))
-        lines += ["| data | oracle | full pool | target | random reaches it at | " + " | ".join(names) + " |",
-                  "|---|---|---|---|---|" + "---|" * len(names)]
+        lines += ["| data | oracle | labels | full pool | target | random reaches it at | " + " | ".join(names) + " |",
+                  "|---|---|---|---|---|---|" + "---|" * len(names)]
         for key in keys:
             result = by_key[key][1]
             reach = labels_needed(result, "random")
             cells = [ratio(result, n) if n in result["strategies"] else "—" for n in names]
-            lines.append(f"| {key[0]} | {key[1]} | {result['full_pool_accuracy']:.3f} | "
+            lines.append(f"| {key[0]} | {key[1]} | {result['strategies']['random']['labels'][-1]} | "
+                         f"{result['full_pool_accuracy']:.3f} | "
                          f"{result['target_accuracy']:.3f} | {'never' if reach is None else f'{reach:.0f}'} | "
                          + " | ".join(cells) + " |")
         lines.append("")
-    stopped = [*STRATEGIES, "relabel"]
+    stopped = list(dict.fromkeys(n for k, v in by_key.items() if k[2:4] == DEFAULT for n in v[1]["stopping"]))
     lines += ["## Where more labels stopped paying (default learner)", "",
               "The stopping rule: the first round whose mean gain over the last three rounds is below 0.5 "
-              "accuracy points per 100 labels.", "", "| data | oracle | " + " | ".join(stopped) + " |",
-              "|---|---|" + "---|" * len(stopped)]
+              "accuracy points per 100 labels.", "", "| data | oracle | labels | " + " | ".join(stopped) + " |",
+              "|---|---|---|" + "---|" * len(stopped)]
     for key, (_, result, _, _) in by_key.items():
-        if key[2:] != DEFAULT:
+        if key[2:4] != DEFAULT:
             continue
         cells = [("still gaining" if result["stopping"][n] is None else str(result["stopping"][n]))
                  if n in result["stopping"] else "—" for n in stopped]
-        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {key[0]} | {key[1]} | {result['strategies']['random']['labels'][-1]} | "
+                     + " | ".join(cells) + " |")
     lines += ["", "## Curves", ""]
     for run, _, _, _ in done:
-        lines += [f"### {run.data}, {run.oracle} oracle, {run.learner} on {run.features}", "",
+        lines += [f"### {run.data}, {run.oracle} oracle, {run.learner} on {run.features}, {run.rounds} rounds", "",
                   f"![{run.name}](benchmarks/{run.name}.png)", ""]
     lines += ["## Wall time (2 shared cores, one process per run, features cached)", "",
               "| run | seconds | seconds per strategy |", "|---|---|---|"]
@@ -144,6 +160,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=REPO / "docs")
+    parser.add_argument("--reuse", action="store_true", help="load runs whose JSON and timing are already written")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     figures = args.out / "benchmarks"
@@ -153,7 +170,7 @@ def main() -> None:
     for name in DATA:
         simulate_features(args.data / DATA[name])
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(simulate_one, run, args.data, figures) for run in todo]
+        futures = [pool.submit(simulate_one, run, args.data, figures, args.reuse) for run in todo]
         done = []
         for future in futures:
             done.append(future.result())

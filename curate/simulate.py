@@ -3,12 +3,14 @@ reveals known labels, over several frozen test splits and seeds, and the label-e
 
 For each split (test pairs grouped by topic, or by cluster where the data names no topic) and seed,
 every strategy starts from the same random cold-start set; each round the learner is fitted on the
-labels revealed so far, its accuracy on the frozen test is recorded, the strategy chooses the next
-``budget_per_round`` pairs and the oracle reveals their labels (``gold``; or ``votes``: one annotator's
-vote drawn at random, so the noise is real; accuracy is always measured against the gold test labels,
-and the target against a learner fitted on the pool's gold labels). ``ler[s]`` = labels random needs to
-reach the target accuracy ÷ labels ``s`` needs (interpolated on the mean curves); ``ler_ci[s]`` is an
-80% bootstrap interval over the split x seed curves. The output follows the contract in DESIGN.md.
+votes revealed so far (several votes on a pair make a soft label), its accuracy on the frozen test is
+recorded, the strategy chooses the next ``budget_per_round`` requests and the oracle answers them
+(``gold``: the gold label; ``votes``: the pair's next annotator vote, so the noise is real; the
+``relabel`` policy may ask about a pair again). Accuracy is always measured against the gold test
+labels, and the target against a learner fitted on the pool's gold labels. ``ler[s]`` = labels random
+needs to reach the target accuracy ÷ labels ``s`` needs (interpolated on the mean curves); ``ler_ci[s]``
+is an 80% bootstrap interval over the split x seed curves; ``stopping[s]`` is where ``s``'s mean curve
+stopped paying. The output follows the contract in DESIGN.md.
 """
 
 from __future__ import annotations
