@@ -1,6 +1,7 @@
 """The pool as selection sees it: every pair with its embeddings, latest scores, clusters, near-duplicate
 group, and whether it is labelled (chosen in an earlier round, or judged in the app) or excluded (the
-frozen test and calibration slices). Read from the store in one place, for ``curate select``."""
+frozen test and calibration slices, and pairs that compare a completion with itself: nothing to rank).
+Read from the store in one place, for ``curate select``."""
 
 from __future__ import annotations
 
@@ -56,7 +57,11 @@ def build_pool_view(project: Project, *, with_texts: bool = False) -> tuple[Pool
     ids = np.array([p[0] for p in pairs], dtype=object)
     vectors, differences = _embeddings(project, ids, context)
     groups = {**meta_groups, **_clusters(project, ids, context)}
-    view = PoolView(ids=ids, labelled=np.isin(ids, list(chosen | judged)), excluded=np.isin(ids, list(slices)),
+    same = np.array([p[2] == p[3] for p in pairs])
+    if same.any():
+        context.notes.append(f"{int(same.sum())} pairs compare a completion with itself: left out of every round "
+                             "(there is nothing to rank)")
+    view = PoolView(ids=ids, labelled=np.isin(ids, list(chosen | judged)), excluded=np.isin(ids, list(slices)) | same,
                     vectors=vectors, differences=differences, scores=scores, groups=groups, duplicates=duplicates,
                     texts=texts)
     return view, context

@@ -78,6 +78,24 @@ def test_select_end_to_end(cli, scored):
     assert actions == ["select", "select"]
 
 
+def test_a_pair_comparing_a_completion_with_itself_is_never_selected(scored, tmp_path):
+    from curate import embed_pool, ingest_files
+    from curate.rounds import select_round
+    from curate.selection_pool import build_pool_view
+
+    row = {"prompt": "Which argument is stronger?", "a": "The same words.", "b": "The same words.", "w": "a"}
+    (tmp_path / "same.jsonl").write_text(json.dumps(row) + "\n")
+    ingest_files(scored, [tmp_path / "same.jsonl"], mapping="prompt=prompt,a=a,b=b,label=w")
+    embed_pool(scored)
+    pool, context = build_pool_view(scored)
+    same = [i for i, pair in enumerate(context.pairs) if pair[2] == pair[3]]
+    assert len(same) == 1 and pool.excluded[same[0]] and any("compare a completion with itself" in n
+                                                             for n in context.notes)
+    # every strategy leaves excluded units alone (the contract test), so it is in no round
+    select_round(scored, budget=20, strategy="random")
+    assert any("compare a completion with itself" in n for n in manifest(scored, 1)["notes"])
+
+
 def test_same_seed_same_state_same_manifest(scored, tmp_path):
     from curate.rounds import select_round
 
