@@ -41,7 +41,8 @@ def simulate(
     splits: Annotated[int, typer.Option("--splits", min=1, help="Frozen test splits (use >= 5).")] = 5,
     test_frac: Annotated[float, typer.Option("--test-frac")] = 0.2,
     oracle: Annotated[str, typer.Option("--oracle", help="gold: the file's gold label (else its vote majority); "
-                                                         "votes: one annotator's vote drawn at random.")] = "gold",
+                                                         "votes: one annotator's vote per request, in a random order "
+                                                         "(relabel may ask about a pair again).")] = "gold",
     learner: Annotated[str, typer.Option("--learner", help="committee | laplace")] = "committee",
     features: Annotated[str, typer.Option("--features", help="What the learner sees of a completion: lm (hidden "
                                                              "states of --lm-model, computed once and cached; the "
@@ -58,8 +59,8 @@ def simulate(
                                                                            "paying once the mean gain over three "
                                                                            "rounds is below this accuracy per 100 "
                                                                            "labels.")] = 0.005,
-    cache: Annotated[Path | None, typer.Option("--cache", help="Where embeddings are cached (default: "
-                                                               "~/.cache/curate).")] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", help="Where embeddings and LM states are cached "
+                                                               "(default: ~/.cache/curate).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result (DESIGN.md contract) here.")
                         ] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write the learning curves here (PNG).")] = None,
