@@ -17,7 +17,7 @@ import argparse
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +62,7 @@ def runs() -> list[Run]:
 
 
 def simulate_one(run: Run, data_dir: Path, out: Path, reuse: bool) -> tuple[Run, dict, dict, float]:
-    from curate.simulate import pair_features, plot_curves, read_preferences, simulate
+    from curate.simulate import features_label, pair_features, plot_curves, read_preferences, simulate
 
     stored, timing = out / f"{run.name}.json", out / f"{run.name}.seconds.json"
     if reuse and stored.is_file() and timing.is_file():  # the simulation is deterministic: same inputs, same JSON
@@ -75,7 +75,7 @@ def simulate_one(run: Run, data_dir: Path, out: Path, reuse: bool) -> tuple[Run,
     result, seconds = simulate(data, vectors, differences, strategies=list(run.strategies), oracle=run.oracle,
                                learner=run.learner, seeds=(0, 1, 2), splits=5, budget_per_round=50,
                                rounds=run.rounds)
-    result["features"] = run.features
+    result["features"] = features_label(run.features)
     stored.write_text(json.dumps(result, indent=2) + "\n")
     plot_curves(result, out / f"{run.name}.png")
     wall = time.perf_counter() - began
@@ -149,9 +149,9 @@ def report(done: list[tuple[Run, dict, dict, float]]) -> str:
                   f"![{run.name}](benchmarks/{run.name}.png)", ""]
     lines += ["## Wall time (2 shared cores, one process per run, features cached)", "",
               "| run | seconds | seconds per strategy |", "|---|---|---|"]
-    for run, _, seconds, wall in done:
-        per = ", ".join(f"{n} {s:.0f}" for n, s in seconds.items())
-        lines.append(f"| {run.name} | {wall:.0f} | {per} |")
+    for run, _, seconds, wall in done:  # runs reused from an interrupted report may lack their timing
+        per = ", ".join(f"{n} {s:.0f}" for n, s in seconds.items()) or "—"
+        lines.append(f"| {run.name} | {'—' if wall is None else f'{wall:.0f}'} | {per} |")
     return "\n".join(lines) + "\n"
 
 
@@ -169,13 +169,13 @@ def main() -> None:
     # features first, one data set at a time, so parallel runs never compute the same LM states twice
     for name in DATA:
         simulate_features(args.data / DATA[name])
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(simulate_one, run, args.data, figures, args.reuse) for run in todo]
-        done = []
-        for future in futures:
-            done.append(future.result())
-            run, _, _, wall = done[-1]
-            print(f"{run.name}: {wall:.0f} s", flush=True)
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:  # the longest runs first, the report in order
+        futures = {run: pool.submit(simulate_one, run, args.data, figures, args.reuse)
+                   for run in sorted(todo, key=lambda r: -r.rounds)}
+        for future in as_completed(futures.values()):
+            run, _, _, wall = future.result()
+            print(f"{run.name}: {'reused' if wall is None else f'{wall:.0f} s'}", flush=True)
+        done = [futures[run].result() for run in todo]
     (args.out / "benchmarks.md").write_text(report(done))
     print(f"wrote {args.out / 'benchmarks.md'} and {len(done)} runs under {figures}")
 

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from curate.errors import CurateError
+
 BOOTSTRAP = 1000
 STOP_WINDOW = 3  # rounds the stopping rule averages the gain over
 STOP_GAIN = 0.005  # accuracy per 100 labels below which more labels stopped paying
@@ -49,10 +51,11 @@ def bootstrap_interval(labels: Sequence[int], random_curves: np.ndarray, curves:
 
 def stopping_point(labels: Sequence[int], curve: Sequence[float], *, gain: float = STOP_GAIN,
                    window: int = STOP_WINDOW) -> int | None:
-    """Labels after which more labels stopped paying: the first round whose mean gain over the last
-    ``window`` rounds is below ``gain`` accuracy per 100 labels; None while the curve still climbs."""
+    """Labels at which the rule says stop: the first round whose mean gain over the last ``window`` rounds
+    is below ``gain`` accuracy per 100 labels (the plateau began ``window`` rounds earlier); None while
+    the curve still climbs."""
     if not gain > 0 or window < 1:
-        raise ValueError("the stopping rule needs a positive gain and window")
+        raise CurateError(f"the stopping rule needs a positive gain and window, not {gain} and {window}")
     for i in range(window, len(curve)):
         per_hundred = 100 * (curve[i] - curve[i - window]) / (labels[i] - labels[i - window])
         if per_hundred < gain:

@@ -9,7 +9,8 @@ A pair the model disputes (one vote for A, p = 0.2: q = 0.6) or people split on 
 q = 0.5) is worth another vote; one where the votes and the model agree (2:0, p = 0.9) is not.
 
 A well-regularised learner's p hugs 0.5 (it ranks well but is under-confident), which would make it
-a timid annotator; so p is first calibrated by one temperature fitted to the votes already received.
+a timid annotator; so p is first calibrated: its logit scaled by one factor fitted to the votes already
+received (those votes then count twice, once through p: a mild pull towards what annotators said).
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def relabel_or_new(p: np.ndarray, asked: np.ndarray, for_a: np.ndarray, left: np
 
 
 def calibrated(p: np.ndarray, asked: np.ndarray, for_a: np.ndarray) -> np.ndarray:
-    """``p`` with its logit scaled by the temperature (in [0.1, 100]) that best predicts the votes received
-    so far (weighted log-loss over the asked pairs); unchanged before any vote."""
+    """``p`` with its logit multiplied by the factor (in [0.1, 100]; above 1 sharpens) that best predicts the
+    votes received so far (weighted log-loss over the asked pairs); unchanged before any vote."""
     from scipy.optimize import minimize_scalar
     from scipy.special import expit, logit
 
@@ -49,8 +50,8 @@ def calibrated(p: np.ndarray, asked: np.ndarray, for_a: np.ndarray) -> np.ndarra
     z = logit(np.clip(p, 1e-9, 1 - 1e-9))
     share, weight = for_a[seen] / asked[seen], asked[seen]
 
-    def loss(log_t: float) -> float:
-        q = np.clip(expit(np.exp(log_t) * z[seen]), 1e-12, 1 - 1e-12)
+    def loss(log_scale: float) -> float:
+        q = np.clip(expit(np.exp(log_scale) * z[seen]), 1e-12, 1 - 1e-12)
         return float(-(weight * (share * np.log(q) + (1 - share) * np.log(1 - q))).sum())
 
     best = minimize_scalar(loss, bounds=(np.log(0.1), np.log(100)), method="bounded")

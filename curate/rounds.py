@@ -124,7 +124,10 @@ def select_round(project: Project, *, budget: int, strategy: str | None = None, 
             excluded[positions] = True
         pool = replace(pool, excluded=excluded)
     if pool.duplicates is not None:  # a near-duplicate of a slice pair (found by a later dedup) would leak
-        sliced = pool.duplicates[pool.excluded]
+        in_slice = np.isin(pool.ids, list(context.slices))
+        for positions in reserved.values():
+            in_slice[positions] = True
+        sliced = pool.duplicates[in_slice]
         leaks = np.isin(pool.duplicates, sliced[sliced >= 0]) & ~pool.excluded
         if leaks.any():
             context.notes.append(f"{int(leaks.sum())} near-duplicates of test/calibration pairs left out")

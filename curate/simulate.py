@@ -51,7 +51,8 @@ class SimulationData:
 def read_preferences(path: Path, *, mapping: str | None = None, label_values: str | None = None,
                      progress: Progress | None = None) -> SimulationData:
     """Labelled pairs of a preference file (any layout ``curate ingest`` reads): gold where there is gold,
-    else the majority of the votes; ties and unlabelled pairs are left out."""
+    else the majority of the votes; ties, unlabelled pairs and pairs that compare a text with itself (as
+    ``curate select`` leaves them out: nothing to rank) are left out."""
     from curate.ids import normalise_text
     from curate.ingest.pipeline import read_file
 
@@ -62,7 +63,7 @@ def read_preferences(path: Path, *, mapping: str | None = None, label_values: st
                           "clean file: `curate ingest --skip-bad` writes the good rows' reasons)")
     prompts, a, b, labels, topics, votes_of = [], [], [], [], [], []
     for _, row in read.rows:
-        if not row.is_pair:
+        if not row.is_pair or normalise_text(row.completions[0].text) == normalise_text(row.completions[1].text):
             continue
         votes = [j.choice for j in row.judgments if j.choice in ("a", "b")]
         gold = [j.choice for j in row.judgments if j.source == "gold" and j.choice in ("a", "b")]
@@ -168,6 +169,47 @@ def pair_features(data: SimulationData, *, model: str, cache_root: Path, feature
     return pair_vectors(prompts, a, b), d
 
 
+def check_request(data: SimulationData, *, strategies: Sequence[str], oracle: str, learner: str, test_frac: float,
+                  budget_per_round: int, rounds: int, splits: int, seeds: Sequence[int]) -> dict[str, tuple[str, dict]]:
+    """Every strategy spec (random first) parsed and checked, and the rest of a simulate request: one-line
+    errors before any feature is computed."""
+    from curate.learners import make_learner
+    from curate.strategies import make_strategy
+
+    names = ["random", *dict.fromkeys(s for s in strategies if s != "random")]
+    parsed = {spec: parse_strategy(spec) for spec in names}
+    if oracle not in ORACLES:
+        raise CurateError(f"unknown oracle '{oracle}' (oracles: {', '.join(ORACLES)})")
+    for spec, (name, options) in parsed.items():
+        if name == RELABEL:
+            if options:
+                raise CurateError(f"strategy '{spec}': relabel takes no options")
+            if oracle != "votes":
+                raise CurateError("relabel asks for more votes on contested pairs: it needs --oracle votes")
+        else:
+            make_strategy(name, **options)
+    if not 0 < test_frac < 1 or budget_per_round < 1 or rounds < 1 or splits < 1 or not seeds:
+        raise CurateError("simulate needs 0 < test_frac < 1, budget_per_round >= 1, rounds >= 1, splits >= 1 and "
+                          "at least one seed")
+    make_learner(learner)
+    if oracle == "votes":
+        has_votes = np.array([bool(v) for v in data.votes])
+        if has_votes.mean() < 0.5:
+            raise CurateError(f"{data.name}: only {has_votes.sum()} of {len(has_votes)} pairs carry annotator votes; "
+                              "--oracle votes needs them (use --oracle gold)")
+    return parsed
+
+
+def features_label(features: str, lm_model: str | None = None, layer: int | None = None) -> str:
+    """What a result's ``features`` says: ``embedding``, or ``lm:<model>@<layer>``."""
+    from curate.models import DEFAULT_POLICY
+    from curate.scores.states import DEFAULT_LAYER
+
+    if features != "lm":
+        return features
+    return f"lm:{(lm_model or DEFAULT_POLICY).rsplit('/', 1)[-1]}@{DEFAULT_LAYER if layer is None else layer}"
+
+
 def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray, *, strategies: Sequence[str],
              budget_per_round: int = 50, rounds: int = 10, seeds: Sequence[int] = (0, 1, 2), splits: int = 5,
              test_frac: float = 0.2, oracle: str = "gold", learner: str = "committee", cold_start: int | None = None,
@@ -182,27 +224,9 @@ def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray,
     from curate.relabel import relabel_or_new
     from curate.strategies import PoolView, make_strategy
 
-    names = ["random", *dict.fromkeys(s for s in strategies if s != "random")]
-    parsed = {spec: parse_strategy(spec) for spec in names}
-    for spec, (name, options) in parsed.items():
-        if name == RELABEL:
-            if options:
-                raise CurateError(f"strategy '{spec}': relabel takes no options")
-            if oracle != "votes":
-                raise CurateError("relabel asks for more votes on contested pairs: it needs --oracle votes")
-        else:
-            make_strategy(name, **options)
-    if oracle not in ORACLES:
-        raise CurateError(f"unknown oracle '{oracle}' (oracles: {', '.join(ORACLES)})")
-    if not 0 < test_frac < 1 or budget_per_round < 1 or rounds < 1 or splits < 1 or not seeds:
-        raise CurateError("simulate needs 0 < test_frac < 1, budget_per_round >= 1, rounds >= 1, splits >= 1 and "
-                          "at least one seed")
-    make_learner(learner)
-    if oracle == "votes":
-        has_votes = np.array([bool(v) for v in data.votes])
-        if has_votes.mean() < 0.5:
-            raise CurateError(f"{data.name}: only {has_votes.sum()} of {len(has_votes)} pairs carry annotator votes; "
-                              "--oracle votes needs them (use --oracle gold)")
+    parsed = check_request(data, strategies=strategies, oracle=oracle, learner=learner, test_frac=test_frac,
+                           budget_per_round=budget_per_round, rounds=rounds, splits=splits, seeds=seeds)
+    names = list(parsed)
     cold = cold_start or budget_per_round
     clusters, _ = kmeans(vectors, min(10, len(vectors) // 20), random_state=0)
     groups = data.topics if data.topics is not None else clusters

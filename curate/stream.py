@@ -7,7 +7,8 @@ pairs (never the slices) and applied to the streamed pair's embeddings; ``random
 record with probability ``rate``. The threshold is the (1 − rate) quantile of the same score over
 pool pairs the committee was not fitted on: the unlabelled ones, and where fewer than MIN_CALIBRATION
 are left, out-of-fold scores of the labelled ones too (each fold scored by a committee fitted on the
-other folds: a committee is surer of its own training pairs than of new ones).
+other folds: a committee is surer of its own training pairs than of new ones; with too few labels for
+folds, their in-sample scores).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from curate.errors import CurateError, InputError
+from curate.learners.base import MIN_LABELS
 from curate.learners.committee import BTCommittee
 from curate.project import Project
 
@@ -64,12 +66,14 @@ def calibrate(project: Project, *, strategy: str, rate: float, members: int = 8,
     committee = BTCommittee(members=members, random_state=seed).fit(d[labelled], y)
     unseen = np.setdiff1d(np.arange(len(units)), labelled)
     reference = [_score(strategy, committee, d[unseen])]
-    if len(unseen) < MIN_CALIBRATION:
+    if len(unseen) < MIN_CALIBRATION and len(labelled) * (FOLDS - 1) // FOLDS >= MIN_LABELS:
         fold = np.random.default_rng(seed).permutation(len(labelled)) % FOLDS
         for k in range(FOLDS):
             held = fold == k
             fitted = BTCommittee(members=members, random_state=seed).fit(d[labelled[~held]], y[~held])
             reference.append(_score(strategy, fitted, d[labelled[held]]))
+    elif len(unseen) < MIN_CALIBRATION:  # too few labels to fit folds: the labelled pairs as they are
+        reference.append(_score(strategy, committee, d[labelled]))
     threshold = float(np.quantile(np.concatenate(reference), 1 - rate))
     return Calibration(strategy, rate, threshold, committee)
 

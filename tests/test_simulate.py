@@ -111,7 +111,9 @@ def test_stopping_rule_says_when_labels_stopped_paying():
     # gain over the three rounds before 300: (0.763 - 0.75) / 150 labels = 0.87 points per 100, before 350: 0.2
     assert stopping_point(labels, flat) == 350
     assert stopping_point(labels, flat, gain=0.01) == 300
-    with pytest.raises(ValueError):
+    from curate.errors import CurateError
+
+    with pytest.raises(CurateError, match="positive gain"):
         stopping_point(labels, flat, gain=0)
 
 

@@ -66,18 +66,20 @@ def simulate(
     plot: Annotated[Path | None, typer.Option("--plot", help="Write the learning curves here (PNG).")] = None,
 ) -> None:
     """Simulate rounds on labelled data: does each strategy beat random, and by how many labels?"""
-    from curate.simulate import pair_features, plot_curves, read_preferences
+    from curate.simulate import check_request, features_label, pair_features, plot_curves, read_preferences
     from curate.simulate import simulate as run
 
     names = [s.strip() for s in strategies.split(",") if s.strip()]
+    seed_list = _ints(seeds, "--seeds")
     preferences = read_preferences(data, mapping=mapping, label_values=label_values, progress=progress_bar)
+    check_request(preferences, strategies=names, oracle=oracle, learner=learner, test_frac=test_frac,
+                  budget_per_round=budget_per_round, rounds=rounds, splits=splits, seeds=seed_list)
     vectors, differences = pair_features(preferences, model=model, cache_root=cache or _default_cache(),
                                          features=features, lm_model=lm_model, layer=layer, progress=progress_bar)
     result, seconds = run(preferences, vectors, differences, strategies=names, budget_per_round=budget_per_round,
-                          rounds=rounds, seeds=_ints(seeds, "--seeds"), splits=splits, test_frac=test_frac,
+                          rounds=rounds, seeds=seed_list, splits=splits, test_frac=test_frac,
                           oracle=oracle, learner=learner, stop_gain=stop_gain, progress=progress_bar)
-    result["features"] = features if features == "embedding" else f"lm:{lm_model or 'SmolLM2-135M-Instruct'}" \
-        f"@{layer or 20}"
+    result["features"] = features_label(features, lm_model, layer)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2) + "\n")

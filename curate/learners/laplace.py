@@ -47,7 +47,7 @@ class LaplaceBT(Learner):
             raise RuntimeError("fit the model before predicting")
         x = np.asarray(x, dtype=np.float64)
         mu = x @ self.mean
-        var = np.einsum("ij,jk,ik->i", x, self.covariance, x)
+        var = np.sum((x @ self.covariance) * x, axis=1)
         p = expit(mu / np.sqrt(1 + np.pi * var / 8))
         # BALD needs only each pair's logit marginal N(mu, var): Gauss–Hermite quadrature, no sampling noise
         z, w = np.polynomial.hermite_e.hermegauss(self.nodes)
