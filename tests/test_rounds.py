@@ -34,7 +34,7 @@ def manifest(project, number: int) -> dict:
 
 def test_select_end_to_end(cli, scored):
     root = scored.root
-    code, out, err = cli("select", "--project", root, "--budget", "40", "--json")
+    code, out, err = cli("select", "--project", root, "--budget", "40", "--strategy", "uncertainty", "--json")
     assert code == 0, err
     result = json.loads(out)
     assert result["number"] == 1 and result["items"] == 40 and result["arms"] == {"random": 4, "strategy": 36}
