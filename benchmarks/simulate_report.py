@@ -105,7 +105,10 @@ def report(done: list[tuple[Run, dict, dict, float]]) -> str:
              "LER@98 = labels random needs to reach 98% of the full-pool accuracy ÷ labels the strategy needs, "
              "with its 80% bootstrap interval over the 15 split x seed runs. The votes oracle answers each request "
              "with one real annotator's vote (UKP: 5 crowd workers per pair; PandaLM: 3 annotators); accuracy is "
-             "always against gold. `relabel` may spend a request on another vote for a pair already asked.", ""]
+             "always against gold. `relabel` may spend a request on another vote for a pair already asked. "
+             "\"interval n/a\": more than a fifth of the bootstrap resamples never reach the target (it sits where "
+             "the curves flatten). Plot bands: ±1 standard error over the 15 runs (the JSON's `accuracy_std` is the "
+             "standard deviation, mostly the spread between test splits).", ""]
     by_key = {(r.data, r.oracle, r.learner, r.features, r.rounds): (r, res, sec, wall) for r, res, sec, wall in done}
     lines += ["## Learners: full-pool accuracy (gold labels, held-out test)", "",
               "| learner | features | " + " | ".join(DATA) + " |", "|---|---|" + "---|" * len(DATA)]

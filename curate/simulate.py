@@ -321,26 +321,29 @@ def summarise(data: SimulationData, curves: dict[str, list[list[float]]], labels
 
 
 def plot_curves(result: dict[str, Any], path: Path) -> Path:
-    """Mean accuracy ± one standard deviation per strategy against labels; random dashed; LER in the legend."""
+    """Mean accuracy ± one standard error (over the split x seed runs) per strategy against labels; random
+    dashed; LER in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    runs = result["splits"] * len(result["seeds"])
     figure, axes = plt.subplots(figsize=(8, 5))
     for name, curve in result["strategies"].items():
-        mean, std = np.array(curve["accuracy_mean"]), np.array(curve["accuracy_std"])
+        mean, error = np.array(curve["accuracy_mean"]), np.array(curve["accuracy_std"]) / np.sqrt(runs)
         ler = result["ler"].get(name)
         label = "random" if name == "random" else f"{name} (LER {'n/a' if ler is None else f'{ler:.2f}'})"
         line, = axes.plot(curve["labels"], mean, "--" if name == "random" else "-", label=label,
                           color="black" if name == "random" else None)
-        axes.fill_between(curve["labels"], mean - std, mean + std, alpha=0.15, color=line.get_color())
+        axes.fill_between(curve["labels"], mean - error, mean + error, alpha=0.15, color=line.get_color())
     axes.axhline(result["target_accuracy"], color="grey", linewidth=0.8, linestyle=":",
                  label=f"target {result['target_accuracy']:.3f} (98% of full pool)")
     axes.set_xlabel("labels")
-    axes.set_ylabel("accuracy on the frozen test")
-    axes.set_title(f"{result['dataset']}: {result['splits']} splits x {len(result['seeds'])} seeds, "
-                   f"learner {result['learner']}")
+    axes.set_ylabel(f"accuracy on the frozen test (mean ± s.e. of {runs} runs)")
+    name = result["dataset"].removesuffix(".gz").removesuffix(".jsonl")
+    axes.set_title(f"{name}: {result['splits']} splits x {len(result['seeds'])} seeds, {result.get('oracle', 'gold')} "
+                   f"oracle, {result['learner']} on {result.get('features', '?')}", fontsize=9)
     axes.legend(fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
