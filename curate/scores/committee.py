@@ -16,6 +16,7 @@ from curate.pool import PoolUnits
 from curate.progress import Progress
 from curate.project import Project
 from curate.scores.lm import model_paths
+from curate.scores.states import DEFAULT_LAYER
 
 NAMES = ("p_mean", "p_var", "vote_entropy", "bald")
 
@@ -76,7 +77,8 @@ def score_committee(project: Project, *, learner: str | None = None, features: s
                     progress: Progress | None = None) -> CommitteeResult:
     """Fit the learner ([learner] in curate.toml, or the arguments) on the project's labelled pairs (never
     the test or calibration slice) and score every pair: P(A ≻ B), its variance, the vote entropy and BALD
-    (for the Laplace learner, over its posterior). ``model`` names the embedding model (embedding features)."""
+    (for the Laplace learner, over its posterior). ``model`` names the embedding model (embedding features;
+    LM states come from the [models] policy); ``members`` applies to the committee only."""
     from curate.learners import make_learner
     from curate.scores.runs import save_run
 
@@ -85,7 +87,7 @@ def score_committee(project: Project, *, learner: str | None = None, features: s
     layer, members, c = layer or config.layer, members or config.members, c or config.c
     options = {"c": c, "members": members, "random_state": random_state} if name == "committee" else {"c": c}
     estimator = make_learner(name, **options)
-    ids, d, used, computed = pair_features(project, features=kind, model=model, layer=layer, progress=progress)
+    ids, d, used, computed = committee_features(project, features=kind, model=model, layer=layer, progress=progress)
     with project.store.read() as conn:
         labels = training_labels(conn)
         slices = _slice_count(conn)
@@ -102,8 +104,8 @@ def score_committee(project: Project, *, learner: str | None = None, features: s
                            computed=computed)
 
 
-def pair_features(project: Project, *, features: str, model: str | None = None, layer: int = 20,
-                  progress: Progress | None = None) -> tuple[list[str], np.ndarray, ResolvedModel, int]:
+def committee_features(project: Project, *, features: str, model: str | None = None, layer: int = DEFAULT_LAYER,
+                       progress: Progress | None = None) -> tuple[list[str], np.ndarray, ResolvedModel, int]:
     """Pair ids, d = f(A) − f(B) for each, the model f comes from, and how many LM states were computed.
     f is the completion's embedding (``features="embedding"``, ``model``: the embedding model) or its
     standardised LM states under the [models] policy (``"lm"``)."""
