@@ -142,9 +142,6 @@ def parse_strategy(spec: str) -> tuple[str, dict[str, str]]:
     return name, options
 
 
-FEATURES = ("embedding", "lm")
-
-
 def pair_features(data: SimulationData, *, model: str, cache_root: Path, features: str = "embedding",
                   lm_model: str | None = None, layer: int | None = None,
                   progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -154,7 +151,7 @@ def pair_features(data: SimulationData, *, model: str, cache_root: Path, feature
     from curate.embed import EmbeddingCache, embed_texts, vectors_for
     from curate.models import DEFAULT_POLICY, resolve_model
     from curate.pool import pair_vectors
-    from curate.scores.states import DEFAULT_LAYER, pair_state_differences
+    from curate.scores.states import DEFAULT_LAYER, FEATURES, pair_state_differences
 
     if features not in FEATURES:
         raise CurateError(f"unknown features '{features}' (features: {', '.join(FEATURES)})")

@@ -16,7 +16,7 @@ from curate.pool import PoolUnits
 from curate.progress import Progress
 from curate.project import Project
 from curate.scores.lm import model_paths
-from curate.scores.states import DEFAULT_LAYER
+from curate.scores.states import DEFAULT_LAYER, FEATURES
 
 NAMES = ("p_mean", "p_var", "vote_entropy", "bald")
 
@@ -114,8 +114,8 @@ def committee_features(project: Project, *, features: str, model: str | None = N
     if features == "embedding":
         units, cache = embedded_units(project, "pair", model=model)
         return units.ids, pair_differences(units, cache), cache.model, 0
-    if features != "lm":
-        raise CurateError(f"unknown features '{features}' (features: embedding, lm)")
+    if features not in FEATURES:
+        raise CurateError(f"unknown features '{features}' (features: {', '.join(FEATURES)})")
     from curate.scores.lm import resolve_scorer
     from curate.scores.states import pair_state_differences
 

@@ -22,6 +22,7 @@ from curate.progress import Progress
 from curate.scores.passes import completion_passes, encode_all
 
 DEFAULT_LAYER = 20
+FEATURES = ("embedding", "lm")  # what a learner sees of a completion: its embedding, or these LM states
 SHARD = 256  # completions computed and cached together: the most a killed run loses
 
 
