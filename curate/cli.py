@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
+from curate.commands.annotate import serve, user_app
 from curate.commands.common import FieldOption, JsonFlag, ModelOption, ProjectDir, err, out, print_json, progress_bar
-from curate.commands.rounds import select
+from curate.commands.rounds import round_app, select
 from curate.commands.score import score_app
 from curate.commands.simulate import simulate
 from curate.errors import CurateError, InputError
@@ -257,6 +258,9 @@ def demo(directory: Annotated[Path, typer.Option("--dir", help="Where to create 
 
 
 app.add_typer(score_app, name="score")
+app.add_typer(user_app, name="user")
+app.add_typer(round_app, name="round")
+app.command()(serve)
 app.command()(select)
 app.command()(simulate)
 

@@ -69,14 +69,14 @@ class RouteSection:
     rewrite if the policy's token entropy on either completion is above the pool's
     ``rewrite_entropy_quantile``; rank otherwise. A rule whose score is missing is skipped."""
 
-    mode: str = "auto"  # auto | rank | rewrite
+    mode: str = "auto"  # auto | rank | rewrite | ranking (order all of a prompt's completions, 3 to 8)
     rewrite_reward_below: float = -1.0
     rank_uncertainty: float = 0.15
     rewrite_entropy_quantile: float = 0.9
 
     def __post_init__(self) -> None:
-        if self.mode not in ("auto", "rank", "rewrite"):
-            raise ConfigError(f"[route] mode must be auto, rank or rewrite, not '{self.mode}'")
+        if self.mode not in ("auto", "rank", "rewrite", "ranking"):
+            raise ConfigError(f"[route] mode must be auto, rank, rewrite or ranking, not '{self.mode}'")
         if not 0 <= self.rank_uncertainty <= 0.5:
             raise ConfigError(f"[route] rank_uncertainty must be between 0 and 0.5, not {self.rank_uncertainty}")
         if not 0 < self.rewrite_entropy_quantile <= 1:
@@ -107,6 +107,29 @@ class LearnerSection:
 
 
 @dataclass(frozen=True)
+class AnnotateSection:
+    """The annotation app (``curate serve``): how work is shared out and who may log in."""
+
+    overlap: int = 1  # judgments per item, each by a different person (e.g. 3 for agreement studies)
+    gold_rate: float = 0.0  # share of served items that are known-answer (gold) pairs, to measure annotators
+    prefill: bool = False  # pre-select the committee's suggested choice (anchors people; recorded per judgment)
+    lease_minutes: int = 60  # an item not submitted within this is released to the queue again
+    instructions: str = "instructions.md"  # markdown shown to annotators; editing it bumps the version
+    max_failed_logins: int = 5  # wrong passwords in a row before the account is locked
+    lockout_minutes: int = 15
+
+    def __post_init__(self) -> None:
+        if self.overlap < 1:
+            raise ConfigError(f"[annotate] overlap must be 1 or more, not {self.overlap}")
+        if not 0 <= self.gold_rate < 1:
+            raise ConfigError(f"[annotate] gold_rate must be at least 0 and below 1, not {self.gold_rate}")
+        if self.lease_minutes < 1 or self.max_failed_logins < 1 or self.lockout_minutes < 1:
+            raise ConfigError("[annotate] lease_minutes, max_failed_logins and lockout_minutes must be 1 or more")
+        if not self.instructions.strip():
+            raise ConfigError("[annotate] instructions must name a markdown file")
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     """Everything in ``curate.toml``."""
 
@@ -116,6 +139,7 @@ class ProjectConfig:
     select: SelectSection = field(default_factory=SelectSection)
     route: RouteSection = field(default_factory=RouteSection)
     learner: LearnerSection = field(default_factory=LearnerSection)
+    annotate: AnnotateSection = field(default_factory=AnnotateSection)
 
 
 def from_mapping(cls: type[T], data: Any, *, where: str) -> T:

@@ -27,3 +27,7 @@ class InputError(CurateError):
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         super().__init__(message)
         self.problems = problems or [message]
+
+
+class RefusedError(CurateError):
+    """An annotation the server refuses: stale, assigned to someone else, or not allowed for this user."""

@@ -139,7 +139,9 @@ def select_round(project: Project, *, budget: int, strategy: str | None = None, 
         wrapped = Quotas(wrapped, by=quota[0], min_share=quota[1], max_share=quota[2])
     mix = RandomMix(wrapped, frac=random_frac, random=random_arm)
     positions, arms = mix.select_with_arms(pool, budget, rng)
-    routes = route_pairs(pool, positions, project.config.route, mode=route)
+    routes = route_pairs(pool, positions, project.config.route, mode=route,
+                         completions=_completions_per_pair(project, context) if (route or project.config.route.mode)
+                         == "ranking" else None)
     manifest = _manifest(project, pool, context, positions, arms, routes, reserved, strategy=chosen_strategy,
                          cold=cold, seed=seed, budget=budget, random_frac=random_frac, options=options or {})
     manifest["quota"] = dict(zip(("by", "min_share", "max_share"), quota, strict=True)) if quota else None
@@ -148,6 +150,17 @@ def select_round(project: Project, *, budget: int, strategy: str | None = None, 
     return RoundResult(number=number, strategy=chosen_strategy.name, cold_start=cold, items=len(positions),
                        routes=_count(r.kind for r in routes), arms=_count(arms),
                        reserved={k: len(v) for k, v in reserved.items()}, manifest=path, notes=context.notes)
+
+
+def _completions_per_pair(project: Project, context: PoolContext) -> np.ndarray:
+    """How many completions the prompt of each pool pair has."""
+    from sqlalchemy import func, select
+
+    from curate.store.schema import Completion
+
+    with project.store.read() as conn:
+        counts = dict(conn.execute(select(Completion.record_id, func.count()).group_by(Completion.record_id)).all())
+    return np.array([counts.get(record_id, 0) for _, record_id, _, _ in context.pairs])
 
 
 def _count(values: Any) -> dict[str, int]:
@@ -232,3 +245,22 @@ def write_manifest(project: Project, number: int, manifest: dict[str, Any]) -> P
                    encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def set_round_status(project: Project, number: int, status: str) -> None:
+    """Close round ``number`` (the app then hands out and accepts nothing more of it) or open it again."""
+    from sqlalchemy import select, update
+
+    from curate.store import audit
+    from curate.store.schema import Round
+
+    if status not in ("open", "closed"):
+        raise CurateError(f"a round is open or closed, not '{status}'")
+    with project.store.write() as conn:
+        current = conn.scalar(select(Round.status).where(Round.number == number))
+        if current is None:
+            raise CurateError(f"there is no round {number} (see curate status)")
+        if current == status:
+            raise CurateError(f"round {number} is already {status}")
+        conn.execute(update(Round).where(Round.number == number).values(status=status))
+        audit(conn, f"round.{'close' if status == 'closed' else 'reopen'}", entity="round", entity_id=str(number))

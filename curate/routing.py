@@ -10,6 +10,8 @@ from curate.config import RouteSection
 from curate.strategies import PoolView
 
 P_SOURCES = ("committee.p_mean", "reward-models.p_mean")
+ROUTE_MODES = ("auto", "rank", "rewrite", "ranking")
+MAX_RANKED = 8  # completions in one ranking item
 
 
 @dataclass(frozen=True)
@@ -19,11 +21,21 @@ class Route:
     reason: str
 
 
-def route_pairs(pool: PoolView, positions: np.ndarray, rule: RouteSection, *, mode: str | None = None) -> list[Route]:
-    """The route of each selected position, by ``rule`` (or every one ``mode`` where it is rank/rewrite)."""
+def route_pairs(pool: PoolView, positions: np.ndarray, rule: RouteSection, *, mode: str | None = None,
+                completions: np.ndarray | None = None) -> list[Route]:
+    """The route of each selected position, by ``rule`` (or every one ``mode`` where it is rank/rewrite).
+    ``ranking`` orders all completions of the pair's prompt where it has 3 to ``MAX_RANKED`` of them
+    (``completions``: the count per pool position), and ranks the pair where it has fewer or more."""
     mode = mode or rule.mode
-    if mode not in ("auto", "rank", "rewrite"):
+    if mode not in ROUTE_MODES:
         raise ValueError(f"unknown route mode {mode}")
+    if mode == "ranking":
+        if completions is None:
+            raise ValueError("the ranking route needs the completions per prompt")
+        return [Route("ranking", None, f"order all {int(completions[i])} completions of the prompt")
+                if 3 <= completions[i] <= MAX_RANKED else
+                Route("rank", None, f"the prompt has {int(completions[i])} completions: rank the pair")
+                for i in positions.tolist()]
     reward_a, reward_b = pool.scores.get("reward.reward_mean.a"), pool.scores.get("reward.reward_mean.b")
     p = next((pool.scores[name] for name in P_SOURCES if name in pool.scores), None)
     entropy = pool.scores.get("entropy.entropy_mean")

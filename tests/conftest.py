@@ -58,9 +58,7 @@ def postgres_server() -> Iterator[str]:
     root = Path(tempfile.mkdtemp(prefix="pg."))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     data = root / "data"
     run_as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                     "--no-locale", "--no-sync")
@@ -201,3 +199,50 @@ def tiny_models(tmp_path_factory, model_cache) -> dict[str, Path]:
     randomise_lora(policy)
     policy.save_pretrained(paths["dpo_lora"])
     return paths
+
+
+# The annotation app: users (name -> (role, password)) and a project with a round to annotate.
+APP_USERS = {"alice": ("lead", "alice-password"), "bob": ("annotator", "bob-password"),
+             "carol": ("annotator", "carol-password"), "dave": ("annotator", "dave-password")}
+
+
+def set_config(root: Path, section: str, **values: object) -> None:
+    """Change keys of one section of a project's curate.toml (validated as curate reads it)."""
+    import tomllib
+
+    from curate.config import ProjectConfig, dump_config, from_mapping
+
+    path = root / "curate.toml"
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    data.setdefault(section, {}).update(values)
+    path.write_text(dump_config(from_mapping(ProjectConfig, data, where=str(path))), encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def annotation_base(tmp_path_factory, shared_data) -> Path:
+    """UKP dev (real crowd votes and gold) with round 1: 500 random pairs to rank; app users added."""
+    from curate.annotate.users import add_user
+    from curate.rounds import select_round
+
+    root = tmp_path_factory.mktemp("annotation") / "proj"
+    with init_project(root) as project:
+        ingest_files(project, [shared_data / "ukp-convarg1-dev.jsonl.gz"])
+        select_round(project, budget=500, strategy="random", route="rank")
+        for name, (role, password) in APP_USERS.items():
+            add_user(project.store, name, role=role, password=password)
+    return root
+
+
+@pytest.fixture
+def annotation(annotation_base, tmp_path):
+    """A private copy of ``annotation_base``."""
+    root = tmp_path / "proj"
+    shutil.copytree(annotation_base, root)
+    with open_project(root) as project:
+        yield project
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

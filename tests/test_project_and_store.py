@@ -74,16 +74,18 @@ def test_newer_schema_is_refused(project):
 
 
 def test_schema_1_project_is_upgraded_to_the_current_schema(project):
-    """The real path from the first release: schema 2 added cluster and near-duplicate tables, 3 scores."""
+    """The real path from the first release: schema 2 added cluster and near-duplicate tables, 3 scores,
+    4 the annotation app's tables."""
+    app_tables = ("submissions", "assignments", "flags", "instruction_versions")
     with project.store.write() as conn:
-        for name in ("cluster_assignments", "cluster_runs", "near_duplicates", "scores", "score_runs"):
+        for name in ("cluster_assignments", "cluster_runs", "near_duplicates", "scores", "score_runs", *app_tables):
             conn.execute(text(f"DROP TABLE {name}"))
         conn.execute(update(Meta).where(Meta.key == "schema_version").values(value="1"))
     with open_project(project.root) as reopened, reopened.store.read() as conn:
-        assert reopened.store.schema_version(conn) == SCHEMA_VERSION == 3
-        for name in ("cluster_runs", "cluster_assignments", "near_duplicates", "score_runs", "scores"):
+        assert reopened.store.schema_version(conn) == SCHEMA_VERSION == 4
+        for name in ("cluster_runs", "cluster_assignments", "near_duplicates", "score_runs", "scores", *app_tables):
             assert inspect(conn).has_table(name)
-        assert ("schema.upgrade", {"from": 1, "to": 3}) in conn.execute(
+        assert ("schema.upgrade", {"from": 1, "to": 4}) in conn.execute(
             select(AuditEntry.action, AuditEntry.details)).all()
 
 

@@ -50,7 +50,9 @@ def select(
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", min=0, help="Random seed (default: select.seed).")] = None,
     route: Annotated[str | None, typer.Option(
-        "--route", help="rank | rewrite | auto: what experts do with the chosen pairs (default: route.mode).")
+        "--route", help="rank | rewrite | ranking | auto: what experts do with the chosen pairs: rank the pair, "
+                        "rewrite one side, order all (3-8) completions of its prompt, or by the [route] rules "
+                        "(default: route.mode).")
     ] = None,
     quota: Annotated[list[str] | None, typer.Option(
         "--quota", help="Share of the strategy's part per group as BY=MIN:MAX, e.g. cluster=0.02:0.3 or topic=0:0.1 "
@@ -77,8 +79,8 @@ def select(
     if len(quota or []) > 1:
         raise CurateError("one --quota per round (quotas on two groupings at once could not both be kept)")
 
-    if route is not None and route not in ("rank", "rewrite", "auto"):
-        raise CurateError(f"--route must be rank, rewrite or auto, not '{route}'")
+    if route is not None and route not in ("rank", "rewrite", "ranking", "auto"):
+        raise CurateError(f"--route must be rank, rewrite, ranking or auto, not '{route}'")
     if random_frac is not None and not 0 <= random_frac <= 1:
         raise CurateError(f"--random-frac must be between 0 and 1, not {random_frac}")
     with open_project(project_dir) as project:
@@ -120,3 +122,30 @@ def _stream(project_dir: Path, strategy: str, rate: float, mapping: str | None, 
 
 def _pretty(counts: dict[str, int]) -> str:
     return ", ".join(f"{v} {k}" for k, v in counts.items())
+
+
+round_app = typer.Typer(no_args_is_help=True, help="Close a round (the app stops handing it out) or reopen it.")
+
+
+@round_app.command("close")
+def round_close(number: Annotated[int, typer.Argument(help="Round number.")], project_dir: ProjectDir = Path(".")
+                ) -> None:
+    """Close round NUMBER: the app hands out none of its items and refuses submits for them."""
+    from curate.project import open_project
+    from curate.rounds import set_round_status
+
+    with open_project(project_dir) as project:
+        set_round_status(project, number, "closed")
+    out.print(f"round {number} closed")
+
+
+@round_app.command("reopen")
+def round_reopen(number: Annotated[int, typer.Argument(help="Round number.")], project_dir: ProjectDir = Path(".")
+                 ) -> None:
+    """Open round NUMBER again."""
+    from curate.project import open_project
+    from curate.rounds import set_round_status
+
+    with open_project(project_dir) as project:
+        set_round_status(project, number, "open")
+    out.print(f"round {number} open")

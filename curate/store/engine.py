@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import getpass
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,10 @@ class Store:
         self.url = url
         self.engine: Engine = _create_engine(url)
         self.dialect = self.engine.dialect.name
+        # SQLite has one writer at a time; threads of this process queue here, in order, instead of in
+        # SQLite's busy handler (which sleeps and retries, so under load some writers wait for seconds).
+        self._write_lock: AbstractContextManager[object] = (
+            threading.Lock() if self.dialect == "sqlite" else nullcontext())
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -72,7 +77,7 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction; on SQLite it takes the write lock up front (``BEGIN IMMEDIATE``)."""
-        with self.engine.connect().execution_options(curate_write=True) as conn, conn.begin():
+        with self._write_lock, self.engine.connect().execution_options(curate_write=True) as conn, conn.begin():
             yield conn
 
     def close(self) -> None:

@@ -29,7 +29,16 @@ def _add_score_tables(conn: Connection) -> None:
         Base.metadata.tables[name].create(conn, checkfirst=True)
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_cluster_and_duplicate_tables, 2: _add_score_tables}
+def _add_annotation_tables(conn: Connection) -> None:
+    """Schema 4: the app's assignments, submit tokens, flags and instruction versions."""
+    from curate.store.schema import Base
+
+    for name in ("assignments", "submissions", "flags", "instruction_versions"):
+        Base.metadata.tables[name].create(conn, checkfirst=True)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_cluster_and_duplicate_tables, 2: _add_score_tables,
+                                                       3: _add_annotation_tables}
 
 
 def upgrade(conn: Connection, current: int, target: int) -> None:

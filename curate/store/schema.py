@@ -9,7 +9,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Bump when a table changes, and add the step to ``migrations.MIGRATIONS``.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 ID = String(32)
 
 
@@ -135,7 +135,7 @@ class Item(Base):
     record_id: Mapped[str] = mapped_column(ForeignKey("records.id"))
     pair_id: Mapped[str | None] = mapped_column(ForeignKey("pairs.id"), nullable=True)
     completion_id: Mapped[str | None] = mapped_column(ForeignKey("completions.id"), nullable=True)
-    kind: Mapped[str] = mapped_column(String(16))  # rank | rewrite
+    kind: Mapped[str] = mapped_column(String(16))  # rank (a pair) | rewrite | ranking (all of a prompt's completions)
     arm: Mapped[str] = mapped_column(String(16))  # strategy | random
     score: Mapped[float | None] = mapped_column(nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -167,6 +167,56 @@ class Judgment(Base):
     model_version: Mapped[str | None] = mapped_column(String(200), nullable=True)
     meta: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_batches.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Assignment(Base):
+    """One item handed to one annotator in the app; never the same item twice for one person."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("item_id", "annotator_id"), Index("ix_assignments_item_status", "item_id",
+                                                                          "status"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | done | skipped | expired
+    shown_order: Mapped[list[Any]] = mapped_column(JSONValue)  # completion ids, left to right
+    suggestion: Mapped[str | None] = mapped_column(String(16), nullable=True)  # pre-filled choice, if shown
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it was skipped
+    judgment_id: Mapped[str | None] = mapped_column(ForeignKey("judgments.id"), nullable=True)
+    served_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Submission(Base):
+    """The client token of one accepted submit: a second submit with the same token stores nothing."""
+
+    __tablename__ = "submissions"
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"))
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id"), index=True)
+    judgment_id: Mapped[str | None] = mapped_column(ForeignKey("judgments.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Flag(Base):
+    """An item an annotator flagged (broken, offensive, unanswerable); leads review them."""
+
+    __tablename__ = "flags"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class InstructionVersion(Base):
+    """One version of the annotators' instructions (the project's markdown file); judgments name it."""
+
+    __tablename__ = "instruction_versions"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

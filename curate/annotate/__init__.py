@@ -1,0 +1,1 @@
+"""The annotation app's library: accounts, the work queue, submits, instructions and progress."""

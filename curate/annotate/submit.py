@@ -1,0 +1,209 @@
+"""Submits from the app: a judgment per assignment, each in one short transaction, idempotent by token.
+
+A submit is refused (``RefusedError``) when the assignment is someone else's, already judged, released
+after its lease, or its round is closed. A second submit with the same client token stores nothing and
+answers with the first one's judgment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from curate.annotate.users import User, _aware
+from curate.errors import CurateError, RefusedError
+from curate.ids import content_id, normalise_text
+from curate.store import Store, audit
+from curate.store.schema import Assignment, Completion, Flag, Item, Judgment, Pair, Round, Submission
+
+# The label schema the app writes; its version is stored with every judgment.
+LABEL_SCHEMA = {
+    "version": "1",
+    "pair": {"choice": ["a", "b", "tie", "both_bad"], "confidence": [1, 5]},
+    "ranking": "groups of completion ids, best first; completions in one group are tied",
+    "rewrite": "a new completion whose parent is the rewritten one",
+}
+SHOWN_CHOICES = {"A": 0, "B": 1, "tie": None, "both_bad": None}
+MAX_REASON = 2000
+
+
+@dataclass(frozen=True)
+class Saved:
+    judgment: str | None
+    duplicate: bool  # this token had been submitted before: nothing new was stored
+
+
+def submit(store: Store, user: User, *, assignment: int, token: str, instruction_version: int,
+           choice: str | None = None, ranks: list[int] | None = None, text: str | None = None,
+           confidence: int | None = None, reason: str | None = None, now: datetime | None = None) -> Saved:
+    """Store the judgment of one assignment: ``choice`` (A, B, tie, both_bad as shown) for a pair,
+    ``ranks`` (1 = best, equal numbers tie, one per shown completion) for a ranking, ``text`` for a rewrite."""
+    now = now or datetime.now(timezone.utc)
+    _check_token(token)
+    if confidence is not None and not (isinstance(confidence, int) and 1 <= confidence <= 5):
+        raise CurateError(f"confidence must be a whole number from 1 to 5, not {confidence!r}")
+    reason = (reason or "").strip()[:MAX_REASON] or None
+    with store.write() as conn:
+        done = _duplicate(conn, user, token, assignment)
+        if done is not None:
+            return done
+        row, item = _claim(conn, user, assignment)
+        values: dict[str, Any] = {}
+        if item.kind == "rewrite":
+            values.update(_rewrite(conn, user, row, item, text, now))
+        elif item.kind == "rank":
+            values.update(_pair_choice(conn, row, item, choice))
+        else:
+            values.update(_ranking(row, ranks))
+        judgment_id = uuid.uuid4().hex
+        conn.execute(insert(Judgment).values(
+            id=judgment_id, source="app", record_id=item.record_id, pair_id=item.pair_id, item_id=item.id,
+            annotator_id=user.id, confidence=confidence, reason=reason, shown_order=row.shown_order,
+            time_ms=int((now - _aware(row.served_at)).total_seconds() * 1000),
+            instruction_version=str(instruction_version), label_schema_version=LABEL_SCHEMA["version"],
+            meta={"suggestion_shown": row.suggestion, "arm": item.arm, "round": _round_number(conn, item)},
+            created_at=now, **values))
+        _finish(conn, row, token, judgment_id, "done", now)
+    return Saved(judgment_id, duplicate=False)
+
+
+def skip(store: Store, user: User, *, assignment: int, token: str, reason: str | None = None,
+         flag: bool = False, now: datetime | None = None) -> Saved:
+    """Pass on an assignment (``flag``: and report the item to the leads; a reason is then required)."""
+    now = now or datetime.now(timezone.utc)
+    _check_token(token)
+    reason = (reason or "").strip()[:MAX_REASON] or None
+    if flag and not reason:
+        raise CurateError("say why you flag this item")
+    with store.write() as conn:
+        done = _duplicate(conn, user, token, assignment)
+        if done is not None:
+            return done
+        row, item = _claim(conn, user, assignment)
+        if flag:
+            conn.execute(insert(Flag).values(item_id=item.id, annotator_id=user.id, reason=reason, created_at=now))
+        conn.execute(update(Assignment).where(Assignment.id == row.id).values(reason=reason))
+        _finish(conn, row, token, None, "skipped", now)
+    return Saved(None, duplicate=False)
+
+
+def undo_last(store: Store, user: User) -> int:
+    """Take back ``user``'s latest judgment in an open round: the item is theirs to judge again.
+    The judgment leaves the judgments table but stays, whole, in the audit log. Returns the assignment."""
+    with store.write() as conn:
+        row = conn.execute(select(Assignment).join(Item, Item.id == Assignment.item_id)
+                           .join(Round, Round.id == Item.round_id)
+                           .where(Assignment.annotator_id == user.id, Assignment.status.in_(("done", "skipped")),
+                                  Round.status == "open")
+                           .order_by(Assignment.done_at.desc(), Assignment.id.desc()).limit(1)).first()
+        if row is None:
+            raise RefusedError("nothing to undo in the open rounds")
+        judgment = conn.execute(select(Judgment).where(Judgment.id == row.judgment_id)).first()
+        conn.execute(delete(Submission).where(Submission.assignment_id == row.id))
+        conn.execute(update(Assignment).where(Assignment.id == row.id).values(
+            status="open", judgment_id=None, done_at=None, reason=None, served_at=datetime.now(timezone.utc)))
+        conn.execute(delete(Flag).where(Flag.item_id == row.item_id, Flag.annotator_id == user.id))
+        details: dict[str, Any] = {"assignment": row.id, "status": row.status}
+        if judgment is not None:
+            details["judgment"] = {c.name: _plain(getattr(judgment, c.name)) for c in Judgment.__table__.columns}
+            conn.execute(delete(Judgment).where(Judgment.id == judgment.id))
+            if judgment.kind == "rewrite":
+                details["rewrite_removed"] = _drop_rewrite(conn, judgment.completion_id)
+        audit(conn, "judgment.undo", entity="assignment", entity_id=str(row.id), actor=f"app:{user.name}",
+              details=details)
+        return int(row.id)
+
+
+def _check_token(token: str) -> None:
+    if not isinstance(token, str) or not 8 <= len(token) <= 64:
+        raise CurateError("a submit needs its client token (8 to 64 characters)")
+
+
+def _duplicate(conn: Connection, user: User, token: str, assignment: int) -> Saved | None:
+    seen = conn.execute(select(Submission).where(Submission.token == token)).first()
+    if seen is None:
+        return None
+    if seen.annotator_id != user.id or seen.assignment_id != assignment:
+        raise RefusedError("this client token was used for another submit")
+    return Saved(seen.judgment_id, duplicate=True)
+
+
+def _claim(conn: Connection, user: User, assignment: int) -> tuple[Assignment, Item]:
+    row = conn.execute(select(Assignment).where(Assignment.id == assignment)).first()
+    if row is None or row.annotator_id != user.id:
+        raise RefusedError("this item is not assigned to you")
+    if row.status == "expired":
+        raise RefusedError("this item was released after its time limit; load the next item")
+    if row.status != "open":
+        raise RefusedError(f"this item is already {'judged' if row.status == 'done' else 'skipped'}")
+    item = conn.execute(select(Item).where(Item.id == row.item_id)).one()
+    if conn.scalar(select(Round.status).where(Round.id == item.round_id)) != "open":
+        raise RefusedError("this item's round is closed")
+    return row, item
+
+
+def _finish(conn: Connection, row: Assignment, token: str, judgment_id: str | None, status: str,
+            now: datetime) -> None:
+    conn.execute(update(Assignment).where(Assignment.id == row.id).values(
+        status=status, judgment_id=judgment_id, done_at=now))
+    conn.execute(insert(Submission).values(token=token, annotator_id=row.annotator_id, assignment_id=row.id,
+                                           judgment_id=judgment_id, created_at=now))
+
+
+def _pair_choice(conn: Connection, row: Assignment, item: Item, choice: str | None) -> dict[str, Any]:
+    if choice not in SHOWN_CHOICES:
+        raise CurateError(f"choose A, B, tie or both_bad, not {choice!r}")
+    position = SHOWN_CHOICES[choice]
+    if position is None:
+        return {"kind": "pair", "choice": choice}
+    a_id = conn.scalar(select(Pair.a_id).where(Pair.id == item.pair_id))
+    return {"kind": "pair", "choice": "a" if row.shown_order[position] == a_id else "b"}
+
+
+def _ranking(row: Assignment, ranks: list[int] | None) -> dict[str, Any]:
+    shown = row.shown_order
+    if (not isinstance(ranks, list) or len(ranks) != len(shown)
+            or not all(isinstance(r, int) and not isinstance(r, bool) and 1 <= r <= len(shown) for r in ranks)):
+        raise CurateError(f"give each of the {len(shown)} completions a rank from 1 (best) to {len(shown)}")
+    groups = [[c for c, r in zip(shown, ranks, strict=False) if r == level] for level in sorted(set(ranks))]
+    return {"kind": "ranking", "ranking": groups}
+
+
+def _rewrite(conn: Connection, user: User, row: Assignment, item: Item, text: str | None,
+             now: datetime) -> dict[str, Any]:
+    body = normalise_text(text or "")
+    if not body:
+        raise CurateError("the rewrite is empty")
+    parent = conn.execute(select(Completion).where(Completion.id == item.completion_id)).one()
+    if body == parent.text:
+        raise CurateError("the rewrite is the same as the original: edit it, or skip the item")
+    new_id = content_id("completion", item.record_id, body)
+    if conn.scalar(select(Completion.id).where(Completion.id == new_id)) is None:
+        conn.execute(insert(Completion).values(
+            id=new_id, record_id=item.record_id, text=body, origin="rewrite", parent_id=parent.id,
+            author_id=user.id, round_id=item.round_id, created_at=now))
+    return {"kind": "rewrite", "completion_id": new_id}
+
+
+def _drop_rewrite(conn: Connection, completion_id: str | None) -> bool:
+    """Remove a rewrite nothing else refers to (no pair, no other judgment)."""
+    if completion_id is None:
+        return False
+    used = conn.scalar(select(Pair.id).where((Pair.a_id == completion_id) | (Pair.b_id == completion_id)).limit(1))
+    used = used or conn.scalar(select(Judgment.id).where(Judgment.completion_id == completion_id).limit(1))
+    if used or conn.scalar(select(Completion.origin).where(Completion.id == completion_id)) != "rewrite":
+        return False
+    conn.execute(delete(Completion).where(Completion.id == completion_id))
+    return True
+
+
+def _round_number(conn: Connection, item: Item) -> int:
+    return int(conn.scalar(select(Round.number).where(Round.id == item.round_id)))
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
