@@ -23,9 +23,12 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/curate demo
 
-# Tests need the throw-away PostgreSQL 15 server binaries; install them when absent.
+# Tests need the throw-away PostgreSQL 15 server binaries and a headless Chromium with its driver (the
+# annotation app's browser test); install the Debian packages when absent.
 system-deps:
 	@test -x $(PG_BIN)/initdb || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15)
+	@(test -x /usr/bin/chromium && test -x /usr/bin/chromedriver) || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

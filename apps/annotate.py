@@ -75,8 +75,7 @@ def build_app(project: Project) -> Any:
             gr.update(visible=view == "rank"),
             *[gr.update(value=f"**{i + 1}.** {ranked[i]}" if i < len(ranked) else "", visible=i < len(ranked))
               for i in range(MAX_RANKED)],
-            *[gr.update(value=None, choices=list(range(1, len(ranked) + 1)), visible=i < len(ranked))
-              for i in range(MAX_RANKED)],
+            *[gr.update(value=None, maximum=max(len(ranked), 1), visible=i < len(ranked)) for i in range(MAX_RANKED)],
             gr.update(visible=view == "rewrite"),
             texts[0] if view == "rewrite" else "", texts[0] if view == "rewrite" else "", "",
             None, "",  # confidence, reason: cleared for the next item
@@ -125,8 +124,8 @@ def build_app(project: Project) -> Any:
                                              confidence=_conf(confidence), reason=reason,
                                              instruction_version=version()), "saved")
 
-    def on_rank(assignment: str, token: str, confidence: int | None, reason: str, *ranks: Any,
-                request: gr.Request) -> tuple[dict[str, Any], str]:
+    def on_rank(assignment: str, token: str, confidence: int | None, reason: str, request: gr.Request,
+                *ranks: Any) -> tuple[dict[str, Any], str]:
         given = [int(r) for r in ranks if r not in (None, "")]
         return run(request, lambda u: submit(store, u, assignment=_int(assignment), token=token, ranks=given,
                                              confidence=_conf(confidence), reason=reason,
@@ -170,11 +169,15 @@ def build_app(project: Project) -> Any:
         with gr.Tabs():
             with gr.Tab("Annotate", id="annotate"):
                 message = gr.Markdown(elem_id="message")
-                prompt = gr.Markdown(elem_id="prompt")
+                prompt = gr.Markdown(elem_id="prompt", line_breaks=True)
                 with gr.Group(visible=False, elem_id="pair-view") as pair_view:
                     with gr.Row(equal_height=True):
-                        left = gr.Markdown(elem_classes="completion", elem_id="left", label="A")
-                        right = gr.Markdown(elem_classes="completion", elem_id="right", label="B")
+                        with gr.Column():
+                            gr.Markdown("### A")
+                            left = gr.Markdown(elem_classes="completion", elem_id="left", line_breaks=True)
+                        with gr.Column():
+                            gr.Markdown("### B")
+                            right = gr.Markdown(elem_classes="completion", elem_id="right", line_breaks=True)
                     choice = gr.Radio(CHOICES, label="Which is better?", elem_id="choice")
                     submit_pair = gr.Button("Submit (Enter)", variant="primary", elem_id="submit-pair")
                 with gr.Group(visible=False, elem_id="rank-view") as rank_view:
@@ -182,9 +185,9 @@ def build_app(project: Project) -> Any:
                     rank_texts, rank_boxes = [], []
                     for i in range(MAX_RANKED):
                         with gr.Row(equal_height=True):
-                            rank_texts.append(gr.Markdown(elem_classes="completion", visible=False))
-                            rank_boxes.append(gr.Dropdown(label="rank", choices=[], visible=False, scale=0,
-                                                          min_width=90, elem_id=f"rank-{i}"))
+                            rank_texts.append(gr.Markdown(elem_classes="completion", visible=False, line_breaks=True))
+                            rank_boxes.append(gr.Number(label="rank", precision=0, minimum=1, maximum=MAX_RANKED,
+                                                        visible=False, scale=0, min_width=90, elem_id=f"rank-{i}"))
                     submit_rank = gr.Button("Submit ranking (Enter)", variant="primary", elem_id="submit-rank")
                 with gr.Group(visible=False, elem_id="rewrite-view") as rewrite_view:
                     original = gr.Textbox(label="Original", interactive=False, lines=6, elem_id="original")

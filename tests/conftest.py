@@ -10,6 +10,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,43 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def add_ranking_round(project, shared_data: Path, folder: Path) -> int:
+    """Ingest one prompt with four completions (real UKP arguments) and select it as a ranking round
+    (the rules strategy finds it by its prompt). Returns the round number."""
+    import gzip
+    import json
+
+    from curate.rounds import select_round
+
+    rows, texts = [], set()
+    with gzip.open(shared_data / "ukp-convarg1-dev.jsonl.gz", "rt") as f:
+        for line in f:  # two pairs of four different arguments
+            row = json.loads(line)
+            if len(rows) < 2 and not {row["a1"], row["a2"]} & texts and row["a1"] != row["a2"]:
+                rows.append(row)
+                texts |= {row["a1"], row["a2"]}
+    data = folder / "four-arguments.jsonl"
+    data.write_text("".join(json.dumps({"prompt": "Which argument is strongest? Rank all four.",
+                                        "chosen": r["a1"], "rejected": r["a2"]}) + "\n" for r in rows))
+    ingest_files(project, [data])
+    rules = folder / "rules.txt"
+    rules.write_text("Rank all four\n")
+    return select_round(project, budget=1, strategy="rules", options={"path": str(rules)}, random_frac=0.0,
+                        route="ranking").number
+
+
+@contextmanager
+def serving(root: Path) -> Iterator[str]:
+    """The annotation app of the project at ``root``, served in this process on a free port: its URL."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    from curate.apps.annotate import launch
+
+    with open_project(root) as project:
+        port = free_port()
+        app = launch(project, port=port, block=False)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            app.close()

@@ -10,7 +10,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import APP_USERS, set_config
+from conftest import APP_USERS, add_ranking_round, set_config
 from sqlalchemy import func, select
 
 from curate import open_project
@@ -254,39 +254,22 @@ def test_rewrites_are_new_completions_with_provenance(annotation):
         assert conn.scalar(select(Completion.id).where(Completion.id == new.id)) is None
 
 
-def test_rankings_order_all_completions_with_ties(tmp_path, shared_data):
-    """A prompt with four completions (real UKP arguments) becomes one ranking item."""
-    import gzip
+def test_rankings_order_all_completions_with_ties(annotation, shared_data, tmp_path):
+    """A prompt with four completions becomes one ranking item (after round 1 is closed)."""
+    from curate.rounds import set_round_status
 
-    from curate import ingest_files, init_project
-    from curate.rounds import select_round
-
-    rows, texts = [], set()
-    with gzip.open(shared_data / "ukp-convarg1-dev.jsonl.gz", "rt") as f:
-        for line in f:  # two pairs of four different arguments
-            row = json.loads(line)
-            if len(rows) < 2 and not {row["a1"], row["a2"]} & texts and row["a1"] != row["a2"]:
-                rows.append(row)
-                texts |= {row["a1"], row["a2"]}
-    data = tmp_path / "four.jsonl"
-    data.write_text("".join(json.dumps({"prompt": "Which argument is strongest?", "chosen": r["a1"],
-                                        "rejected": r["a2"]}) + "\n" for r in rows))
-    with init_project(tmp_path / "p") as project:
-        ingest_files(project, [data])
-        add_user(project.store, "bob", role="annotator", password="bob-password")
-    set_config(tmp_path / "p", "select", test_size=0.0, calibration_size=0.0)
-    with open_project(tmp_path / "p") as project:
-        select_round(project, budget=1, strategy="random", route="ranking")
-        bob = get_user(project.store, "bob")
-        shown = next_item(project.store, bob, project.config.annotate)
-        assert shown.view == "rank" and len(shown.completions) == 4
-        with pytest.raises(CurateError, match="rank from 1"):
-            submit(project.store, bob, assignment=shown.assignment, token=shown.token, ranks=[1, 2],
+    set_round_status(annotation, 1, "closed")
+    number = add_ranking_round(annotation, shared_data, tmp_path)
+    bob = get_user(annotation.store, "bob")
+    shown = next_item(annotation.store, bob, annotation.config.annotate)
+    assert shown.view == "rank" and shown.round == number and len(shown.completions) == 4
+    with pytest.raises(CurateError, match="rank from 1"):
+        submit(annotation.store, bob, assignment=shown.assignment, token=shown.token, ranks=[1, 2],
+               instruction_version=1)
+    saved = submit(annotation.store, bob, assignment=shown.assignment, token=shown.token, ranks=[2, 1, 2, 3],
                    instruction_version=1)
-        saved = submit(project.store, bob, assignment=shown.assignment, token=shown.token, ranks=[2, 1, 2, 3],
-                       instruction_version=1)
-        with project.store.read() as conn:
-            j = conn.execute(select(Judgment).where(Judgment.id == saved.judgment)).first()
+    with annotation.store.read() as conn:
+        j = conn.execute(select(Judgment).where(Judgment.id == saved.judgment)).first()
     order = j.shown_order
     assert j.kind == "ranking" and j.ranking == [[order[1]], [order[0], order[2]], [order[3]]]
 

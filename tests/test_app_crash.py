@@ -1,0 +1,92 @@
+"""kill -9 the real `curate serve` process 20 times while annotators submit: the SQLite database stays
+intact (PRAGMA integrity_check) and every judgment the server acknowledged is there, none doubled."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import APP_USERS, free_port, set_config
+
+from curate.annotate.client import AppClient
+from curate.errors import CurateError
+
+CURATE = Path(sys.executable).with_name("curate")
+KILLS = int(os.environ.get("CURATE_KILLS", "20"))
+
+
+def start(root: Path, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([str(CURATE), "serve", "--project", str(root), "--port", str(port)],
+                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"curate serve exited with {proc.returncode}"
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError("curate serve did not start")
+
+
+@pytest.mark.slow
+def test_kill_9_under_load_loses_no_acknowledged_judgment(annotation_base, tmp_path):
+    root = tmp_path / "proj"
+    shutil.copytree(annotation_base, root)
+    set_config(root, "annotate", overlap=3)
+    acked: list[str] = []
+    errors: list[BaseException] = []
+    rng = random.Random(0)
+    names = ["bob", "carol", "dave"]
+    for _ in range(KILLS):
+        port = free_port()
+        proc = start(root, port)
+        stop = threading.Event()
+
+        def annotate(name: str, url: str = f"http://127.0.0.1:{port}", stop: threading.Event = stop) -> None:
+            try:
+                with AppClient(url, name, APP_USERS[name][1], timeout=10) as client:
+                    while not stop.is_set():
+                        item = client.item()
+                        if item is None:
+                            return
+                        acked.append(client.submit_pair(item, rng.choice("AB"))["judgment"])
+            except (httpx.HTTPError, CurateError, ValueError) as err:
+                errors.append(err)  # the server died under us: what was not acknowledged may be lost
+
+        threads = [threading.Thread(target=annotate, args=(name,)) for name in names]
+        before = len(acked)
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 60
+        while len(acked) == before and time.monotonic() < deadline:  # load is flowing (first calls warm up)
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.1, 1.0))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        stop.set()
+        for t in threads:
+            t.join()
+    con = sqlite3.connect(root / "curate.db")
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        stored = {r[0] for r in con.execute("SELECT id FROM judgments WHERE source = 'app'")}
+        doubled = con.execute("SELECT COUNT(*) - COUNT(DISTINCT item_id || ':' || annotator_id) FROM judgments "
+                              "WHERE source = 'app'").fetchone()[0]
+        orphans = con.execute("SELECT COUNT(*) FROM assignments a LEFT JOIN judgments j ON j.id = a.judgment_id "
+                              "WHERE a.status = 'done' AND j.id IS NULL").fetchone()[0]
+    finally:
+        con.close()
+    assert len(acked) >= 3 * KILLS, errors[:5]  # the load was real: judgments were acknowledged in every life
+    assert set(acked) <= stored and doubled == 0 and orphans == 0
