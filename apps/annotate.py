@@ -7,6 +7,7 @@ thin call into ``curate.annotate``. Named API endpoints (``/next``, ``/submit_pa
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from curate.annotate import progress as prog
 from curate.annotate.diff import diff_html
 from curate.annotate.instructions import current_instructions
 from curate.annotate.queue import Shown, next_item
-from curate.annotate.submit import Saved, skip, submit, undo_last
+from curate.annotate.submit import Saved, skip, submit, undo
 from curate.annotate.users import User, check_login, get_user
 from curate.errors import CurateError
 from curate.project import Project
@@ -82,28 +83,6 @@ def build_app(project: Project) -> Any:
             gr.update(visible=shown is None),
         ]
 
-    def serve_next(request: gr.Request) -> list[Any]:
-        user = user_of(request)
-        return shown_updates(user, next_item(store, user, rule))
-
-    def api_item(request: gr.Request) -> dict[str, Any] | None:
-        """The item to do now, as JSON (for API callers; the page uses /next)."""
-        user = user_of(request)
-        shown = next_item(store, user, rule)
-        return shown.as_dict() if shown else None
-
-    def run(request: gr.Request, action: Any, done: str) -> tuple[dict[str, Any], str]:
-        """Do ``action`` for the logged-in user; a refusal is an error the page (or API caller) shows."""
-        user = user_of(request)
-        try:
-            saved = action(user)
-        except CurateError as err:
-            raise gr.Error(str(err)) from None
-        if isinstance(saved, Saved):
-            note = "already saved (a double submit stores nothing new)" if saved.duplicate else done
-            return {"judgment": saved.judgment, "duplicate": saved.duplicate}, note
-        return {"assignment": saved}, done
-
     seen_instructions: dict[tuple[int, int], int] = {}
 
     def version() -> int:
@@ -118,35 +97,59 @@ def build_app(project: Project) -> Any:
             seen_instructions[key] = current_instructions(store, instructions_file)[0]
         return seen_instructions[key]
 
-    def on_pair(assignment: str, token: str, choice: str | None, confidence: int | None, reason: str,
-                request: gr.Request) -> tuple[dict[str, Any], str]:
+    def serve_next(request: gr.Request) -> list[Any]:
+        user = user_of(request)
+        return shown_updates(user, next_item(store, user, rule, instruction_version=version()))
+
+    def api_item(request: gr.Request) -> dict[str, Any] | None:
+        """The item to do now, as JSON (for API callers; the page uses /next)."""
+        user = user_of(request)
+        shown = next_item(store, user, rule, instruction_version=version())
+        return shown.as_dict() if shown else None
+
+    def run(request: gr.Request, action: Any, done: str) -> tuple[dict[str, Any], str, str]:
+        """Do ``action`` for the logged-in user: (result, message, the assignment Undo would take back).
+        A refusal is an error the page (or API caller) shows."""
+        user = user_of(request)
+        try:
+            saved = action(user)
+        except CurateError as err:
+            raise gr.Error(str(err)) from None
+        if isinstance(saved, Saved):
+            note = "already saved (a double submit stores nothing new)" if saved.duplicate else done
+            return ({"judgment": saved.judgment, "duplicate": saved.duplicate, "assignment": saved.assignment},
+                    note, str(saved.assignment))
+        return {"assignment": saved}, done, ""
+
+    def on_pair(assignment: str, token: str, choice: str | None, confidence: Any, reason: str,
+                request: gr.Request) -> tuple[dict[str, Any], str, str]:
         return run(request, lambda u: submit(store, u, assignment=_int(assignment), token=token, choice=choice,
-                                             confidence=_conf(confidence), reason=reason,
-                                             instruction_version=version()), "saved")
+                                             confidence=_whole(confidence), reason=reason), "saved")
 
-    def on_rank(assignment: str, token: str, confidence: int | None, reason: str, request: gr.Request,
-                *ranks: Any) -> tuple[dict[str, Any], str]:
-        given = [int(r) for r in ranks if r not in (None, "")]
-        return run(request, lambda u: submit(store, u, assignment=_int(assignment), token=token, ranks=given,
-                                             confidence=_conf(confidence), reason=reason,
-                                             instruction_version=version()), "ranking saved")
+    def on_rank(assignment: str, token: str, confidence: Any, reason: str, request: gr.Request,
+                *ranks: Any) -> tuple[dict[str, Any], str, str]:
+        return run(request, lambda u: submit(
+            store, u, assignment=_int(assignment), token=token, confidence=_whole(confidence), reason=reason,
+            ranks=[_whole(r) for r in ranks if r not in (None, "")]), "ranking saved")
 
-    def on_rewrite(assignment: str, token: str, text: str, confidence: int | None, reason: str,
-                   request: gr.Request) -> tuple[dict[str, Any], str]:
+    def on_rewrite(assignment: str, token: str, text: str, confidence: Any, reason: str,
+                   request: gr.Request) -> tuple[dict[str, Any], str, str]:
         return run(request, lambda u: submit(store, u, assignment=_int(assignment), token=token, text=text,
-                                             confidence=_conf(confidence), reason=reason,
-                                             instruction_version=version()), "rewrite saved")
+                                             confidence=_whole(confidence), reason=reason), "rewrite saved")
 
-    def on_skip(assignment: str, token: str, reason: str, request: gr.Request) -> tuple[dict[str, Any], str]:
+    def on_skip(assignment: str, token: str, reason: str, request: gr.Request) -> tuple[dict[str, Any], str, str]:
         return run(request, lambda u: skip(store, u, assignment=_int(assignment), token=token, reason=reason),
                    "skipped")
 
-    def on_flag(assignment: str, token: str, reason: str, request: gr.Request) -> tuple[dict[str, Any], str]:
+    def on_flag(assignment: str, token: str, reason: str, request: gr.Request) -> tuple[dict[str, Any], str, str]:
         return run(request, lambda u: skip(store, u, assignment=_int(assignment), token=token, reason=reason,
                                            flag=True), "flagged for the leads")
 
-    def on_undo(request: gr.Request) -> tuple[dict[str, Any], str]:
-        return run(request, lambda u: undo_last(store, u), "last judgment taken back: judge it again")
+    def on_undo(last: str, request: gr.Request) -> tuple[dict[str, Any], str, str]:
+        if not last:
+            raise gr.Error("nothing to undo here (each judgment can be undone once, right after it)")
+        return run(request, lambda u: undo(store, u, rule, assignment=_int(last)),
+                   "last judgment taken back: judge it again")
 
     def on_stats(request: gr.Request) -> tuple[Any, Any, Any]:
         user = user_of(request)
@@ -202,6 +205,7 @@ def build_app(project: Project) -> Any:
                     skip_button = gr.Button("Skip", elem_id="skip")
                     flag_button = gr.Button("Flag", variant="stop", elem_id="flag")
                     undo_button = gr.Button("Undo last", elem_id="undo")
+                    reload_button = gr.Button("Next item", elem_id="reload")
                 empty = gr.Markdown("**Nothing left to do in the open rounds.** Thank you!", visible=False)
                 gr.Markdown("Keys: **1** A · **2** B · **3** tie · **4** both bad · **Enter** submit "
                             "(Ctrl+Enter in a text field)", elem_classes="keys")
@@ -209,6 +213,7 @@ def build_app(project: Project) -> Any:
                 result = gr.JSON(visible="hidden", elem_id="result")
                 assignment = gr.Textbox(visible="hidden", elem_id="assignment")
                 token = gr.Textbox(visible="hidden", elem_id="token")
+                last_done = gr.Textbox(visible="hidden", elem_id="last-done")
             with gr.Tab("Instructions", id="instructions"):
                 instructions = gr.Markdown(elem_id="instructions")
             with gr.Tab("Progress", id="progress-tab") as stats_tab:
@@ -222,16 +227,17 @@ def build_app(project: Project) -> Any:
                    *rank_texts, *rank_boxes, rewrite_view, original, editor, diff, confidence, reason, empty]
         app.load(serve_next, None, outputs, api_name="next", queue=False)
         gr.api(api_item, api_name="item", queue=False)
+        reload_button.click(serve_next, None, outputs, api_name=False, queue=False)
         app.load(on_instructions, None, instructions, api_name=False)
         app.load(on_stats, None, [stats_line, stats, review_tab], api_name=False)
-        acknowledged = [result, message]
+        acknowledged = [result, message, last_done]
         for button, handler, inputs, name in [
                 (submit_pair, on_pair, [assignment, token, choice, confidence, reason], "submit_pair"),
                 (submit_rank, on_rank, [assignment, token, confidence, reason, *rank_boxes], "submit_rank"),
                 (submit_rewrite, on_rewrite, [assignment, token, editor, confidence, reason], "submit_rewrite"),
                 (skip_button, on_skip, [assignment, token, reason], "skip"),
                 (flag_button, on_flag, [assignment, token, reason], "flag"),
-                (undo_button, on_undo, None, "undo")]:
+                (undo_button, on_undo, [last_done], "undo")]:
             # The write is acknowledged first; the next item follows (as /next does for API callers).
             button.click(handler, inputs, acknowledged, api_name=name, queue=False).success(
                 serve_next, None, outputs, api_name=False, queue=False)
@@ -249,11 +255,16 @@ def launch(project: Project, *, host: str = "127.0.0.1", port: int = 7860, block
     link, no uploads, no files served from disk. With ``block=False`` it returns the running app."""
     app = build_app(project)
     rule = project.config.annotate
-    app.launch(server_name=host, server_port=port, share=False,
-               auth=lambda u, p: check_login(project.store, u, p, rule),
+
+    async def auth(name: str, password: str) -> bool:  # argon2 and a write off the event loop
+        import anyio
+
+        return await anyio.to_thread.run_sync(lambda: check_login(project.store, name, password, rule))
+
+    app.launch(server_name=host, server_port=port, share=False, auth=auth, run_history=False,
                auth_message="Log in with the account your lead created (curate user add).",
                head=KEYS_JS, css=CSS, max_file_size=1, allowed_paths=[], blocked_paths=[str(Path(project.root))],
-               show_error=True, quiet=True, ssr_mode=False, footer_links=[], prevent_thread_lock=not block,
+               show_error=False, quiet=True, ssr_mode=False, footer_links=[], prevent_thread_lock=not block,
                inbrowser=False)
     return app
 
@@ -273,8 +284,15 @@ def _int(value: str) -> int:
         raise CurateError("no item is loaded: reload the page") from None
 
 
-def _conf(value: Any) -> int | None:
-    return None if value in (None, "") else int(value)
+def _whole(value: Any) -> Any:
+    """A form's number as an int (a bad one is left for the library to refuse with its message)."""
+    if value in (None, ""):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    return int(number) if math.isfinite(number) and number == int(number) else value
 
 
 def _table(rows: list[dict[str, Any]]) -> Any:

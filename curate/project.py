@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from curate.annotate.instructions import DEFAULT as DEFAULT_INSTRUCTIONS
 from curate.config import (
     CONFIG_FILE,
     DatabaseSection,
@@ -64,6 +65,10 @@ def init_project(directory: Path | str, *, db_url: str | None = None) -> Project
                 (root / name).mkdir()
                 made.append(root / name)
         store = create_store(url)
+        instructions = root / config.annotate.instructions
+        if not instructions.exists():  # the annotators' instructions, for the lead to edit
+            made.append(instructions)
+            instructions.write_text(DEFAULT_INSTRUCTIONS, encoding="utf-8")
         (root / CONFIG_FILE).write_text(dump_config(config), encoding="utf-8")
     except BaseException:
         # Nothing half-written: remove what this call created.

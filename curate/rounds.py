@@ -139,9 +139,10 @@ def select_round(project: Project, *, budget: int, strategy: str | None = None, 
         wrapped = Quotas(wrapped, by=quota[0], min_share=quota[1], max_share=quota[2])
     mix = RandomMix(wrapped, frac=random_frac, random=random_arm)
     positions, arms = mix.select_with_arms(pool, budget, rng)
+    ranking = (route or project.config.route.mode) == "ranking"
     routes = route_pairs(pool, positions, project.config.route, mode=route,
-                         completions=_completions_per_pair(project, context) if (route or project.config.route.mode)
-                         == "ranking" else None)
+                         completions=_completions_per_pair(project, context) if ranking else None,
+                         records=[record for _, record, _, _ in context.pairs] if ranking else None)
     manifest = _manifest(project, pool, context, positions, arms, routes, reserved, strategy=chosen_strategy,
                          cold=cold, seed=seed, budget=budget, random_frac=random_frac, options=options or {})
     manifest["quota"] = dict(zip(("by", "min_share", "max_share"), quota, strict=True)) if quota else None

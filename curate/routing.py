@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,20 +23,18 @@ class Route:
 
 
 def route_pairs(pool: PoolView, positions: np.ndarray, rule: RouteSection, *, mode: str | None = None,
-                completions: np.ndarray | None = None) -> list[Route]:
+                completions: np.ndarray | None = None, records: Sequence[str] | None = None) -> list[Route]:
     """The route of each selected position, by ``rule`` (or every one ``mode`` where it is rank/rewrite).
-    ``ranking`` orders all completions of the pair's prompt where it has 3 to ``MAX_RANKED`` of them
-    (``completions``: the count per pool position), and ranks the pair where it has fewer or more."""
+    ``ranking`` orders all completions of the pair's prompt (``records``: per pool position) where it has 3
+    to ``MAX_RANKED`` of them (``completions``: the count per position), once per prompt; the other pairs
+    are ranked as pairs."""
     mode = mode or rule.mode
     if mode not in ROUTE_MODES:
         raise ValueError(f"unknown route mode {mode}")
     if mode == "ranking":
-        if completions is None:
-            raise ValueError("the ranking route needs the completions per prompt")
-        return [Route("ranking", None, f"order all {int(completions[i])} completions of the prompt")
-                if 3 <= completions[i] <= MAX_RANKED else
-                Route("rank", None, f"the prompt has {int(completions[i])} completions: rank the pair")
-                for i in positions.tolist()]
+        if completions is None or records is None:
+            raise ValueError("the ranking route needs each pair's prompt and its number of completions")
+        return _rankings(positions, completions, records)
     reward_a, reward_b = pool.scores.get("reward.reward_mean.a"), pool.scores.get("reward.reward_mean.b")
     p = next((pool.scores[name] for name in P_SOURCES if name in pool.scores), None)
     entropy = pool.scores.get("entropy.entropy_mean")
@@ -66,3 +65,17 @@ def _better_side(i: int, reward_a: np.ndarray | None, reward_b: np.ndarray | Non
     if p is not None:
         return "a" if p[i] >= 0.5 else "b"
     return "a"
+
+
+def _rankings(positions: np.ndarray, completions: np.ndarray, records: Sequence[str]) -> list[Route]:
+    routes, ranked = [], set()
+    for i in positions.tolist():
+        n = int(completions[i])
+        if not 3 <= n <= MAX_RANKED:
+            routes.append(Route("rank", None, f"the prompt has {n} completions: rank the pair"))
+        elif records[i] in ranked:
+            routes.append(Route("rank", None, "the prompt's completions are already one ranking: rank the pair"))
+        else:
+            ranked.add(records[i])
+            routes.append(Route("ranking", None, f"order all {n} completions of the prompt"))
+    return routes

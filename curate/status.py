@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from curate.annotate.progress import round_progress
 from curate.project import Project
 from curate.scores.runs import score_status
 from curate.store import redact
@@ -14,6 +15,7 @@ from curate.store.schema import (
     Annotator,
     ClusterRun,
     Completion,
+    Flag,
     IngestBatch,
     Item,
     Judgment,
@@ -54,6 +56,7 @@ def project_status(project: Project) -> dict[str, Any]:
             "ingested_files": count(IngestBatch.id),
             "slices": {k: by_slice[k] for k in sorted(by_slice)},
             "latest_round": _latest_round(conn),
+            "annotation": _annotation(conn, project.config.annotate.overlap),
             "scores": score_status(project),
         }
 
@@ -71,3 +74,13 @@ def _latest_round(conn: Any) -> dict[str, Any] | None:
     return {"number": round_.number, "strategy": round_.strategy, "status": round_.status,
             "items": sum(by_kind.values()), "routes": {k: by_kind[k] for k in sorted(by_kind)},
             "arms": {k: by_arm[k] for k in sorted(by_arm)}}
+
+
+def _annotation(conn: Any, overlap: int) -> dict[str, Any]:
+    """The app's work: each open round's progress, judgments per app user, flagged items."""
+    per_user = conn.execute(select(Annotator.name, func.count(Judgment.id)).join(
+        Judgment, Judgment.annotator_id == Annotator.id).where(Judgment.source == "app")
+        .group_by(Annotator.name).order_by(Annotator.name)).all()
+    return {"overlap": overlap, "open_rounds": round_progress(conn, overlap),
+            "judgments_by_annotator": {name: int(n) for name, n in per_user},
+            "flags": int(conn.scalar(select(func.count(Flag.id))) or 0)}

@@ -41,6 +41,15 @@ def status_table(summary: dict[str, Any]) -> Table:
         arms = ", ".join(f"{n} {k}" for k, n in latest["arms"].items())
         table.add_row(f"round {latest['number']} ({latest['strategy']}, {latest['status']})",
                       f"{latest['items']} items: {routes}; arms: {arms}")
+    work = summary["annotation"]
+    for r in work["open_rounds"]:
+        table.add_row(f"annotation: round {r['round']}", f"{r['complete']} / {r['items']} items complete "
+                                                         f"({r['judgments']} / {r['needed']} judgments, "
+                                                         f"{work['overlap']} per item)")
+    for name, n in work["judgments_by_annotator"].items():
+        table.add_row(f"  judged by {name}", str(n))
+    if work["flags"]:
+        table.add_row("flagged items", f"{work['flags']} (the Review tab of curate serve)")
     for kind, run in summary["scores"].items():
         state = f"stale: {run['why']}" if run["stale"] else "current"
         table.add_row(f"scores: {kind}", f"{run['units']} ({state})")

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -144,6 +145,19 @@ def ukp(ukp_embedded, tmp_path):
     shutil.copytree(ukp_embedded, root)
     with open_project(root) as project:
         yield project
+
+
+@pytest.fixture(scope="session")
+def ukp_lm_states(ukp_embedded, model_cache, tmp_path_factory):
+    """The embedded UKP sample scored once by the Laplace learner on SmolLM2's LM states (cached in the
+    project's cache/scores/states): the project's root and the run's result."""
+    from curate.scores.committee import score_committee
+
+    root = tmp_path_factory.mktemp("lm") / "proj"
+    shutil.copytree(ukp_embedded, root)
+    shutil.copytree(model_cache / "models", root / "cache" / "models", dirs_exist_ok=True)
+    with open_project(root) as project:
+        return root, score_committee(project, learner="laplace", features="lm")
 
 
 @pytest.fixture(scope="session")
@@ -287,3 +301,23 @@ def serving(root: Path) -> Iterator[str]:
             yield f"http://127.0.0.1:{port}"
         finally:
             app.close()
+
+
+def start_server(root: Path, port: int) -> subprocess.Popen:
+    """`curate serve` on ``root`` as a real process, once it answers on ``port``."""
+    import httpx
+
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("curate")), "serve", "--project", str(root),
+                             "--port", str(port)], env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"curate serve exited with {proc.returncode}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("curate serve did not start")

@@ -17,7 +17,7 @@ from curate import open_project
 from curate.annotate.instructions import current_instructions
 from curate.annotate.progress import annotator_stats, flagged_items, progress_line
 from curate.annotate.queue import next_item
-from curate.annotate.submit import skip, submit, undo_last
+from curate.annotate.submit import skip, submit, undo
 from curate.annotate.users import add_user, check_login, get_user, list_users, unlock_user
 from curate.errors import CurateError, RefusedError
 from curate.store.schema import Annotator, AuditEntry, Completion, Item, Judgment, Pair
@@ -28,9 +28,8 @@ def users(project):
 
 
 def judge(project, user, choice="A", **kw):
-    shown = next_item(project.store, user, project.config.annotate)
-    saved = submit(project.store, user, assignment=shown.assignment, token=shown.token, choice=choice,
-                   instruction_version=1, **kw)
+    shown = next_item(project.store, user, project.config.annotate, instruction_version=1)
+    saved = submit(project.store, user, assignment=shown.assignment, token=shown.token, choice=choice, **kw)
     return shown, saved
 
 
@@ -68,6 +67,8 @@ def test_lock_out_after_repeated_failures_even_with_the_right_password(annotatio
         assert not check_login(store, "carol", "guess", rule, now=now)
     assert not check_login(store, "carol", "carol-password", rule, now=now)
     assert {u["name"]: u["locked"] for u in list_users(store)}["carol"] is True
+    with pytest.raises(RefusedError, match="is locked"):  # a session opened before the lock-out ends too
+        get_user(store, "carol")
     later = now + timedelta(minutes=rule.lockout_minutes + 1)
     assert check_login(store, "carol", "carol-password", rule, now=later)
     for _ in range(rule.max_failed_logins):
@@ -115,33 +116,26 @@ def test_a_double_submit_stores_one_judgment_and_stale_or_foreign_submits_are_re
     store, rule = annotation.store, annotation.config.annotate
     people = users(annotation)
     shown = next_item(store, people["bob"], rule)
-    first = submit(store, people["bob"], assignment=shown.assignment, token=shown.token, choice="B",
-                   instruction_version=1)
-    again = submit(store, people["bob"], assignment=shown.assignment, token=shown.token, choice="A",
-                   instruction_version=1)
+    first = submit(store, people["bob"], assignment=shown.assignment, token=shown.token, choice="B")
+    again = submit(store, people["bob"], assignment=shown.assignment, token=shown.token, choice="A")
     assert again.duplicate and again.judgment == first.judgment
     with pytest.raises(RefusedError, match="already judged"):
-        submit(store, people["bob"], assignment=shown.assignment, token="another-token", choice="A",
-               instruction_version=1)
+        submit(store, people["bob"], assignment=shown.assignment, token="another-token", choice="A")
     other = next_item(store, people["carol"], rule)
     with pytest.raises(RefusedError, match="not assigned to you"):
-        submit(store, people["bob"], assignment=other.assignment, token="bob-token-1", choice="A",
-               instruction_version=1)
+        submit(store, people["bob"], assignment=other.assignment, token="bob-token-1", choice="A")
     with pytest.raises(RefusedError, match="used for another submit"):
-        submit(store, people["carol"], assignment=other.assignment, token=shown.token, choice="A",
-               instruction_version=1)
+        submit(store, people["carol"], assignment=other.assignment, token=shown.token, choice="A")
     with pytest.raises(CurateError, match="choose A, B, tie or both_bad"):
-        submit(store, people["carol"], assignment=other.assignment, token="carol-token-1", choice="C",
-               instruction_version=1)
+        submit(store, people["carol"], assignment=other.assignment, token="carol-token-1", choice="C")
     with pytest.raises(CurateError, match="confidence"):
         submit(store, people["carol"], assignment=other.assignment, token="carol-token-1", choice="A",
-               confidence=9, instruction_version=1)
+               confidence=9)
     from curate.rounds import set_round_status
 
     set_round_status(annotation, 1, "closed")
     with pytest.raises(RefusedError, match="round is closed"):
-        submit(store, people["carol"], assignment=other.assignment, token="carol-token-2", choice="A",
-               instruction_version=1)
+        submit(store, people["carol"], assignment=other.assignment, token="carol-token-2", choice="A")
     assert next_item(store, people["carol"], rule) is None
     with store.read() as conn:
         assert conn.scalar(select(func.count()).select_from(Judgment).where(Judgment.source == "app")) == 1
@@ -162,8 +156,7 @@ def test_an_expired_lease_goes_back_to_the_queue_and_its_late_submit_is_refused(
     assert taken.assignment != held.assignment and item_of[taken.assignment] == item_of[held.assignment]
     assert statuses[held.assignment] == "expired"
     with pytest.raises(RefusedError, match="released after its time limit"):
-        submit(store, people["bob"], assignment=held.assignment, token=held.token, choice="A",
-               instruction_version=1, now=late)
+        submit(store, people["bob"], assignment=held.assignment, token=held.token, choice="A", now=late)
     assert taken.prompt == held.prompt and sorted(taken.completions) == sorted(held.completions)
 
 
@@ -172,30 +165,52 @@ def test_skip_flag_and_undo(annotation):
     people = users(annotation)
     bob = people["bob"]
     first, saved = judge(annotation, bob, choice="tie", confidence=4, reason="both argue well")
+    with pytest.raises(RefusedError, match="latest judgment"):
+        undo(store, bob, rule, assignment=first.assignment + 1000)
+    assert undo(store, bob, rule, assignment=first.assignment) == first.assignment
+    with pytest.raises(RefusedError, match="only once"):  # a double click on Undo undoes one step
+        undo(store, bob, rule, assignment=first.assignment)
+    with pytest.raises(RefusedError, match="was undone"):  # the spent token cannot store a judgment again
+        submit(store, bob, assignment=first.assignment, token=first.token, choice="A")
+    again = next_item(store, bob, rule)
+    assert again.assignment == first.assignment and again.token != first.token
+    submit(store, bob, assignment=again.assignment, token=again.token, choice="A")
     second = next_item(store, bob, rule)
     with pytest.raises(CurateError, match="say why"):
         skip(store, bob, assignment=second.assignment, token=second.token, flag=True)
-    skip(store, bob, assignment=second.assignment, token=second.token, flag=True, reason="garbled text")
+    flagged = skip(store, bob, assignment=second.assignment, token=second.token, flag=True, reason="garbled text")
+    with pytest.raises(RefusedError, match="used for another submit"):  # a token is for one action
+        submit(store, bob, assignment=second.assignment, token=second.token, choice="A")
     third = next_item(store, bob, rule)
-    skip(store, bob, assignment=third.assignment, token=third.token, reason="not my field")
+    skipped = skip(store, bob, assignment=third.assignment, token=third.token, reason="not my field")
     assert [f["reason"] for f in flagged_items(store)] == ["garbled text"]
-    assert undo_last(store, bob) == third.assignment  # the skip is taken back: the item is bob's again
+    with pytest.raises(RefusedError, match="latest"):
+        undo(store, bob, rule, assignment=flagged.assignment)
+    undo(store, bob, rule, assignment=skipped.assignment)  # the skip is taken back: the item is bob's again
     assert next_item(store, bob, rule).assignment == third.assignment
-    skip(store, bob, assignment=third.assignment, token="skip-again-token", reason="not my field")
-    undo_last(store, bob)
-    undo_last(store, bob)  # the flag
-    assert flagged_items(store) == []
-    assert undo_last(store, bob) == first.assignment
     with store.read() as conn:
         assert conn.scalar(select(func.count()).select_from(Judgment).where(Judgment.id == saved.judgment)) == 0
-        undone = [json.loads(json.dumps(d)) for (d,) in conn.execute(
-            select(AuditEntry.details).where(AuditEntry.action == "judgment.undo"))]
-    kept = [d["judgment"] for d in undone if "judgment" in d]
-    assert kept[0]["choice"] == "tie" and kept[0]["reason"] == "both argue well" and kept[0]["confidence"] == 4
+        undone = [d for (d,) in conn.execute(select(AuditEntry.details).where(AuditEntry.action == "judgment.undo"))]
+    kept = undone[0]["judgment"]
+    assert kept["choice"] == "tie" and kept["reason"] == "both argue well" and kept["confidence"] == 4
     stats = {row["annotator"]: row for row in annotator_stats(store)}
-    assert stats["bob"]["judgments"] == 0 and stats["bob"]["skipped"] == 0
-    with pytest.raises(RefusedError, match="nothing to undo"):
-        undo_last(store, people["dave"])
+    assert stats["bob"]["judgments"] == 1 and stats["bob"]["skipped"] == 1 and stats["bob"]["flagged"] == 1
+
+
+def test_undoing_a_skip_never_exceeds_the_overlap(annotation):
+    store, rule = annotation.store, annotation.config.annotate  # overlap 1
+    people = users(annotation)
+    shown = next_item(store, people["bob"], rule)
+    skipped = skip(store, people["bob"], assignment=shown.assignment, token=shown.token)
+    taken = next_item(store, people["carol"], rule)
+    with store.read() as conn:
+        from curate.store.schema import Assignment
+
+        same = conn.scalar(select(func.count(func.distinct(Assignment.item_id)))
+                           .where(Assignment.id.in_((shown.assignment, taken.assignment)))) == 1
+    assert same
+    with pytest.raises(RefusedError, match="others have taken this item"):
+        undo(store, people["bob"], rule, assignment=skipped.assignment)
 
 
 def test_gold_items_are_mixed_in_at_the_rate_and_scored(annotation):
@@ -223,6 +238,13 @@ def test_instructions_are_versioned_and_every_judgment_names_its_version(annotat
     path.write_text("# Our rules\n\nPrefer the argument with evidence.\n", encoding="utf-8")
     assert current_instructions(annotation.store, path) == (2, path.read_text())
     assert current_instructions(annotation.store, path)[0] == 2  # unchanged text: the same version
+    bob = get_user(annotation.store, "bob")
+    shown = next_item(annotation.store, bob, annotation.config.annotate, instruction_version=2)
+    path.write_text("# Our rules, third edition\n")
+    assert current_instructions(annotation.store, path)[0] == 3
+    saved = submit(annotation.store, bob, assignment=shown.assignment, token=shown.token, choice="A")
+    with annotation.store.read() as conn:  # judged as shown: under version 2
+        assert conn.scalar(select(Judgment.instruction_version).where(Judgment.id == saved.judgment)) == "2"
     path.write_text("   \n")
     with pytest.raises(CurateError, match="empty"):
         current_instructions(annotation.store, path)
@@ -238,18 +260,16 @@ def test_rewrites_are_new_completions_with_provenance(annotation):
     assert shown.view == "rewrite" and shown.round == 2 and len(shown.completions) == 1
     for text, message in [("", "empty"), (shown.completions[0], "same as the original")]:
         with pytest.raises(CurateError, match=message):
-            submit(annotation.store, bob, assignment=shown.assignment, token=shown.token, text=text,
-                   instruction_version=1)
+            submit(annotation.store, bob, assignment=shown.assignment, token=shown.token, text=text)
     better = shown.completions[0] + "\n\nStudies of this question support the point."
-    saved = submit(annotation.store, bob, assignment=shown.assignment, token=shown.token, text=better,
-                   instruction_version=1)
+    saved = submit(annotation.store, bob, assignment=shown.assignment, token=shown.token, text=better)
     with annotation.store.read() as conn:
         j = conn.execute(select(Judgment).where(Judgment.id == saved.judgment)).first()
         new = conn.execute(select(Completion).where(Completion.id == j.completion_id)).first()
         parent = conn.scalar(select(Item.completion_id).where(Item.id == j.item_id))
     assert j.kind == "rewrite" and new.text == better and new.origin == "rewrite"
     assert new.parent_id == parent and new.author_id == bob.id and new.round_id is not None
-    undo_last(annotation.store, bob)
+    undo(annotation.store, bob, annotation.config.annotate, assignment=shown.assignment)
     with annotation.store.read() as conn:
         assert conn.scalar(select(Completion.id).where(Completion.id == new.id)) is None
 
@@ -264,10 +284,8 @@ def test_rankings_order_all_completions_with_ties(annotation, shared_data, tmp_p
     shown = next_item(annotation.store, bob, annotation.config.annotate)
     assert shown.view == "rank" and shown.round == number and len(shown.completions) == 4
     with pytest.raises(CurateError, match="rank from 1"):
-        submit(annotation.store, bob, assignment=shown.assignment, token=shown.token, ranks=[1, 2],
-               instruction_version=1)
-    saved = submit(annotation.store, bob, assignment=shown.assignment, token=shown.token, ranks=[2, 1, 2, 3],
-                   instruction_version=1)
+        submit(annotation.store, bob, assignment=shown.assignment, token=shown.token, ranks=[1, 2])
+    saved = submit(annotation.store, bob, assignment=shown.assignment, token=shown.token, ranks=[2, 1, 2, 3])
     with annotation.store.read() as conn:
         j = conn.execute(select(Judgment).where(Judgment.id == saved.judgment)).first()
     order = j.shown_order
@@ -307,8 +325,7 @@ def test_concurrent_annotators_never_exceed_the_overlap(project, samples):
     def work(user):
         try:
             while (shown := next_item(project.store, user, rule)) is not None:
-                submit(project.store, user, assignment=shown.assignment, token=shown.token, choice="A",
-                       instruction_version=1)
+                submit(project.store, user, assignment=shown.assignment, token=shown.token, choice="A")
         except BaseException as err:  # pragma: no cover - reported below
             errors.append(err)
 
@@ -322,3 +339,38 @@ def test_concurrent_annotators_never_exceed_the_overlap(project, samples):
         rows = conn.execute(select(Judgment.item_id).where(Judgment.source == "app")).scalars().all()
         items = conn.scalar(select(func.count()).select_from(Item))
     assert len(rows) == items and Counter(rows).most_common(1)[0][1] == 1  # overlap 1: each item once
+
+
+def test_user_round_and_serve_commands(cli, annotation, monkeypatch, tmp_path):
+    import io
+    import sys
+
+    root = annotation.root
+    monkeypatch.setenv("CURATE_PASSWORD", "erin-password")
+    code, out, err = cli("user", "add", "erin", "--role", "lead", "--project", root)
+    assert code == 0 and "added user erin (lead)" in out, err
+    monkeypatch.delenv("CURATE_PASSWORD")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("frank-password\nfrank-password\n"))
+    code, out, err = cli("user", "add", "frank", "--project", root)
+    assert code == 0 and "added user frank (annotator)" in out, err
+    assert check_login(annotation.store, "frank", "frank-password", annotation.config.annotate)
+    code, out, _ = cli("user", "list", "--project", root, "--json")
+    assert {u["name"]: u["role"] for u in json.loads(out)} == {**{n: r for n, (r, _) in APP_USERS.items()},
+                                                                "erin": "lead", "frank": "annotator"}
+    code, _, err = cli("user", "unlock", "nobody", "--project", root)
+    assert code == 1 and "no user 'nobody'" in err
+    judge(annotation, get_user(annotation.store, "bob"))
+    code, out, _ = cli("status", "--project", root, "--json")
+    work = json.loads(out)["annotation"]
+    assert work["judgments_by_annotator"] == {"bob": 1} and work["open_rounds"][0]["judgments"] == 1
+    assert cli("round", "close", "1", "--project", root)[0] == 0
+    code, _, err = cli("round", "close", "1", "--project", root)
+    assert code == 1 and "already closed" in err
+    code, _, err = cli("round", "close", "9", "--project", root)
+    assert code == 1 and "no round 9" in err
+    assert cli("round", "reopen", "1", "--project", root)[0] == 0
+    from curate import init_project
+
+    with init_project(tmp_path / "empty") as empty:
+        code, _, err = cli("serve", "--project", empty.root)
+    assert code == 1 and "no app users yet" in err

@@ -99,6 +99,8 @@ def test_two_annotators_in_two_browsers_keyboard_rewrite_ranking_and_screenshots
         with serving(root) as url:
             token_bob, token_carol = log_in(bob, url, "bob"), log_in(carol, url, "carol")
             assert view_is(bob, "pair-view") and view_is(carol, "pair-view")
+            tabs = [t.text for t in bob.find_elements(By.CSS_SELECTOR, "[role=tab]")]
+            assert "Annotate" in tabs and "Review" not in tabs  # the review tab is for leads only
             assert "**" not in bob.find_element(By.ID, "progress").text  # markdown rendered
             bob.save_screenshot(str(shots / "app-pairwise.png"))
             for key in ("1", "2", "3"):  # bob: three pairs by keyboard (choice, then Enter)

@@ -8,36 +8,17 @@ import random
 import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-from conftest import APP_USERS, free_port, set_config
+from conftest import APP_USERS, free_port, set_config, start_server
 
 from curate.annotate.client import AppClient
 from curate.errors import CurateError
 
-CURATE = Path(sys.executable).with_name("curate")
 KILLS = int(os.environ.get("CURATE_KILLS", "20"))
-
-
-def start(root: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([str(CURATE), "serve", "--project", str(root), "--port", str(port)],
-                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"curate serve exited with {proc.returncode}"
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
-            return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise AssertionError("curate serve did not start")
 
 
 @pytest.mark.slow
@@ -51,7 +32,7 @@ def test_kill_9_under_load_loses_no_acknowledged_judgment(annotation_base, tmp_p
     names = ["bob", "carol", "dave"]
     for _ in range(KILLS):
         port = free_port()
-        proc = start(root, port)
+        proc = start_server(root, port)
         stop = threading.Event()
 
         def annotate(name: str, url: str = f"http://127.0.0.1:{port}", stop: threading.Event = stop) -> None:

@@ -10,7 +10,7 @@ from collections import Counter
 
 import httpx
 import pytest
-from conftest import APP_USERS, add_ranking_round, serving, set_config
+from conftest import APP_USERS, add_ranking_round, free_port, serving, set_config, start_server
 from gradio_client import Client
 from sqlalchemy import func, select
 
@@ -44,11 +44,12 @@ def test_pairwise_skip_flag_undo_and_stats_through_gradio_client(served):
     assert item["view"] == "pair" and len(item["completions"]) == 2 and "model" not in str(item.keys())
     page = bob.predict(api_name="/next")  # what the page shows: the same item, and the progress line
     assert page[0]["assignment"] == item["assignment"] and "**bob** (annotator)" in page[3]
-    result, message = bob.predict(str(item["assignment"]), item["token"], "B", 4, "clearer", api_name="/submit_pair")
-    assert message == "saved" and not result["duplicate"]
-    again, message = bob.predict(str(item["assignment"]), item["token"], "B", 4, "clearer",
-                                 api_name="/submit_pair")
-    assert again == {"judgment": result["judgment"], "duplicate": True} and "already saved" in message
+    result, message, last = bob.predict(str(item["assignment"]), item["token"], "B", 4, "clearer",
+                                        api_name="/submit_pair")
+    assert message == "saved" and not result["duplicate"] and last == str(item["assignment"])
+    again, message, _ = bob.predict(str(item["assignment"]), item["token"], "B", 4, "clearer",
+                                    api_name="/submit_pair")
+    assert again == {**result, "duplicate": True} and "already saved" in message
     j = stored(root, result["judgment"])
     assert j.source == "app" and j.confidence == 4 and j.reason == "clearer" and j.instruction_version == "1"
     assert len(j.shown_order) == 2 and j.time_ms is not None and j.label_schema_version == "1"
@@ -59,8 +60,11 @@ def test_pairwise_skip_flag_undo_and_stats_through_gradio_client(served):
         bob.predict(str(second["assignment"]), second["token"], "", api_name="/flag")
     bob.predict(str(second["assignment"]), second["token"], "the two texts are cut off", api_name="/flag")
     third = bob.predict(api_name="/item")
-    _, message = bob.predict(api_name="/undo")
-    assert "taken back" in message and bob.predict(api_name="/item")["assignment"] == second["assignment"]
+    _, message, last = bob.predict(str(second["assignment"]), api_name="/undo")
+    assert "taken back" in message and last == ""
+    with pytest.raises(Exception, match="only once"):
+        bob.predict(str(second["assignment"]), api_name="/undo")
+    assert bob.predict(api_name="/item")["assignment"] == second["assignment"]
     bob.predict(str(second["assignment"]), "flag-again-token", "the two texts are cut off", api_name="/flag")
     assert bob.predict(api_name="/item")["assignment"] == third["assignment"]
     line, table = bob.predict(api_name="/stats")
@@ -84,13 +88,13 @@ def test_rank_and_rewrite_views_through_gradio_client(annotation, shared_data, t
         rewrite = carol.predict(api_name="/item")
         assert rewrite["view"] == "rewrite" and rewrite["round"] == 2
         text = rewrite["completions"][0] + " This is supported by several studies."
-        result, message = carol.predict(str(rewrite["assignment"]), rewrite["token"], text, None, "",
-                                        api_name="/submit_rewrite")
+        result, message, _ = carol.predict(str(rewrite["assignment"]), rewrite["token"], text, None, "",
+                                           api_name="/submit_rewrite")
         assert message == "rewrite saved"
         ranking = carol.predict(api_name="/item")
         assert ranking["view"] == "rank" and len(ranking["completions"]) == 4
-        ranked, _ = carol.predict(str(ranking["assignment"]), ranking["token"], 3, "", 1, 2, 2, 4,
-                                  *[None] * 4, api_name="/submit_rank")
+        ranked, _, _ = carol.predict(str(ranking["assignment"]), ranking["token"], 3, "", 1, 2, 2, 4,
+                                     *[None] * 4, api_name="/submit_rank")
         assert carol.predict(api_name="/item") is None  # nothing left in the open rounds
     j = stored(annotation.root, result["judgment"])
     with annotation.store.read() as conn:
@@ -163,12 +167,18 @@ def test_eight_annotators_500_submits_each_at_once_lose_and_double_nothing(annot
         except BaseException as err:  # reported below
             errors.append(err)
 
-    with serving(root) as url:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(root, port)  # its own process, as in production: the clients here do not slow it
+    try:
         threads = [threading.Thread(target=annotate, args=(name,)) for name in names]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+    finally:
+        server.terminate()
+        server.wait()
     assert not errors, errors[:3]
     with open_project(root) as project, project.store.read() as conn:
         rows = conn.execute(select(Judgment.id, Judgment.item_id, Judgment.annotator_id)
@@ -179,3 +189,15 @@ def test_eight_annotators_500_submits_each_at_once_lose_and_double_nothing(annot
     assert len(rows) == 8 * 500 == len({(r.item_id, r.annotator_id) for r in rows})
     assert set(per_item.values()) == {8} and len(per_item) == 500
     assert {j for ids in acked.values() for j in ids} == {r.id for r in rows}
+
+
+def test_editing_the_instructions_bumps_the_version_later_judgments_carry(served):
+    url, root = served
+    with AppClient(url, "carol", "carol-password") as carol:
+        first = carol.submit_pair(carol.item(), "A")
+        (root / "instructions.md").write_text("# Rules, second edition\n\nPrefer arguments with evidence.\n")
+        second = carol.submit_pair(carol.item(), "B")
+    assert stored(root, first["judgment"]).instruction_version == "1"
+    assert stored(root, second["judgment"]).instruction_version == "2"
+    shown = login(url, "alice").predict(api_name="/next")
+    assert shown[0]["view"] == "pair"

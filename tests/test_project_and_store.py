@@ -20,8 +20,8 @@ from curate.store.schema import SCHEMA_VERSION, AuditEntry, Meta
 def test_init_creates_the_layout(cli, tmp_path):
     code, _out, err = cli("init", tmp_path / "p")
     assert code == 0, err
-    assert sorted(p.name for p in (tmp_path / "p").iterdir()) >= ["cache", "curate.db", "curate.toml", "exports",
-                                                                  "models", "rounds"]
+    assert {p.name for p in (tmp_path / "p").iterdir()} >= {"cache", "curate.db", "curate.toml", "exports",
+                                                            "instructions.md", "models", "rounds"}
     code, _, err = cli("init", tmp_path / "p")
     assert code == 1 and "already holds a curate project" in err
 

@@ -186,16 +186,18 @@ def test_committee_scores_every_pair_and_goes_stale_with_new_judgments(ukp, tmp_
 
 
 @pytest.mark.slow
-def test_committee_on_lm_states_and_the_laplace_learner(ukp, model_cache, cli):
+def test_committee_on_lm_states_and_the_laplace_learner(ukp_lm_states, tmp_path, cli):
     import shutil
 
+    from curate import open_project
     from curate.errors import CurateError
     from curate.scores.committee import score_committee
 
-    shutil.copytree(model_cache / "models", ukp.root / "cache" / "models", dirs_exist_ok=True)
-    laplace = score_committee(ukp, learner="laplace", features="lm")
+    root, laplace = ukp_lm_states
     assert (laplace.learner, laplace.features, laplace.members) == ("laplace", "lm", 0)
     assert laplace.computed > 150 and laplace.pairs == 200  # one state per distinct completion in its prompt
+    shutil.copytree(root, tmp_path / "proj")
+    ukp = open_project(tmp_path / "proj")
     code, out, err = cli("score", "committee", "--project", ukp.root, "--features", "lm", "--json")
     assert code == 0, err
     again = json.loads(out)
@@ -204,6 +206,7 @@ def test_committee_on_lm_states_and_the_laplace_learner(ukp, model_cache, cli):
     assert status["stale"] is False and status["model"].startswith("HuggingFaceTB/SmolLM2-135M-Instruct@")
     with pytest.raises(CurateError, match=r"unknown features 'pixels' \(features: embedding, lm\)"):
         score_committee(ukp, features="pixels")
+    ukp.close()
 
 
 def test_committee_needs_labels(tmp_path):

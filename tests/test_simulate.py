@@ -57,12 +57,16 @@ def test_simulate_writes_the_contract_reproducibly(cli, samples, simulated):
 
 
 @pytest.mark.slow
-def test_simulate_learns_on_lm_states_by_default(cli, samples, simulated, model_cache):
+def test_simulate_learns_on_lm_states_by_default(cli, samples, simulated, ukp_lm_states):
+    """Simulate and `score committee --features lm` share the LM-state cache: these states were computed by
+    the committee (the fixture), so simulate reuses them (its own computing is tested with the committee's)."""
     import shutil
 
     import jsonschema
 
-    shutil.copytree(model_cache / "models", simulated / "cache" / "models", dirs_exist_ok=True)
+    cache = ukp_lm_states[0] / "cache"
+    shutil.copytree(cache / "models", simulated / "cache" / "models", dirs_exist_ok=True)
+    shutil.copytree(cache / "scores" / "states", simulated / "cache" / "scores" / "states", dirs_exist_ok=True)
     code, _, err = cli("simulate", samples["ukp"], "--strategies", "uncertainty", "--budget-per-round", "20",
                             "--rounds", "3", "--seeds", "0", "--splits", "5", "--cache", simulated / "cache",
                             "--json", simulated / "lm.json")

@@ -61,8 +61,9 @@ class AppClient:
     def skip(self, item: dict[str, Any], reason: str = "", *, flag: bool = False) -> dict[str, Any]:
         return self.call("flag" if flag else "skip", str(item["assignment"]), item["token"], reason)[0]
 
-    def undo(self) -> dict[str, Any]:
-        return self.call("undo")[0]
+    def undo(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """Take back ``saved`` (what a submit or skip returned), which must be this annotator's latest."""
+        return self.call("undo", str(saved["assignment"]))[0]
 
     def close(self) -> None:
         self._http.close()

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from curate.errors import ProjectError
 from curate.store import Store, audit
@@ -39,11 +40,14 @@ def current_instructions(store: Store, path: Path) -> tuple[int, str]:
         version = conn.scalar(select(InstructionVersion.version).where(InstructionVersion.sha256 == digest))
     if version is not None:
         return int(version), body
-    with store.write() as conn:
-        version = conn.scalar(select(InstructionVersion.version).where(InstructionVersion.sha256 == digest))
-        if version is None:
-            version = int(conn.scalar(select(func.max(InstructionVersion.version))) or 0) + 1
-            conn.execute(insert(InstructionVersion).values(version=version, sha256=digest, text=body))
-            audit(conn, "instructions.version", entity="instructions", entity_id=str(version),
-                  details={"sha256": digest, "file": str(path)})
+    try:
+        with store.write() as conn:
+            version = conn.scalar(select(InstructionVersion.version).where(InstructionVersion.sha256 == digest))
+            if version is None:
+                version = int(conn.scalar(select(func.max(InstructionVersion.version))) or 0) + 1
+                conn.execute(insert(InstructionVersion).values(version=version, sha256=digest, text=body))
+                audit(conn, "instructions.version", entity="instructions", entity_id=str(version),
+                      details={"sha256": digest, "file": str(path)})
+    except IntegrityError:  # another server process stored this text (or took the number) at the same moment
+        return current_instructions(store, path)
     return int(version), body

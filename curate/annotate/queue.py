@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -23,6 +23,7 @@ from curate.store import Store
 from curate.store.schema import Assignment, Completion, Item, Judgment, Pair, Record, Round, Score, ScoreRun, Slice
 
 ACTIVE = ("open", "done")
+QUEUE_LOCK = 7157  # the PostgreSQL advisory lock that makes handing out items one at a time
 VIEWS = {"pair": "pairwise A/B", "rank": "order the completions", "rewrite": "improve the completion"}
 
 
@@ -37,18 +38,19 @@ class Shown:
     prompt: str
     completions: list[str]  # in shown order
     suggestion: str | None = None  # pair view: the pre-filled choice (A/B), when prefill is on
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def next_item(store: Store, user: User, rule: AnnotateSection, *, now: datetime | None = None) -> Shown | None:
-    """The item ``user`` should do now: their open one, else a new one from the queue (or None)."""
+def next_item(store: Store, user: User, rule: AnnotateSection, *, instruction_version: int | None = None,
+              now: datetime | None = None) -> Shown | None:
+    """The item ``user`` should do now: their open one, else a new one from the queue (or None).
+    ``instruction_version``: the instructions the annotator sees, recorded with a newly shown item."""
     now = now or datetime.now(timezone.utc)
     with store.write() as conn:
         if store.dialect == "postgresql":  # one queue at a time, as SQLite's write lock gives for free
-            conn.execute(text("SELECT pg_advisory_xact_lock(7157)"))
+            conn.execute(text(f"SELECT pg_advisory_xact_lock({QUEUE_LOCK})"))
         _expire(conn, now - timedelta(minutes=rule.lease_minutes))
         row = conn.execute(select(Assignment).join(Item, Item.id == Assignment.item_id)
                            .join(Round, Round.id == Item.round_id)
@@ -59,7 +61,7 @@ def next_item(store: Store, user: User, rule: AnnotateSection, *, now: datetime 
         item_id = _gold_item(conn, user, rule) or _queued_item(conn, user, rule)
         if item_id is None:
             return None
-        return _show(conn, _assign(conn, item_id, user, rule, now))
+        return _show(conn, _assign(conn, item_id, user, rule, now, instruction_version))
 
 
 def _expire(conn: Connection, before: datetime) -> None:
@@ -68,14 +70,15 @@ def _expire(conn: Connection, before: datetime) -> None:
 
 
 def _queued_item(conn: Connection, user: User, rule: AnnotateSection) -> int | None:
-    """The first item of the open rounds with a free place that ``user`` has not had, fullest first."""
+    """The first item of the open rounds (in round and item order) with a free place that ``user`` has not
+    had. Everyone takes the first free place, so items are completed before new ones are started."""
     active = (select(func.count()).where(Assignment.item_id == Item.id, Assignment.status.in_(ACTIVE))
               .correlate(Item).scalar_subquery())
     mine = exists().where(Assignment.item_id == Item.id, Assignment.annotator_id == user.id,
                           Assignment.status != "expired")
     return conn.scalar(select(Item.id).join(Round, Round.id == Item.round_id)
                        .where(Round.status == "open", Item.arm != "gold", ~mine, active < rule.overlap)
-                       .order_by(Round.number, active.desc(), Item.id).limit(1))
+                       .order_by(Round.number, Item.id).limit(1))
 
 
 def _gold_item(conn: Connection, user: User, rule: AnnotateSection) -> int | None:
@@ -109,15 +112,18 @@ def _gold_item(conn: Connection, user: User, rule: AnnotateSection) -> int | Non
         reason="gold: a known answer, to measure annotators")).inserted_primary_key[0])
 
 
-def _assign(conn: Connection, item_id: int, user: User, rule: AnnotateSection, now: datetime) -> Assignment:
+def _assign(conn: Connection, item_id: int, user: User, rule: AnnotateSection, now: datetime,
+            instruction_version: int | None) -> Any:
     item = conn.execute(select(Item).where(Item.id == item_id)).one()
     order = _completion_ids(conn, item)
     random.Random(f"order:{item.id}:{user.name}").shuffle(order)
-    suggestion = _suggestion(conn, item, order) if rule.prefill and item.kind == "rank" and item.pair_id else None
+    # never on gold items: the committee learnt their answers, so it would give them away
+    suggestion = _suggestion(conn, item, order) if rule.prefill and item.kind == "rank" and item.arm != "gold" \
+        else None
     previous = conn.execute(select(Assignment).where(Assignment.item_id == item_id,
                                                      Assignment.annotator_id == user.id)).first()
     values = {"status": "open", "shown_order": order, "suggestion": suggestion, "served_at": now,
-              "judgment_id": None, "done_at": None, "reason": None}
+              "judgment_id": None, "done_at": None, "reason": None, "instruction_version": instruction_version}
     if previous is not None:  # an expired lease of this person's: the same item again, freshly shown
         conn.execute(update(Assignment).where(Assignment.id == previous.id).values(**values))
         assignment_id = previous.id
@@ -127,19 +133,21 @@ def _assign(conn: Connection, item_id: int, user: User, rule: AnnotateSection, n
     return conn.execute(select(Assignment).where(Assignment.id == assignment_id)).one()
 
 
-def _completion_ids(conn: Connection, item: Item) -> list[str]:
+def _completion_ids(conn: Connection, item: Any) -> list[str]:
     if item.kind == "rewrite":
         return [item.completion_id]
     pair = conn.execute(select(Pair.a_id, Pair.b_id).where(Pair.id == item.pair_id)).one()
     if item.kind == "rank":
         return [pair.a_id, pair.b_id]
     others = conn.scalars(select(Completion.id).where(Completion.record_id == item.record_id,
+                                                      Completion.origin != "rewrite",
                                                       Completion.id.not_in((pair.a_id, pair.b_id)))
                           .order_by(Completion.id).limit(MAX_RANKED - 2))
-    return [pair.a_id, pair.b_id, *others]  # a ranking: the selected pair and the prompt's other completions
+    # a ranking: the selected pair and the prompt's other (not rewritten) completions
+    return [pair.a_id, pair.b_id, *others]
 
 
-def _suggestion(conn: Connection, item: Item, order: list[str]) -> str | None:
+def _suggestion(conn: Connection, item: Any, order: list[str]) -> str | None:
     """The committee's choice for a pair, in shown terms (A = left), from the latest committee run."""
     run_id = conn.scalar(select(ScoreRun.id).where(ScoreRun.kind == "committee").order_by(ScoreRun.id.desc()))
     if run_id is None:
@@ -153,7 +161,7 @@ def _suggestion(conn: Connection, item: Item, order: list[str]) -> str | None:
     return "A" if order[0] == better else "B"
 
 
-def _show(conn: Connection, assignment: Assignment) -> Shown:
+def _show(conn: Connection, assignment: Any) -> Shown:
     item = conn.execute(select(Item).where(Item.id == assignment.item_id)).one()
     number = conn.scalar(select(Round.number).where(Round.id == item.round_id))
     prompt = conn.scalar(select(Record.prompt).where(Record.id == item.record_id))

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import text as sql
 
+from curate.annotate.queue import ACTIVE, QUEUE_LOCK
 from curate.annotate.users import User, _aware
+from curate.config import AnnotateSection
 from curate.errors import CurateError, RefusedError
 from curate.ids import content_id, normalise_text
 from curate.store import Store, audit
@@ -29,26 +32,29 @@ LABEL_SCHEMA = {
 }
 SHOWN_CHOICES = {"A": 0, "B": 1, "tie": None, "both_bad": None}
 MAX_REASON = 2000
+MAX_TEXT = 50_000  # characters of a rewrite
 
 
 @dataclass(frozen=True)
 class Saved:
     judgment: str | None
     duplicate: bool  # this token had been submitted before: nothing new was stored
+    assignment: int
 
 
-def submit(store: Store, user: User, *, assignment: int, token: str, instruction_version: int,
-           choice: str | None = None, ranks: list[int] | None = None, text: str | None = None,
-           confidence: int | None = None, reason: str | None = None, now: datetime | None = None) -> Saved:
+def submit(store: Store, user: User, *, assignment: int, token: str, choice: str | None = None,
+           ranks: list[int] | None = None, text: str | None = None, confidence: int | None = None,
+           reason: str | None = None, now: datetime | None = None) -> Saved:
     """Store the judgment of one assignment: ``choice`` (A, B, tie, both_bad as shown) for a pair,
-    ``ranks`` (1 = best, equal numbers tie, one per shown completion) for a ranking, ``text`` for a rewrite."""
+    ``ranks`` (1 = best, equal numbers tie, one per shown completion) for a ranking, ``text`` for a rewrite.
+    The judgment names the instructions the item was shown with."""
     now = now or datetime.now(timezone.utc)
     _check_token(token)
     if confidence is not None and not (isinstance(confidence, int) and 1 <= confidence <= 5):
         raise CurateError(f"confidence must be a whole number from 1 to 5, not {confidence!r}")
     reason = (reason or "").strip()[:MAX_REASON] or None
     with store.write() as conn:
-        done = _duplicate(conn, user, token, assignment)
+        done = _duplicate(conn, user, token, assignment, "judge")
         if done is not None:
             return done
         row, item = _claim(conn, user, assignment)
@@ -64,11 +70,12 @@ def submit(store: Store, user: User, *, assignment: int, token: str, instruction
             id=judgment_id, source="app", record_id=item.record_id, pair_id=item.pair_id, item_id=item.id,
             annotator_id=user.id, confidence=confidence, reason=reason, shown_order=row.shown_order,
             time_ms=int((now - _aware(row.served_at)).total_seconds() * 1000),
-            instruction_version=str(instruction_version), label_schema_version=LABEL_SCHEMA["version"],
+            instruction_version=None if row.instruction_version is None else str(row.instruction_version),
+            label_schema_version=LABEL_SCHEMA["version"],
             meta={"suggestion_shown": row.suggestion, "arm": item.arm, "round": _round_number(conn, item)},
             created_at=now, **values))
-        _finish(conn, row, token, judgment_id, "done", now)
-    return Saved(judgment_id, duplicate=False)
+        _finish(conn, row, token, "judge", judgment_id, "done", now)
+    return Saved(judgment_id, duplicate=False, assignment=assignment)
 
 
 def skip(store: Store, user: User, *, assignment: int, token: str, reason: str | None = None,
@@ -79,33 +86,42 @@ def skip(store: Store, user: User, *, assignment: int, token: str, reason: str |
     reason = (reason or "").strip()[:MAX_REASON] or None
     if flag and not reason:
         raise CurateError("say why you flag this item")
+    action = "flag" if flag else "skip"
     with store.write() as conn:
-        done = _duplicate(conn, user, token, assignment)
+        done = _duplicate(conn, user, token, assignment, action)
         if done is not None:
             return done
         row, item = _claim(conn, user, assignment)
         if flag:
             conn.execute(insert(Flag).values(item_id=item.id, annotator_id=user.id, reason=reason, created_at=now))
         conn.execute(update(Assignment).where(Assignment.id == row.id).values(reason=reason))
-        _finish(conn, row, token, None, "skipped", now)
-    return Saved(None, duplicate=False)
+        _finish(conn, row, token, action, None, "skipped", now)
+    return Saved(None, duplicate=False, assignment=assignment)
 
 
-def undo_last(store: Store, user: User) -> int:
-    """Take back ``user``'s latest judgment in an open round: the item is theirs to judge again.
-    The judgment leaves the judgments table but stays, whole, in the audit log. Returns the assignment."""
+def undo(store: Store, user: User, rule: AnnotateSection, *, assignment: int) -> int:
+    """Take back ``user``'s judgment or skip of ``assignment``, which must be their latest in an open round:
+    the item is theirs to judge again. A judgment leaves the judgments table and stays, whole, in the audit
+    log; its client token stays spent. Undoing twice is refused, so a double click undoes one step."""
     with store.write() as conn:
-        row = conn.execute(select(Assignment).join(Item, Item.id == Assignment.item_id)
-                           .join(Round, Round.id == Item.round_id)
-                           .where(Assignment.annotator_id == user.id, Assignment.status.in_(("done", "skipped")),
-                                  Round.status == "open")
-                           .order_by(Assignment.done_at.desc(), Assignment.id.desc()).limit(1)).first()
-        if row is None:
-            raise RefusedError("nothing to undo in the open rounds")
+        if store.dialect == "postgresql":
+            conn.execute(sql(f"SELECT pg_advisory_xact_lock({QUEUE_LOCK})"))
+        latest = conn.execute(select(Assignment).join(Item, Item.id == Assignment.item_id)
+                              .join(Round, Round.id == Item.round_id)
+                              .where(Assignment.annotator_id == user.id, Assignment.status.in_(("done", "skipped")),
+                                     Round.status == "open")
+                              .order_by(Assignment.done_at.desc(), Assignment.id.desc()).limit(1)).first()
+        if latest is None or latest.id != assignment:
+            raise RefusedError("only your latest judgment in an open round can be undone (and only once)")
+        row = latest
+        if row.status == "skipped" and _active(conn, row.item_id) >= rule.overlap:
+            raise RefusedError("others have taken this item since you skipped it; it cannot be undone")
         judgment = conn.execute(select(Judgment).where(Judgment.id == row.judgment_id)).first()
-        conn.execute(delete(Submission).where(Submission.assignment_id == row.id))
+        now = datetime.now(timezone.utc)
+        conn.execute(update(Submission).where(Submission.assignment_id == row.id, Submission.undone_at.is_(None))
+                     .values(judgment_id=None, undone_at=now))
         conn.execute(update(Assignment).where(Assignment.id == row.id).values(
-            status="open", judgment_id=None, done_at=None, reason=None, served_at=datetime.now(timezone.utc)))
+            status="open", judgment_id=None, done_at=None, reason=None, served_at=now))
         conn.execute(delete(Flag).where(Flag.item_id == row.item_id, Flag.annotator_id == user.id))
         details: dict[str, Any] = {"assignment": row.id, "status": row.status}
         if judgment is not None:
@@ -123,21 +139,26 @@ def _check_token(token: str) -> None:
         raise CurateError("a submit needs its client token (8 to 64 characters)")
 
 
-def _duplicate(conn: Connection, user: User, token: str, assignment: int) -> Saved | None:
+def _duplicate(conn: Connection, user: User, token: str, assignment: int, action: str) -> Saved | None:
+    """The earlier submit of ``token``, if any. The assignment's row is locked first (PostgreSQL), so two
+    submits of one assignment run one after the other and the second sees the first's token."""
+    conn.execute(select(Assignment.id).where(Assignment.id == assignment).with_for_update())
     seen = conn.execute(select(Submission).where(Submission.token == token)).first()
     if seen is None:
         return None
-    if seen.annotator_id != user.id or seen.assignment_id != assignment:
+    if seen.annotator_id != user.id or seen.assignment_id != assignment or seen.action != action:
         raise RefusedError("this client token was used for another submit")
-    return Saved(seen.judgment_id, duplicate=True)
+    if seen.undone_at is not None:
+        raise RefusedError("this submit was undone; judge the item again")
+    return Saved(seen.judgment_id, duplicate=True, assignment=assignment)
 
 
-def _claim(conn: Connection, user: User, assignment: int) -> tuple[Assignment, Item]:
+def _claim(conn: Connection, user: User, assignment: int) -> tuple[Any, Any]:
     row = conn.execute(select(Assignment).where(Assignment.id == assignment)).first()
     if row is None or row.annotator_id != user.id:
         raise RefusedError("this item is not assigned to you")
     if row.status == "expired":
-        raise RefusedError("this item was released after its time limit; load the next item")
+        raise RefusedError("this item was released after its time limit: take the next item")
     if row.status != "open":
         raise RefusedError(f"this item is already {'judged' if row.status == 'done' else 'skipped'}")
     item = conn.execute(select(Item).where(Item.id == row.item_id)).one()
@@ -146,15 +167,22 @@ def _claim(conn: Connection, user: User, assignment: int) -> tuple[Assignment, I
     return row, item
 
 
-def _finish(conn: Connection, row: Assignment, token: str, judgment_id: str | None, status: str,
+def _finish(conn: Connection, row: Any, token: str, action: str, judgment_id: str | None, status: str,
             now: datetime) -> None:
-    conn.execute(update(Assignment).where(Assignment.id == row.id).values(
-        status=status, judgment_id=judgment_id, done_at=now))
+    changed = conn.execute(update(Assignment).where(Assignment.id == row.id, Assignment.status == "open").values(
+        status=status, judgment_id=judgment_id, done_at=now)).rowcount
+    if changed != 1:  # the row is locked by _duplicate, so this is a guard, not a path
+        raise RefusedError("this item changed while you submitted; take the next item")
     conn.execute(insert(Submission).values(token=token, annotator_id=row.annotator_id, assignment_id=row.id,
-                                           judgment_id=judgment_id, created_at=now))
+                                           action=action, judgment_id=judgment_id, created_at=now))
 
 
-def _pair_choice(conn: Connection, row: Assignment, item: Item, choice: str | None) -> dict[str, Any]:
+def _active(conn: Connection, item_id: int) -> int:
+    return int(conn.scalar(select(func.count()).select_from(Assignment).where(
+        Assignment.item_id == item_id, Assignment.status.in_(ACTIVE))) or 0)
+
+
+def _pair_choice(conn: Connection, row: Any, item: Any, choice: str | None) -> dict[str, Any]:
     if choice not in SHOWN_CHOICES:
         raise CurateError(f"choose A, B, tie or both_bad, not {choice!r}")
     position = SHOWN_CHOICES[choice]
@@ -164,7 +192,7 @@ def _pair_choice(conn: Connection, row: Assignment, item: Item, choice: str | No
     return {"kind": "pair", "choice": "a" if row.shown_order[position] == a_id else "b"}
 
 
-def _ranking(row: Assignment, ranks: list[int] | None) -> dict[str, Any]:
+def _ranking(row: Any, ranks: list[int] | None) -> dict[str, Any]:
     shown = row.shown_order
     if (not isinstance(ranks, list) or len(ranks) != len(shown)
             or not all(isinstance(r, int) and not isinstance(r, bool) and 1 <= r <= len(shown) for r in ranks)):
@@ -173,11 +201,13 @@ def _ranking(row: Assignment, ranks: list[int] | None) -> dict[str, Any]:
     return {"kind": "ranking", "ranking": groups}
 
 
-def _rewrite(conn: Connection, user: User, row: Assignment, item: Item, text: str | None,
+def _rewrite(conn: Connection, user: User, row: Any, item: Any, text: str | None,
              now: datetime) -> dict[str, Any]:
     body = normalise_text(text or "")
     if not body:
         raise CurateError("the rewrite is empty")
+    if len(body) > MAX_TEXT:
+        raise CurateError(f"the rewrite is longer than {MAX_TEXT:,} characters")
     parent = conn.execute(select(Completion).where(Completion.id == item.completion_id)).one()
     if body == parent.text:
         raise CurateError("the rewrite is the same as the original: edit it, or skip the item")
@@ -195,13 +225,15 @@ def _drop_rewrite(conn: Connection, completion_id: str | None) -> bool:
         return False
     used = conn.scalar(select(Pair.id).where((Pair.a_id == completion_id) | (Pair.b_id == completion_id)).limit(1))
     used = used or conn.scalar(select(Judgment.id).where(Judgment.completion_id == completion_id).limit(1))
+    used = used or conn.scalar(select(Completion.id).where(Completion.parent_id == completion_id).limit(1))
+    used = used or conn.scalar(select(Item.id).where(Item.completion_id == completion_id).limit(1))
     if used or conn.scalar(select(Completion.origin).where(Completion.id == completion_id)) != "rewrite":
         return False
     conn.execute(delete(Completion).where(Completion.id == completion_id))
     return True
 
 
-def _round_number(conn: Connection, item: Item) -> int:
+def _round_number(conn: Connection, item: Any) -> int:
     return int(conn.scalar(select(Round.number).where(Round.id == item.round_id)))
 
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import insert, select, update
 
 from curate.config import AnnotateSection
-from curate.errors import CurateError
+from curate.errors import CurateError, RefusedError
 from curate.store import Store, audit
 from curate.store.schema import Annotator
 
@@ -65,22 +65,24 @@ def check_login(store: Store, name: str, password: str, rule: AnnotateSection, *
 
     now = now or datetime.now(timezone.utc)
     with store.read() as conn:
-        row = conn.execute(select(Annotator).where(Annotator.name == name, Annotator.kind == "human")
-                           ).first()
+        row = conn.execute(select(Annotator.id, Annotator.password_hash).where(
+            Annotator.name == name, Annotator.kind == "human")).first()
     if row is None or row.password_hash is None:
         _verify_dummy(password)  # the same work as a real check, so timing does not tell names apart
-        return False
-    if row.locked_until is not None and _aware(row.locked_until) > now:
         return False
     try:
         ok = _hasher().verify(row.password_hash, password)
     except (VerificationError, InvalidHashError):
         ok = False
-    with store.write() as conn:
+    with store.write() as conn:  # the lock-out is read and counted in one transaction
+        state = conn.execute(select(Annotator.failed_logins, Annotator.locked_until)
+                             .where(Annotator.id == row.id).with_for_update()).one()
+        if state.locked_until is not None and _aware(state.locked_until) > now:
+            return False
         if ok:
             conn.execute(update(Annotator).where(Annotator.id == row.id).values(failed_logins=0, locked_until=None))
             return True
-        failed = int(conn.scalar(select(Annotator.failed_logins).where(Annotator.id == row.id)) or 0) + 1
+        failed = int(state.failed_logins or 0) + 1
         locked = now + timedelta(minutes=rule.lockout_minutes) if failed >= rule.max_failed_logins else None
         conn.execute(update(Annotator).where(Annotator.id == row.id).values(
             failed_logins=0 if locked else failed, locked_until=locked))
@@ -101,14 +103,17 @@ def unlock_user(store: Store, name: str) -> None:
 
 
 def get_user(store: Store, name: str | None) -> User:
-    """The logged-in app user called ``name`` (from ``gr.Request.username``); anything else is refused."""
+    """The logged-in app user called ``name`` (from ``gr.Request.username``); anything else is refused,
+    and so is a session of an account locked since it logged in."""
     if not name:
-        raise CurateError("not logged in")
+        raise RefusedError("not logged in")
     with store.read() as conn:
-        row = conn.execute(select(Annotator.id, Annotator.name, Annotator.role).where(
+        row = conn.execute(select(Annotator.id, Annotator.name, Annotator.role, Annotator.locked_until).where(
             Annotator.name == name, Annotator.kind == "human", Annotator.password_hash.is_not(None))).first()
     if row is None:
-        raise CurateError(f"no app user '{name}'")
+        raise RefusedError(f"no app user '{name}'")
+    if row.locked_until is not None and _aware(row.locked_until) > datetime.now(timezone.utc):
+        raise RefusedError(f"the account '{name}' is locked (a lead can run: curate user unlock {name})")
     return User(int(row.id), row.name, row.role or "annotator")
 
 

@@ -174,15 +174,18 @@ class Assignment(Base):
     """One item handed to one annotator in the app; never the same item twice for one person."""
 
     __tablename__ = "assignments"
-    __table_args__ = (UniqueConstraint("item_id", "annotator_id"), Index("ix_assignments_item_status", "item_id",
-                                                                          "status"))
+    __table_args__ = (UniqueConstraint("item_id", "annotator_id"),
+                      Index("ix_assignments_item_status", "item_id", "status"),
+                      Index("ix_assignments_annotator_status", "annotator_id", "status"),
+                      Index("ix_assignments_status_served", "status", "served_at"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
-    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"), index=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"))
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | done | skipped | expired
     shown_order: Mapped[list[Any]] = mapped_column(JSONValue)  # completion ids, left to right
     suggestion: Mapped[str | None] = mapped_column(String(16), nullable=True)  # pre-filled choice, if shown
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it was skipped
+    instruction_version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the instructions shown
     judgment_id: Mapped[str | None] = mapped_column(ForeignKey("judgments.id"), nullable=True)
     served_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -195,7 +198,9 @@ class Submission(Base):
     token: Mapped[str] = mapped_column(String(64), primary_key=True)
     annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"))
     assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # judge | skip | flag
     judgment_id: Mapped[str | None] = mapped_column(ForeignKey("judgments.id"), nullable=True)
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
