@@ -33,8 +33,9 @@ system-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Two pytest workers (one per core, each test one thread); a file's tests stay on one worker.
 test: $(STAMP) system-deps lint
-	@OMP_NUM_THREADS=1 $(BIN)/python -m pytest; rc=$$?; \
+	@OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile --durations=20; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 clean:
