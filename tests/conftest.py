@@ -138,13 +138,18 @@ def ukp_embedded(tmp_path_factory, samples) -> Path:
     return root
 
 
-@pytest.fixture
-def ukp(ukp_embedded, tmp_path):
-    """A private copy of the embedded project (SQLite file, cache and all)."""
+def private_copy(base: Path, tmp_path: Path):
+    """Open a copy of the project at ``base`` (SQLite file, cache and all) in ``tmp_path``."""
     root = tmp_path / "proj"
-    shutil.copytree(ukp_embedded, root)
+    shutil.copytree(base, root)
     with open_project(root) as project:
         yield project
+
+
+@pytest.fixture
+def ukp(ukp_embedded, tmp_path):
+    """A private copy of the embedded project."""
+    yield from private_copy(ukp_embedded, tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -251,10 +256,7 @@ def annotation_base(tmp_path_factory, shared_data) -> Path:
 @pytest.fixture
 def annotation(annotation_base, tmp_path):
     """A private copy of ``annotation_base``."""
-    root = tmp_path / "proj"
-    shutil.copytree(annotation_base, root)
-    with open_project(root) as project:
-        yield project
+    yield from private_copy(annotation_base, tmp_path)
 
 
 def free_port() -> int:
