@@ -88,3 +88,36 @@ def drift_table(report: Any, most: int = 15) -> Table:
         table.add_row("noise" if shift.cluster == -1 else str(shift.cluster), f"{shift.pool_share:.1%}",
                       f"{shift.new_share:.1%}", f"{change:+.1%}")
     return table
+
+
+def agreement_table(report: dict[str, Any]) -> Table:
+    def fmt(value: Any) -> str:
+        return "n/a" if value is None or value != value else f"{value:.3f}"
+
+    def ci(entry: dict[str, Any]) -> str:
+        return f"{fmt(entry['value'])}" + (f" [{fmt(entry['ci95'][0])}, {fmt(entry['ci95'][1])}]"
+                                           if entry.get("ci95") else "")
+
+    where = f"round {report['round']}" if report["round"] is not None else "all pair judgments"
+    table = Table(title=f"agreement on {where}: {report['items_multi']} items judged by 2+ of "
+                        f"{report['annotators']} annotators", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value (95% interval)", justify="right")
+    fleiss = report["fleiss_kappa"]
+    table.add_row("percent agreement", ci(report["percent_agreement"]))
+    table.add_row(f"Fleiss' kappa ({fleiss['raters_per_item']} raters per item)", ci(fleiss))
+    table.add_row("Krippendorff's alpha (nominal: a/b/tie/both bad)", ci(report["krippendorff_alpha"]))
+    table.add_row("Krippendorff's alpha (ordinal: confidence)", fmt(report["krippendorff_alpha"]["confidence_ordinal"]))
+    cohen = report["cohen_kappa"]
+    table.add_row(f"Cohen's kappa, mean of {cohen['pairs']} annotator pairs (>= {cohen['min_common_items']} "
+                  "shared items)", fmt(cohen["mean"]))
+    gold = report["majority_vs_gold"]
+    table.add_row(f"majority vote vs gold ({gold['items']} items)", fmt(gold["accuracy"]))
+    for c in report["by_cluster"]:
+        table.add_row(f"  cluster {c['cluster']} ({c['items']} items): percent agreement",
+                      fmt(c["percent_agreement"]))
+    people = sorted(report["annotators_detail"], key=lambda a: -a["labels"])[:10]
+    for a in people:
+        table.add_row(f"  {a['annotator']}: {a['labels']} labels", f"with majority {fmt(a['agrees_with_majority'])}, "
+                      f"gold {fmt(a['gold_accuracy'])} ({a['gold_items']})")
+    return table

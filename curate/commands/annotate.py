@@ -79,3 +79,23 @@ def user_unlock(name: Annotated[str, typer.Argument()], project_dir: ProjectDir 
     with open_project(project_dir) as project:
         unlock_user(project.store, name)
     out.print(f"unlocked {name}")
+
+
+def agreement(project_dir: ProjectDir = Path("."),
+              round_number: Annotated[int | None, typer.Option("--round", help="Only this round's items "
+                                                               "(default: every pair judgment).")] = None,
+              resamples: Annotated[int, typer.Option("--bootstrap", min=0, help="Resamples for the 95% "
+                                                     "intervals (0: none).")] = 200,
+              seed: Annotated[int, typer.Option("--seed", min=0)] = 0, as_json: JsonFlag = False) -> None:
+    """Inter-annotator agreement: percent, Cohen's, Fleiss' kappa, Krippendorff's alpha, gold accuracy."""
+    from curate.agreement import agreement_report
+    from curate.project import open_project
+
+    with open_project(project_dir) as project:
+        report = agreement_report(project, round_number=round_number, resamples=resamples, seed=seed)
+    if as_json:
+        print_json(report)
+        return
+    from curate.views import agreement_table
+
+    out.print(agreement_table(report))
