@@ -57,6 +57,7 @@ def annotator_stats(store: Store, *, only: int | None = None) -> list[dict[str, 
             Annotator.kind == "human", Annotator.password_hash.is_not(None)).order_by(Annotator.name)
         if only is not None:
             query = query.where(Annotator.id == only)
+        gold_items = {i for (i,) in conn.execute(select(Item.id).where(Item.arm == "gold")).all()}
         rows = []
         for user_id, name, role in conn.execute(query).all():
             judged = conn.execute(select(Judgment.time_ms, Judgment.pair_id, Judgment.choice, Judgment.item_id)
@@ -64,7 +65,7 @@ def annotator_stats(store: Store, *, only: int | None = None) -> list[dict[str, 
             skipped = conn.scalar(select(func.count()).select_from(Assignment).where(
                 Assignment.annotator_id == user_id, Assignment.status == "skipped")) or 0
             flags = conn.scalar(select(func.count()).select_from(Flag).where(Flag.annotator_id == user_id)) or 0
-            correct, scored = _gold_accuracy(conn, judged)
+            correct, scored = _gold_accuracy(conn, judged, gold_items)
             times = [j.time_ms / 1000 for j in judged if j.time_ms is not None]
             rows.append({"annotator": name, "role": role, "judgments": len(judged), "skipped": int(skipped),
                          "flagged": int(flags), "median_s": round(statistics.median(times), 1) if times else None,
@@ -72,9 +73,8 @@ def annotator_stats(store: Store, *, only: int | None = None) -> list[dict[str, 
     return rows
 
 
-def _gold_accuracy(conn: Connection, judged: list[Any]) -> tuple[int, int]:
+def _gold_accuracy(conn: Connection, judged: list[Any], gold_items: set[int]) -> tuple[int, int]:
     """Right answers and answers on gold items (judgments whose item came from the gold arm)."""
-    gold_items = {i for (i,) in conn.execute(select(Item.id).where(Item.arm == "gold")).all()}
     mine = [j for j in judged if j.item_id in gold_items and j.pair_id is not None]
     if not mine:
         return 0, 0

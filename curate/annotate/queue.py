@@ -24,7 +24,6 @@ from curate.store.schema import Assignment, Completion, Item, Judgment, Pair, Re
 
 ACTIVE = ("open", "done")
 QUEUE_LOCK = 7157  # the PostgreSQL advisory lock that makes handing out items one at a time
-VIEWS = {"pair": "pairwise A/B", "rank": "order the completions", "rewrite": "improve the completion"}
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def submit(store: Store, user: User, *, assignment: int, token: str, choice: str
             time_ms=int((now - _aware(row.served_at)).total_seconds() * 1000),
             instruction_version=None if row.instruction_version is None else str(row.instruction_version),
             label_schema_version=LABEL_SCHEMA["version"],
-            meta={"suggestion_shown": row.suggestion, "arm": item.arm, "round": _round_number(conn, item)},
+            meta={"suggestion_shown": row.suggestion, "arm": item.arm, "round": int(item.round_number)},
             created_at=now, **values))
         _finish(conn, row, token, "judge", judgment_id, "done", now)
     return Saved(judgment_id, duplicate=False, assignment=assignment)
@@ -161,8 +161,9 @@ def _claim(conn: Connection, user: User, assignment: int) -> tuple[Any, Any]:
         raise RefusedError("this item was released after its time limit: take the next item")
     if row.status != "open":
         raise RefusedError(f"this item is already {'judged' if row.status == 'done' else 'skipped'}")
-    item = conn.execute(select(Item).where(Item.id == row.item_id)).one()
-    if conn.scalar(select(Round.status).where(Round.id == item.round_id)) != "open":
+    item = conn.execute(select(Item, Round.status.label("round_status"), Round.number.label("round_number"))
+                        .join(Round, Round.id == Item.round_id).where(Item.id == row.item_id)).one()
+    if item.round_status != "open":
         raise RefusedError("this item's round is closed")
     return row, item
 
@@ -231,10 +232,6 @@ def _drop_rewrite(conn: Connection, completion_id: str | None) -> bool:
         return False
     conn.execute(delete(Completion).where(Completion.id == completion_id))
     return True
-
-
-def _round_number(conn: Connection, item: Any) -> int:
-    return int(conn.scalar(select(Round.number).where(Round.id == item.round_id)))
 
 
 def _plain(value: Any) -> Any:

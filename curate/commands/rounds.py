@@ -131,21 +131,20 @@ round_app = typer.Typer(no_args_is_help=True, help="Close a round (the app stops
 def round_close(number: Annotated[int, typer.Argument(help="Round number.")], project_dir: ProjectDir = Path(".")
                 ) -> None:
     """Close round NUMBER: the app hands out none of its items and refuses submits for them."""
-    from curate.project import open_project
-    from curate.rounds import set_round_status
-
-    with open_project(project_dir) as project:
-        set_round_status(project, number, "closed")
-    out.print(f"round {number} closed")
+    _set_round(project_dir, number, "closed")
 
 
 @round_app.command("reopen")
 def round_reopen(number: Annotated[int, typer.Argument(help="Round number.")], project_dir: ProjectDir = Path(".")
                  ) -> None:
     """Open round NUMBER again."""
+    _set_round(project_dir, number, "open")
+
+
+def _set_round(project_dir: Path, number: int, status: str) -> None:
     from curate.project import open_project
     from curate.rounds import set_round_status
 
     with open_project(project_dir) as project:
-        set_round_status(project, number, "open")
-    out.print(f"round {number} open")
+        set_round_status(project, number, status)
+    out.print(f"round {number} {status}")
