@@ -2,7 +2,8 @@
 
 Identity comes only from ``gr.Request.username`` (Gradio auth backed by the store); every handler is a
 thin call into ``curate.annotate``. Named API endpoints (``/next``, ``/submit_pair``, ``/submit_rank``,
-``/submit_rewrite``, ``/skip``, ``/flag``, ``/undo``, ``/stats``, ``/flagged``) serve gradio_client too.
+``/submit_rewrite``, ``/skip``, ``/flag``, ``/undo``, ``/stats``, ``/flagged``; for leads ``/lead`` and
+``/adjudicate``) serve gradio_client too.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr  # this module is imported only by `curate serve` and the tests
+from curate.apps.lead import lead_tab
 
 from curate.annotate import progress as prog
 from curate.annotate.diff import diff_html
@@ -151,11 +153,11 @@ def build_app(project: Project) -> Any:
         return run(request, lambda u: undo(store, u, rule, assignment=_int(last)),
                    "last judgment taken back: judge it again")
 
-    def on_stats(request: gr.Request) -> tuple[Any, Any, Any]:
+    def on_stats(request: gr.Request) -> tuple[Any, Any, Any, Any]:
         user = user_of(request)
         rows = prog.annotator_stats(store, only=None if user.role == "lead" else user.id)
         return (prog.progress_line(store, user, rule), _table(rows),
-                gr.update(visible=user.role == "lead"))
+                gr.update(visible=user.role == "lead"), gr.update(visible=user.role == "lead"))
 
     def on_flagged(request: gr.Request) -> Any:
         user = user_of(request)
@@ -222,6 +224,7 @@ def build_app(project: Project) -> Any:
             with gr.Tab("Review", id="review", visible=False) as review_tab:
                 flagged = gr.Dataframe(interactive=False, elem_id="flagged")
                 refresh_review = gr.Button("Refresh", elem_id="refresh-review")
+            adjudicate_tab = lead_tab(project, user_of)[0]
 
         outputs = [item, assignment, token, header, prompt, pair_view, left, right, choice, rank_view,
                    *rank_texts, *rank_boxes, rewrite_view, original, editor, diff, confidence, reason, empty]
@@ -229,7 +232,7 @@ def build_app(project: Project) -> Any:
         gr.api(api_item, api_name="item", queue=False)
         reload_button.click(serve_next, None, outputs, api_name=False, queue=False)
         app.load(on_instructions, None, instructions, api_name=False)
-        app.load(on_stats, None, [stats_line, stats, review_tab], api_name=False)
+        app.load(on_stats, None, [stats_line, stats, review_tab, adjudicate_tab], api_name=False)
         acknowledged = [result, message, last_done]
         for button, handler, inputs, name in [
                 (submit_pair, on_pair, [assignment, token, choice, confidence, reason], "submit_pair"),
@@ -243,7 +246,7 @@ def build_app(project: Project) -> Any:
                 serve_next, None, outputs, api_name=False, queue=False)
         editor.input(lambda old, new: diff_html(old, new), [original, editor], diff, api_name=False,
                      show_progress="hidden")
-        stats_tab.select(on_stats, None, [stats_line, stats, review_tab], api_name="stats")
+        stats_tab.select(on_stats, None, [stats_line, stats, review_tab, adjudicate_tab], api_name="stats")
         review_tab.select(on_flagged, None, flagged, api_name="flagged")
         refresh_review.click(on_flagged, None, flagged, api_name=False)
     app.queue(default_concurrency_limit=8)

@@ -187,10 +187,10 @@ def agreement_report(project: Project, *, round_number: int | None = None, resam
         return list(bootstrap(fn, counts, resamples=resamples, rng=rng)) if resamples else None
 
     gold = gold_codes(project, table.items)
-    vote = majority(all_counts)
-    with_gold = (gold >= 0) & (vote >= 0)
     cohen = pairwise_cohen(table)
     scores = annotator_scores(table, all_counts, gold)
+    from curate.consensus import methods_vs_gold
+
     return {
         "round": round_number, "items": n_items, "items_multi": int(multi.sum()),
         "annotators": len(table.annotators), "categories": list(CHOICES),
@@ -204,7 +204,8 @@ def agreement_report(project: Project, *, round_number: int | None = None, resam
                         "mean": float(np.mean([c[3] for c in cohen])) if cohen else None,
                         "by_pair": [{"a": table.annotators[i], "b": table.annotators[j], "items": n, "kappa": k}
                                     for i, j, n, k in cohen]},
-        "majority_vs_gold": {"items": int(with_gold.sum()), "accuracy": _share(vote[with_gold] == gold[with_gold])},
+        "methods_vs_gold": methods_vs_gold(table, gold, min_labels=project.config.labels.ds_min_labels)
+        if (gold >= 0).any() else None,
         "annotators_detail": [{"annotator": name, **s} for name, s in zip(table.annotators, scores, strict=True)],
         "by_cluster": _by_cluster(project, table.items, all_counts, multi),
     }

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from curate.commands.annotate import agreement, serve, user_app
+from curate.commands.annotate import adjudicate, agreement, serve, user_app
 from curate.commands.common import FieldOption, JsonFlag, ModelOption, ProjectDir, err, out, print_json, progress_bar
 from curate.commands.rounds import round_app, select
 from curate.commands.score import score_app
@@ -262,6 +262,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(round_app, name="round")
 app.command()(serve)
 app.command()(agreement)
+app.command()(adjudicate)
 app.command()(select)
 app.command()(simulate)
 

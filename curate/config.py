@@ -130,6 +130,27 @@ class AnnotateSection:
 
 
 @dataclass(frozen=True)
+class LabelsSection:
+    """How judgments become one final label per pair, and which pairs go to a lead for adjudication."""
+
+    method: str = "majority"  # majority (ties go to adjudication) | dawid-skene (annotator reliability, EM)
+    adjudicate_below: float = 0.5  # a winning share of votes below this goes to adjudication (ties always do)
+    committee_confidence: float = 0.9  # so does a human choice the reward committee gives 1 - this or less
+    ds_min_labels: int = 20  # Dawid-Skene: annotators with fewer labels share one pooled confusion matrix
+
+    def __post_init__(self) -> None:
+        if self.method not in ("majority", "dawid-skene"):
+            raise ConfigError(f"[labels] method must be majority or dawid-skene, not {self.method!r}")
+        if not 0 <= self.adjudicate_below <= 1:
+            raise ConfigError(f"[labels] adjudicate_below must be between 0 and 1, not {self.adjudicate_below}")
+        if self.ds_min_labels < 1:
+            raise ConfigError(f"[labels] ds_min_labels must be 1 or more, not {self.ds_min_labels}")
+        if not 0.5 < self.committee_confidence <= 1:
+            raise ConfigError("[labels] committee_confidence must be above 0.5 and at most 1, "
+                              f"not {self.committee_confidence}")
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     """Everything in ``curate.toml``."""
 
@@ -140,6 +161,7 @@ class ProjectConfig:
     route: RouteSection = field(default_factory=RouteSection)
     learner: LearnerSection = field(default_factory=LearnerSection)
     annotate: AnnotateSection = field(default_factory=AnnotateSection)
+    labels: LabelsSection = field(default_factory=LabelsSection)
 
 
 def from_mapping(cls: type[T], data: Any, *, where: str) -> T:

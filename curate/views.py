@@ -111,8 +111,14 @@ def agreement_table(report: dict[str, Any]) -> Table:
     cohen = report["cohen_kappa"]
     table.add_row(f"Cohen's kappa, mean of {cohen['pairs']} annotator pairs (>= {cohen['min_common_items']} "
                   "shared items)", fmt(cohen["mean"]))
-    gold = report["majority_vs_gold"]
-    table.add_row(f"majority vote vs gold ({gold['items']} items)", fmt(gold["accuracy"]))
+    methods = report.get("methods_vs_gold")
+    if methods:
+        majority, ds = methods["majority"], methods["dawid_skene"]
+        table.add_row(f"majority vote vs gold ({majority['items']} pairs; {majority['ties_left_undecided']} ties "
+                      "left to adjudicate)", fmt(majority["accuracy"]))
+        table.add_row(f"Dawid-Skene vs gold (all {ds['items']} gold pairs)", fmt(ds["accuracy"]))
+        table.add_row("  on the pairs the majority decides / on the ties",
+                      f"{fmt(ds['on_majority_items'])} / {fmt(ds['on_ties'])}")
     for c in report["by_cluster"]:
         table.add_row(f"  cluster {c['cluster']} ({c['items']} items): percent agreement",
                       fmt(c["percent_agreement"]))

@@ -94,8 +94,36 @@ def test_ukp_dev_against_the_reference_packages(ukp_report, shared_data):
         c = np.bincount(v, minlength=4)
         if r["gold"] is not None and (c == c.max()).sum() == 1:
             hits.append(int(c.argmax()) == oriented([UKP_CHOICE[r["gold"]]], flips[r["id"]])[0])
-    assert report["majority_vs_gold"]["items"] == len(hits)
-    assert report["majority_vs_gold"]["accuracy"] == pytest.approx(np.mean(hits), abs=1e-6)
+    assert report["methods_vs_gold"]["majority"]["items"] == len(hits)
+    assert report["methods_vs_gold"]["majority"]["accuracy"] == pytest.approx(np.mean(hits), abs=1e-6)
+
+    # Dawid-Skene (crowd-kit, fed from the file; workers with under 20 labels pooled into one) against gold,
+    # on every gold pair, on the pairs the majority decides and on the ties
+    import pandas as pd
+    from crowdkit.aggregation import DawidSkene
+
+    df = pd.DataFrame([(r["id"], w["worker"], vote) for r, v in zip(data, votes, strict=True)
+                       for w, vote in zip(r["workers"], v, strict=True)], columns=["task", "worker", "label"])
+    given = df.worker.value_counts()
+    df["worker"] = np.where(df.worker.map(given) >= 20, df.worker, "pooled")
+    ds = DawidSkene(n_iter=100, tol=1e-5).fit_predict(df)
+    truth = {r["id"]: oriented([UKP_CHOICE[r["gold"]]], flips[r["id"]])[0] for r in data if r["gold"] is not None}
+    tied = {r["id"] for r, v in zip(data, votes, strict=True)
+            if (lambda c: (c == c.max()).sum() > 1)(np.bincount(v, minlength=4))}
+    methods = report["methods_vs_gold"]
+    assert methods["gold_items"] == methods["dawid_skene"]["items"] == len(truth)
+    assert methods["majority"]["items"] == len(hits) and methods["majority"]["ties_left_undecided"] == len(
+        set(truth) & tied)
+    expected = []  # the majority, a tie broken by a fair coin among the tied choices
+    for r, v in zip(data, votes, strict=True):
+        if r["id"] in truth:
+            c = np.bincount(v, minlength=4)
+            top = c == c.max()
+            expected.append(float(top[truth[r["id"]]]) / top.sum())
+    assert methods["majority"]["all_gold_items_ties_at_random"] == pytest.approx(np.mean(expected), abs=1e-9)
+    for key, ids in (("accuracy", set(truth)), ("on_majority_items", set(truth) - tied),
+                     ("on_ties", set(truth) & tied)):
+        assert methods["dawid_skene"][key] == pytest.approx(np.mean([ds[k] == truth[k] for k in ids]), abs=1e-9)
 
 
 def test_pandalm_three_annotators_against_the_reference_packages(tmp_path, shared_data):

@@ -1,6 +1,7 @@
 """A real headless Chromium (Debian's chromium + chromedriver, through Selenium) on the annotation app:
 two annotators log in at once in two browsers; one judges three pairs by keyboard, does a rewrite and a
-ranking; screenshots of the three views are saved (to $CURATE_SCREENSHOTS, e.g. docs/app, or a temp dir)."""
+ranking; then a lead adjudicates a disagreement in the lead tab. Screenshots of the views are saved (to
+$CURATE_SCREENSHOTS, e.g. docs/app, or a temp dir)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from conftest import APP_USERS, add_ranking_round, serving
 from sqlalchemy import select
 
 from curate import open_project
+from curate.consensus import adjudication_queue, final_labels
 from curate.store.schema import Annotator, Judgment
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -50,7 +52,8 @@ TOKEN = "(document.querySelector('#token textarea, #token input') || {}).value"
 VISIBLE = "(id) => { const e = document.getElementById(id); return !!(e && e.offsetParent !== null); }"
 
 
-def log_in(driver, url: str, name: str) -> str:
+def log_in(driver, url: str, name: str, ready: str = TOKEN) -> str:
+    """Log in as ``name``; the value of ``ready`` (by default the token of the first item served)."""
     from selenium.webdriver.common.by import By
 
     driver.get(url)
@@ -60,7 +63,7 @@ def log_in(driver, url: str, name: str) -> str:
     password.send_keys(APP_USERS[name][1])
     password.submit() if password.get_attribute("form") else driver.find_element(
         By.XPATH, "//button[contains(., 'Login')]").click()
-    return wait_for(driver, TOKEN, 60)
+    return wait_for(driver, ready, 60)
 
 
 def view_is(driver, view_id: str) -> bool:
@@ -100,7 +103,7 @@ def test_two_annotators_in_two_browsers_keyboard_rewrite_ranking_and_screenshots
             token_bob, token_carol = log_in(bob, url, "bob"), log_in(carol, url, "carol")
             assert view_is(bob, "pair-view") and view_is(carol, "pair-view")
             tabs = [t.text for t in bob.find_elements(By.CSS_SELECTOR, "[role=tab]")]
-            assert "Annotate" in tabs and "Review" not in tabs  # the review tab is for leads only
+            assert "Annotate" in tabs and "Review" not in tabs and "Adjudicate" not in tabs  # leads only
             assert "**" not in bob.find_element(By.ID, "progress").text  # markdown rendered
             bob.save_screenshot(str(shots / "app-pairwise.png"))
             for key in ("1", "2", "3"):  # bob: three pairs by keyboard (choice, then Enter)
@@ -136,6 +139,30 @@ def test_two_annotators_in_two_browsers_keyboard_rewrite_ranking_and_screenshots
             bob.save_screenshot(str(shots / "app-rank.png"))
             bob.find_element(By.ID, "submit-rank").click()
             wait_for(bob, "document.body.innerText.includes('Nothing left to do')")
+
+            # the lead adjudicates the first disagreement of the queue (crowd votes tied 2-2-1) in her browser
+            with open_project(root) as project:
+                first = adjudication_queue(project)[0]
+            lead = carol
+            lead.delete_all_cookies()
+            log_in(lead, url, "alice", ready="document.body.innerText.includes('Nothing left to do')")
+            lead.find_element(By.XPATH, "//button[@role='tab' and contains(., 'Adjudicate')]").click()
+            wait_for(lead, "(document.querySelector('#adjudicate-detail') || {}).innerText?.includes('Votes')", 120)
+            assert first.reason in lead.find_element(By.ID, "adjudicate-pair").get_attribute("innerHTML") or \
+                first.pair_id[:12] in lead.find_element(By.CSS_SELECTOR, "#adjudicate-pair input").get_attribute(
+                    "value")
+            assert "Fleiss" in lead.find_element(By.ID, "agreement-summary").text
+            wait_for(lead, "document.querySelectorAll('#agreement-bars img, #agreement-bars svg, #confusion img, "
+                           "#confusion svg').length >= 2", 60)
+            lead.find_element(By.CSS_SELECTOR, "#decision input[value='b']").click()
+            lead.find_element(By.CSS_SELECTOR, "#adjudicate-note textarea").send_keys("B argues the stance; A drifts")
+            lead.find_element(By.ID, "decide").click()
+            wait_for(lead, "(document.querySelector('#final-label') || {}).innerText?.includes('adjudicated')", 60)
+            assert "adjudicated by alice" in lead.find_element(By.ID, "final-label").text
+            lead.save_screenshot(str(shots / "app-adjudicate.png"))
+            lead.set_window_size(1280, 1500)
+            lead.execute_script("window.scrollTo(0, 0)")
+            lead.save_screenshot(str(shots / "app-lead.png"))
     finally:
         bob.quit()
         carol.quit()
@@ -151,5 +178,8 @@ def test_two_annotators_in_two_browsers_keyboard_rewrite_ranking_and_screenshots
     assert all(r.instruction_version == "1" and r.time_ms > 0 and r.shown_order for r in rows)
     ranking = next(r.ranking for r in rows if r.kind == "ranking")
     assert [len(group) for group in ranking] == [1, 1, 2]
-    for name in ("app-pairwise.png", "app-rewrite.png", "app-rank.png"):
+    with open_project(root) as project:
+        label = final_labels(project)[first.pair_id]
+    assert (label.choice, label.how, label.decided_by) == ("b", "adjudicated", "alice")
+    for name in ("app-pairwise.png", "app-rewrite.png", "app-rank.png", "app-adjudicate.png", "app-lead.png"):
         assert (shots / name).stat().st_size > 10_000

@@ -1,6 +1,6 @@
 """The annotation app over HTTP, served for real (Gradio auth backed by the store): every flow through
-gradio_client with auth, refusals (no session, wrong password, lock-out, someone else's item, a lead-only
-endpoint), nothing served outside the app, and 8 annotators x 500 submits at once."""
+gradio_client with auth, refusals (no session, wrong password, lock-out, someone else's item, lead-only
+endpoints), the lead tab's agreement and adjudication, nothing served outside the app, and 8 annotators x 500 submits at once."""
 
 from __future__ import annotations
 
@@ -75,6 +75,33 @@ def test_pairwise_skip_flag_undo_and_stats_through_gradio_client(served):
     assert [row[flagged["headers"].index("reason")] for row in flagged["data"]] == ["the two texts are cut off"]
     with open_project(root) as project:
         assert project_status(project)["judgments_by_source"]["app"] >= 1
+
+
+def test_lead_tab_endpoints_adjudicate_and_refuse_annotators(served):
+    from curate.consensus import adjudication_queue, final_labels
+
+    url, root = served
+    with open_project(root) as project:
+        first, second = adjudication_queue(project)[:2]
+    bob = login(url, "bob")
+    with pytest.raises(Exception, match="only leads"):
+        bob.predict(api_name="/lead")
+    with pytest.raises(Exception, match="only leads"):
+        bob.predict(first.pair_id, "b", "I think B", api_name="/adjudicate")
+    alice = login(url, "alice")
+    summary, bars, confusion, title, queue, pick = alice.predict(api_name="/lead")
+    assert "Fleiss" in summary and "Dawid–Skene" in summary and bars and confusion
+    with open_project(root) as project:
+        assert f"{len(adjudication_queue(project))} pairs" in title
+    assert queue["data"][0][0] == first.pair_id
+    with pytest.raises(Exception, match="needs a note"):
+        alice.predict(first.pair_id, "a", "  ", api_name="/adjudicate")
+    final, note = alice.predict(first.pair_id, "a", "A answers the stance", api_name="/adjudicate")
+    assert "adjudicated by alice" in final and note == ""
+    with open_project(root) as project:
+        label = final_labels(project)[first.pair_id]
+        assert (label.choice, label.how, label.decided_by) == ("a", "adjudicated", "alice")
+        assert adjudication_queue(project)[0].pair_id == second.pair_id
 
 
 def test_rank_and_rewrite_views_through_gradio_client(annotation, shared_data, tmp_path):

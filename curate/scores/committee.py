@@ -22,21 +22,24 @@ NAMES = ("p_mean", "p_var", "vote_entropy", "bald")
 
 
 def pair_labels(conn: Connection) -> dict[str, int]:
-    """1 where A won, 0 where B won: gold where there is gold, else the majority of the A/B judgments
-    (ties, tie votes and both-bad carry no label)."""
+    """1 where A won, 0 where B won: a lead's latest adjudication, else an A/B gold label, else the majority of
+    the A/B judgments (ties, tie votes and both-bad carry no label; nor does a pair adjudicated as either)."""
     from curate.store.schema import Judgment
 
     votes: dict[str, list[int]] = {}
-    gold: dict[str, int] = {}
+    gold: dict[str, str] = {}
+    adjudicated: dict[str, str] = {}
     for pair_id, source, choice in conn.execute(select(Judgment.pair_id, Judgment.source, Judgment.choice)
-                                                .where(Judgment.choice.in_(("a", "b")))):
-        if source == "gold":
-            gold[pair_id] = int(choice == "a")
-        else:
+                                                .where(Judgment.choice.is_not(None))
+                                                .order_by(Judgment.created_at, Judgment.id)):
+        if source in ("gold", "adjudication"):
+            (gold if source == "gold" else adjudicated)[pair_id] = choice
+        elif choice in ("a", "b"):
             votes.setdefault(pair_id, [0, 0])[choice == "b"] += 1
-    labels = {pair_id: int(a > b) for pair_id, (a, b) in votes.items() if a != b}
-    labels.update(gold)
-    return labels
+    labels: dict[str, int | None] = {pair_id: int(a > b) for pair_id, (a, b) in votes.items() if a != b}
+    labels.update({pair_id: int(c == "a") for pair_id, c in gold.items() if c in ("a", "b")})
+    labels.update({pair_id: int(c == "a") if c in ("a", "b") else None for pair_id, c in adjudicated.items()})
+    return {pair_id: y for pair_id, y in labels.items() if y is not None}
 
 
 def training_labels(conn: Connection) -> dict[str, int]:
