@@ -4,6 +4,7 @@ annotators."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -48,15 +49,24 @@ def lead_tab(project: Project, user_of: Callable[[gr.Request], User]) -> tuple[A
             summary = _summary(report, labels, project.config.labels.method)
             bars = annotator_bars(report)
             confusion = confusion_figure(confusion_with_final(label_table(project), labels))
+        return [summary, bars, confusion, *on_queue(request)]
+
+    def on_queue(request: gr.Request) -> list[Any]:
+        lead(request)
         queue = adjudication_queue(project)
         rows = [{"pair": e.pair_id, "reason": e.reason, "committee P(A)": e.committee_p} for e in queue[:SHOWN]]
         choices = [(f"{e.pair_id[:12]} · {e.reason}", e.pair_id) for e in queue[:SHOWN]]
-        return [summary, bars, confusion, f"**Adjudication queue: {len(queue)} pairs**",
-                _frame(rows), gr.update(choices=choices, value=choices[0][1] if choices else None)]
+        return [f"**Adjudication queue: {len(queue)} pairs**", _frame(rows),
+                gr.update(choices=choices, value=choices[0][1] if choices else None)]
 
     def on_pick(pair: str | None, request: gr.Request) -> str:
         lead(request)
-        return _detail_md(pair_detail(project, pair)) if pair else "*The queue is empty.*"
+        if not pair:
+            return "*The queue is empty.*"
+        try:
+            return _detail_md(pair_detail(project, pair))
+        except CurateError as err:
+            raise gr.Error(str(err)) from None
 
     def on_decide(pair: str | None, choice: str | None, note: str, request: gr.Request) -> tuple[str, str]:
         user = lead(request)
@@ -85,9 +95,9 @@ def lead_tab(project: Project, user_of: Callable[[gr.Request], User]) -> tuple[A
         decide = gr.Button("Decide", variant="primary", elem_id="decide")
         final = gr.Markdown(elem_id="final-label")
     outputs = [summary, bars, confusion, queue_title, queue, pair]
-    pair.change(on_pick, pair, detail, api_name=False, queue=False)
+    pair.change(on_pick, pair, detail, api_name="pair_detail", queue=False)
     decide.click(on_decide, [pair, decision, note], [final, note], api_name="adjudicate", queue=False).success(
-        on_open, None, outputs, api_name=False, queue=False)
+        on_queue, None, outputs[3:], api_name=False, queue=False)
     tab.select(on_open, None, outputs, api_name="lead")
     return tab, outputs, on_open
 
@@ -110,10 +120,17 @@ def _summary(report: dict[str, Any], labels: dict[str, FinalLabel], method: str)
 
 
 def _detail_md(detail: dict[str, Any]) -> str:
-    votes = "\n".join(f"- **{j['name'] or '-'}** ({j['source']}): {j['choice']}"
-                      + (f" · {j['reason']}" if j["reason"] else "") for j in detail["judgments"])
+    """The pair as the annotate tab shows it (prompt and completions as markdown) and the votes, whose names
+    and reasons people typed, escaped to plain text."""
+    votes = "\n".join(f"- **{_plain(j['name'] or '-')}** ({j['source']}): {j['choice']}"
+                      + (f" · {_plain(j['reason'])}" if j["reason"] else "") for j in detail["judgments"])
     return (f"**Prompt**\n\n{detail['prompt']}\n\n**A**\n\n{detail['a']}\n\n**B**\n\n{detail['b']}\n\n"
             f"**Votes**\n\n{votes or '(none)'}")
+
+
+def _plain(text: str) -> str:
+    """``text`` with markdown and HTML syntax escaped, so it shows as typed (no links, images or markup)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~&])", r"\\\1", " ".join(text.split()))
 
 
 def _final_md(label: FinalLabel) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from curate.errors import CurateError
 from curate.project import Project
@@ -39,6 +39,22 @@ class LabelTable:
 
 def label_table(project: Project, *, round_number: int | None = None) -> LabelTable:
     """Every person's latest A/B/tie/both-bad choice per pair (of round ``round_number``'s items, if given)."""
+    with project.store.read() as conn:
+        cells = people_choices(conn, round_number=round_number)
+    items = sorted({pair for pair, _ in cells})
+    annotators = sorted({name for _, name in cells})
+    row, col = {p: i for i, p in enumerate(items)}, {a: j for j, a in enumerate(annotators)}
+    keys = list(cells)
+    return LabelTable(items, annotators, np.array([row[p] for p, _ in keys], dtype=np.int64),
+                      np.array([col[a] for _, a in keys], dtype=np.int64),
+                      np.array([cells[k][0] for k in keys], dtype=np.int64),
+                      np.array([cells[k][1] for k in keys], dtype=np.int64))
+
+
+def people_choices(conn: Connection, *, round_number: int | None = None,
+                   pair_id: str | None = None) -> dict[tuple[str, str], tuple[int, int]]:
+    """(pair id, annotator name) -> (choice code, confidence or 0): each person's latest pair choice, of one
+    round's items or one pair if asked."""
     from curate.store.schema import Annotator, Item, Judgment, Round
 
     query = (select(Judgment.pair_id, Annotator.name, Judgment.choice, Judgment.confidence)
@@ -48,17 +64,19 @@ def label_table(project: Project, *, round_number: int | None = None) -> LabelTa
     if round_number is not None:
         query = query.join(Item, Item.id == Judgment.item_id).join(Round, Round.id == Item.round_id).where(
             Round.number == round_number)
-    with project.store.read() as conn:
-        rows = conn.execute(query).all()
-    cells = {(pair, name): (CHOICES.index(choice), confidence or 0) for pair, name, choice, confidence in rows}
-    items = sorted({pair for pair, _ in cells})
-    annotators = sorted({name for _, name in cells})
-    row, col = {p: i for i, p in enumerate(items)}, {a: j for j, a in enumerate(annotators)}
-    keys = list(cells)
-    return LabelTable(items, annotators, np.array([row[p] for p, _ in keys], dtype=np.int64),
-                      np.array([col[a] for _, a in keys], dtype=np.int64),
-                      np.array([cells[k][0] for k in keys], dtype=np.int64),
-                      np.array([cells[k][1] for k in keys], dtype=np.int64))
+    if pair_id is not None:
+        query = query.where(Judgment.pair_id == pair_id)
+    return {(pair, name): (CHOICES.index(choice), confidence or 0)
+            for pair, name, choice, confidence in conn.execute(query)}
+
+
+def choices_of(conn: Connection, source: str) -> dict[str, str]:
+    """The latest pair choice of each pair from judgments of ``source`` (gold, dataset, ...)."""
+    from curate.store.schema import Judgment
+
+    return dict(conn.execute(select(Judgment.pair_id, Judgment.choice).where(
+        Judgment.source == source, Judgment.kind == "pair", Judgment.choice.is_not(None))
+        .order_by(Judgment.created_at, Judgment.id)).all())
 
 
 def counts_of(item: np.ndarray, value: np.ndarray, n_items: int, n_values: int) -> np.ndarray:
@@ -157,11 +175,8 @@ def bootstrap(statistic: Callable[[np.ndarray], float], counts: np.ndarray, *, r
 
 def gold_codes(project: Project, items: list[str]) -> np.ndarray:
     """The gold choice of each item as a code (-1 where the pair has no gold judgment)."""
-    from curate.store.schema import Judgment
-
     with project.store.read() as conn:
-        gold = dict(conn.execute(select(Judgment.pair_id, Judgment.choice).where(
-            Judgment.source == "gold", Judgment.choice.is_not(None))).all())
+        gold = choices_of(conn, "gold")
     return np.array([CHOICES.index(gold[p]) if p in gold else -1 for p in items], dtype=np.int64)
 
 

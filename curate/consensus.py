@@ -2,8 +2,8 @@
 
 A pair's final label comes, in this order of precedence, from a lead's adjudication, from gold, from the
 people's votes (the plurality, or crowd-kit's Dawid–Skene model of each annotator's reliability), or from
-the dataset's own label. Each records *how* it was decided and a confidence in [0, 1] that export turns into
-a per-example weight:
+the dataset's own label (which also stands when the people tie). Each records *how* it was decided and a
+confidence in [0, 1], meant as the example's training weight:
 
 - ``adjudicated``, ``gold``: confidence 1;
 - ``unanimous`` (2+ votes, all alike), ``majority`` (one choice has more votes than any other), ``single``
@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, insert, select
 
-from curate.agreement import CHOICES, SOURCES, LabelTable, counts_of, label_table, majority
+from curate.agreement import CHOICES, LabelTable, choices_of, counts_of, label_table, majority, people_choices
 from curate.errors import CurateError
 from curate.project import Project
 
@@ -144,12 +144,15 @@ def final_labels(project: Project, *, method: str | None = None) -> dict[str, Fi
     code, confidence, how = people_labels(table, method=method or rule.method, min_labels=rule.ds_min_labels)
     counts = counts_of(table.item, table.code, len(table.items), len(CHOICES))
     with project.store.read() as conn:
-        gold, dataset = _choices(conn, "gold"), _choices(conn, "dataset")
+        gold, dataset = choices_of(conn, "gold"), choices_of(conn, "dataset")
         decided = adjudications(conn)
     labels = {pair: FinalLabel(pair, choice, "dataset", 1.0) for pair, choice in dataset.items()}
     for i, pair in enumerate(table.items):
-        labels[pair] = FinalLabel(pair, CHOICES[code[i]] if code[i] >= 0 else None, HOW[how[i]],
-                                  round(float(confidence[i]), 6), _votes(counts[i]))
+        if code[i] < 0 and pair in labels:  # the people tie: the dataset's own label stands (still queued)
+            labels[pair] = FinalLabel(pair, labels[pair].choice, "dataset", 1.0, _votes(counts[i]))
+        else:
+            labels[pair] = FinalLabel(pair, CHOICES[code[i]] if code[i] >= 0 else None, HOW[how[i]],
+                                      round(float(confidence[i]), 6), _votes(counts[i]))
     for source, how_name in ((gold, "gold"), (decided, "adjudicated")):
         for pair, value in source.items():
             choice, lead = value if isinstance(value, tuple) else (value, None)
@@ -180,16 +183,18 @@ def adjudications(conn: Connection, *, pair_id: str | None = None) -> dict[str, 
 
 def adjudication_queue(project: Project, *, round_number: int | None = None) -> list[QueueEntry]:
     """Pairs a lead should decide: ties, winning shares below ``[labels] adjudicate_below``, and majorities
-    the latest reward committee contradicts with ``[labels] committee_confidence`` or more. Pairs with gold
-    or an adjudication are not in it. Ties come first, then the weakest majorities, then contradictions."""
+    the latest reward committee contradicts with ``[labels] committee_confidence`` or more, judged on the
+    people's votes themselves whatever ``[labels] method`` is (a lead may overrule Dawid–Skene). Pairs with
+    gold or an adjudication are not in it; ``round_number`` keeps that round's pairs (with all their votes).
+    Ties come first, then the weakest majorities, then the strongest contradictions."""
     from curate.store.schema import Item, Pair, Round, Score, ScoreRun
 
     rule = project.config.labels
-    table = label_table(project, round_number=round_number)
+    table = label_table(project)
     counts = counts_of(table.item, table.code, len(table.items), len(CHOICES))
     code, _, how = vote_labels(counts)
     with project.store.read() as conn:
-        done = set(_choices(conn, "gold")) | set(adjudications(conn))
+        done = set(choices_of(conn, "gold")) | set(adjudications(conn))
         records = dict(conn.execute(select(Pair.id, Pair.record_id)).all())
         run = conn.scalar(select(ScoreRun.id).where(ScoreRun.kind == "committee").order_by(ScoreRun.id.desc()))
         p_a = dict(conn.execute(select(Score.unit_id, Score.value).where(
@@ -202,18 +207,18 @@ def adjudication_queue(project: Project, *, round_number: int | None = None) -> 
         if pair in done or (round_number is not None and pair not in in_round):
             continue
         n, top, p = int(counts[i].sum()), int(counts[i].max()), p_a.get(pair)
-        majority = CHOICES[code[i]] if code[i] >= 0 else None
-        backing = None if p is None or majority not in ("a", "b") else (p if majority == "a" else 1 - p)
-        if how[i] == _TIED and n >= 2:
+        voted = CHOICES[code[i]] if code[i] >= 0 else None
+        backing = None if p is None or voted not in ("a", "b") else (p if voted == "a" else 1 - p)
+        if how[i] == _TIED:
             key, reason = (0, 0.0), f"tie: {_describe(counts[i])}"
         elif n >= 2 and top / n < rule.adjudicate_below:
             key, reason = (1, top / n), f"weak majority {top}/{n}: {_describe(counts[i])}"
         elif backing is not None and backing <= 1 - rule.committee_confidence:
-            key, reason = (2, backing), (f"the committee gives the people's choice ({majority.upper()}) "
+            key, reason = (2, backing), (f"the committee gives the people's choice ({voted.upper()}) "
                                          f"P = {backing:.2f}")
         else:
             continue
-        queue.append((key, QueueEntry(pair, records[pair], reason, _votes(counts[i]), majority,
+        queue.append((key, QueueEntry(pair, records[pair], reason, _votes(counts[i]), voted,
                                       None if p is None else round(float(p), 4))))
     return [entry for _, entry in sorted(queue, key=lambda q: (q[0], q[1].pair_id))]
 
@@ -238,9 +243,8 @@ def adjudicate(project: Project, *, pair: str, choice: str, note: str, lead: str
             raise CurateError(f"{lead!r} is not a lead: only leads adjudicate (curate user add NAME --role lead)")
         item_id = conn.scalar(select(Item.id).where(Item.pair_id == pair_id, Item.kind == "rank")
                               .order_by(Item.id.desc()).limit(1))
-        votes = _votes(np.array([conn.scalar(select(func.count()).where(
-            Judgment.pair_id == pair_id, Judgment.kind == "pair", Judgment.source.in_(SOURCES),
-            Judgment.choice == c)) for c in CHOICES]))
+        votes = _votes(np.bincount([c for c, _ in people_choices(conn, pair_id=pair_id).values()],
+                                   minlength=len(CHOICES)))
         previous = adjudications(conn, pair_id=pair_id).get(pair_id)
         was = {"choice": previous[0], "lead": previous[1]} if previous else None
         conn.execute(insert(Judgment).values(
@@ -285,14 +289,6 @@ def _find_pair(conn: Connection, pair: str) -> tuple[str, str]:
         raise CurateError(f"no pair {pair!r}" if not found else f"pair prefix {pair!r} is ambiguous: "
                           "give more characters")
     return found[0][0], found[0][1]
-
-
-def _choices(conn: Connection, source: str) -> dict[str, str]:
-    from curate.store.schema import Judgment
-
-    return dict(conn.execute(select(Judgment.pair_id, Judgment.choice).where(
-        Judgment.source == source, Judgment.kind == "pair", Judgment.choice.is_not(None))
-        .order_by(Judgment.created_at, Judgment.id)).all())
 
 
 def _votes(row: np.ndarray) -> dict[str, int]:

@@ -1,6 +1,7 @@
 """The annotation app over HTTP, served for real (Gradio auth backed by the store): every flow through
 gradio_client with auth, refusals (no session, wrong password, lock-out, someone else's item, lead-only
-endpoints), the lead tab's agreement and adjudication, nothing served outside the app, and 8 annotators x 500 submits at once."""
+endpoints), the lead tab's agreement and adjudication, nothing served outside the app, and 8 annotators
+x 500 submits at once."""
 
 from __future__ import annotations
 
@@ -88,12 +89,17 @@ def test_lead_tab_endpoints_adjudicate_and_refuse_annotators(served):
         bob.predict(api_name="/lead")
     with pytest.raises(Exception, match="only leads"):
         bob.predict(first.pair_id, "b", "I think B", api_name="/adjudicate")
+    with pytest.raises(Exception, match="only leads"):
+        bob.predict(first.pair_id, api_name="/pair_detail")
     alice = login(url, "alice")
     summary, bars, confusion, title, queue, pick = alice.predict(api_name="/lead")
     assert "Fleiss" in summary and "Dawid–Skene" in summary and bars and confusion
     with open_project(root) as project:
         assert f"{len(adjudication_queue(project))} pairs" in title
-    assert queue["data"][0][0] == first.pair_id
+    assert queue["data"][0][0] == pick["value"] == first.pair_id and len(pick["choices"]) == len(queue["data"])
+    assert "Votes" in alice.predict(first.pair_id[:8], api_name="/pair_detail")
+    with pytest.raises(Exception, match="no pair 'ffffffffff'"):
+        alice.predict("ffffffffff", api_name="/pair_detail")
     with pytest.raises(Exception, match="needs a note"):
         alice.predict(first.pair_id, "a", "  ", api_name="/adjudicate")
     final, note = alice.predict(first.pair_id, "a", "A answers the stance", api_name="/adjudicate")

@@ -114,16 +114,82 @@ def test_adjudication_queue_decisions_audit_and_the_committee(annotation, cli):
     code, out, err = cli("adjudicate", tied.pair_id, "--choice", "a", "--by", "alice", "--project", annotation.root)
     assert code != 0 and "needs a note" in err and "Traceback" not in err
 
-    # a majority that a confident committee contradicts enters the queue
-    clear = next(p for p, lab in labels.items() if lab.how == "majority" and lab.choice in ("a", "b")
-                 and p not in {e.pair_id for e in queue})
-    p_a = 0.04 if labels[clear].choice == "a" else 0.96
+    # a majority that a confident committee contradicts enters the queue, for an A and a B majority alike;
+    # one the committee agrees with, or is unsure of, does not
+    clear = {}
+    for p, lab in labels.items():
+        if lab.how == "majority" and lab.choice in ("a", "b") and p not in {e.pair_id for e in queue}:
+            clear.setdefault(lab.choice, []).append(p)
+    (a1, a2), (b1, b2) = clear["a"][:2], clear["b"][:2]
+    given = {a1: 0.04, b1: 0.97, a2: 0.95, b2: 0.15}  # P(A better): contradicts a1 and b1 only
     with annotation.store.write() as conn:
         run = conn.execute(insert(ScoreRun).values(kind="committee", unit="pair", model="test", fingerprint="0",
-                                                   units=1, judgments=0, config={})).inserted_primary_key[0]
-        conn.execute(insert(Score).values(run_id=run, unit_id=clear, name="p_mean", value=p_a))
-    entry = next(e for e in adjudication_queue(annotation) if e.pair_id == clear)
-    assert entry.reason.startswith("the committee gives") and entry.committee_p == pytest.approx(p_a)
-    assert entry.reason.endswith("P = 0.04")
+                                                   units=4, judgments=0, config={})).inserted_primary_key[0]
+        for pair, p_a in given.items():
+            conn.execute(insert(Score).values(run_id=run, unit_id=pair, name="p_mean", value=p_a))
+    contradicted = [e for e in adjudication_queue(annotation) if e.reason.startswith("the committee")]
+    assert [e.pair_id for e in contradicted] == [b1, a1]  # the strongest contradiction (P = 0.03) first
+    assert contradicted[0].reason.endswith("(B) P = 0.03") and contradicted[1].reason.endswith("(A) P = 0.04")
+    assert contradicted[1].committee_p == pytest.approx(0.04)
     code, out, _ = cli("adjudicate", "--json", "--project", annotation.root)
-    assert code == 0 and clear in out
+    assert code == 0 and a1 in out and b1 in out and a2 not in out
+
+
+def test_queue_of_one_round_and_weak_majorities(annotation):
+    from conftest import set_config
+
+    from curate import open_project
+    from curate.store.schema import Item
+
+    with annotation.store.read() as conn:
+        in_round = {p for (p,) in conn.execute(select(Item.pair_id).where(Item.round_id == 1))}
+    everything = adjudication_queue(annotation)
+    one = adjudication_queue(annotation, round_number=1)
+    assert one and [e.pair_id for e in one] == [e.pair_id for e in everything if e.pair_id in in_round]
+    set_config(annotation.root, "labels", adjudicate_below=0.75)  # 3 of 5 agreeing is now too weak
+    with open_project(annotation.root) as project:
+        queue = adjudication_queue(project)
+    weak = [e for e in queue if e.reason.startswith("weak")]
+    shares = [int(e.reason.split()[2].split("/")[0]) / int(e.reason.split()[2].split("/")[1].rstrip(":"))
+              for e in weak]
+    assert weak and shares == sorted(shares) and max(shares) < 0.75
+    assert len(queue) > len(everything)
+
+
+def test_a_tie_of_people_keeps_the_dataset_label(tmp_path, shared_data):
+    import gzip
+
+    from conftest import set_config
+
+    from curate import ingest_files, init_project, open_project
+    from curate.annotate.queue import next_item
+    from curate.annotate.submit import submit
+    from curate.annotate.users import add_user, get_user
+    from curate.rounds import select_round
+
+    sample = tmp_path / "hh.jsonl"
+    with gzip.open(shared_data / "hh-rlhf-harmless-test-dev.jsonl.gz", "rt", encoding="utf-8") as fh:
+        sample.write_text("".join(line for _, line in zip(range(40), fh, strict=False)), encoding="utf-8")
+    with init_project(tmp_path / "p") as project:
+        ingest_files(project, [sample])
+        select_round(project, budget=4, strategy="random")
+        for name in ("bob", "carol"):
+            add_user(project.store, name, role="annotator", password=f"{name}-password")
+    set_config(tmp_path / "p", "annotate", overlap=2)
+    with open_project(tmp_path / "p") as project:
+        preferred = None  # bob prefers what he sees on the left; carol the other completion
+        for name in ("bob", "carol"):
+            user = get_user(project.store, name)
+            shown = next_item(project.store, user, project.config.annotate)
+            if preferred is None:
+                preferred, choice = shown.completions[0], "A"
+            else:
+                choice = "B" if shown.completions[0] == preferred else "A"
+            submit(project.store, user, assignment=shown.assignment, token=shown.token, choice=choice)
+        labels = final_labels(project)
+        queue = adjudication_queue(project)
+    tied = [p for p, lab in labels.items() if lab.votes]
+    assert len(tied) == 1 and sum(labels[tied[0]].votes.values()) == 2
+    assert labels[tied[0]].how == "dataset" and labels[tied[0]].choice in ("a", "b")
+    assert [e.pair_id for e in queue] == tied and queue[0].reason.startswith("tie")
+    assert label_summary(labels)["dataset"] == len(labels)

@@ -23,7 +23,8 @@ NAMES = ("p_mean", "p_var", "vote_entropy", "bald")
 
 def pair_labels(conn: Connection) -> dict[str, int]:
     """1 where A won, 0 where B won: a lead's latest adjudication, else an A/B gold label, else the majority of
-    the A/B judgments (ties, tie votes and both-bad carry no label; nor does a pair adjudicated as either)."""
+    the A/B judgments. Ties, tie votes and both-bad carry no label, nor does a pair adjudicated as either; a
+    pair whose gold is a tie keeps its vote majority (so it still counts as labelled for slices)."""
     from curate.store.schema import Judgment
 
     votes: dict[str, list[int]] = {}
