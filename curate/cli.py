@@ -11,6 +11,7 @@ import typer
 
 from curate.commands.annotate import adjudicate, agreement, serve, user_app
 from curate.commands.common import FieldOption, JsonFlag, ModelOption, ProjectDir, err, out, print_json, progress_bar
+from curate.commands.export import export
 from curate.commands.rounds import round_app, select
 from curate.commands.score import score_app
 from curate.commands.simulate import simulate
@@ -263,6 +264,7 @@ app.add_typer(round_app, name="round")
 app.command()(serve)
 app.command()(agreement)
 app.command()(adjudicate)
+app.command()(export)
 app.command()(select)
 app.command()(simulate)
 

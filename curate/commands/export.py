@@ -1,0 +1,45 @@
+"""``curate export``: TRL-ready datasets from the project's final labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from curate.commands.common import JsonFlag, ProjectDir, out, print_json
+from curate.errors import CurateError
+
+
+def export(fmt: Annotated[str, typer.Option("--format", "-f", help="dpo | reward | sft | kto")],
+           out_path: Annotated[Path, typer.Option("--out", "-o", help="A .jsonl or .parquet file, or a folder for a "
+                                                  "`datasets` DatasetDict; test/calibration splits go beside it.")],
+           round_number: Annotated[int | None, typer.Option("--round", help="Only this round's judgments.")] = None,
+           everything: Annotated[bool, typer.Option("--all", help="Every labelled pair, rewrite and ranking "
+                                                    "(the default).")] = False,
+           min_agreement: Annotated[float | None, typer.Option("--min-agreement", help="Leave out pair labels whose "
+                                                               "confidence is below this (0-1).")] = None,
+           lineage: Annotated[bool, typer.Option("--lineage", help="Add lineage columns (record, pair, round, item, "
+                                                 "annotators, how decided, instruction versions).")] = False,
+           weights: Annotated[bool, typer.Option("--weights", help="Add a weight column: the final label's "
+                                                 "confidence.")] = False,
+           project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
+    """Export final labels as a TRL dataset: dpo/reward (prompt, chosen, rejected), sft (prompt, completion),
+    kto (prompt, completion, label); the frozen test and calibration slices as separate splits."""
+    from curate.export import export as run_export
+    from curate.project import open_project
+
+    if everything and round_number is not None:
+        raise CurateError("--all and --round exclude each other")
+    with open_project(project_dir) as project:
+        result = run_export(project, fmt=fmt, out=out_path, round_number=round_number, min_agreement=min_agreement,
+                            lineage=lineage, weights=weights)
+    if as_json:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    table = Table("split", "rows", "file", "sha256", title=f"{fmt} export", title_justify="left")
+    for split, info in result["splits"].items():
+        table.add_row(split, str(info["rows"]), info["path"], info["sha256"][:12])
+    out.print(table)

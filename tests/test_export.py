@@ -1,0 +1,225 @@
+"""``curate export`` on UKP dev's real labels and on judgments made through the app's library: the rules for
+ties, both-bad, rewrites and rankings, the slices kept out of train, lineage, byte-identical re-exports, and
+every format through its TRL trainer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from curate.consensus import final_labels
+from curate.errors import CurateError
+from curate.export import build_examples, export
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_dpo_export_of_gold_and_votes_keeps_the_slices_apart(annotation, tmp_path):
+    from curate.store.schema import Slice
+
+    labels = final_labels(annotation)
+    with annotation.store.read() as conn:
+        slices = dict(conn.execute(select(Slice.pair_id, Slice.name)).all())
+    result = export(annotation, fmt="dpo", out=tmp_path / "prefs.jsonl", lineage=True, weights=True)
+    files = {s: read_jsonl(tmp_path / name) for s, name in
+             (("train", "prefs.jsonl"), ("test", "prefs.test.jsonl"), ("calibration", "prefs.calibration.jsonl"))}
+    assert {s: i["rows"] for s, i in result["splits"].items()} == {s: len(r) for s, r in files.items()}
+    decided = {p for p, lab in labels.items() if lab.choice in ("a", "b")}
+    for split, rows in files.items():
+        pairs = [r["pair_id"] for r in rows]
+        assert len(pairs) == len(set(pairs))
+        assert {slices.get(p, "train") for p in pairs} == {split}
+    assert sum(len(r) for r in files.values()) == len(decided)
+    assert set(files["train"][0]) == {"prompt", "chosen", "rejected", "weight", "origin", "record_id", "pair_id",
+                                      "round", "item_id", "annotators", "how", "instruction_versions"}
+    by_pair = {r["pair_id"]: r for rows in files.values() for r in rows}
+    from curate.store.schema import Completion, Pair
+
+    with annotation.store.read() as conn:
+        some = sorted(decided)[:50]
+        parts = {p: (a, b) for p, a, b in conn.execute(select(Pair.id, Pair.a_id, Pair.b_id).where(Pair.id.in_(some)))}
+        texts = dict(conn.execute(select(Completion.id, Completion.text)).all())
+    for p in some:
+        a, b = parts[p]
+        win, lose = (a, b) if labels[p].choice == "a" else (b, a)
+        row = by_pair[p]
+        assert (row["chosen"], row["rejected"]) == (texts[win], texts[lose])
+        assert row["how"] == labels[p].how and row["weight"] == pytest.approx(labels[p].confidence)
+    # only the TRL columns without --lineage/--weights; the same database gives the same bytes
+    again = export(annotation, fmt="dpo", out=tmp_path / "again.jsonl")
+    assert set(read_jsonl(tmp_path / "again.jsonl")[0]) == {"prompt", "chosen", "rejected"}
+    first = export(annotation, fmt="dpo", out=tmp_path / "again.jsonl")
+    assert first["splits"] == again["splits"]
+    for kind in ("p.parquet", "folder"):
+        one = export(annotation, fmt="kto", out=tmp_path / kind)["splits"]
+        assert export(annotation, fmt="kto", out=tmp_path / kind)["splits"] == one
+
+
+def test_rules_for_ties_both_bad_rewrites_and_rankings(annotation, shared_data, tmp_path, cli):
+    from conftest import add_ranking_round
+
+    from curate.annotate.queue import next_item
+    from curate.annotate.submit import submit
+    from curate.annotate.users import get_user
+    from curate.consensus import adjudicate
+    from curate.rounds import select_round, set_round_status
+
+    set_round_status(annotation, 1, "closed")
+    select_round(annotation, budget=1, strategy="random", route="rewrite")  # round 2
+    add_ranking_round(annotation, shared_data, tmp_path)  # round 3
+    bob = get_user(annotation.store, "bob")
+    rewrite = next_item(annotation.store, bob, annotation.config.annotate)
+    better = rewrite.completions[0] + " Several studies show it."
+    submit(annotation.store, bob, assignment=rewrite.assignment, token=rewrite.token, text=better)
+    ranking = next_item(annotation.store, bob, annotation.config.annotate)
+    submit(annotation.store, bob, assignment=ranking.assignment, token=ranking.token, ranks=[1, 2, 2, 3])
+    labels = final_labels(annotation)
+    tie, both_bad = [p for p, lab in labels.items() if lab.how == "tied"][:2]
+    adjudicate(annotation, pair=tie, choice="tie", note="equally good", lead="alice")
+    adjudicate(annotation, pair=both_bad, choice="both_bad", note="neither argues the stance", lead="alice")
+
+    dpo = build_examples(annotation, fmt="dpo")
+    kto = build_examples(annotation, fmt="kto")
+    sft = build_examples(annotation, fmt="sft")
+    assert not [e for e in dpo if e.lineage.get("pair_id") in (tie, both_bad)]
+    bad = [e for e in kto if e.lineage.get("pair_id") == both_bad]
+    assert len(bad) == 2 and not any(e.label for e in bad)
+    assert not [e for e in kto if e.lineage.get("pair_id") == tie]
+    rewrites = [e for e in dpo if e.lineage["origin"] == "rewrite"]
+    assert len(rewrites) == 1 and rewrites[0].lineage["annotators"] == ["bob"] and rewrites[0].lineage["round"] == 2
+    assert [e.lineage["origin"] for e in sft].count("rewrite") == 1
+    ranked = [e for e in dpo if e.lineage["origin"] == "ranking"]
+    assert len(ranked) == 1 * 2 + 1 * 1 + 2 * 1  # ranks 1 > {2, 2} > 3: every two in different groups
+    assert sorted(e.label for e in kto if e.lineage["origin"] == "ranking") == [False, True]
+    assert [e.lineage["origin"] for e in sft].count("ranking") == 1
+
+    # a round's export holds only that round's judgments
+    code, _, err = cli("export", "--format", "dpo", "--round", "2", "--lineage", "--out", tmp_path / "r2.jsonl",
+                         "--project", annotation.root)
+    assert code == 0, err
+    rows = read_jsonl(tmp_path / "r2.jsonl")
+    assert [(r["origin"], r["chosen"]) for r in rows] == [("rewrite", better)]
+
+
+def test_bad_exports_are_refused_with_one_line(sqlite_project, tmp_path, cli, shared_data):
+    import gzip
+
+    unlabelled = tmp_path / "prompts.jsonl"
+    with gzip.open(shared_data / "ukp-convarg1-dev.jsonl.gz", "rt", encoding="utf-8") as fh:
+        first = json.loads(fh.readline())
+    unlabelled.write_text(json.dumps({"prompt": "Argue for uniforms.", "completions": [first["a1"], first["a2"]]})
+                          + "\n", encoding="utf-8")
+    root = sqlite_project.root
+    code, _, err = cli("ingest", unlabelled, "--project", root)
+    assert code == 0, err
+    for args, message in [(("--format", "dpo"), "no dpo examples in the project: nothing is labelled yet"),
+                          (("--format", "ppo"), "unknown export format 'ppo'"),
+                          (("--format", "dpo", "--round", "4"), "there is no round 4"),
+                          (("--format", "dpo", "--min-agreement", "1.5"), "--min-agreement must be between 0 and 1")]:
+        code, _, err = cli("export", *args, "--out", tmp_path / "x.jsonl", "--project", root)
+        assert code != 0 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not list(tmp_path.glob("x*")) and not list(tmp_path.glob(".x*"))
+    with pytest.raises(CurateError, match="no such folder"):
+        from curate.export import write_export
+
+        write_export({"train": [{"prompt": "p", "completion": "c"}]}, tmp_path / "missing" / "x.jsonl")
+
+
+@pytest.fixture(scope="module")
+def round_one_exports(annotation_base, tmp_path_factory):
+    """Round 1 of the UKP project exported in every format, with lineage and weights (all columns)."""
+    from curate import open_project
+    from curate.export import FORMATS
+
+    folder = tmp_path_factory.mktemp("exports")
+    with open_project(annotation_base) as project:
+        return {fmt: export(project, fmt=fmt, out=folder / f"{fmt}.jsonl", round_number=1, lineage=True,
+                            weights=True)["splits"]["train"]["path"] for fmt in FORMATS}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["dpo", "reward", "sft", "kto"])
+def test_every_format_trains_a_step_with_its_trl_trainer(fmt, round_one_exports, tiny_models, tmp_path):
+    import math
+
+    from datasets import load_dataset
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    data = load_dataset("json", data_files=round_one_exports[fmt], split="train")
+    # a few rows (for KTO, of both kinds)
+    data = data.sort("label").select([0, 1, len(data) - 2, len(data) - 1]) if fmt == "kto" else data.select(range(4))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["causal"])
+    common = {"output_dir": str(tmp_path), "max_steps": 1, "per_device_train_batch_size": 2, "bf16": False,
+              "report_to": [], "dataloader_pin_memory": False, "save_strategy": "no", "use_cpu": True,
+              "max_length": 256}
+    if fmt == "reward":
+        from trl import RewardConfig, RewardTrainer
+
+        model = AutoModelForSequenceClassification.from_pretrained(tiny_models["reward1"], num_labels=1)
+        trainer = RewardTrainer(model=model, args=RewardConfig(**common), train_dataset=data,
+                                processing_class=tokenizer)
+        ids = {"chosen_ids", "rejected_ids"}
+    else:
+        import trl
+
+        model = AutoModelForCausalLM.from_pretrained(tiny_models["causal"])
+        config, trainer_class = {"dpo": (trl.DPOConfig, trl.DPOTrainer), "sft": (trl.SFTConfig, trl.SFTTrainer),
+                                 "kto": (trl.KTOConfig, trl.KTOTrainer)}[fmt]
+        trainer = trainer_class(model=model, args=config(**common), train_dataset=data, processing_class=tokenizer)
+        ids = {"dpo": {"prompt_ids", "chosen_ids", "rejected_ids"}, "sft": {"input_ids"},
+               "kto": {"prompt_ids", "completion_ids"}}[fmt]
+    assert ids <= set(trainer.train_dataset.column_names), trainer.train_dataset.column_names
+    loss = trainer.train().training_loss
+    assert trainer.state.global_step == 1 and math.isfinite(loss)
+
+
+def hh_as_messages(text: str) -> list[dict[str, str]]:
+    """An hh-rlhf transcript ("\\n\\nHuman: ... \\n\\nAssistant: ...") as chat messages."""
+    import re
+
+    parts = re.split(r"\n\n(Human|Assistant): ", "\n\n" + text.strip())[1:]
+    return [{"role": "user" if who == "Human" else "assistant", "content": said.strip()}
+            for who, said in zip(parts[::2], parts[1::2], strict=True)]
+
+
+@pytest.mark.slow
+def test_a_conversational_export_trains_a_dpo_step(sqlite_project, shared_data, tiny_models, tmp_path):
+    import gzip
+    import math
+
+    import trl
+    from datasets import load_dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from curate import ingest_files
+
+    rows = []
+    with gzip.open(shared_data / "hh-rlhf-harmless-test-dev.jsonl.gz", "rt", encoding="utf-8") as fh:
+        for line in fh:
+            chosen, rejected = (hh_as_messages(json.loads(line)[k]) for k in ("chosen", "rejected"))
+            if len(chosen) > 1 and chosen[:-1] == rejected[:-1] and chosen[-1] != rejected[-1]:
+                rows.append({"prompt": chosen[:-1], "chosen": chosen[-1:], "rejected": rejected[-1:]})
+            if len(rows) == 6:
+                break
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    ingest_files(sqlite_project, [data])
+    export(sqlite_project, fmt="dpo", out=tmp_path / "dpo.jsonl")
+    exported = read_jsonl(tmp_path / "dpo.jsonl")
+    assert len(exported) == 6 and all(isinstance(r["prompt"], list) and r["chosen"][0]["role"] == "assistant"
+                                      for r in exported)
+    assert sorted(json.dumps(r, sort_keys=True) for r in exported) == sorted(json.dumps(r, sort_keys=True)
+                                                                            for r in rows)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["causal"])
+    trainer = trl.DPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_models["causal"]),
+        args=trl.DPOConfig(output_dir=str(tmp_path / "out"), max_steps=1, per_device_train_batch_size=2, bf16=False,
+                           report_to=[], dataloader_pin_memory=False, save_strategy="no", use_cpu=True,
+                           max_length=256),
+        train_dataset=load_dataset("json", data_files=str(tmp_path / "dpo.jsonl"), split="train"),
+        processing_class=tokenizer)
+    assert math.isfinite(trainer.train().training_loss)
