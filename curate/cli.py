@@ -15,6 +15,7 @@ from curate.commands.export import export
 from curate.commands.rounds import round_app, select
 from curate.commands.score import score_app
 from curate.commands.simulate import simulate
+from curate.commands.train import recipes_app
 from curate.errors import CurateError, InputError
 from curate.ingest.readers import FileFormat
 
@@ -261,6 +262,7 @@ def demo(directory: Annotated[Path, typer.Option("--dir", help="Where to create 
 app.add_typer(score_app, name="score")
 app.add_typer(user_app, name="user")
 app.add_typer(round_app, name="round")
+app.add_typer(recipes_app, name="recipes")
 app.command()(serve)
 app.command()(agreement)
 app.command()(adjudicate)

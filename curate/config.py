@@ -194,6 +194,11 @@ def from_mapping(cls: type[T], data: Any, *, where: str) -> T:
 
 
 def _matches(kind: Any, value: Any) -> bool:
+    from typing import get_args, get_origin
+
+    if get_origin(kind) is list:
+        (item,) = get_args(kind) or (Any,)
+        return isinstance(value, list) and all(_matches(item, v) for v in value)
     if kind is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind is int:
@@ -202,7 +207,8 @@ def _matches(kind: Any, value: Any) -> bool:
 
 
 def _type_name(kind: Any) -> str:
-    return {str: "text", int: "an integer", float: "a number", bool: "true or false"}.get(kind, str(kind))
+    return {str: "text", int: "an integer", float: "a number", bool: "true or false"}.get(
+        kind, "a list of text" if str(kind) == "list[str]" else str(kind))
 
 
 def load_config(path: Path) -> ProjectConfig:

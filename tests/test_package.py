@@ -31,7 +31,8 @@ def test_wheel_contents(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for expected in ("curate/cli.py", "curate/apps/__init__.py", "curate/recipes/__init__.py",
                      "curate/samples/NOTICE.md", "curate/samples/pandalm-sample.jsonl.gz",
-                     "curate/samples/ukp-convarg1-sample.jsonl.gz"):
+                     "curate/samples/ukp-convarg1-sample.jsonl.gz",
+                     *(f"curate/recipes/{k}-lora.yaml" for k in ("sft", "dpo", "reward", "kto"))):
         assert expected in names
     assert not any(n.startswith(("tests/", "apps/", "recipes/")) for n in names)
     modules = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "curate").rglob("*.py"))
@@ -62,6 +63,8 @@ def test_wheel_installs_into_a_fresh_venv(wheel, tmp_path):
                             capture_output=True, text=True, cwd=tmp_path)
     assert ingest.returncode == 0, ingest.stderr
     assert json.loads(ingest.stdout)["files"][0]["pairs"] == 300
+    listed = subprocess.run([curate, "recipes", "list", "--json"], capture_output=True, text=True, cwd=tmp_path)
+    assert sorted(r["kind"] for r in json.loads(listed.stdout)) == ["dpo", "kto", "reward", "sft"]  # from the wheel
 
 
 def _read(path: Path) -> list[dict]:
