@@ -61,7 +61,8 @@ class Example:
 def build_examples(project: Project, *, fmt: str, round_number: int | None = None,
                    min_agreement: float | None = None) -> list[Example]:
     """The examples of format ``fmt`` from round ``round_number``'s judgments (else from every labelled pair,
-    rewrite and ranking), leaving out pair labels whose confidence is below ``min_agreement``; sorted."""
+    rewrite and ranking) plus the whole test and calibration slices, leaving out pair labels whose confidence
+    is below ``min_agreement``; sorted."""
     if fmt not in FORMATS:
         raise CurateError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if min_agreement is not None and not 0 <= min_agreement <= 1:
@@ -119,7 +120,8 @@ class _Facts:
 def _pairs(labels: dict[str, Any], facts: _Facts, fmt: str, min_agreement: float | None) -> list[Example]:
     out = []
     for pair_id, label in labels.items():
-        if label.choice not in ("a", "b", "both_bad") or (facts.only_pairs is not None and
+        sliced = pair_id in facts.pair_split  # the frozen slices are whole in every export, whatever the round
+        if label.choice not in ("a", "b", "both_bad") or (facts.only_pairs is not None and not sliced and
                                                           pair_id not in facts.only_pairs):
             continue
         if min_agreement is not None and label.confidence < min_agreement:
@@ -201,8 +203,9 @@ def _rankings(conn: Connection, facts: _Facts, fmt: str) -> list[Example]:
 def render(project: Project, examples: list[Example], fmt: str, *, lineage: bool = False,
            weights: bool = False) -> dict[str, list[dict[str, Any]]]:
     """Rows per split in TRL's columns for ``fmt``: standard (text) where every prompt and completion is plain
-    text, conversational (lists of messages) where any has messages. SFT targets and KTO examples appear once
-    per prompt and completion (the first in sort order, with the highest weight)."""
+    text, conversational (lists of messages) where any has messages. TRL joins a standard prompt and completion
+    as they are and texts are stored stripped, so a standard completion starts with a space. SFT targets and
+    KTO examples appear once per prompt and completion (the first in sort order, with the highest weight)."""
     from curate.store.schema import Completion, Record
 
     if fmt in ("sft", "kto"):
@@ -226,7 +229,7 @@ def render(project: Project, examples: list[Example], fmt: str, *, lineage: bool
 
     def completion_of(completion_id: str) -> Any:
         text, messages = texts[completion_id]
-        return (messages or [{"role": "assistant", "content": text}]) if chat else text
+        return (messages or [{"role": "assistant", "content": text}]) if chat else " " + text
 
     out: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for e in examples:
@@ -301,12 +304,13 @@ def _write_file(rows: list[dict[str, Any]], path: Path, kind: str) -> None:
 
 
 def _digest(path: Path, split: str | None) -> str:
-    files = sorted((path / split).rglob("*")) if split else [path]
+    """The sha256 of a file (as ``sha256sum`` prints it), or of a ``datasets`` split folder's files and names."""
+    if split is None:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
     digest = hashlib.sha256()
-    for f in files:
+    for f in sorted((path / split).rglob("*")):
         if f.is_file():
-            digest.update(f.name.encode())
-            digest.update(f.read_bytes())
+            digest.update(f.relative_to(path).as_posix().encode() + b"\0" + f.read_bytes())
     return digest.hexdigest()
 
 

@@ -40,19 +40,21 @@ class TrainSection:
     per_device_train_batch_size: int = 4
     gradient_accumulation_steps: int = 1
     max_length: int = 512
-    warmup_ratio: float = 0.0
+    warmup_steps: float = 0.0  # steps of linear warmup, or a share of all steps when below 1
     weight_decay: float = 0.0
     lr_scheduler_type: str = "linear"
     logging_steps: int = 10
     save_steps: int = 50  # checkpoints, for --resume
     seed: int = 0
+    eval_examples: int = 100  # frozen-test examples evaluated after training (0: none; all of them is slow on a CPU)
 
     def __post_init__(self) -> None:
         if self.learning_rate <= 0 or self.per_device_train_batch_size < 1 or self.gradient_accumulation_steps < 1:
             raise ConfigError("[train] needs learning_rate > 0, per_device_train_batch_size >= 1 and "
                               "gradient_accumulation_steps >= 1")
-        if self.max_length < 8 or self.logging_steps < 1 or self.save_steps < 1:
-            raise ConfigError("[train] needs max_length >= 8, logging_steps >= 1 and save_steps >= 1")
+        if self.max_length < 8 or self.logging_steps < 1 or self.save_steps < 1 or self.eval_examples < 0:
+            raise ConfigError("[train] needs max_length >= 8, logging_steps >= 1, save_steps >= 1 and "
+                              "eval_examples >= 0")
 
 
 @dataclass(frozen=True)

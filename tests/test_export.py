@@ -47,7 +47,7 @@ def test_dpo_export_of_gold_and_votes_keeps_the_slices_apart(annotation, tmp_pat
         a, b = parts[p]
         win, lose = (a, b) if labels[p].choice == "a" else (b, a)
         row = by_pair[p]
-        assert (row["chosen"], row["rejected"]) == (texts[win], texts[lose])
+        assert (row["chosen"], row["rejected"]) == (" " + texts[win], " " + texts[lose])  # TRL joins as is
         assert row["how"] == labels[p].how and row["weight"] == pytest.approx(labels[p].confidence)
     # only the TRL columns without --lineage/--weights; the same database gives the same bytes
     again = export(annotation, fmt="dpo", out=tmp_path / "again.jsonl")
@@ -97,12 +97,13 @@ def test_rules_for_ties_both_bad_rewrites_and_rankings(annotation, shared_data, 
     assert sorted(e.label for e in kto if e.lineage["origin"] == "ranking") == [False, True]
     assert [e.lineage["origin"] for e in sft].count("ranking") == 1
 
-    # a round's export holds only that round's judgments
+    # a round's train split holds only that round's judgments (the slices are whole, beside it)
     code, _, err = cli("export", "--format", "dpo", "--round", "2", "--lineage", "--out", tmp_path / "r2.jsonl",
                          "--project", annotation.root)
     assert code == 0, err
     rows = read_jsonl(tmp_path / "r2.jsonl")
-    assert [(r["origin"], r["chosen"]) for r in rows] == [("rewrite", better)]
+    assert [(r["origin"], r["chosen"]) for r in rows] == [("rewrite", " " + better)]
+    assert len(read_jsonl(tmp_path / "r2.test.jsonl")) == len([e for e in dpo if e.split == "test"])
 
 
 def test_bad_exports_are_refused_with_one_line(sqlite_project, tmp_path, cli, shared_data):

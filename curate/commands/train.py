@@ -1,12 +1,13 @@
-"""``curate recipes``: the packaged training recipes, to list and to copy."""
+"""``curate recipes`` (the packaged training recipes, to list and to copy) and ``curate train``."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from curate.commands.common import JsonFlag, out, print_json
+from curate.commands.common import JsonFlag, ProjectDir, out, print_json
 
 recipes_app = typer.Typer(no_args_is_help=True, help="Training recipes (YAML): list them, show one to copy and edit.")
 
@@ -42,3 +43,50 @@ def recipes_show(name: Annotated[str, typer.Argument(help="A packaged recipe (cu
     if name not in recipes:
         raise ConfigError(f"no packaged recipe {name!r}: choose one of {', '.join(recipes)}")
     print(recipes[name], end="")  # plain text, so it can be redirected into a file as is
+
+
+def train(recipe: Annotated[str, typer.Argument(help="A packaged recipe (curate recipes list) or a YAML file.")],
+          round_number: Annotated[int | None, typer.Option("--round", help="Train on this round's export "
+                                                           "(default: every labelled example).")] = None,
+          data: Annotated[Path | None, typer.Option("--data", help="A .jsonl dataset instead of the store's "
+                                                    "export (curate export --format KIND).")] = None,
+          overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key: "
+                                                              "train.learning_rate=1e-4, lora.r=8, model=PATH.")
+                               ] = None,
+          dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan (recipe, model, data) and stop.")
+                             ] = False,
+          warm_start: Annotated[bool, typer.Option("--warm-start", help="Continue from the previous round's "
+                                                   "adapter of this kind.")] = False,
+          resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last "
+                                               "checkpoint.")] = False,
+          project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
+    """Fine-tune with a recipe (TRL + PEFT LoRA), save the adapter under models/, evaluate it on the frozen test
+    slice and register the model version."""
+    from curate.commands.common import progress_bar
+    from curate.project import open_project
+    from curate.train import plan_training, run_training
+
+    with open_project(project_dir) as project:
+        plan = plan_training(project, recipe, round_number=round_number, data=data, overrides=overrides or [],
+                             warm_start=warm_start, resume=resume, dry_run=dry_run)
+        if dry_run:
+            shown = {"name": plan.name, "recipe": plan.recipe.as_dict(), "source": plan.source, "base": plan.base,
+                     "parent": plan.parent, "data": plan.data, "output": str(plan.output), "round": plan.round}
+            if as_json:
+                print_json(shown)
+                return
+            out.print(f"would train [bold]{plan.name}[/] ({plan.recipe.kind}, {plan.source}) on {plan.base}"
+                      + (f", warm-starting from {plan.parent}" if plan.parent else ""))
+            for split, info in plan.data.items():
+                out.print(f"  {split}: {info['rows']} examples, sha256 {info['sha256'][:12]}")
+            out.print(f"  trainer: {plan.recipe.train}\n  lora: {plan.recipe.lora}\n  output: {plan.output}")
+            return
+        version = run_training(project, plan, resume=resume, progress=progress_bar)
+    if as_json:
+        print_json(version)
+        return
+    test = version["test"]
+    figure = "" if not test else f"; test slice ({test['examples']}): loss {test['loss']:.4f}" + (
+        f", preference accuracy {test['preference_accuracy']:.3f}" if "preference_accuracy" in test else "")
+    out.print(f"trained [bold]{version['name']}[/]: {version['steps']} steps, train loss "
+              f"{version['train_loss']:.4f}{figure}\n  adapter: {version['path']}")

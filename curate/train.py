@@ -1,0 +1,297 @@
+"""``curate train``: run a recipe (TRL + PEFT LoRA) on a curated round, save the adapter as safetensors under
+``models/``, evaluate it on the frozen test slice and register the model version with its lineage.
+
+The dataset is the round's export (``curate.export``) in the recipe's format, written next to the adapter and
+hashed, or a file you give. Models load from safetensors only, never with remote code. On a GPU the same
+command trains there (bf16 where the GPU supports it); on a CPU it trains in float32.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from curate.errors import CurateError
+from curate.progress import Progress, no_progress
+from curate.project import Project
+from curate.recipe import Recipe, load_recipe
+
+TASKS = {"sft": "CAUSAL_LM", "dpo": "CAUSAL_LM", "kto": "CAUSAL_LM", "reward": "SEQ_CLS"}
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """What ``curate train`` will do (all of it is shown by ``--dry-run``)."""
+
+    name: str  # the model version to register
+    recipe: Recipe
+    source: str  # where the recipe came from
+    base: str  # the model the adapter is trained on (a folder)
+    parent: str | None  # the adapter it warm-starts from (a model version), if any
+    data: dict[str, Any]  # split -> {"path", "rows", "sha256"}
+    output: Path
+    round: int | None
+
+
+def plan_training(project: Project, recipe_name: str, *, round_number: int | None = None, data: Path | None = None,
+                  overrides: list[str] | None = None, warm_start: bool = False, resume: bool = False,
+                  dry_run: bool = False) -> TrainPlan:
+    """Resolve the recipe, the model and the dataset (exported from the store unless ``data`` is given; written
+    under the adapter's folder, or only hashed for a dry run). ``resume`` picks up the latest interrupted run
+    of the same recipe and round (one with checkpoints and no registered model version)."""
+    import tempfile
+
+    from curate.export import build_examples, render, write_export
+    from curate.models import resolve_model
+
+    recipe, source = load_recipe(recipe_name, overrides=overrides)
+    base = resolve_model(recipe.model, cache=project.root / "cache")
+    parent = _previous_adapter(project, recipe.kind, round_number) if warm_start else None
+    if warm_start and parent is None:
+        raise CurateError(f"--warm-start: no earlier {recipe.kind} adapter in this project to continue from")
+    stem = f"{Path(recipe_name).stem}-{'r' + str(round_number) if round_number is not None else 'all'}"
+    name = _interrupted(project, stem) if resume else _free_name(project, stem)
+    if name is None:
+        raise CurateError(f"--resume: no interrupted {stem} run under {project.root / 'models'} (start without "
+                          "--resume)")
+    output = project.root / "models" / name
+    if data is not None:
+        files = {"train": _describe_file(Path(data), recipe.kind)}
+    else:
+        fmt = recipe.kind
+        examples = build_examples(project, fmt=fmt, round_number=round_number)
+        if not examples:
+            where = f"round {round_number}" if round_number is not None else "the project"
+            raise CurateError(f"no {fmt} examples in {where}: nothing is labelled yet (annotate in curate serve, "
+                              "or ingest data with labels)")
+        rows = render(project, examples, fmt)
+        if dry_run:
+            with tempfile.TemporaryDirectory() as scratch:
+                files = write_export(rows, Path(scratch) / f"{fmt}.jsonl")
+            files = {s: {**info, "path": "(not written: dry run)"} for s, info in files.items()}
+        else:
+            (output / "data").mkdir(parents=True, exist_ok=True)
+            files = write_export(rows, output / "data" / f"{fmt}.jsonl")
+    return TrainPlan(name, recipe, source, str(base.path), parent, files, output, round_number)
+
+
+def run_training(project: Project, plan: TrainPlan, *, resume: bool = False,
+                 progress: Progress = no_progress) -> dict[str, Any]:
+    """Train ``plan``, save the adapter, evaluate it on the test slice and register it; its model version."""
+    import datasets
+    import torch
+    from datasets import load_dataset
+
+    datasets.disable_progress_bars()
+    kind = plan.recipe.kind
+    splits = {s: load_dataset("json", data_files=info["path"], split="train") for s, info in plan.data.items()
+              if s in ("train", "test")}
+    if "test" in splits:
+        wanted = min(plan.recipe.train.eval_examples, len(splits["test"]))
+        splits["test"] = splits["test"].select(range(wanted)) if wanted else None
+    checkpoints = plan.output / "checkpoints"
+    gpu = torch.cuda.is_available()
+    bf16 = gpu and torch.cuda.is_bf16_supported()
+    tokenizer, model = _load(plan, project, torch.bfloat16 if bf16 else torch.float32)
+    args = _config_class(kind)(
+        output_dir=str(checkpoints), **_trainer_args(plan.recipe), bf16=bf16, report_to=[],
+        dataloader_pin_memory=False, save_strategy="steps", save_total_limit=2, use_cpu=not gpu,
+        disable_tqdm=True, eval_strategy="no")
+    trainer = _trainer_class(kind)(model=model, args=args, train_dataset=splits["train"],
+                                   eval_dataset=splits.get("test"), processing_class=tokenizer,
+                                   peft_config=None if plan.parent else _lora(plan.recipe),
+                                   callbacks=[_ProgressCallback(progress)])
+    if len(trainer.train_dataset) == 0:  # the trainer drops examples longer than max_length
+        raise CurateError(f"every training example is longer than train.max_length = {plan.recipe.train.max_length}"
+                          " tokens: raise it (--set train.max_length=...)")
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # the library never prints; the CLI shows a progress bar
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    adapter = plan.output / "adapter"
+    trainer.save_model(str(adapter))
+    (adapter / "training_args.bin").unlink(missing_ok=True)  # a pickle; the registry keeps the arguments as JSON
+    tokenizer.save_pretrained(str(adapter))
+    metrics = {"train_loss": result.training_loss, "steps": trainer.state.global_step,
+               "test": _evaluate(trainer, plan)}
+    return _register(project, plan, adapter, metrics)
+
+
+def _config_class(kind: str) -> Any:
+    import trl
+
+    return {"sft": trl.SFTConfig, "dpo": trl.DPOConfig, "reward": trl.RewardConfig, "kto": trl.KTOConfig}[kind]
+
+
+def _trainer_class(kind: str) -> Any:
+    import trl
+
+    return {"sft": trl.SFTTrainer, "dpo": trl.DPOTrainer, "reward": trl.RewardTrainer, "kto": trl.KTOTrainer}[kind]
+
+
+def _trainer_args(recipe: Recipe) -> dict[str, Any]:
+    """The recipe's [train] section as TRL config arguments."""
+    args = asdict(recipe.train)
+    del args["eval_examples"]  # curate's, not TRL's
+    if "loss_type" in args:
+        args["loss_type"] = [args["loss_type"]]  # TRL 1.x takes a list of losses to combine
+    return args
+
+
+def _lora(recipe: Recipe) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(r=recipe.lora.r, lora_alpha=recipe.lora.alpha, lora_dropout=recipe.lora.dropout,
+                      target_modules=list(recipe.lora.target_modules), task_type=TASKS[recipe.kind])
+
+
+def _load(plan: TrainPlan, project: Project, dtype: Any) -> tuple[Any, Any]:
+    """The tokenizer and the model to train (with the parent adapter, trainable, on a warm start)."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(plan.base)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if plan.recipe.kind == "reward":
+        model = AutoModelForSequenceClassification.from_pretrained(plan.base, num_labels=1, dtype=dtype,
+                                                                   use_safetensors=True)
+        model.config.pad_token_id = tokenizer.pad_token_id
+    else:
+        model = AutoModelForCausalLM.from_pretrained(plan.base, dtype=dtype, use_safetensors=True)
+    if plan.parent:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, _adapter_path(project, plan.parent), is_trainable=True)
+    return tokenizer, model
+
+
+def _evaluate(trainer: Any, plan: TrainPlan) -> dict[str, Any] | None:
+    """The adapter's figures on the frozen test slice: preference accuracy of the implicit reward (DPO),
+    accuracy (reward model), loss (all)."""
+    if trainer.eval_dataset is None:  # no test slice, or eval_examples = 0
+        return None
+    metrics = trainer.evaluate()
+    figure = {"dpo": "eval_rewards/accuracies", "reward": "eval_accuracy"}.get(plan.recipe.kind)
+    out = {"examples": len(trainer.eval_dataset), "loss": metrics.get("eval_loss")}
+    if figure and figure in metrics:
+        out["preference_accuracy"] = metrics[figure]
+    return out
+
+
+class _ProgressCallback:
+    """Feeds the trainer's steps to a ``Progress`` (the CLI's bar)."""
+
+    def __new__(cls, progress: Progress) -> Any:
+        from transformers import TrainerCallback
+
+        class Callback(TrainerCallback):
+            def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                self.steps = iter(progress(range(state.max_steps), "training", state.max_steps))
+
+            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                next(self.steps, None)
+
+            def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                for _ in self.steps:  # finish the bar
+                    pass
+
+        return Callback()
+
+
+def _register(project: Project, plan: TrainPlan, adapter: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    from curate.store.engine import audit
+    from curate.store.schema import ModelVersion, Round
+
+    weights = adapter / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise CurateError(f"training wrote no {weights.name} under {adapter}")
+    fingerprint = hashlib.sha256(weights.read_bytes()).hexdigest()
+    record = {"recipe": plan.recipe.as_dict(), "recipe_source": plan.source, "base": plan.recipe.model,
+              "base_path": plan.base, "parent": plan.parent, "data": plan.data, **metrics}
+    with project.store.write() as conn:
+        round_id = None if plan.round is None else conn.scalar(select(Round.id).where(Round.number == plan.round))
+        conn.execute(insert(ModelVersion).values(name=plan.name, kind=f"adapter-{plan.recipe.kind}",
+                                                 base=plan.parent or plan.recipe.model, path=str(adapter),
+                                                 fingerprint=fingerprint, round_id=round_id, metrics=record))
+        audit(conn, "train", entity="model_version", entity_id=plan.name,
+              details={"recipe": plan.source, "data": plan.data, "fingerprint": fingerprint})
+    (plan.output / "model-version.json").write_text(json.dumps({"name": plan.name, **record}, indent=2,
+                                                               default=str), encoding="utf-8")
+    return {"name": plan.name, "path": str(adapter), "fingerprint": fingerprint, **record}
+
+
+def _previous_adapter(project: Project, kind: str, round_number: int | None) -> str | None:
+    """The latest adapter of ``kind`` trained before (on this round or an earlier one, when ``round_number`` is
+    given)."""
+    from curate.store.schema import ModelVersion, Round
+
+    query = (select(ModelVersion.name, Round.number).join(Round, Round.id == ModelVersion.round_id, isouter=True)
+             .where(ModelVersion.kind == f"adapter-{kind}").order_by(ModelVersion.id.desc()))
+    with project.store.read() as conn:
+        for name, number in conn.execute(query):
+            if round_number is None or number is None or number <= round_number:
+                return name
+    return None
+
+
+def _adapter_path(project: Project, name: str) -> str:
+    from curate.store.schema import ModelVersion
+
+    with project.store.read() as conn:
+        path = conn.scalar(select(ModelVersion.path).where(ModelVersion.name == name))
+    if path is None or not Path(path).is_dir():
+        raise CurateError(f"the adapter of model version {name!r} is missing (looked in {path})")
+    return path
+
+
+def _interrupted(project: Project, stem: str) -> str | None:
+    """The latest run of ``stem`` that left checkpoints and registered no model version."""
+    from curate.store.schema import ModelVersion
+
+    with project.store.read() as conn:
+        done = set(conn.scalars(select(ModelVersion.name).where(ModelVersion.name.startswith(stem))))
+    runs = [p for p in (project.root / "models").glob(f"{stem}*") if p.name not in done
+            and list((p / "checkpoints").glob("checkpoint-*"))]
+    return max(runs, key=lambda p: p.stat().st_mtime).name if runs else None
+
+
+def _free_name(project: Project, stem: str) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``... : a model version name not used yet."""
+    from curate.store.schema import ModelVersion
+
+    with project.store.read() as conn:
+        taken = set(conn.scalars(select(ModelVersion.name).where(ModelVersion.name.startswith(stem))))
+    name, n = stem, 1
+    while name in taken or (project.root / "models" / name).exists():
+        n += 1
+        name = f"{stem}-{n}"
+    return name
+
+
+REQUIRED = {"sft": {"prompt", "completion"}, "dpo": {"prompt", "chosen", "rejected"},
+            "reward": {"chosen", "rejected"}, "kto": {"prompt", "completion", "label"}}
+
+
+def _describe_file(path: Path, kind: str) -> dict[str, Any]:
+    """A dataset file given with --data: checked for the columns the recipe's trainer needs."""
+    if not path.is_file() or path.suffix != ".jsonl":
+        raise CurateError(f"--data {path}: give a .jsonl file (curate export --format {kind} --out FILE.jsonl)")
+    rows = 0
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise CurateError(f"{path}:{number}: not JSON ({err.msg})") from None
+            missing = REQUIRED[kind] - set(row) if isinstance(row, dict) else REQUIRED[kind]
+            if missing:
+                raise CurateError(f"{path}:{number}: a {kind} example needs {', '.join(sorted(missing))}")
+            rows += 1
+    if not rows:
+        raise CurateError(f"--data {path}: the file has no examples")
+    return {"path": str(path), "rows": rows, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
