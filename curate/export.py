@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -213,7 +213,7 @@ def render(project: Project, examples: list[Example], fmt: str, *, lineage: bool
         for e in examples:
             key = (e.split, e.record_id, e.chosen, e.label)
             if key not in best or e.weight > best[key].weight:
-                best[key] = e if key not in best else Example(**{**best[key].__dict__, "weight": e.weight})
+                best[key] = e if key not in best else replace(best[key], weight=e.weight)
         examples = sorted(best.values(), key=Example.key)
     completion_ids = {c for e in examples for c in (e.chosen, e.rejected) if c}
     with project.store.read() as conn:
