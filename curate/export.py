@@ -59,10 +59,10 @@ class Example:
 
 
 def build_examples(project: Project, *, fmt: str, round_number: int | None = None,
-                   min_agreement: float | None = None) -> list[Example]:
+                   min_agreement: float | None = None, required: bool = False) -> list[Example]:
     """The examples of format ``fmt`` from round ``round_number``'s judgments (else from every labelled pair,
     rewrite and ranking) plus the whole test and calibration slices, leaving out pair labels whose confidence
-    is below ``min_agreement``; sorted."""
+    is below ``min_agreement``; sorted. ``required``: none is an error that says what to do."""
     if fmt not in FORMATS:
         raise CurateError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if min_agreement is not None and not 0 <= min_agreement <= 1:
@@ -74,8 +74,15 @@ def build_examples(project: Project, *, fmt: str, round_number: int | None = Non
             raise CurateError(f"there is no round {round_number} (curate status lists the rounds)")
         out = [*_pairs(labels, facts, fmt, min_agreement), *_rewrites(conn, facts, fmt),
                *_rankings(conn, facts, fmt)]
-    unique = {e.key(): e for e in sorted(out, key=lambda e: (e.key(), -e.weight))}  # one row per example
-    return sorted(unique.values(), key=Example.key)
+    unique: dict[tuple[Any, ...], Example] = {}
+    for e in sorted(out, key=lambda e: (e.key(), -e.weight)):  # one row per example, its highest weight
+        unique.setdefault(e.key(), e)
+    if required and not unique:
+        where = f"round {round_number}" if round_number is not None else "the project"
+        raise CurateError(f"no {fmt} examples in {where}: nothing is labelled yet (annotate in curate serve, or "
+                          "ingest data with labels)" + (f", or lower --min-agreement {min_agreement}"
+                                                       if min_agreement else ""))
+    return list(unique.values())
 
 
 @dataclass
@@ -326,12 +333,8 @@ def export(project: Project, *, fmt: str, out: Path, round_number: int | None = 
     audit log. Refuses an export with no examples."""
     from curate.store.engine import audit
 
-    examples = build_examples(project, fmt=fmt, round_number=round_number, min_agreement=min_agreement)
-    if not examples:
-        where = f"round {round_number}" if round_number is not None else "the project"
-        raise CurateError(f"no {fmt} examples in {where}: nothing is labelled yet (annotate in curate serve, or "
-                          "ingest data with labels)" + (f", or lower --min-agreement {min_agreement}"
-                                                       if min_agreement else ""))
+    examples = build_examples(project, fmt=fmt, round_number=round_number, min_agreement=min_agreement,
+                              required=True)
     files = write_export(render(project, examples, fmt, lineage=lineage, weights=weights), out)
     result = {"format": fmt, "round": round_number, "min_agreement": min_agreement, "lineage": lineage,
               "weights": weights, "splits": files}

@@ -60,19 +60,16 @@ def plan_training(project: Project, recipe_name: str, *, round_number: int | Non
         raise CurateError(f"--resume: no interrupted {stem} run under {project.root / 'models'} (start without "
                           "--resume)")
     output = project.root / "models" / name
+    fmt = recipe.kind
     if data is not None:
-        files = {"train": _describe_file(Path(data), recipe.kind)}
+        files = {"train": _describe_file(Path(data), fmt)}
+    elif resume:  # the interrupted run's own data, not a fresh export of labels that may have changed since
+        files = {s: _describe_file(p, fmt) for s, p in _split_files(output / "data" / f"{fmt}.jsonl").items()}
     else:
-        fmt = recipe.kind
-        examples = build_examples(project, fmt=fmt, round_number=round_number)
-        if not examples:
-            where = f"round {round_number}" if round_number is not None else "the project"
-            raise CurateError(f"no {fmt} examples in {where}: nothing is labelled yet (annotate in curate serve, "
-                              "or ingest data with labels)")
-        rows = render(project, examples, fmt)
+        rows = render(project, build_examples(project, fmt=fmt, round_number=round_number, required=True), fmt)
+        with tempfile.TemporaryDirectory() as scratch:
+            files = write_export(rows, Path(scratch) / f"{fmt}.jsonl")  # checked and hashed before any folder
         if dry_run:
-            with tempfile.TemporaryDirectory() as scratch:
-                files = write_export(rows, Path(scratch) / f"{fmt}.jsonl")
             files = {s: {**info, "path": "(not written: dry run)"} for s, info in files.items()}
         else:
             (output / "data").mkdir(parents=True, exist_ok=True)
@@ -271,6 +268,12 @@ def _free_name(project: Project, stem: str) -> str:
         n += 1
         name = f"{stem}-{n}"
     return name
+
+
+def _split_files(train: Path) -> dict[str, Path]:
+    """The split files an export wrote beside ``train`` (``x.jsonl``, ``x.test.jsonl``, ...)."""
+    found = {"train": train, **{s: train.with_name(f"{train.stem}.{s}.jsonl") for s in ("test", "calibration")}}
+    return {s: p for s, p in found.items() if p.is_file()}
 
 
 REQUIRED = {"sft": {"prompt", "completion"}, "dpo": {"prompt", "chosen", "rejected"},

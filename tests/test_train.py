@@ -78,7 +78,7 @@ def test_resume_continues_a_crashed_run_from_its_checkpoint(annotation, tiny_mod
     assert [p.name for p in (plan.output / "checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
     assert not versions(annotation)
     resumed = plan_training(annotation, "sft-lora", round_number=1, overrides=overrides, resume=True)
-    assert resumed.name == plan.name == "sft-lora-r1"
+    assert resumed.name == plan.name == "sft-lora-r1" and resumed.data == plan.data  # the run's own data
     version = run_training(annotation, resumed, resume=True)
     assert version["steps"] == 4 and version["test"]["loss"] > 0 and "preference_accuracy" not in version["test"]
     assert set(versions(annotation)) == {"sft-lora-r1"}
