@@ -15,7 +15,7 @@ from curate.commands.export import export
 from curate.commands.rounds import round_app, select
 from curate.commands.score import score_app
 from curate.commands.simulate import simulate
-from curate.commands.train import recipes_app, train
+from curate.commands.train import generate, recipes_app, train
 from curate.errors import CurateError, InputError
 from curate.ingest.readers import FileFormat
 
@@ -268,6 +268,7 @@ app.command()(agreement)
 app.command()(adjudicate)
 app.command()(export)
 app.command()(train)
+app.command()(generate)
 app.command()(select)
 app.command()(simulate)
 

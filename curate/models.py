@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +79,9 @@ def dequantised_folder(name: str, cache: Path) -> Path:
     from transformers.utils import logging
 
     logging.disable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    with _quiet_gguf():
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     config = copy.deepcopy(quantised.config)
     for attribute in ("quantization_config", "_pre_quantization_dtype"):
         if hasattr(config, attribute):
@@ -94,6 +97,21 @@ def dequantised_folder(name: str, cache: Path) -> Path:
     except OSError:  # another process finished first
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+@contextmanager
+def _quiet_gguf() -> Iterator[None]:
+    """transformers shows its own tqdm bar while it reads a GGUF file (the library never prints): mute it."""
+    from functools import partial
+
+    from transformers import modeling_gguf_pytorch_utils as reader
+
+    shown = reader.tqdm
+    reader.tqdm = partial(shown, disable=True)
+    try:
+        yield
+    finally:
+        reader.tqdm = shown
 
 
 def _file_digest(path: Path) -> str:

@@ -46,6 +46,7 @@ class TrainSection:
     logging_steps: int = 10
     save_steps: int = 50  # checkpoints, for --resume
     seed: int = 0
+    gradient_checkpointing: bool = True  # TRL's default: recompute activations, less memory for more compute
     eval_examples: int = 100  # frozen-test examples evaluated after training (0: none; all of them is slow on a CPU)
 
     def __post_init__(self) -> None:

@@ -16,6 +16,7 @@ from curate.store.schema import (
     ClusterRun,
     Completion,
     Flag,
+    GenerationRun,
     IngestBatch,
     Item,
     Judgment,
@@ -58,6 +59,7 @@ def project_status(project: Project) -> dict[str, Any]:
             "latest_round": _latest_round(conn),
             "annotation": _annotation(conn, project.config.annotate.overlap),
             "scores": score_status(project),
+            **_lineage(conn),
         }
 
 
@@ -84,3 +86,40 @@ def _annotation(conn: Any, overlap: int) -> dict[str, Any]:
     return {"overlap": overlap, "open_rounds": round_progress(conn, overlap),
             "judgments_by_annotator": {name: int(n) for name, n in per_user},
             "flags": int(conn.scalar(select(func.count(Flag.id))) or 0)}
+
+
+def _lineage(conn: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every trained model version and generation run, traced to its round: the adapter, its data's sha256s,
+    parent and test figures; the completions and pairs each generation added and the rounds that selected them."""
+    models = []
+    query = (select(ModelVersion.name, ModelVersion.kind, ModelVersion.base, ModelVersion.path,
+                    ModelVersion.fingerprint, ModelVersion.metrics, Round.number)
+             .join(Round, Round.id == ModelVersion.round_id, isouter=True)
+             .where(ModelVersion.kind.like("adapter-%")).order_by(ModelVersion.id))
+    for v in conn.execute(query):
+        metrics = v.metrics or {}
+        models.append({"name": v.name, "kind": v.kind, "round": v.number, "parent": metrics.get("parent"),
+                       "base": v.base, "adapter": v.path, "fingerprint": v.fingerprint,
+                       "data": {split: {"sha256": info.get("sha256"), "rows": info.get("rows")}
+                                for split, info in (metrics.get("data") or {}).items()},
+                       "test": metrics.get("test")})
+    generated = dict(conn.execute(select(Completion.generation_id, func.count()).where(
+        Completion.generation_id.is_not(None)).group_by(Completion.generation_id)).all())
+    selected: dict[int, dict[int, int]] = {}
+    for run_id, number, n in conn.execute(
+            select(Completion.generation_id, Round.number, func.count(func.distinct(Item.id)))
+            .select_from(Item).join(Pair, Pair.id == Item.pair_id).join(Round, Round.id == Item.round_id)
+            .join(Completion, (Completion.id == Pair.a_id) | (Completion.id == Pair.b_id))
+            .where(Completion.generation_id.is_not(None)).group_by(Completion.generation_id, Round.number)):
+        selected.setdefault(run_id, {})[number] = int(n)
+    generations = []
+    query = (select(GenerationRun.id, GenerationRun.status, GenerationRun.params, GenerationRun.counts,
+                    GenerationRun.created_at, ModelVersion.name, Round.number)
+             .join(ModelVersion, ModelVersion.id == GenerationRun.model_version_id)
+             .join(Round, Round.id == ModelVersion.round_id, isouter=True).order_by(GenerationRun.id))
+    for g in conn.execute(query):
+        generations.append({"run": g.id, "model": g.name, "model_round": g.number, "status": g.status,
+                            "params": g.params, "completions": int(generated.get(g.id, 0)),
+                            "pairs": (g.counts or {}).get("pairs"), "selected_in_rounds": selected.get(g.id, {}),
+                            "at": g.created_at})
+    return {"trained_models": models, "generations": generations}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -80,11 +82,33 @@ def plan_training(project: Project, recipe_name: str, *, round_number: int | Non
 def run_training(project: Project, plan: TrainPlan, *, resume: bool = False,
                  progress: Progress = no_progress) -> dict[str, Any]:
     """Train ``plan``, save the adapter, evaluate it on the test slice and register it; its model version."""
+    with _quiet():
+        return _train(project, plan, resume=resume, progress=progress)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """No ``datasets`` progress bars and no deprecation notices of transformers' own internals while training
+    (the library never prints; the caller's progress shows the steps), restored afterwards."""
+    import warnings
+
     import datasets
+
+    shown = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
+            yield
+    finally:
+        if shown:
+            datasets.enable_progress_bars()
+
+
+def _train(project: Project, plan: TrainPlan, *, resume: bool, progress: Progress) -> dict[str, Any]:
     import torch
     from datasets import load_dataset
 
-    datasets.disable_progress_bars()
     kind = plan.recipe.kind
     splits = {s: load_dataset("json", data_files=info["path"], split="train") for s, info in plan.data.items()
               if s in ("train", "test")}
@@ -115,7 +139,8 @@ def run_training(project: Project, plan: TrainPlan, *, resume: bool = False,
     (adapter / "training_args.bin").unlink(missing_ok=True)  # a pickle; the registry keeps the arguments as JSON
     tokenizer.save_pretrained(str(adapter))
     metrics = {"train_loss": result.training_loss, "steps": trainer.state.global_step,
-               "test": _evaluate(trainer, plan)}
+               "train_seconds": result.metrics.get("train_runtime"),
+               "steps_per_second": result.metrics.get("train_steps_per_second"), "test": _evaluate(trainer, plan)}
     return _register(project, plan, adapter, metrics)
 
 

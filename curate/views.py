@@ -52,7 +52,18 @@ def status_table(summary: dict[str, Any]) -> Table:
         table.add_row("flagged items", f"{work['flags']} (the Review tab of curate serve)")
     for kind, run in summary["scores"].items():
         state = f"stale: {run['why']}" if run["stale"] else "current"
-        table.add_row(f"scores: {kind}", f"{run['units']} ({state})")
+        table.add_row(f"scores: {kind}", f"{run['units']} by {run['model']} ({state})")
+    for m in summary["trained_models"]:
+        data = ", ".join(f"{split} {d['rows']} sha256 {str(d['sha256'])[:12]}" for split, d in m["data"].items())
+        test = m["test"] or {}
+        figure = f"; test accuracy {test['preference_accuracy']:.3f}" if "preference_accuracy" in test else ""
+        where = f"round {m['round']}" if m["round"] is not None else "all rounds"
+        table.add_row(f"model {m['name']} ({m['kind']}, {where})",
+                      f"{data}{figure}" + (f"; parent {m['parent']}" if m["parent"] else "") + f"\n{m['adapter']}")
+    for g in summary["generations"]:
+        picked = ", ".join(f"round {r}: {n} items" for r, n in g["selected_in_rounds"].items()) or "not selected yet"
+        table.add_row(f"generation {g['run']} by {g['model']}" + ("" if g["status"] == "done" else f" ({g['status']})"),
+                      f"{g['completions']} completions, {g['pairs']} pairs; {picked}")
     return table
 
 

@@ -75,17 +75,28 @@ def test_newer_schema_is_refused(project):
 
 def test_schema_1_project_is_upgraded_to_the_current_schema(project):
     """The real path from the first release: schema 2 added cluster and near-duplicate tables, 3 scores,
-    4 the annotation app's tables."""
+    4 the annotation app's tables, 5 generation runs (and the run of each generated completion)."""
     app_tables = ("submissions", "assignments", "flags", "instruction_versions")
     with project.store.write() as conn:
-        for name in ("cluster_assignments", "cluster_runs", "near_duplicates", "scores", "score_runs", *app_tables):
+        if conn.dialect.name == "sqlite":  # SQLite cannot drop a foreign-key column: rebuild the table without it
+            columns = ", ".join(c["name"] for c in inspect(conn).get_columns("completions")
+                                if c["name"] != "generation_id")
+            conn.execute(text(f"CREATE TABLE completions_v4 AS SELECT {columns} FROM completions"))
+            conn.execute(text("DROP TABLE completions"))
+            conn.execute(text("ALTER TABLE completions_v4 RENAME TO completions"))
+        else:
+            conn.execute(text("ALTER TABLE completions DROP COLUMN generation_id"))
+        for name in ("cluster_assignments", "cluster_runs", "near_duplicates", "scores", "score_runs", *app_tables,
+                     "generation_runs"):
             conn.execute(text(f"DROP TABLE {name}"))
         conn.execute(update(Meta).where(Meta.key == "schema_version").values(value="1"))
     with open_project(project.root) as reopened, reopened.store.read() as conn:
-        assert reopened.store.schema_version(conn) == SCHEMA_VERSION == 4
-        for name in ("cluster_runs", "cluster_assignments", "near_duplicates", "score_runs", "scores", *app_tables):
+        assert reopened.store.schema_version(conn) == SCHEMA_VERSION == 5
+        for name in ("cluster_runs", "cluster_assignments", "near_duplicates", "score_runs", "scores", *app_tables,
+                     "generation_runs"):
             assert inspect(conn).has_table(name)
-        assert ("schema.upgrade", {"from": 1, "to": 4}) in conn.execute(
+        assert "generation_id" in {c["name"] for c in inspect(conn).get_columns("completions")}
+        assert ("schema.upgrade", {"from": 1, "to": 5}) in conn.execute(
             select(AuditEntry.action, AuditEntry.details)).all()
 
 

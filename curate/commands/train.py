@@ -85,8 +85,47 @@ def train(recipe: Annotated[str, typer.Argument(help="A packaged recipe (curate 
     if as_json:
         print_json(version)
         return
-    test = version["test"]
-    figure = "" if not test else f"; test slice ({test['examples']}): loss {test['loss']:.4f}" + (
-        f", preference accuracy {test['preference_accuracy']:.3f}" if "preference_accuracy" in test else "")
+    test = version["test"] or {}
+    figures = [f"{name} {test[key]:.{digits}f}" for key, name, digits in (
+        ("loss", "loss", 4), ("preference_accuracy", "preference accuracy", 3)) if test.get(key) is not None]
+    figure = f"; test slice ({test['examples']}): {', '.join(figures)}" if figures else ""
     out.print(f"trained [bold]{version['name']}[/]: {version['steps']} steps, train loss "
               f"{version['train_loss']:.4f}{figure}\n  adapter: {version['path']}")
+
+
+def generate(model: Annotated[str, typer.Option("--model", help="A model version of this project (curate train "
+                                                "names them, e.g. dpo-lora-r1), or a causal LM / adapter folder.")],
+             n: Annotated[int, typer.Option("--n", help="Samples per prompt (2-8); they become its pairs.")] = 2,
+             max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens per sample, at most.")
+                                       ] = 256,
+             temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature (above 0).")
+                                    ] = 0.8,
+             top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling: the smallest set of tokens "
+                                                  "holding this probability.")] = 0.95,
+             limit: Annotated[int | None, typer.Option("--limit", help="Sample this many prompts, drawn with "
+                                                       "--seed (default: every prompt).")] = None,
+             max_prompt_length: Annotated[int, typer.Option("--max-prompt-length", help="Longer prompts lose "
+                                                            "their start.")] = 1024,
+             batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts sampled together.")] = 8,
+             seed: Annotated[int, typer.Option("--seed")] = 0,
+             project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
+    """Sample fresh completions for the pool's prompts from a trained model: the next round's on-policy pairs,
+    stored with the model version that wrote them."""
+    from curate.commands.common import progress_bar
+    from curate.generate import generate as run
+    from curate.project import open_project
+
+    with open_project(project_dir) as project:
+        result = run(project, model=model, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
+                     top_p=top_p, seed=seed, limit=limit, max_prompt_length=max_prompt_length,
+                     batch_size=batch_size, progress=progress_bar)
+    if as_json:
+        print_json(vars(result))
+        return
+    skipped = f" ({result.skipped} sampled before with these settings, skipped)" if result.skipped else ""
+    dropped = ", ".join(f"{v} {k}" for k, v in (("empty", result.empty), ("repeated", result.repeated),
+                                                ("prompts cut", result.truncated)) if v)
+    out.print(f"generated with [bold]{result.model}[/]: {result.prompts} prompts{skipped} -> {result.completions} "
+              f"new completions, {result.pairs} new pairs" + (f" ({dropped})" if dropped else "")
+              + (f"; run {result.run_id}" if result.run_id else "")
+              + f"\n  next: curate embed, curate score entropy --model {result.model}, curate select")

@@ -79,7 +79,7 @@ def score_entropy(project: Project, *, model: str | None = None, max_length: int
         rows = completion_rows(conn)
     if not rows:
         raise CurateError("the pool has no completions to score: ingest data first")
-    resolved = resolve_scorer(model or project.config.models.policy, cache=project.root / "cache")
+    resolved = resolve_scorer(model or project.config.models.policy, cache=project.root / "cache", project=project)
     values, computed = completion_stats(project, resolved, rows, max_length=max_length, progress=progress)
     truncated = int(values[:, STATS.index("truncated")].sum())
     with project.store.write() as conn:

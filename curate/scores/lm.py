@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curate.errors import CurateError
 from curate.models import ResolvedModel, resolve_model
+
+if TYPE_CHECKING:
+    from curate.project import Project
 
 CAUSAL = "CAUSAL_LM"
 REWARD = "SEQ_CLS"
@@ -34,9 +38,20 @@ def adapter_config(path: Path) -> dict[str, Any] | None:
     return config
 
 
-def resolve_scorer(name: str, *, cache: Path) -> ResolvedModel:
-    """Resolve a model or adapter name; an adapter's fingerprint combines its own and its base's."""
-    resolved = resolve_model(name, cache=cache)
+def resolve_scorer(name: str, *, cache: Path, project: Project | None = None) -> ResolvedModel:
+    """Resolve a model or adapter name (with ``project``, also a model version it registered, such as
+    ``dpo-lora-r1``); an adapter's fingerprint combines its own and its base's."""
+    registered = None
+    if project is not None and not Path(name).expanduser().is_dir():
+        from curate.store.models import version_path
+
+        with project.store.read() as conn:
+            registered = version_path(conn, name)
+        if registered is not None and not Path(registered).is_dir():
+            raise CurateError(f"model version '{name}' is registered but its folder {registered} is gone")
+    resolved = resolve_model(registered or name, cache=cache)
+    if registered is not None:
+        resolved = replace(resolved, name=name)
     config = adapter_config(resolved.path)
     if config is None:
         return resolved

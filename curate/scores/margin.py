@@ -60,13 +60,13 @@ def score_margin(project: Project, *, policy: str, reference: str | None = None,
     if not beta > 0:
         raise CurateError(f"beta must be positive, not {beta}")
     root = project.root / "cache"
-    trained = resolve_scorer(policy, cache=root)
+    trained = resolve_scorer(policy, cache=root, project=project)
     if reference is None:
         adapter = adapter_config(trained.path)
         if adapter is None:
             raise CurateError(f"'{policy}' is a whole model, not an adapter: name its reference model with --ref")
         reference = adapter["base_model_name_or_path"]
-    base = resolve_scorer(reference, cache=root)
+    base = resolve_scorer(reference, cache=root, project=project)
     if base.fingerprint == trained.fingerprint:
         raise CurateError(f"the policy and the reference are the same model ({policy}); every margin would be 0")
     with project.store.read() as conn:

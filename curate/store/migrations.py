@@ -37,8 +37,18 @@ def _add_annotation_tables(conn: Connection) -> None:
         Base.metadata.tables[name].create(conn, checkfirst=True)
 
 
+def _add_generation_runs(conn: Connection) -> None:
+    """Schema 5: generation runs, and the run that sampled each generated completion."""
+    from sqlalchemy import text
+
+    from curate.store.schema import Base
+
+    Base.metadata.tables["generation_runs"].create(conn, checkfirst=True)
+    conn.execute(text("ALTER TABLE completions ADD COLUMN generation_id INTEGER REFERENCES generation_runs(id)"))
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_cluster_and_duplicate_tables, 2: _add_score_tables,
-                                                       3: _add_annotation_tables}
+                                                       3: _add_annotation_tables, 4: _add_generation_runs}
 
 
 def upgrade(conn: Connection, current: int, target: int) -> None:

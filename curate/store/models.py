@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from curate.models import ResolvedModel
 from curate.store.bulk import insert_new
@@ -14,3 +14,8 @@ def register_model(conn: Connection, model: ResolvedModel, *, kind: str) -> None
     insert_new(conn, ModelVersion.__table__, [{
         "name": f"{model.name}@{model.short}", "kind": kind, "path": str(model.path),
         "fingerprint": model.fingerprint, "metrics": {}}], key="name")
+
+
+def version_path(conn: Connection, name: str) -> str | None:
+    """The folder of the model version registered as ``name`` (e.g. an adapter ``curate train`` made), if any."""
+    return conn.scalar(select(ModelVersion.path).where(ModelVersion.name == name))

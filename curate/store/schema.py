@@ -9,7 +9,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Bump when a table changes, and add the step to ``migrations.MIGRATIONS``.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 ID = String(32)
 
 
@@ -72,6 +72,7 @@ class Completion(Base):
     author_id: Mapped[int | None] = mapped_column(ForeignKey("annotators.id"), nullable=True)
     round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"), nullable=True)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_batches.id"), nullable=True)
+    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation_runs.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -238,6 +239,19 @@ class ModelVersion(Base):
     round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"), nullable=True)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GenerationRun(Base):
+    """One ``curate generate``: the model version that sampled, its settings and what it added."""
+
+    __tablename__ = "generation_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | done
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ClusterRun(Base):

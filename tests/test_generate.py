@@ -1,0 +1,155 @@
+"""The loop closed on UKP dev's round 1 with a tiny random Llama: train a DPO adapter, ``curate generate``
+fresh completions with it (stored with the generation run and model version, resumable), score them with the
+new model, select round 2, and ``curate status`` traces every artifact to its round. A reward-lora adapter
+trained here joins the reward committee."""
+
+from __future__ import annotations
+
+import json
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from curate.store.schema import Completion, GenerationRun, Item, ModelVersion, Pair, Round, Score, ScoreRun
+
+
+def tiny_recipe(tiny_models) -> tuple[str, ...]:
+    return ("--set", f"model={tiny_models['causal']}", "--set", "train.max_steps=2", "--set",
+            "train.max_length=128", "--set", "train.eval_examples=8")
+
+
+@pytest.fixture
+def trained(annotation, tiny_models, cli):
+    """``annotation`` with dpo-lora-r1 trained on round 1 (tiny model, 2 steps)."""
+    code, _, err = cli("train", "dpo-lora", "--round", "1", *tiny_recipe(tiny_models), "--project", annotation.root)
+    assert code == 0, err
+    return annotation
+
+
+def generated(project, run_id=None):
+    query = select(Completion).where(Completion.origin == "generated")
+    if run_id is not None:
+        query = query.where(Completion.generation_id == run_id)
+    with project.store.read() as conn:
+        return conn.execute(query).all()
+
+
+def test_generate_train_score_select_and_trace(trained, cli):
+    root = trained.root
+    code, out, err = cli("generate", "--model", "dpo-lora-r1", "--n", "3", "--max-new-tokens", "12", "--limit", "6",
+                         "--batch-size", "4", "--json", "--project", root)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["model"] == "dpo-lora-r1" and result["prompts"] == 6 and result["skipped"] == 0
+    rows = generated(trained, result["run_id"])
+    assert len(rows) == result["completions"] and result["completions"] + result["empty"] + result["repeated"] == 18
+    assert len({r.record_id for r in rows}) == 6 and all(r.text and r.text == r.text.strip() for r in rows)
+    assert {r.model for r in rows} == {"dpo-lora-r1"}
+    with trained.store.read() as conn:
+        run = conn.execute(select(GenerationRun).where(GenerationRun.id == result["run_id"])).one()
+        version = conn.execute(select(ModelVersion).where(ModelVersion.name == "dpo-lora-r1")).one()
+        ids = {r.id for r in rows}
+        pairs = conn.execute(select(Pair.record_id, Pair.a_id, Pair.b_id).where(Pair.a_id.in_(ids))).all()
+    assert run.model_version_id == version.id and run.status == "done" and run.params["n"] == 3
+    assert run.params["temperature"] == 0.8 and run.counts["pairs"] == result["pairs"]
+    per_record: dict[str, set[str]] = {}
+    for r in rows:
+        per_record.setdefault(r.record_id, set()).add(r.id)
+    expected = {(rec, a, b) for rec, ids_ in per_record.items() for a, b in combinations(sorted(ids_), 2)}
+    assert set(pairs) == expected and len(expected) == result["pairs"]  # each prompt's samples, paired
+
+    # the same settings again: every prompt is skipped and no run is recorded
+    code, out, err = cli("generate", "--model", "dpo-lora-r1", "--n", "3", "--max-new-tokens", "12", "--limit", "6",
+                         "--json", "--project", root)
+    again = json.loads(out)
+    assert code == 0 and again["skipped"] == 6 and again["completions"] == 0 and again["run_id"] is None, err
+
+    # the new model scores the new completions, and the next select uses those scores
+    code, out, err = cli("score", "entropy", "--model", "dpo-lora-r1", "--max-length", "128", "--json",
+                         "--project", root)
+    assert code == 0, err
+    entropy_run = json.loads(out)["run_id"]
+    with trained.store.read() as conn:
+        scored = set(conn.scalars(select(Score.unit_id).where(Score.run_id == entropy_run)))
+        model = conn.scalar(select(ScoreRun.model).where(ScoreRun.id == entropy_run))
+    assert ids <= scored and model.startswith("dpo-lora-r1@")
+    code, out, err = cli("select", "--budget", "100", "--strategy", "token-entropy", "--json", "--project", root)
+    assert code == 0, err
+    manifest = json.loads(Path(json.loads(out)["manifest"]).read_text())
+    assert manifest["models"]["scores"]["entropy"]["model"] == model  # round 2 ranked by the new model's entropy
+    with trained.store.read() as conn:
+        assert manifest["pool"]["pairs"] == conn.scalar(select(func.count()).select_from(Pair))
+    with trained.store.read() as conn:
+        round_two = conn.scalar(select(Round.id).where(Round.number == 2))
+        picked = conn.scalar(select(func.count()).select_from(Item).join(Pair, Pair.id == Item.pair_id).where(
+            Item.round_id == round_two, Pair.a_id.in_(ids) | Pair.b_id.in_(ids)))
+
+    code, out, err = cli("status", "--json", "--project", root)
+    assert code == 0, err
+    status = json.loads(out)
+    model_entry = next(m for m in status["trained_models"] if m["name"] == "dpo-lora-r1")
+    assert model_entry["round"] == 1 and model_entry["adapter"] == version.path
+    assert model_entry["data"]["train"]["sha256"] == version.metrics["data"]["train"]["sha256"]
+    runs = {g["run"]: g for g in status["generations"]}
+    assert runs[result["run_id"]]["model"] == "dpo-lora-r1" and runs[result["run_id"]]["model_round"] == 1
+    assert runs[result["run_id"]]["completions"] == result["completions"]
+    assert runs[result["run_id"]]["selected_in_rounds"] == ({"2": picked} if picked else {})
+    code, out, err = cli("status", "--project", root)
+    assert code == 0 and "adapter-dpo" in out and f"generation {result['run_id']} by" in out, err
+
+
+def test_an_interrupted_generation_resumes(trained):
+    from curate.generate import generate
+
+    def stop_after_one_batch(items, _description, _total):
+        for step, item in enumerate(items):
+            if step == 1:
+                raise KeyboardInterrupt
+            yield item
+
+    settings = dict(model="dpo-lora-r1", n=2, max_new_tokens=8, limit=5, batch_size=2, seed=3)
+    with pytest.raises(KeyboardInterrupt):
+        generate(trained, progress=stop_after_one_batch, **settings)
+    first = generated(trained)
+    assert len({r.record_id for r in first}) == 2  # the first batch was written
+    with trained.store.read() as conn:
+        assert conn.scalar(select(GenerationRun.status)) == "running"
+    result = generate(trained, **settings)
+    assert result.skipped == 2 and result.prompts == 3
+    assert len({r.record_id for r in generated(trained)}) == 5
+    assert {r.id for r in first} <= {r.id for r in generated(trained)}
+
+
+def test_generate_refuses_bad_settings_in_one_line(annotation, cli):
+    for args, message in [(("--n", "1"), "--n must be 2 to 8"),
+                          (("--temperature", "0"), "the temperature must be above 0"),
+                          (("--limit", "0"), "--limit must be 1 or more"),
+                          (("--top-p", "1.5"), "top_p must be above 0 and at most 1")]:
+        code, _, err = cli("generate", "--model", "dpo-lora-r1", *args, "--project", annotation.root)
+        assert code == 1 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("generate", "--model", "no-such-model", "--project", annotation.root)
+    assert code == 1 and "model 'no-such-model' is neither a local folder" in err
+    with annotation.store.read() as conn:
+        assert conn.scalar(select(func.count()).select_from(GenerationRun)) == 0
+
+
+def test_a_reward_lora_trained_here_joins_the_reward_committee(annotation, tiny_models, cli):
+    root = annotation.root
+    code, _, err = cli("train", "reward-lora", "--round", "1", *tiny_recipe(tiny_models), "--project", root)
+    assert code == 0, err
+    code, _, err = cli("generate", "--model", "reward-lora-r1", "--project", root)
+    assert code == 1 and "is a adapter-reward model and cannot write text" in err
+    code, out, err = cli("score", "reward-models", "--model", "reward-lora-r1", "--model",
+                         str(tiny_models["reward1"]), "--max-length", "128", "--json", "--project", root)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["models"] == ["reward-lora-r1", str(tiny_models["reward1"])]
+    with annotation.store.read() as conn:
+        run = conn.execute(select(ScoreRun).where(ScoreRun.id == result["run_id"])).one()
+        completions = conn.scalar(select(func.count()).select_from(Completion))
+        values = conn.execute(select(Score.name, Score.value).where(Score.run_id == result["completion_run_id"])).all()
+    assert [m["name"] for m in run.config["models"]] == ["reward-lora-r1", str(tiny_models["reward1"])]
+    assert len(values) >= 2 * completions and np.isfinite([v for _, v in values]).all()
