@@ -46,15 +46,18 @@ def plain_run(root: Path, data: Path, steps: int) -> float:
 
     recipe, _ = load_recipe("dpo-lora", overrides=[*SETTINGS, f"train.max_steps={steps}"])
     base = resolve_model(DEFAULT_POLICY, cache=root / "cache").path
+    gpu = torch.cuda.is_available()
+    bf16 = gpu and torch.cuda.is_bf16_supported()
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if bf16 else torch.float32)
     t = recipe.train
     args = DPOConfig(output_dir=str(root / "plain"), learning_rate=t.learning_rate, num_train_epochs=t.num_train_epochs,
                      max_steps=t.max_steps, per_device_train_batch_size=t.per_device_train_batch_size,
                      gradient_accumulation_steps=t.gradient_accumulation_steps, max_length=t.max_length,
                      warmup_steps=t.warmup_steps, logging_steps=t.logging_steps, save_steps=t.save_steps, seed=t.seed,
-                     beta=t.beta, loss_type=[t.loss_type], bf16=False, report_to=[], dataloader_pin_memory=False,
-                     use_cpu=True)
+                     beta=t.beta, loss_type=[t.loss_type], gradient_checkpointing=t.gradient_checkpointing,
+                     weight_decay=t.weight_decay, lr_scheduler_type=t.lr_scheduler_type, bf16=bf16, report_to=[],
+                     dataloader_pin_memory=False, use_cpu=not gpu, disable_tqdm=True, save_total_limit=2)
     lora = LoraConfig(r=recipe.lora.r, lora_alpha=recipe.lora.alpha, lora_dropout=recipe.lora.dropout,
                       target_modules=list(recipe.lora.target_modules), task_type="CAUSAL_LM")
     trainer = DPOTrainer(model=model, args=args, train_dataset=load_dataset("json", data_files=str(data),

@@ -207,12 +207,13 @@ def _rankings(conn: Connection, facts: _Facts, fmt: str) -> list[Example]:
     return out
 
 
-def render(project: Project, examples: list[Example], fmt: str, *, lineage: bool = False,
-           weights: bool = False) -> dict[str, list[dict[str, Any]]]:
+def render(project: Project, examples: list[Example], fmt: str, *, lineage: bool = False, weights: bool = False,
+           chat: bool | None = None) -> dict[str, list[dict[str, Any]]]:
     """Rows per split in TRL's columns for ``fmt``: standard (text) where every prompt and completion is plain
-    text, conversational (lists of messages) where any has messages. TRL joins a standard prompt and completion
-    as they are and texts are stored stripped, so a standard completion starts with a space. SFT targets and
-    KTO examples appear once per prompt and completion (the first in sort order, with the highest weight)."""
+    text, conversational (lists of messages) where any has messages or ``chat`` says so (``curate train`` does
+    for a model with a chat template). TRL joins a standard prompt and completion as they are and texts are
+    stored stripped, so a standard completion starts with a space. SFT targets and KTO examples appear once per
+    prompt and completion (the first in sort order, with the highest weight)."""
     from curate.store.schema import Completion, Record
 
     if fmt in ("sft", "kto"):
@@ -228,7 +229,8 @@ def render(project: Project, examples: list[Example], fmt: str, *, lineage: bool
                                                   Completion.id, completion_ids)}
         prompts = {i: (t, m) for i, t, m in _chunked(conn, select(Record.id, Record.prompt, Record.messages),
                                                     Record.id, {e.record_id for e in examples})}
-    chat = any(m is not None for _, m in (*texts.values(), *prompts.values()))
+    if chat is None:
+        chat = any(m is not None for _, m in (*texts.values(), *prompts.values()))
 
     def prompt_of(record_id: str) -> Any:
         text, messages = prompts[record_id]

@@ -1,11 +1,12 @@
 """``curate generate``: fresh completions for the pool's prompts from a trained model, the next round's
 on-policy pairs. Every completion is stored with the generation run and model version that sampled it.
 
-Prompts are shown to the model as it was trained on them (``curate export``): through its chat template in a
-conversational project (one where any prompt or completion has messages), as plain text otherwise. Each prompt
-gets ``n`` samples; its distinct non-empty ones are stored (``origin = generated``) and paired with each other.
-Work is written a batch at a time, and a prompt already sampled by the same model version with the same
-settings is skipped, so a killed run picks up where it stopped.
+Prompts are shown to the model as ``curate train`` trained it and the scorers read it: through its chat
+template where it has one, as plain text otherwise (a conversation needs a template). A prompt
+held out whole in the frozen test or calibration slice is never sampled. Each prompt gets ``n`` samples; its
+distinct non-empty ones are stored (``origin = generated``) and paired with each other. Work is written a
+batch at a time, and a prompt already sampled by the same model version with the same settings is skipped,
+so a killed run picks up where it stopped.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from curate.ids import content_id, normalise_text
 from curate.progress import Progress, no_progress
 from curate.project import Project
 from curate.store.engine import audit
-from curate.store.schema import Completion, GenerationRun, ModelVersion, Pair, Record
+from curate.store.schema import Completion, GenerationPrompt, GenerationRun, ModelVersion, Pair, Record
 
 MAX_SAMPLES = 8  # a ranking shows at most 8 completions of a prompt
 CAUSAL_KINDS = ("policy", "adapter-sft", "adapter-dpo", "adapter-kto")
@@ -34,6 +35,7 @@ class GenerateResult:
     model: str  # the model version that sampled
     prompts: int  # prompts sampled in this run
     skipped: int  # prompts this model version had already sampled with the same settings
+    held_out: int  # prompts whose every pair is in the frozen test or calibration slice (never sampled)
     completions: int  # new completions stored
     pairs: int  # new pairs stored
     empty: int  # samples with no text once stripped (not stored)
@@ -46,37 +48,58 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
              batch_size: int = 8, progress: Progress = no_progress) -> GenerateResult:
     """Sample ``n`` completions for every prompt of the pool (or ``limit`` of them, drawn with ``seed``) from
     ``model``: a model version of the project (``curate train`` names them, e.g. ``dpo-lora-r1``) or any causal
-    LM or adapter folder / hub id in the local cache."""
+    LM or adapter folder / hub id in the local cache. The same settings on the same pool give the same samples."""
+    from curate.sampling import encode_prompt, load_sampler
+
     params = _check(n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
                     limit=limit, max_prompt_length=max_prompt_length, batch_size=batch_size)
     version_id, version, resolved = _model_version(project, model)
     with project.store.read() as conn:
         records = [tuple(r) for r in conn.execute(select(Record.id, Record.prompt, Record.messages)
                                                   .order_by(Record.id))]
-        chat = _conversational(conn)
+        conversational = _conversational(conn)
         done = _sampled(conn, version_id, params)
+        held_out = _held_out(conn)
     if not records:
         raise CurateError("the pool has no prompts to generate for: ingest data first")
+    records = [r for r in records if r[0] not in held_out]
+    if not records:
+        raise CurateError("every prompt is held out in the test or calibration slice: nothing to generate for")
     if limit is not None and limit < len(records):
         picked = np.random.default_rng(seed).choice(len(records), size=limit, replace=False)
         records = [records[i] for i in sorted(picked)]
     todo = [r for r in records if r[0] not in done]
     result = GenerateResult(run_id=None, model=version, prompts=len(todo), skipped=len(records) - len(todo),
-                            completions=0, pairs=0, empty=0, repeated=0, truncated=0)
+                            held_out=len(held_out), completions=0, pairs=0, empty=0, repeated=0, truncated=0)
     if not todo:  # everything was sampled before with these settings: nothing to record
         return result
+    sampler = load_sampler(resolved, cache=project.root / "cache", conversational=conversational)
+    room = min(max_prompt_length, sampler.context - max_new_tokens)
+    if room < 1:
+        raise CurateError(f"--max-new-tokens {max_new_tokens} leaves no room for a prompt in the "
+                          f"{sampler.context}-token context of '{version}'")
+    encoded = [encode_prompt(sampler, record_id, prompt, messages, limit=room) for record_id, prompt, messages in todo]
+    result.truncated = sum(cut for _, cut in encoded)
     with project.store.write() as conn:
         result.run_id = conn.execute(GenerationRun.__table__.insert().values(
             model_version_id=version_id, params=params, counts={}, status="running")).inserted_primary_key[0]
-    _sample_all(project, resolved, todo, chat=chat, params=params, batch_size=batch_size, result=result,
-                progress=progress)
-    counts = {k: v for k, v in vars(result).items() if k not in ("run_id", "model")}
-    with project.store.write() as conn:
-        conn.execute(update(GenerationRun).where(GenerationRun.id == result.run_id).values(
-            counts=counts, status="done", finished_at=func.now()))
-        audit(conn, "generate", entity="generation_run", entity_id=str(result.run_id),
-              details={"model": version, "params": params, **counts})
+    status = "interrupted"
+    try:
+        _sample_all(project, sampler, todo, [ids for ids, _ in encoded], params=params,
+                    conversational=conversational, result=result, progress=progress)
+        status = "done"
+    finally:  # an interrupted run keeps what it wrote, and says so
+        counts = _counts(result)
+        with project.store.write() as conn:
+            conn.execute(update(GenerationRun).where(GenerationRun.id == result.run_id).values(
+                counts=counts, status=status, finished_at=func.now()))
+            audit(conn, "generate", entity="generation_run", entity_id=str(result.run_id),
+                  details={"model": version, "params": params, "status": status, **counts})
     return result
+
+
+def _counts(result: GenerateResult) -> dict[str, int]:
+    return {k: v for k, v in vars(result).items() if k not in ("run_id", "model")}
 
 
 def _check(**params: Any) -> dict[str, Any]:
@@ -98,9 +121,7 @@ def _check(**params: Any) -> dict[str, Any]:
         problems.append(f"--limit must be 1 or more, not {params['limit']}")
     if problems:
         raise CurateError("; ".join(problems))
-    params = dict(params)
-    del params["batch_size"]  # how the work is split, not what is sampled
-    return params
+    return dict(params)  # the batch size is among them: prompts sampled together share a seed
 
 
 def _model_version(project: Project, name: str) -> tuple[int, str, Any]:
@@ -113,8 +134,9 @@ def _model_version(project: Project, name: str) -> tuple[int, str, Any]:
         row = conn.execute(select(ModelVersion.id, ModelVersion.kind).where(ModelVersion.name == name)).first()
     if row is not None:
         if row.kind not in CAUSAL_KINDS:
-            raise CurateError(f"model version '{name}' is a {row.kind} model and cannot write text: generate with "
-                              "a policy or an sft, dpo or kto adapter (curate status lists them)")
+            what = "reward" if "reward" in row.kind else row.kind
+            raise CurateError(f"model version '{name}' is a {what} model ({row.kind}) and cannot write text: generate "
+                              "with a policy or an sft, dpo or kto adapter (curate status lists them)")
         return row.id, name, resolve_scorer(name, cache=cache, project=project)
     resolved = resolve_scorer(name, cache=cache)
     with project.store.write() as conn:
@@ -124,9 +146,19 @@ def _model_version(project: Project, name: str) -> tuple[int, str, Any]:
 
 
 def _conversational(conn: Connection) -> bool:
-    """Whether the project's exports are conversational (as ``curate export`` decides)."""
+    """Whether any prompt or completion of the project is a conversation (messages)."""
     return any(conn.scalar(select(table.id).where(table.messages.is_not(None)).limit(1)) is not None
                for table in (Record, Completion))
+
+
+def _held_out(conn: Connection) -> set[str]:
+    """Records whose every pair is in the test or calibration slice: new pairs of theirs would put a held-out
+    prompt into training."""
+    from curate.store.schema import Slice
+
+    query = (select(Pair.record_id).join(Slice, Slice.pair_id == Pair.id, isouter=True).group_by(Pair.record_id)
+             .having(func.count(Slice.pair_id) == func.count(Pair.id)))
+    return set(conn.scalars(query))
 
 
 def _sampled(conn: Connection, version_id: int, params: dict[str, Any]) -> set[str]:
@@ -135,76 +167,36 @@ def _sampled(conn: Connection, version_id: int, params: dict[str, Any]) -> set[s
                                        .where(GenerationRun.model_version_id == version_id)) if r.params == params]
     if not runs:
         return set()
-    return set(conn.scalars(select(Completion.record_id).where(Completion.generation_id.in_(runs)).distinct()))
+    return set(conn.scalars(select(GenerationPrompt.record_id).where(GenerationPrompt.run_id.in_(runs))))
 
 
-def _sample_all(project: Project, resolved: Any, records: list[tuple[Any, ...]], *, chat: bool,
-                params: dict[str, Any], batch_size: int, result: GenerateResult, progress: Progress) -> None:
-    import torch
+def _sample_all(project: Project, sampler: Any, records: list[tuple[Any, ...]], prompts: list[list[int]], *,
+                params: dict[str, Any], conversational: bool, result: GenerateResult, progress: Progress) -> None:
+    """Sample the prompts in batches of similar length; each batch is written (with the prompts it sampled and
+    the run's counts so far) in one transaction."""
+    from curate.sampling import sample
+    from curate.store.bulk import bulk_insert
 
-    from curate.scores.lm import load_causal_lm
-
-    lm, tokenizer = load_causal_lm(resolved, cache=project.root / "cache")
-    if hasattr(lm, "merge_and_unload"):  # a LoRA adapter: fold it into the weights, sampling is faster
-        lm = lm.merge_and_unload()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    lm.to(device)
-    if chat and not getattr(tokenizer, "chat_template", None):
-        raise CurateError(f"the project's prompts are conversations but '{result.model}' has no chat template")
-    encoded = [_encode(tokenizer, prompt, messages, chat=chat, limit=params["max_prompt_length"])
-               for _, prompt, messages in records]
-    result.truncated = sum(cut for _, cut in encoded)
-    order = sorted(range(len(records)), key=lambda i: (len(encoded[i][0]), records[i][0]))
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    label = f"{result.model}: {len(records)} prompts x {params['n']}"
-    for part in progress(batches, label, len(batches)):
-        texts = _sample(lm, tokenizer, [encoded[i][0] for i in part], params=params, device=device,
-                        seed=content_id("generate", str(params["seed"]), records[part[0]][0]))
+    order = sorted(range(len(records)), key=lambda i: (len(prompts[i]), records[i][0]))
+    size = params["batch_size"]
+    batches = [order[i:i + size] for i in range(0, len(order), size)]
+    for part in progress(batches, f"{result.model}: {len(records)} prompts x {params['n']}", len(batches)):
+        record_ids = [records[i][0] for i in part]
+        texts = sample(sampler, [prompts[i] for i in part], n=params["n"], temperature=params["temperature"],
+                       top_p=params["top_p"], max_new_tokens=params["max_new_tokens"],
+                       seed=int(content_id("generate", str(params["seed"]), record_ids[0])[:8], 16))
         with project.store.write() as conn:
-            _store(conn, [records[i][0] for i in part], texts, chat=chat, params=params, result=result)
+            _store(conn, record_ids, texts, conversational=conversational, result=result)
+            bulk_insert(conn, GenerationPrompt.__table__, [{"run_id": result.run_id, "record_id": r}
+                                                           for r in record_ids])
+            conn.execute(update(GenerationRun).where(GenerationRun.id == result.run_id).values(
+                counts=_counts(result)))
 
 
-def _encode(tokenizer: Any, prompt: str, messages: list[Any] | None, *, chat: bool,
-            limit: int) -> tuple[list[int], bool]:
-    """The prompt's token ids as the model was trained on it, cut from the start to ``limit`` tokens."""
-    if chat:
-        text = tokenizer.apply_chat_template(messages or [{"role": "user", "content": prompt}],
-                                             add_generation_prompt=True, tokenize=False)
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    else:
-        ids = tokenizer(prompt)["input_ids"]
-    return ids[-limit:], len(ids) > limit
-
-
-def _sample(lm: Any, tokenizer: Any, prompts: list[list[int]], *, params: dict[str, Any], device: str,
-            seed: str) -> list[list[str]]:
-    """``n`` sampled texts for each prompt (left-padded into one batch)."""
-    import torch
-    from transformers.utils import logging
-
-    width = max(len(p) for p in prompts)
-    pad = tokenizer.pad_token_id
-    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-    torch.manual_seed(int(seed[:8], 16))
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity_error()  # the model's own generation defaults are overridden on purpose
-    try:
-        with torch.inference_mode():
-            out = lm.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=params["temperature"],
-                              top_p=params["top_p"], top_k=0, max_new_tokens=params["max_new_tokens"],
-                              num_return_sequences=params["n"], pad_token_id=pad,
-                              eos_token_id=tokenizer.eos_token_id)
-    finally:
-        logging.set_verbosity(verbosity)
-    texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
-    n = params["n"]
-    return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
-
-
-def _store(conn: Connection, record_ids: list[str], samples: list[list[str]], *, chat: bool, params: dict[str, Any],
+def _store(conn: Connection, record_ids: list[str], samples: list[list[str]], *, conversational: bool,
            result: GenerateResult) -> None:
-    """One batch's completions and the pairs among each prompt's distinct samples."""
+    """One batch's completions (as assistant messages in a conversational project) and the pairs among each
+    prompt's distinct samples."""
     from curate.store.bulk import insert_new
 
     completions: list[dict[str, Any]] = []
@@ -216,8 +208,8 @@ def _store(conn: Connection, record_ids: list[str], samples: list[list[str]], *,
             if not text:
                 result.empty += 1
                 continue
-            messages = [{"role": "assistant", "content": text}] if chat else None
-            completion_id = content_id("completion", record_id, messages if chat else text)
+            messages = [{"role": "assistant", "content": text}] if conversational else None
+            completion_id = content_id("completion", record_id, messages if conversational else text)
             if completion_id in ids:
                 result.repeated += 1
                 continue

@@ -148,6 +148,19 @@ def _local_folder(name: str) -> Path:
         "for language models)")
 
 
+def has_chat_template(path: Path) -> bool:
+    """Whether the tokenizer saved in ``path`` has a chat template (curate then trains, scores and generates
+    through it)."""
+    import json
+
+    if (path / "chat_template.jinja").is_file() or (path / "chat_template.json").is_file():
+        return True
+    try:
+        return bool(json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template"))
+    except (OSError, ValueError):
+        return False
+
+
 def fingerprint(path: Path) -> str:
     """Hash of every file's name, size and content (head and tail of large weight files)."""
     digest = hashlib.sha256()

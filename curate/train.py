@@ -49,7 +49,7 @@ def plan_training(project: Project, recipe_name: str, *, round_number: int | Non
     import tempfile
 
     from curate.export import build_examples, render, write_export
-    from curate.models import resolve_model
+    from curate.models import has_chat_template, resolve_model
 
     recipe, source = load_recipe(recipe_name, overrides=overrides)
     base = resolve_model(recipe.model, cache=project.root / "cache")
@@ -68,7 +68,8 @@ def plan_training(project: Project, recipe_name: str, *, round_number: int | Non
     elif resume:  # the interrupted run's own data, not a fresh export of labels that may have changed since
         files = {s: _describe_file(p, fmt) for s, p in _split_files(output / "data" / f"{fmt}.jsonl").items()}
     else:
-        rows = render(project, build_examples(project, fmt=fmt, round_number=round_number, required=True), fmt)
+        examples = build_examples(project, fmt=fmt, round_number=round_number, required=True)
+        rows = render(project, examples, fmt, chat=True if has_chat_template(base.path) else None)
         with tempfile.TemporaryDirectory() as scratch:
             files = write_export(rows, Path(scratch) / f"{fmt}.jsonl")  # checked and hashed before any folder
         if dry_run:
@@ -126,7 +127,7 @@ def _train(project: Project, plan: TrainPlan, *, resume: bool, progress: Progres
     trainer = _trainer_class(kind)(model=model, args=args, train_dataset=splits["train"],
                                    eval_dataset=splits.get("test"), processing_class=tokenizer,
                                    peft_config=None if plan.parent else _lora(plan.recipe),
-                                   callbacks=[_ProgressCallback(progress)])
+                                   callbacks=[_ProgressCallback(progress, len(splits.get("test") or []))])
     if len(trainer.train_dataset) == 0:  # the trainer drops examples longer than max_length
         raise CurateError(f"every training example is longer than train.max_length = {plan.recipe.train.max_length}"
                           " tokens: raise it (--set train.max_length=...)")
@@ -206,12 +207,18 @@ def _evaluate(trainer: Any, plan: TrainPlan) -> dict[str, Any] | None:
 
 
 class _ProgressCallback:
-    """Feeds the trainer's steps to a ``Progress`` (the CLI's bar)."""
+    """Feeds the trainer's steps, then the test-slice evaluation's batches, to a ``Progress`` (the CLI's bar)."""
 
-    def __new__(cls, progress: Progress) -> Any:
+    def __new__(cls, progress: Progress, eval_examples: int) -> Any:
         from transformers import TrainerCallback
 
+        def finish(steps: Any) -> None:
+            for _ in steps:
+                pass
+
         class Callback(TrainerCallback):
+            evaluating: Any = None
+
             def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
                 self.steps = iter(progress(range(state.max_steps), "training", state.max_steps))
 
@@ -219,8 +226,17 @@ class _ProgressCallback:
                 next(self.steps, None)
 
             def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-                for _ in self.steps:  # finish the bar
-                    pass
+                finish(self.steps)
+
+            def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                if self.evaluating is None:
+                    batches = -(-eval_examples // args.per_device_eval_batch_size)
+                    self.evaluating = iter(progress(range(batches), "evaluating on the test slice", batches))
+                next(self.evaluating, None)
+
+            def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                if self.evaluating is not None:
+                    finish(self.evaluating)
 
         return Callback()
 

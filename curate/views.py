@@ -61,7 +61,8 @@ def status_table(summary: dict[str, Any]) -> Table:
         table.add_row(f"model {m['name']} ({m['kind']}, {where})",
                       f"{data}{figure}" + (f"; parent {m['parent']}" if m["parent"] else "") + f"\n{m['adapter']}")
     for g in summary["generations"]:
-        picked = ", ".join(f"round {r}: {n} items" for r, n in g["selected_in_rounds"].items()) or "not selected yet"
+        picked = ", ".join(f"round {r}: {n} item{'s' * (n != 1)}" for r, n in g["selected_in_rounds"].items()
+                           ) or "not selected yet"
         table.add_row(f"generation {g['run']} by {g['model']}" + ("" if g["status"] == "done" else f" ({g['status']})"),
                       f"{g['completions']} completions, {g['pairs']} pairs; {picked}")
     return table

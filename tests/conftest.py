@@ -323,3 +323,12 @@ def start_server(root: Path, port: int) -> subprocess.Popen:
             time.sleep(0.1)
     proc.kill()
     raise AssertionError("curate serve did not start")
+
+
+def hh_as_messages(text: str) -> list[dict[str, str]]:
+    """An hh-rlhf transcript ("\\n\\nHuman: ... \\n\\nAssistant: ...") as chat messages."""
+    import re
+
+    parts = re.split(r"\n\n(Human|Assistant): ", "\n\n" + text.strip())[1:]
+    return [{"role": "user" if who == "Human" else "assistant", "content": said.strip()}
+            for who, said in zip(parts[::2], parts[1::2], strict=True)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import hh_as_messages
 from sqlalchemy import select
 
 from curate.consensus import final_labels
@@ -176,15 +177,6 @@ def test_every_format_trains_a_step_with_its_trl_trainer(fmt, round_one_exports,
     assert ids <= set(trainer.train_dataset.column_names), trainer.train_dataset.column_names
     loss = trainer.train().training_loss
     assert trainer.state.global_step == 1 and math.isfinite(loss)
-
-
-def hh_as_messages(text: str) -> list[dict[str, str]]:
-    """An hh-rlhf transcript ("\\n\\nHuman: ... \\n\\nAssistant: ...") as chat messages."""
-    import re
-
-    parts = re.split(r"\n\n(Human|Assistant): ", "\n\n" + text.strip())[1:]
-    return [{"role": "user" if who == "Human" else "assistant", "content": said.strip()}
-            for who, said in zip(parts[::2], parts[1::2], strict=True)]
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from curate.store.schema import Completion, GenerationRun, Item, ModelVersion, Pair, Round, Score, ScoreRun
+from curate.store.schema import Completion, GenerationRun, Item, ModelVersion, Pair, Record, Round, Score, ScoreRun
 
 
 def tiny_recipe(tiny_models) -> tuple[str, ...]:
@@ -47,7 +47,10 @@ def test_generate_train_score_select_and_trace(trained, cli):
     rows = generated(trained, result["run_id"])
     assert len(rows) == result["completions"] and result["completions"] + result["empty"] + result["repeated"] == 18
     assert len({r.record_id for r in rows}) == 6 and all(r.text and r.text == r.text.strip() for r in rows)
-    assert {r.model for r in rows} == {"dpo-lora-r1"}
+    with trained.store.read() as conn:
+        prompts = dict(conn.execute(select(Record.id, Record.prompt)).all())
+    assert not any(prompts[r.record_id][-40:] in r.text for r in rows)  # only the new tokens are kept
+    assert {r.model for r in rows} == {"dpo-lora-r1"} and all(r.messages is None for r in rows)  # UKP is plain text
     with trained.store.read() as conn:
         run = conn.execute(select(GenerationRun).where(GenerationRun.id == result["run_id"])).one()
         version = conn.execute(select(ModelVersion).where(ModelVersion.name == "dpo-lora-r1")).one()
@@ -63,9 +66,10 @@ def test_generate_train_score_select_and_trace(trained, cli):
 
     # the same settings again: every prompt is skipped and no run is recorded
     code, out, err = cli("generate", "--model", "dpo-lora-r1", "--n", "3", "--max-new-tokens", "12", "--limit", "6",
-                         "--json", "--project", root)
+                         "--batch-size", "4", "--json", "--project", root)
+    assert code == 0, err
     again = json.loads(out)
-    assert code == 0 and again["skipped"] == 6 and again["completions"] == 0 and again["run_id"] is None, err
+    assert again["skipped"] == 6 and again["completions"] == 0 and again["run_id"] is None
 
     # the new model scores the new completions, and the next select uses those scores
     code, out, err = cli("score", "entropy", "--model", "dpo-lora-r1", "--max-length", "128", "--json",
@@ -116,7 +120,7 @@ def test_an_interrupted_generation_resumes(trained):
     first = generated(trained)
     assert len({r.record_id for r in first}) == 2  # the first batch was written
     with trained.store.read() as conn:
-        assert conn.scalar(select(GenerationRun.status)) == "running"
+        assert conn.scalar(select(GenerationRun.status)) == "interrupted"
     result = generate(trained, **settings)
     assert result.skipped == 2 and result.prompts == 3
     assert len({r.record_id for r in generated(trained)}) == 5
@@ -141,7 +145,7 @@ def test_a_reward_lora_trained_here_joins_the_reward_committee(annotation, tiny_
     code, _, err = cli("train", "reward-lora", "--round", "1", *tiny_recipe(tiny_models), "--project", root)
     assert code == 0, err
     code, _, err = cli("generate", "--model", "reward-lora-r1", "--project", root)
-    assert code == 1 and "is a adapter-reward model and cannot write text" in err
+    assert code == 1 and "'reward-lora-r1' is a reward model (adapter-reward) and cannot write text" in err
     code, out, err = cli("score", "reward-models", "--model", "reward-lora-r1", "--model",
                          str(tiny_models["reward1"]), "--max-length", "128", "--json", "--project", root)
     assert code == 0, err
@@ -153,3 +157,71 @@ def test_a_reward_lora_trained_here_joins_the_reward_committee(annotation, tiny_
         values = conn.execute(select(Score.name, Score.value).where(Score.run_id == result["completion_run_id"])).all()
     assert [m["name"] for m in run.config["models"]] == ["reward-lora-r1", str(tiny_models["reward1"])]
     assert len(values) >= 2 * completions and np.isfinite([v for _, v in values]).all()
+
+    # the committee scored with the head this training saved, not a fresh random one
+    from safetensors.torch import load_file
+
+    from curate.scores.lm import load_reward_model, resolve_scorer
+
+    model, _ = load_reward_model(resolve_scorer("reward-lora-r1", cache=root / "cache", project=annotation),
+                                 cache=root / "cache")
+    saved = load_file(root / "models" / "reward-lora-r1" / "adapter" / "adapter_model.safetensors")
+    head = next(v for k, v in saved.items() if k.endswith("score.weight"))
+    assert (model.score.weight.detach() == head).all() and head.abs().sum() > 0
+
+
+def test_a_conversational_pool_is_sampled_through_the_chat_template(sqlite_project, shared_data, tiny_models,
+                                                                      tmp_path):
+    """hh-rlhf as chat messages, one pair per prompt: any model folder generates (registered as a policy), chat
+    completions are stored as messages, and the prompts held out whole in the slices are never sampled."""
+    import gzip
+
+    from conftest import hh_as_messages
+
+    from curate import ingest_files, init_project
+    from curate.generate import generate
+    from curate.rounds import select_round
+    from curate.store.schema import Slice
+
+    rows = []
+    with gzip.open(shared_data / "hh-rlhf-harmless-test-dev.jsonl.gz", "rt", encoding="utf-8") as fh:
+        for line in fh:
+            chosen, rejected = (hh_as_messages(json.loads(line)[k]) for k in ("chosen", "rejected"))
+            if len(chosen) > 1 and chosen[:-1] == rejected[:-1] and chosen[-1] != rejected[-1]:
+                rows.append({"prompt": chosen[:-1], "chosen": chosen[-1:], "rejected": rejected[-1:]})
+            if len(rows) == 40:
+                break
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    twin = init_project(tmp_path / "twin")
+    for project in (sqlite_project, twin):
+        ingest_files(project, [data])
+        select_round(project, budget=5, strategy="random")
+    with sqlite_project.store.read() as conn:
+        sliced = set(conn.scalars(select(Pair.record_id).join(Slice, Slice.pair_id == Pair.id)))
+    assert 0 < len(sliced) < 40
+
+    result = generate(sqlite_project, model=str(tiny_models["causal"]), n=2, max_new_tokens=6, seed=1)
+    assert result.held_out == len(sliced) and result.prompts == 40 - len(sliced)
+    assert result.model.startswith(f"{tiny_models['causal']}@")
+    rows = generated(sqlite_project, result.run_id)
+    assert rows and not {r.record_id for r in rows} & sliced
+    assert all(r.messages == [{"role": "assistant", "content": r.text}] for r in rows)
+    with sqlite_project.store.read() as conn:
+        assert conn.scalar(select(ModelVersion.kind).where(ModelVersion.name == result.model)) == "policy"
+    again = generate(twin, model=str(tiny_models["causal"]), n=2, max_new_tokens=6, seed=1)
+    assert sorted(r.id for r in generated(twin, again.run_id)) == sorted(r.id for r in rows)  # same settings, same
+    twin.close()
+
+    from curate.models import resolve_model
+    from curate.sampling import encode_prompt, load_sampler
+
+    sampler = load_sampler(resolve_model(str(tiny_models["causal"])), cache=tmp_path, conversational=True)
+    question = [{"role": "user", "content": "Is the sky blue?"}]
+    ids, cut = encode_prompt(sampler, "r1", "", question, limit=1024)
+    shown = sampler.tokenizer.decode(ids)
+    assert not cut and "Is the sky blue?" in shown and shown.rstrip().endswith("<|im_start|>assistant")
+    assert sampler.tokenizer.convert_tokens_to_ids("<|im_end|>") in sampler.ends  # a turn's end stops a sample
+    sampler.chat = False
+    ids, cut = encode_prompt(sampler, "r1", "Is the sky blue?", None, limit=3)
+    assert cut and len(ids) == 3  # a long prompt keeps its end

@@ -87,15 +87,16 @@ def test_schema_1_project_is_upgraded_to_the_current_schema(project):
         else:
             conn.execute(text("ALTER TABLE completions DROP COLUMN generation_id"))
         for name in ("cluster_assignments", "cluster_runs", "near_duplicates", "scores", "score_runs", *app_tables,
-                     "generation_runs"):
+                     "generation_prompts", "generation_runs"):
             conn.execute(text(f"DROP TABLE {name}"))
         conn.execute(update(Meta).where(Meta.key == "schema_version").values(value="1"))
     with open_project(project.root) as reopened, reopened.store.read() as conn:
         assert reopened.store.schema_version(conn) == SCHEMA_VERSION == 5
         for name in ("cluster_runs", "cluster_assignments", "near_duplicates", "score_runs", "scores", *app_tables,
-                     "generation_runs"):
+                     "generation_runs", "generation_prompts"):
             assert inspect(conn).has_table(name)
         assert "generation_id" in {c["name"] for c in inspect(conn).get_columns("completions")}
+        assert "ix_completions_generation_id" in {i["name"] for i in inspect(conn).get_indexes("completions")}
         assert ("schema.upgrade", {"from": 1, "to": 5}) in conn.execute(
             select(AuditEntry.action, AuditEntry.details)).all()
 

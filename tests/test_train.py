@@ -38,6 +38,8 @@ def test_dpo_on_round_one_registers_an_evaluated_adapter(annotation, tiny_models
     data = folder / "data" / "dpo.jsonl"
     assert trained["data"]["train"] == {**planned["data"]["train"], "path": str(data)}  # the plan's data, hashed
     assert hashlib.sha256(data.read_bytes()).hexdigest() == trained["data"]["train"]["sha256"]
+    first = json.loads(data.read_text().splitlines()[0])  # the model has a chat template: trained through it
+    assert first["prompt"][0]["role"] == "user" and first["chosen"][0]["role"] == "assistant"
     assert (folder / "data" / "dpo.test.jsonl").is_file() and "train" not in json.dumps(trained["data"]["test"]["path"])
     weights = folder / "adapter" / "adapter_model.safetensors"
     assert weights.is_file() and not [p for p in (folder / "adapter").iterdir() if p.suffix in (".bin", ".pt", ".pth")]

@@ -122,7 +122,10 @@ def generate(model: Annotated[str, typer.Option("--model", help="A model version
     if as_json:
         print_json(vars(result))
         return
-    skipped = f" ({result.skipped} sampled before with these settings, skipped)" if result.skipped else ""
+    skipped = ", ".join(f"{n} {why}" for n, why in ((result.skipped, "sampled before with these settings"),
+                                                    (result.held_out, "held out in the test/calibration slices"))
+                        if n)
+    skipped = f" ({skipped}: skipped)" if skipped else ""
     dropped = ", ".join(f"{v} {k}" for k, v in (("empty", result.empty), ("repeated", result.repeated),
                                                 ("prompts cut", result.truncated)) if v)
     out.print(f"generated with [bold]{result.model}[/]: {result.prompts} prompts{skipped} -> {result.completions} "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,7 +128,10 @@ def _load(model: ResolvedModel, auto: Any, what: str, adapter: dict[str, Any] | 
 
             if loaded.config.pad_token_id is None and tokenizer.pad_token_id is not None:
                 loaded.config.pad_token_id = tokenizer.pad_token_id
-            loaded = PeftModel.from_pretrained(loaded, model.path, is_trainable=False)
+            with warnings.catch_warnings():  # PEFT calls a transformers method deprecated in favour of another
+                warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
+                loaded = PeftModel.from_pretrained(loaded, model.path, is_trainable=False)
+            loaded = loaded.merge_and_unload()  # folded into the weights: inference runs at the base's speed
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CurateError(f"model '{model.name}' cannot be loaded as {what}: {reason}") from None

@@ -38,13 +38,15 @@ def _add_annotation_tables(conn: Connection) -> None:
 
 
 def _add_generation_runs(conn: Connection) -> None:
-    """Schema 5: generation runs, and the run that sampled each generated completion."""
+    """Schema 5: generation runs and the prompts each sampled, and the run that sampled each generated completion."""
     from sqlalchemy import text
 
     from curate.store.schema import Base
 
-    Base.metadata.tables["generation_runs"].create(conn, checkfirst=True)
+    for name in ("generation_runs", "generation_prompts"):
+        Base.metadata.tables[name].create(conn, checkfirst=True)
     conn.execute(text("ALTER TABLE completions ADD COLUMN generation_id INTEGER REFERENCES generation_runs(id)"))
+    conn.execute(text("CREATE INDEX ix_completions_generation_id ON completions (generation_id)"))
 
 
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_cluster_and_duplicate_tables, 2: _add_score_tables,

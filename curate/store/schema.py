@@ -72,7 +72,7 @@ class Completion(Base):
     author_id: Mapped[int | None] = mapped_column(ForeignKey("annotators.id"), nullable=True)
     round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"), nullable=True)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_batches.id"), nullable=True)
-    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation_runs.id"), nullable=True)
+    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation_runs.id"), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -249,9 +249,17 @@ class GenerationRun(Base):
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
     params: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
     counts: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running | done
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | done | interrupted
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class GenerationPrompt(Base):
+    """A prompt a generation run sampled (whatever its samples were), so a rerun knows what is done."""
+
+    __tablename__ = "generation_prompts"
+    run_id: Mapped[int] = mapped_column(ForeignKey("generation_runs.id"), primary_key=True)
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id"), primary_key=True)
 
 
 class ClusterRun(Base):

@@ -1,0 +1,87 @@
+"""Sampling completions from a causal LM for ``curate generate``: the model loaded once (an adapter folded into
+its base), prompts encoded the way ``curate train`` trains on them, and batches of prompts sampled together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from curate.errors import CurateError
+
+
+@dataclass
+class Sampler:
+    name: str
+    model: Any
+    tokenizer: Any
+    chat: bool  # prompts go through the model's chat template
+    device: str
+    ends: list[int]  # every token that ends a sample (the model's own end tokens and the tokenizer's)
+    context: int  # the model's context length
+
+
+def load_sampler(resolved: Any, *, cache: Any, conversational: bool) -> Sampler:
+    """The model ready to sample (on the GPU where there is one). A conversational pool needs a chat template."""
+    import torch
+
+    from curate.scores.lm import load_causal_lm
+
+    model, tokenizer = load_causal_lm(resolved, cache=cache)
+    chat = bool(getattr(tokenizer, "chat_template", None))
+    if conversational and not chat:
+        raise CurateError(f"the project's prompts are conversations but '{resolved.name}' has no chat template")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    ends = model.generation_config.eos_token_id
+    ends = [ends] if isinstance(ends, int) else list(ends or [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ends:
+        ends.append(tokenizer.eos_token_id)
+    context = getattr(model.config, "max_position_embeddings", None) or 1 << 30
+    return Sampler(resolved.name, model, tokenizer, chat, device, ends, context)
+
+
+def encode_prompt(sampler: Sampler, record_id: str, prompt: str, messages: list[Any] | None, *,
+                  limit: int) -> tuple[list[int], bool]:
+    """The prompt's token ids (through the chat template where the model has one), cut from the start to
+    ``limit`` tokens, and whether it was cut."""
+    from jinja2 import TemplateError
+
+    tokenizer = sampler.tokenizer
+    if sampler.chat:
+        try:
+            text = tokenizer.apply_chat_template(messages or [{"role": "user", "content": prompt}],
+                                                 add_generation_prompt=True, tokenize=False)
+        except (TemplateError, ValueError, TypeError) as err:
+            raise CurateError(f"the chat template of '{sampler.name}' refused the prompt of record {record_id}: "
+                              f"{str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}"
+                              ) from None
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    else:
+        ids = tokenizer(prompt)["input_ids"]
+    return ids[-limit:], len(ids) > limit
+
+
+def sample(sampler: Sampler, prompts: list[list[int]], *, n: int, temperature: float, top_p: float,
+           max_new_tokens: int, seed: int) -> list[list[str]]:
+    """``n`` sampled texts (new tokens only, special tokens dropped) for each prompt, left-padded into one batch."""
+    import torch
+    from transformers.utils import logging
+
+    width = max(len(p) for p in prompts)
+    pad = sampler.tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=sampler.device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=sampler.device)
+    torch.manual_seed(seed)
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # the model's own generation defaults are overridden on purpose
+    try:
+        with torch.inference_mode():
+            out = sampler.model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=temperature,
+                                         top_p=top_p, top_k=0, max_new_tokens=max_new_tokens, num_return_sequences=n,
+                                         pad_token_id=pad, eos_token_id=sampler.ends)
+    except torch.OutOfMemoryError:
+        raise CurateError(f"out of memory sampling {len(prompts)} prompts x {n}: lower --batch-size") from None
+    finally:
+        logging.set_verbosity(verbosity)
+    texts = sampler.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+    return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
