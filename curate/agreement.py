@@ -157,8 +157,8 @@ def annotator_scores(table: LabelTable, counts: np.ndarray, gold: np.ndarray) ->
     for j in range(len(table.annotators)):
         mine = table.annotator == j
         with_peer, with_gold = mine & (peer >= 0), mine & (truth >= 0)
-        out.append({"labels": int(mine.sum()), "agrees_with_majority": _share(agree[with_peer]),
-                    "gold_items": int(with_gold.sum()), "gold_accuracy": _share(table.code[with_gold] ==
+        out.append({"labels": int(mine.sum()), "agrees_with_majority": share(agree[with_peer]),
+                    "gold_items": int(with_gold.sum()), "gold_accuracy": share(table.code[with_gold] ==
                                                                                 truth[with_gold])})
     return out
 
@@ -241,5 +241,6 @@ def _by_cluster(project: Project, items: list[str], counts: np.ndarray, multi: n
             for c in sorted(set(clusters[multi].tolist())) if c != -2]
 
 
-def _share(hits: np.ndarray) -> float | None:
+def share(hits: np.ndarray) -> float | None:
+    """The share of hits, or None where there is nothing to count."""
     return float(hits.mean()) if len(hits) else None

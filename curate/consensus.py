@@ -23,7 +23,16 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, insert, select
 
-from curate.agreement import CHOICES, LabelTable, choices_of, counts_of, label_table, majority, people_choices
+from curate.agreement import (
+    CHOICES,
+    LabelTable,
+    choices_of,
+    counts_of,
+    label_table,
+    majority,
+    people_choices,
+    share,
+)
 from curate.errors import CurateError
 from curate.project import Project
 
@@ -111,9 +120,6 @@ def methods_vs_gold(table: LabelTable, gold: np.ndarray, *, min_labels: int = DS
     ds = dawid_skene(table, min_labels=min_labels).argmax(axis=1) if len(table.items) else vote
     has = gold >= 0
     decided, tied = has & (vote >= 0), has & (vote < 0) & (counts.sum(axis=1) > 0)
-
-    def share(hit: np.ndarray) -> float | None:
-        return float(hit.mean()) if len(hit) else None
 
     top = counts == counts.max(axis=1, keepdims=True)
     coin = top[np.arange(len(gold)), np.maximum(gold, 0)] / top.sum(axis=1)  # a tie broken at random
