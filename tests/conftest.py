@@ -332,3 +332,22 @@ def hh_as_messages(text: str) -> list[dict[str, str]]:
     parts = re.split(r"\n\n(Human|Assistant): ", "\n\n" + text.strip())[1:]
     return [{"role": "user" if who == "Human" else "assistant", "content": said.strip()}
             for who, said in zip(parts[::2], parts[1::2], strict=True)]
+
+
+def hh_chat_file(shared_data: Path, folder: Path, rows: int) -> Path:
+    """The first ``rows`` hh-rlhf dev pairs that share their conversation up to the last answer, written as TRL
+    conversational preference rows (prompt / chosen / rejected messages) to ``folder``/chat.jsonl."""
+    import gzip
+    import json
+
+    found = []
+    with gzip.open(shared_data / "hh-rlhf-harmless-test-dev.jsonl.gz", "rt", encoding="utf-8") as fh:
+        for line in fh:
+            chosen, rejected = (hh_as_messages(json.loads(line)[k]) for k in ("chosen", "rejected"))
+            if len(chosen) > 1 and chosen[:-1] == rejected[:-1] and chosen[-1] != rejected[-1]:
+                found.append({"prompt": chosen[:-1], "chosen": chosen[-1:], "rejected": rejected[-1:]})
+            if len(found) == rows:
+                break
+    data = folder / "chat.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in found), encoding="utf-8")
+    return data

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import hh_as_messages
+from conftest import hh_chat_file
 from sqlalchemy import select
 
 from curate.consensus import final_labels
@@ -181,7 +181,6 @@ def test_every_format_trains_a_step_with_its_trl_trainer(fmt, round_one_exports,
 
 @pytest.mark.slow
 def test_a_conversational_export_trains_a_dpo_step(sqlite_project, shared_data, tiny_models, tmp_path):
-    import gzip
     import math
 
     import trl
@@ -190,16 +189,8 @@ def test_a_conversational_export_trains_a_dpo_step(sqlite_project, shared_data, 
 
     from curate import ingest_files
 
-    rows = []
-    with gzip.open(shared_data / "hh-rlhf-harmless-test-dev.jsonl.gz", "rt", encoding="utf-8") as fh:
-        for line in fh:
-            chosen, rejected = (hh_as_messages(json.loads(line)[k]) for k in ("chosen", "rejected"))
-            if len(chosen) > 1 and chosen[:-1] == rejected[:-1] and chosen[-1] != rejected[-1]:
-                rows.append({"prompt": chosen[:-1], "chosen": chosen[-1:], "rejected": rejected[-1:]})
-            if len(rows) == 6:
-                break
-    data = tmp_path / "chat.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    data = hh_chat_file(shared_data, tmp_path, 6)
+    rows = read_jsonl(data)
     ingest_files(sqlite_project, [data])
     export(sqlite_project, fmt="dpo", out=tmp_path / "dpo.jsonl")
     exported = read_jsonl(tmp_path / "dpo.jsonl")

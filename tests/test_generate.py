@@ -174,25 +174,14 @@ def test_a_conversational_pool_is_sampled_through_the_chat_template(sqlite_proje
                                                                       tmp_path):
     """hh-rlhf as chat messages, one pair per prompt: any model folder generates (registered as a policy), chat
     completions are stored as messages, and the prompts held out whole in the slices are never sampled."""
-    import gzip
-
-    from conftest import hh_as_messages
+    from conftest import hh_chat_file
 
     from curate import ingest_files, init_project
     from curate.generate import generate
     from curate.rounds import select_round
     from curate.store.schema import Slice
 
-    rows = []
-    with gzip.open(shared_data / "hh-rlhf-harmless-test-dev.jsonl.gz", "rt", encoding="utf-8") as fh:
-        for line in fh:
-            chosen, rejected = (hh_as_messages(json.loads(line)[k]) for k in ("chosen", "rejected"))
-            if len(chosen) > 1 and chosen[:-1] == rejected[:-1] and chosen[-1] != rejected[-1]:
-                rows.append({"prompt": chosen[:-1], "chosen": chosen[-1:], "rejected": rejected[-1:]})
-            if len(rows) == 40:
-                break
-    data = tmp_path / "chat.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    data = hh_chat_file(shared_data, tmp_path, 40)
     twin = init_project(tmp_path / "twin")
     for project in (sqlite_project, twin):
         ingest_files(project, [data])
