@@ -124,10 +124,11 @@ def _train(project: Project, plan: TrainPlan, *, resume: bool, progress: Progres
         output_dir=str(checkpoints), **_trainer_args(plan.recipe), bf16=bf16, report_to=[],
         dataloader_pin_memory=False, save_strategy="steps", save_total_limit=2, use_cpu=not gpu,
         disable_tqdm=True, eval_strategy="no")
+    callback = _ProgressCallback(progress, len(splits.get("test") or []))
     trainer = _trainer_class(kind)(model=model, args=args, train_dataset=splits["train"],
                                    eval_dataset=splits.get("test"), processing_class=tokenizer,
                                    peft_config=None if plan.parent else _lora(plan.recipe),
-                                   callbacks=[_ProgressCallback(progress, len(splits.get("test") or []))])
+                                   callbacks=[callback])
     if len(trainer.train_dataset) == 0:  # the trainer drops examples longer than max_length
         raise CurateError(f"every training example is longer than train.max_length = {plan.recipe.train.max_length}"
                           " tokens: raise it (--set train.max_length=...)")
@@ -139,9 +140,9 @@ def _train(project: Project, plan: TrainPlan, *, resume: bool, progress: Progres
     trainer.save_model(str(adapter))
     (adapter / "training_args.bin").unlink(missing_ok=True)  # a pickle; the registry keeps the arguments as JSON
     tokenizer.save_pretrained(str(adapter))
-    metrics = {"train_loss": result.training_loss, "steps": trainer.state.global_step,
-               "train_seconds": result.metrics.get("train_runtime"),
-               "steps_per_second": result.metrics.get("train_steps_per_second"), "test": _evaluate(trainer, plan)}
+    seconds = result.metrics.get("train_runtime")  # of this run (a resumed one: since its checkpoint)
+    metrics = {"train_loss": result.training_loss, "steps": trainer.state.global_step, "train_seconds": seconds,
+               "steps_per_second": callback.done / seconds if seconds else None, "test": _evaluate(trainer, plan)}
     return _register(project, plan, adapter, metrics)
 
 
@@ -207,7 +208,8 @@ def _evaluate(trainer: Any, plan: TrainPlan) -> dict[str, Any] | None:
 
 
 class _ProgressCallback:
-    """Feeds the trainer's steps, then the test-slice evaluation's batches, to a ``Progress`` (the CLI's bar)."""
+    """Feeds the trainer's steps, then the test-slice evaluation's batches, to a ``Progress`` (the CLI's bar);
+    ``done`` counts the steps this run trained."""
 
     def __new__(cls, progress: Progress, eval_examples: int) -> Any:
         from transformers import TrainerCallback
@@ -218,11 +220,13 @@ class _ProgressCallback:
 
         class Callback(TrainerCallback):
             evaluating: Any = None
+            done = 0
 
             def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
                 self.steps = iter(progress(range(state.max_steps), "training", state.max_steps))
 
             def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                self.done += 1
                 next(self.steps, None)
 
             def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -278,10 +282,10 @@ def _previous_adapter(project: Project, kind: str, round_number: int | None) -> 
 
 
 def _adapter_path(project: Project, name: str) -> str:
-    from curate.store.schema import ModelVersion
+    from curate.store.models import version_path
 
     with project.store.read() as conn:
-        path = conn.scalar(select(ModelVersion.path).where(ModelVersion.name == name))
+        path = version_path(conn, name)
     if path is None or not Path(path).is_dir():
         raise CurateError(f"the adapter of model version {name!r} is missing (looked in {path})")
     return path

@@ -44,6 +44,7 @@ def test_dpo_on_round_one_registers_an_evaluated_adapter(annotation, tiny_models
     weights = folder / "adapter" / "adapter_model.safetensors"
     assert weights.is_file() and not [p for p in (folder / "adapter").iterdir() if p.suffix in (".bin", ".pt", ".pth")]
     assert trained["steps"] == 2 and 0 <= trained["test"]["preference_accuracy"] <= 1
+    assert trained["steps_per_second"] == pytest.approx(2 / trained["train_seconds"])
     assert trained["test"]["examples"] == 16  # the first 16 test-slice pairs (eval_examples)
     version = versions(annotation)["dpo-lora-r1"]
     with annotation.store.read() as conn:
@@ -83,6 +84,7 @@ def test_resume_continues_a_crashed_run_from_its_checkpoint(annotation, tiny_mod
     assert resumed.name == plan.name == "sft-lora-r1" and resumed.data == plan.data  # the run's own data
     version = run_training(annotation, resumed, resume=True)
     assert version["steps"] == 4 and version["test"]["loss"] > 0 and "preference_accuracy" not in version["test"]
+    assert version["steps_per_second"] == pytest.approx(2 / version["train_seconds"])  # the 2 steps it trained
     assert set(versions(annotation)) == {"sft-lora-r1"}
 
 

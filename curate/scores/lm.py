@@ -131,7 +131,8 @@ def _load(model: ResolvedModel, auto: Any, what: str, adapter: dict[str, Any] | 
             with warnings.catch_warnings():  # PEFT calls a transformers method deprecated in favour of another
                 warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
                 loaded = PeftModel.from_pretrained(loaded, model.path, is_trainable=False)
-            loaded = loaded.merge_and_unload()  # folded into the weights: inference runs at the base's speed
+            if adapter.get("peft_type") == "LORA":  # folded into the weights: inference runs at the base's speed
+                loaded = loaded.merge_and_unload()
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CurateError(f"model '{model.name}' cannot be loaded as {what}: {reason}") from None
