@@ -1,9 +1,9 @@
 """``curate generate``: fresh completions for the pool's prompts from a trained model, the next round's
 on-policy pairs. Every completion is stored with the generation run and model version that sampled it.
 
-Prompts are shown to the model as ``curate train`` trained it and the scorers read it: through its chat
-template where it has one, as plain text otherwise (a conversation needs a template). A prompt
-held out whole in the frozen test or calibration slice is never sampled. Each prompt gets ``n`` samples; its
+Prompts are shown to the model as ``curate train`` trained it: through its chat template where it has one
+(with a conversation's own turns), as plain text otherwise (a conversation needs a template). A prompt held out
+whole in the frozen test or calibration slice is never sampled. Each prompt gets ``n`` samples; its
 distinct non-empty ones are stored (``origin = generated``) and paired with each other. Work is written a
 batch at a time, and a prompt already sampled by the same model version with the same settings is skipped,
 so a killed run picks up where it stopped.
@@ -23,7 +23,7 @@ from curate.ids import content_id, normalise_text
 from curate.progress import Progress, no_progress
 from curate.project import Project
 from curate.store.engine import audit
-from curate.store.schema import Completion, GenerationPrompt, GenerationRun, ModelVersion, Pair, Record
+from curate.store.schema import Completion, GenerationPrompt, GenerationRun, ModelVersion, Pair, Record, Slice
 
 MAX_SAMPLES = 8  # a ranking shows at most 8 completions of a prompt
 CAUSAL_KINDS = ("policy", "adapter-sft", "adapter-dpo", "adapter-kto")
@@ -140,8 +140,7 @@ def _model_version(project: Project, name: str) -> tuple[int, str, Any]:
         return row.id, name, resolve_scorer(name, cache=cache, project=project)
     resolved = resolve_scorer(name, cache=cache)
     with project.store.write() as conn:
-        register_model(conn, resolved, kind="policy")
-        registered = f"{resolved.name}@{resolved.short}"
+        registered = register_model(conn, resolved, kind="policy")
         return conn.scalar(select(ModelVersion.id).where(ModelVersion.name == registered)), registered, resolved
 
 
@@ -154,8 +153,6 @@ def _conversational(conn: Connection) -> bool:
 def _held_out(conn: Connection) -> set[str]:
     """Records whose every pair is in the test or calibration slice: new pairs of theirs would put a held-out
     prompt into training."""
-    from curate.store.schema import Slice
-
     query = (select(Pair.record_id).join(Slice, Slice.pair_id == Pair.id, isouter=True).group_by(Pair.record_id)
              .having(func.count(Slice.pair_id) == func.count(Pair.id)))
     return set(conn.scalars(query))

@@ -9,11 +9,13 @@ from curate.store.bulk import insert_new
 from curate.store.schema import ModelVersion
 
 
-def register_model(conn: Connection, model: ResolvedModel, *, kind: str) -> None:
-    """Record ``model`` once (by name and fingerprint)."""
+def register_model(conn: Connection, model: ResolvedModel, *, kind: str) -> str:
+    """Record ``model`` once (by name and fingerprint); the name it is registered under."""
+    name = f"{model.name}@{model.short}"
     insert_new(conn, ModelVersion.__table__, [{
-        "name": f"{model.name}@{model.short}", "kind": kind, "path": str(model.path),
-        "fingerprint": model.fingerprint, "metrics": {}}], key="name")
+        "name": name, "kind": kind, "path": str(model.path), "fingerprint": model.fingerprint, "metrics": {}}],
+        key="name")
+    return name
 
 
 def version_path(conn: Connection, name: str) -> str | None:
