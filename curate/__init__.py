@@ -19,11 +19,25 @@ _API = {
     "project_status": "curate.status",
     "embed_pool": "curate.pool",
     "load_pool": "curate.pool",
+    "cluster_pool": "curate.cluster",
+    "score_committee": "curate.scores.committee",
+    "select_round": "curate.rounds",
+    "answer_queue": "curate.annotate.simulated",
+    "known_choices": "curate.ingest",
+    "agreement_report": "curate.agreement",
+    "final_labels": "curate.consensus",
+    "export_dataset": "curate.export:export",  # curate.export and curate.generate are also modules
+    "plan_training": "curate.train",
+    "run_training": "curate.train",
+    "generate_completions": "curate.generate:generate",
+    "report_data": "curate.report",
+    "write_report": "curate.report",
 }
 __all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str) -> Any:
     if name in _API:
-        return getattr(import_module(_API[name]), name)
+        module, _, attribute = _API[name].partition(":")
+        return getattr(import_module(module), attribute or name)
     raise AttributeError(f"module 'curate' has no attribute {name!r}")

@@ -11,6 +11,7 @@ import typer
 
 from curate.commands.annotate import adjudicate, agreement, serve, user_app
 from curate.commands.common import FieldOption, JsonFlag, ModelOption, ProjectDir, err, out, print_json, progress_bar
+from curate.commands.demo import demo, report
 from curate.commands.export import export
 from curate.commands.rounds import round_app, select
 from curate.commands.score import score_app
@@ -56,6 +57,8 @@ def ingest(
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Ingest the good rows; write bad ones to a file.")
                         ] = False,
     rejects: Annotated[Path | None, typer.Option("--rejects", help="Where --skip-bad writes bad rows.")] = None,
+    no_labels: Annotated[bool, typer.Option("--no-labels", help="Ingest the texts only, not the files' labels "
+                                            "(an unlabelled pool).")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Add records, pairs and their judgments from PATHS (all or nothing unless --skip-bad)."""
@@ -64,7 +67,7 @@ def ingest(
 
     with open_project(project_dir) as project:
         report = ingest_files(project, paths, file_format=file_format.value, mapping=mapping, label_values=label_values,
-                              skip_bad=skip_bad, rejects_path=rejects, progress=progress_bar)
+                              skip_bad=skip_bad, rejects_path=rejects, labels=not no_labels, progress=progress_bar)
     if as_json:
         print_json(report.to_dict())
         return
@@ -221,44 +224,6 @@ def drift(new_file: Annotated[Path, typer.Argument(help="A new batch in any form
         out.print(drift_table(report))
 
 
-@app.command()
-def demo(directory: Annotated[Path, typer.Option("--dir", help="Where to create the demo project.")] =
-         Path("demo-project")) -> None:
-    """Run the loop on the bundled sample (UKPConvArg1, PandaLM): ingest to a first selected round."""
-    from curate.demo import run_demo
-    from curate.views import ingest_table, status_table
-
-    out.print(f"[bold]curate demo[/]: a project in {directory} from the bundled sample")
-    for step in run_demo(directory, progress=progress_bar):
-        result = step.result
-        if step.name == "ingest":
-            out.print(ingest_table(result))
-        elif step.name == "embed":
-            out.print(f"embed: {result.texts} texts with {result.model} ({result.computed} computed)")
-        elif step.name == "cluster":
-            out.print(f"cluster: {sum(result.sizes.values())} {result.field}s into {result.k} clusters "
-                      f"(k chosen by silhouette); see them with: curate cluster --show --project {directory}")
-        elif step.name == "dedup":
-            out.print(f"dedup: {len(result.groups)} near-duplicate groups, {result.marked} {result.field}s marked")
-        elif step.name == "map":
-            out.print(f"map: {result.html} (open it in a browser) and {result.png}")
-        elif step.name == "committee":
-            out.print(f"committee: {result.members} Bradley–Terry heads on {result.labelled} labelled pairs scored "
-                      f"{result.pairs} pairs")
-        elif step.name == "refit":
-            out.print(f"committee refitted on {result.labelled} labelled pairs, leaving out the slices round 1 "
-                      "reserved")
-        elif step.name == "select":
-            out.print(f"select: round {result.number}, {result.items} pairs by {result.strategy} "
-                      f"({result.arms.get('random', 0)} in the random arm; {result.routes.get('rank', 0)} to rank, "
-                      f"{result.routes.get('rewrite', 0)} to rewrite); slices reserved: "
-                      f"{result.reserved.get('test', 0)} test, {result.reserved.get('calibration', 0)} calibration; "
-                      f"manifest {result.manifest}")
-        elif step.name == "status":
-            out.print(status_table(result))
-    out.print(f"next: curate status --project {directory}")
-
-
 app.add_typer(score_app, name="score")
 app.add_typer(user_app, name="user")
 app.add_typer(round_app, name="round")
@@ -271,6 +236,8 @@ app.command()(train)
 app.command()(generate)
 app.command()(select)
 app.command()(simulate)
+app.command()(report)
+app.command()(demo)
 
 
 def _print_error(error: CurateError) -> None:

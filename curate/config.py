@@ -231,3 +231,15 @@ def dump_config(config: ProjectConfig) -> str:
             value = getattr(getattr(config, section.name), item.name)
             lines.append(f"{item.name} = {json.dumps(value)}")
     return "\n".join(lines) + "\n"
+
+
+def update_config(path: Path, section: str, **values: Any) -> ProjectConfig:
+    """Set keys of one section of the ``curate.toml`` at ``path``, validated as curate reads it; the new config."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read ({err})") from None
+    data.setdefault(section, {}).update(values)
+    config = from_mapping(ProjectConfig, data, where=str(path))
+    path.write_text(dump_config(config), encoding="utf-8")
+    return config

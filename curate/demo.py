@@ -1,4 +1,9 @@
-"""``curate demo``: the loop on the bundled sample, in a fresh project, step by step."""
+"""``curate demo``: the whole loop on the bundled sample, in a fresh project, step by step.
+
+The sample's texts are ingested without their labels; simulated annotators (or real people in the app,
+``interactive``) answer each round from the labels the sample file records, so every label the project
+learns from came through the app's queue, as in a real round.
+"""
 
 from __future__ import annotations
 
@@ -8,43 +13,152 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curate.config import CONFIG_FILE
-from curate.errors import ProjectError
-from curate.project import init_project
+from curate.config import CONFIG_FILE, update_config
+from curate.errors import CurateError, ProjectError
+from curate.progress import Progress, no_progress
+from curate.project import Project, init_project, open_project
 from curate.samples import sample_paths
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """The demo's sizes: small enough for 2 CPU cores in minutes, large enough to show each step."""
+
+    budget: int = 60  # pairs per round (a random arm of random_frac of them)
+    random_frac: float = 0.2
+    annotators: int = 3  # simulated people; each item is judged by this many (the overlap)
+    train_steps: int = 4  # DPO-LoRA optimiser steps (of 4 pairs)
+    eval_examples: int = 16  # frozen-test pairs the trained adapter is scored on
+    generate_prompts: int = 8  # prompts the trained model samples new completions for
+    max_new_tokens: int = 64
+    model: str | None = None  # base model to train and sample (default: the recipe's, the packaged SmolLM2)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("budget", "annotators", "train_steps", "eval_examples", "generate_prompts", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise CurateError(f"demo: {name} must be 1 or more, not {getattr(self, name)}")
 
 
 @dataclass
 class DemoStep:
-    name: str  # init | ingest | embed | cluster | dedup | map | committee | select | refit | status
+    name: str  # init | ingest | embed | cluster | dedup | map | select | annotate | agreement | committee |
+    #            export | train | generate | report | status | serve
     result: Any
 
 
-def run_demo(directory: Path | str, *, progress: Any = None) -> Iterator[DemoStep]:
+def run_demo(directory: Path | str, *, settings: DemoSettings | None = None, interactive: bool = False,
+             progress: Progress | None = None) -> Iterator[DemoStep]:
     """Create a project in ``directory`` (replacing an earlier demo project there) and run each step,
-    yielding its result as it finishes."""
+    yielding its result as it finishes. ``interactive``: round 1 is answered by people in the app (a lead
+    account is made; the step ``serve`` gives its address and password), rounds continue once it is done."""
+    from curate.agreement import agreement_report
+    from curate.annotate.simulated import answer_queue
     from curate.cluster import cluster_pool
     from curate.dedup import dedup_pool
-    from curate.ingest import ingest_files
+    from curate.ingest import ingest_files, known_choices
     from curate.maps import write_map
     from curate.pool import embed_pool
-    from curate.rounds import select_round
+    from curate.report import write_report
+    from curate.rounds import select_round, set_round_status
     from curate.scores.committee import score_committee
     from curate.status import project_status
 
-    root = Path(directory)
+    settings = settings or DemoSettings()
+    progress = progress or no_progress
+    root = _fresh(Path(directory))
+    with init_project(root):
+        pass
+    update_config(root / CONFIG_FILE, "annotate", overlap=1 if interactive else settings.annotators)
+    update_config(root / CONFIG_FILE, "select", random_frac=settings.random_frac, seed=settings.seed)
+    answers = known_choices(sample_paths())
+    with open_project(root) as project:
+        yield DemoStep("init", project.root)
+        yield DemoStep("ingest", ingest_files(project, sample_paths(), labels=False, progress=progress))
+        yield DemoStep("embed", embed_pool(project, progress=progress))
+        clusters = cluster_pool(project, k="auto")
+        yield DemoStep("cluster", clusters)
+        yield DemoStep("dedup", dedup_pool(project, progress=progress))
+        yield DemoStep("map", write_map(project))
+        yield DemoStep("select", select_round(project, budget=settings.budget))  # cold start: no label yet
+        if interactive:
+            yield from _people(project)
+        else:
+            yield DemoStep("annotate", answer_queue(project, answers, annotators=settings.annotators,
+                                                    progress=progress))
+        if not interactive:
+            yield DemoStep("agreement", agreement_report(project, round_number=1, resamples=100))
+        set_round_status(project, 1, "closed")
+        yield DemoStep("committee", score_committee(project))
+        yield DemoStep("export", _export(project))
+        version = _train(project, settings, progress)
+        yield DemoStep("train", version)
+        yield DemoStep("generate", _generate(project, version["name"], settings, progress))
+        yield DemoStep("embed", embed_pool(project, progress=progress))
+        yield DemoStep("cluster", cluster_pool(project, k=clusters.k))  # the new pairs too, with the same k
+        yield DemoStep("committee", score_committee(project))
+        yield DemoStep("select", select_round(project, budget=settings.budget, strategy="uncertainty"))
+        if not interactive:  # round 2 stays open for the people who did round 1
+            yield DemoStep("annotate", answer_queue(project, answers, annotators=settings.annotators,
+                                                    progress=progress))
+        yield DemoStep("report", write_report(project, out=project.root / "report.html", progress=progress))
+        yield DemoStep("status", project_status(project))
+
+
+def _fresh(root: Path) -> Path:
     if root.exists():
         if not (root / CONFIG_FILE).is_file() and any(root.iterdir()):
             raise ProjectError(f"{root} exists and is not a curate project; choose another --dir")
         shutil.rmtree(root)
-    with init_project(root) as project:
-        yield DemoStep("init", project.root)
-        yield DemoStep("ingest", ingest_files(project, sample_paths(), progress=progress))
-        yield DemoStep("embed", embed_pool(project, progress=progress))
-        yield DemoStep("cluster", cluster_pool(project, k="auto"))
-        yield DemoStep("dedup", dedup_pool(project, progress=progress))
-        yield DemoStep("map", write_map(project))
-        yield DemoStep("committee", score_committee(project))
-        yield DemoStep("select", select_round(project, budget=40))
-        yield DemoStep("refit", score_committee(project))  # without the slices the first round reserved
-        yield DemoStep("status", project_status(project))
+    return root
+
+
+def _people(project: Project) -> Iterator[DemoStep]:
+    """Serve the app with a lead account until round 1 is done (or Ctrl+C), then stop it."""
+    import secrets
+    import time
+
+    from curate.annotate.progress import round_progress
+    from curate.annotate.users import add_user
+    from curate.apps.annotate import launch
+
+    password = secrets.token_urlsafe(12)
+    add_user(project.store, "lead", role="lead", password=password)
+    app = launch(project, block=False)
+    try:
+        yield DemoStep("serve", {"url": app.local_url, "user": "lead", "password": password})
+        while True:
+            with project.store.read() as conn:
+                rounds = round_progress(conn, project.config.annotate.overlap)
+            if all(r["complete"] >= r["items"] for r in rounds if r["round"] == 1):
+                break
+            time.sleep(2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.close()
+
+
+def _export(project: Project) -> dict[str, Any]:
+    from curate.export import export
+
+    return export(project, fmt="dpo", round_number=1, out=project.root / "exports" / "round-1-dpo.jsonl",
+                  lineage=True)
+
+
+def _train(project: Project, settings: DemoSettings, progress: Progress) -> dict[str, Any]:
+    from curate.train import plan_training, run_training
+
+    overrides = [f"train.max_steps={settings.train_steps}", f"train.eval_examples={settings.eval_examples}",
+                 "train.logging_steps=1", "train.max_length=256"]
+    if settings.model:
+        overrides.append(f"model={settings.model}")
+    plan = plan_training(project, "dpo-lora", round_number=1, overrides=overrides)
+    return run_training(project, plan, progress=progress)
+
+
+def _generate(project: Project, model: str, settings: DemoSettings, progress: Progress) -> Any:
+    from curate.generate import generate
+
+    return generate(project, model=model, n=2, max_new_tokens=settings.max_new_tokens,
+                    limit=settings.generate_prompts, seed=settings.seed, progress=progress)

@@ -228,14 +228,9 @@ APP_USERS = {"alice": ("lead", "alice-password"), "bob": ("annotator", "bob-pass
 
 def set_config(root: Path, section: str, **values: object) -> None:
     """Change keys of one section of a project's curate.toml (validated as curate reads it)."""
-    import tomllib
+    from curate.config import update_config
 
-    from curate.config import ProjectConfig, dump_config, from_mapping
-
-    path = root / "curate.toml"
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    data.setdefault(section, {}).update(values)
-    path.write_text(dump_config(from_mapping(ProjectConfig, data, where=str(path))), encoding="utf-8")
+    update_config(root / "curate.toml", section, **values)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -72,41 +72,6 @@ def _read(path: Path) -> list[dict]:
         return [json.loads(line) for line in fh]
 
 
-@pytest.mark.slow
-def test_demo_runs_the_loop_and_ends_with_a_status_table(tmp_path, samples):
-    ukp, pandalm = _read(samples["ukp"]), _read(samples["pandalm"])
-    result = run_cli("demo", "--dir", str(tmp_path / "demo-project"), cwd=tmp_path, timeout=900)
-    assert result.returncode == 0, result.stderr
-    for step in ("embed:", "cluster:", "dedup:", "map:", "committee:", "select: round 1, 40 pairs", "near duplicates"):
-        assert step in result.stdout
-    status = json.loads(run_cli("status", "--project", str(tmp_path / "demo-project"), "--json").stdout)
-    assert status["pairs"] == len(ukp) + len(pandalm) and status["cluster_runs"] == 1
-    assert status["judgments_by_source"] == {"crowd": sum(len(r["workers"]) for r in ukp) + 3 * len(pandalm),
-                                             "gold": sum(r["gold"] is not None for r in ukp)}
-    assert (tmp_path / "demo-project" / "maps" / "pair.html").exists()
-    assert status["latest_round"]["arms"]["random"] == 4 and status["slices"]["test"] >= 50
-    assert status["scores"]["committee"]["stale"] is False  # refitted without the slices
-    assert (tmp_path / "demo-project" / "rounds" / "0001" / "manifest.json").exists()
-
-
-def test_demo_replaces_an_earlier_demo_project(tmp_path):
-    from curate.demo import run_demo
-
-    for _ in range(2):
-        steps = run_demo(tmp_path / "demo-project")
-        assert next(steps).name == "init" and next(steps).result.files[0].pairs == 300
-        steps.close()
-    assert (tmp_path / "demo-project" / "curate.toml").exists()
-
-
-def test_demo_refuses_to_replace_a_folder_that_is_not_a_project(tmp_path):
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "thesis.tex").write_text("precious")
-    result = run_cli("demo", "--dir", str(tmp_path / "mine"))
-    assert result.returncode == 1 and "is not a curate project" in result.stderr
-    assert (tmp_path / "mine" / "thesis.tex").exists()
-
-
 def test_samples_are_unchanged_rows_of_the_shared_data(samples, shared_data):
     def rows(path: Path) -> list[str]:
         return [json.dumps(row, sort_keys=True) for row in _read(path)]
@@ -121,3 +86,29 @@ def test_cli_start_up_imports_no_heavy_libraries():
             "'sentence_transformers', 'pyarrow', 'trl', 'peft'} & set(sys.modules); print(sorted(heavy))")
     result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_every_public_name_is_the_function_even_after_its_modules_are_imported():
+    import importlib
+    import pkgutil
+
+    import curate
+
+    for module in pkgutil.walk_packages(curate.__path__, "curate."):  # a submodule named like an API function
+        if not module.name.startswith(("curate.apps", "curate.recipes")):  # would shadow it once imported
+            importlib.import_module(module.name)
+    for name in curate.__all__:
+        value = getattr(curate, name)
+        assert name == "__version__" or (callable(value) and not isinstance(value, type(curate))), name
+
+
+def test_the_cli_reference_in_docs_and_readme_is_current():
+    from curate.commands.reference import README_END, README_START, cli_reference, command_table
+
+    assert (REPO / "docs" / "cli.md").read_text(encoding="utf-8") == cli_reference(), \
+        "docs/cli.md is stale: python -m curate.commands.reference"
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index(README_START) + len(README_START):readme.index(README_END)]
+    assert table.strip() == command_table(), "the README's command table is stale: python -m curate.commands.reference"
+    for name in ("init", "ingest", "select", "serve", "export", "train", "generate", "report", "demo", "score entropy"):
+        assert f"## curate {name}\n" in cli_reference()

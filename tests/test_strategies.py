@@ -66,7 +66,12 @@ def pool(ukp_embedded, model_cache, tiny_models) -> PoolView:
     model, tokenizer = load_causal_lm(resolve_model(DEFAULT_POLICY, cache=model_cache))
     prompts = [p for p, _, _ in units.parts]
     completions = [a for _, a, _ in units.parts] + [b for _, _, b in units.parts]
-    entropy = token_entropy(model, tokenizer, prompts * 2, completions, max_length=256)[:, STATS.index("entropy_mean")]
+    texts = list(zip(prompts * 2, completions, strict=True))
+    distinct = sorted(set(texts))  # pairs share arguments: each (prompt, completion) is scored once
+    values = token_entropy(model, tokenizer, [p for p, _ in distinct], [c for _, c in distinct],
+                           max_length=128)[:, STATS.index("entropy_mean")]
+    lookup = dict(zip(distinct, values, strict=True))
+    entropy = np.array([lookup[t] for t in texts])
     scores = {f"committee.{k}": v for k, v in committee.items()}
     scores["entropy.entropy_mean"] = np.maximum(entropy[:n], entropy[n:])
     reward, reward_tokenizer = load_reward_model(resolve_model(str(tiny_models["reward1"])))

@@ -85,13 +85,9 @@ def train(recipe: Annotated[str, typer.Argument(help="A packaged recipe (curate 
     if as_json:
         print_json(version)
         return
-    test = version["test"] or {}
-    figures = [f"{name} {test[key]:.{digits}f}" for key, name, digits in (
-        ("loss", "loss", 4), ("preference_accuracy", "preference accuracy", 3)) if test.get(key) is not None]
-    figure = f"; test slice ({test['examples']}): {', '.join(figures)}" if figures else ""
-    out.print(f"trained [bold]{version['name']}[/]: {version['steps']} steps, train loss "
-              f"{version['train_loss']:.4f}{figure}\n  adapter: {version['path']}")
+    from curate.views import train_line
 
+    out.print(train_line(version))
 
 def generate(model: Annotated[str, typer.Option("--model", help="A model version of this project (curate train "
                                                 "names them, e.g. dpo-lora-r1), or a causal LM / adapter folder.")],
@@ -122,13 +118,7 @@ def generate(model: Annotated[str, typer.Option("--model", help="A model version
     if as_json:
         print_json(vars(result))
         return
-    skipped = ", ".join(f"{n} {why}" for n, why in ((result.skipped, "sampled before with these settings"),
-                                                    (result.held_out, "held out in the test/calibration slices"))
-                        if n)
-    skipped = f" ({skipped}: skipped)" if skipped else ""
-    dropped = ", ".join(f"{v} {k}" for k, v in (("empty", result.empty), ("repeated", result.repeated),
-                                                ("prompts cut", result.truncated)) if v)
-    out.print(f"generated with [bold]{result.model}[/]: {result.prompts} prompts{skipped} -> {result.completions} "
-              f"new completions, {result.pairs} new pairs" + (f" ({dropped})" if dropped else "")
-              + (f"; run {result.run_id}" if result.run_id else "")
-              + f"\n  next: curate embed, curate score entropy --model {result.model}, curate select")
+    from curate.views import generate_line
+
+    out.print(generate_line(result) + f"\n  next: curate embed, curate score entropy --model {result.model}, "
+              "curate select")

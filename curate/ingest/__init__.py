@@ -5,8 +5,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-_API = {"ingest_files": "curate.ingest.pipeline", "FileReport": "curate.ingest.report",
-        "IngestReport": "curate.ingest.report"}
+_API = {"ingest_files": "curate.ingest.pipeline", "known_choices": "curate.ingest.pipeline",
+        "FileReport": "curate.ingest.report", "IngestReport": "curate.ingest.report"}
 __all__ = list(_API)
 
 

@@ -40,8 +40,10 @@ class ReadFile:
 
 def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: str = "auto",
                  mapping: str | None = None, label_values: str | None = None, skip_bad: bool = False,
-                 rejects_path: Path | None = None, progress: Progress | None = None) -> IngestReport:
-    """Add the records, pairs and judgments in ``paths`` to ``project``.
+                 rejects_path: Path | None = None, labels: bool = True, progress: Progress | None = None
+                 ) -> IngestReport:
+    """Add the records, pairs and judgments in ``paths`` to ``project`` (``labels=False``: the texts only,
+    an unlabelled pool, e.g. to have a labelled file annotated again).
 
     All or nothing: a bad row anywhere raises InputError and writes nothing, unless ``skip_bad``,
     which ingests the good rows and writes the bad ones with their reasons to ``rejects_path``.
@@ -63,7 +65,7 @@ def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: 
     reports = []
     try:
         with project.store.write() as conn:
-            reports = [_write_file(conn, f) for f in progress(files, "writing", len(files))]
+            reports = [_write_file(conn, f, labels=labels) for f in progress(files, "writing", len(files))]
     except BaseException:
         if staged:
             staged.unlink(missing_ok=True)
@@ -138,7 +140,47 @@ class _TextIds:
         return found
 
 
-def _write_file(conn: Connection, read: ReadFile) -> FileReport:
+def known_choices(paths: Sequence[Path | str], *, file_format: str = "auto", mapping: str | None = None,
+                  label_values: str | None = None) -> dict[str, list[str]]:
+    """The pair choices (``a``/``b`` as the store orders the pair, ``tie``, ``both_bad``) the files record, by pair
+    id as ingest makes it: each annotator's vote in file order, or the gold label where no one voted. An
+    answer key, e.g. for simulated annotators on a pool ingested with ``labels=False``."""
+    choices: dict[str, list[str]] = {}
+    for path in paths:
+        read = read_file(Path(path), file_format, mapping, label_values, no_progress)
+        if read.rejects:
+            raise InputError(f"{read.rejects[0]['location']}: {read.rejects[0]['reason']}")
+        text_id = _TextIds()
+        for _, row in read.rows:
+            found = _row_ids(text_id, row)
+            if found.pair is None:
+                continue
+            pair_votes = [j for j in row.judgments if j.completion is None and j.choice is not None]
+            crowd = [j for j in pair_votes if j.source != "gold"] or pair_votes
+            choices.setdefault(found.pair, []).extend(SWAP.get(j.choice, j.choice) if found.swapped else j.choice
+                                                      for j in crowd)
+    return choices
+
+
+@dataclass
+class _RowIds:
+    record: tuple[str, str]  # id, stored prompt
+    completions: list[tuple[str, str]]  # id, stored text
+    pair: str | None  # None unless the row is a pair
+    swapped: bool  # the store's A/B order (by completion id) swaps the row's own
+
+
+def _row_ids(text_id: _TextIds, row: Parsed) -> _RowIds:
+    record = text_id("record", "", row.prompt)
+    completions = [text_id("completion", record[0], text) for text in row.completions]
+    if not row.is_pair:
+        return _RowIds(record, completions, None, False)
+    ids = [c[0] for c in completions]
+    return _RowIds(record, completions, content_id("pair", record[0], min(ids), max(ids), row.source_key or ""),
+                   ids[1] < ids[0])
+
+
+def _write_file(conn: Connection, read: ReadFile, *, labels: bool = True) -> FileReport:
     path = read.source.path
     report = FileReport(path=str(path), file_format=read.source.file_format, layout=read.layout.name,
                         rows=len(read.rows) + len(read.rejects), bad_rows=len(read.rejects))
@@ -150,31 +192,26 @@ def _write_file(conn: Connection, read: ReadFile) -> FileReport:
     pairs: dict[str, dict[str, Any]] = {}
     judgments: dict[str, dict[str, Any]] = {}
     seen: set[tuple[Any, ...]] = set()
-    names = sorted({j.annotator for _, row in read.rows for j in row.judgments if j.annotator})
+    names = sorted({j.annotator for _, row in read.rows for j in row.judgments if j.annotator}) if labels else []
     insert_new(conn, Annotator.__table__, [{"name": n, "kind": "imported"} for n in names], key="name")
     annotator_ids = lookup(conn, Annotator.__table__.c.name, Annotator.__table__.c.id, names)
     text_id = _TextIds()
     for location, row in read.rows:
-        record_id, prompt = text_id("record", "", row.prompt)
+        found = _row_ids(text_id, row)
+        (record_id, prompt), pair_id, swapped = found.record, found.pair, found.swapped
+        ids = [c[0] for c in found.completions]
         records.setdefault(record_id, {
             "id": record_id, "prompt": prompt, "messages": row.prompt.messages, "meta": row.meta,
             "batch_id": batch_id})
-        ids = []
-        for text in row.completions:
-            completion_id, normal = text_id("completion", record_id, text)
-            ids.append(completion_id)
+        for (completion_id, normal), text in zip(found.completions, row.completions, strict=True):
             completions.setdefault(completion_id, {
                 "id": completion_id, "record_id": record_id, "text": normal,
                 "messages": text.messages, "model": text.model, "origin": "import", "batch_id": batch_id})
-        pair_id, swapped = None, False
-        if row.is_pair:
-            swapped = ids[1] < ids[0]
-            low, high = sorted(ids)
-            pair_id = content_id("pair", record_id, low, high, row.source_key or "")
-            pairs.setdefault(pair_id, {"id": pair_id, "record_id": record_id, "a_id": low, "b_id": high,
+        if pair_id is not None:
+            pairs.setdefault(pair_id, {"id": pair_id, "record_id": record_id, "a_id": min(ids), "b_id": max(ids),
                                        "source_key": row.source_key, "batch_id": batch_id})
         judgment_ids = []
-        for j in row.judgments:
+        for j in row.judgments if labels else ():
             choice = SWAP.get(j.choice, j.choice) if swapped and j.choice else j.choice
             target = pair_id if j.completion is None else ids[j.completion]
             judgment_id = content_id("judgment", target, j.source, j.annotator or "",
@@ -205,7 +242,8 @@ def _write_file(conn: Connection, read: ReadFile) -> FileReport:
     else:
         conn.execute(update(IngestBatch).where(IngestBatch.id == batch_id).values(counts=counts))
         audit(conn, "ingest", entity="ingest_batch", entity_id=str(batch_id),
-              details={"path": str(path.resolve()), "sha256": read.sha256, "layout": read.layout.name, **counts})
+              details={"path": str(path.resolve()), "sha256": read.sha256, "layout": read.layout.name,
+                       "labels_imported": labels, **counts})
     return report
 
 

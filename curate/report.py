@@ -1,0 +1,212 @@
+"""``curate report``: one self-contained HTML page of the project's rounds, pictures first.
+
+What each round selected and why (by arm and route, with the strategy's reasons), where on the cluster
+map, a learning curve of the strategy's labels against the random arm's on the frozen test slice,
+agreement per round, the trained model versions with their test figures and generations, and what
+changed between rounds. ``report_data`` returns the same facts as plain data (``--json``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timezone
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, func, select
+
+from curate.errors import CurateError
+from curate.progress import Progress, no_progress
+from curate.project import Project
+
+ARMS = ("strategy", "random")  # the arms a learning curve compares; slice items (test/calibration) are not training
+EXAMPLES = 8  # items shown per round with the strategy's reason
+
+
+def report_data(project: Project, *, progress: Progress | None = None) -> dict[str, Any]:
+    """Everything the report shows, as plain data."""
+    from curate.status import project_status
+
+    progress = progress or no_progress
+    status = project_status(project)
+    with project.store.read() as conn:
+        rounds = _rounds(conn)
+        clusters = _pair_clusters(conn)
+    for entry in rounds:  # one clustering (the latest) for every round, so their shares compare
+        entry["clusters"] = {str(k): v for k, v in Counter(
+            clusters[p] for arm in ARMS for p in entry["pairs_by_arm"][arm] if p in clusters).most_common()}
+    return {
+        "project": status["project"],
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "counts": {k: status[k] for k in ("records", "completions", "pairs", "judgments", "rounds", "models")},
+        "judgments_by_source": status["judgments_by_source"],
+        "slices": status["slices"],
+        "rounds": rounds,
+        "learning_curve": learning_curve(project, progress=progress),
+        "agreement": [_agreement(project, r["number"]) for r in rounds],
+        "models": status["trained_models"],
+        "generations": status["generations"],
+        "changes": _changes(rounds),
+    }
+
+
+def write_report(project: Project, *, out: Path | None = None, progress: Progress | None = None) -> Path:
+    """Write the report (default ``report.html`` in the project) whole, then rename it into place."""
+    import os
+
+    from curate.report_html import render_report
+
+    if not _has_rounds(project):
+        raise CurateError("the project has no rounds yet: run curate select first")
+    out = Path(out) if out is not None else project.root / "report.html"
+    data = report_data(project, progress=progress)
+    page = render_report(project, data)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(page, encoding="utf-8")
+    except OSError as err:
+        raise CurateError(f"{out}: cannot write the report ({err.strerror or err})") from None
+    os.replace(tmp, out)
+    return out
+
+
+def _has_rounds(project: Project) -> bool:
+    from curate.store.schema import Round
+
+    with project.store.read() as conn:
+        return bool(conn.scalar(select(func.count(Round.id))))
+
+
+def _rounds(conn: Connection) -> list[dict[str, Any]]:
+    """Each round: strategy, seed, status, items by arm and route, its people's judgments and skips, the
+    strategy arm's first items with their reasons, the pairs its training arms chose and their clusters."""
+    from curate.store.schema import Assignment, Completion, Item, Judgment, Pair, Record, Round
+
+    out = []
+    for r in conn.execute(select(Round.id, Round.number, Round.strategy, Round.seed, Round.status, Round.config,
+                                 Round.created_at).order_by(Round.number)):
+        items = conn.execute(select(Item.pair_id, Item.arm, Item.kind).where(Item.round_id == r.id)).all()
+        by_arm_route = Counter(f"{i.arm}/{i.kind}" for i in items)
+        judged = conn.scalar(select(func.count(Judgment.id)).join(Item, Item.id == Judgment.item_id)
+                             .where(Item.round_id == r.id, Judgment.source == "app")) or 0
+        skipped = conn.scalar(select(func.count(Assignment.id)).join(Item, Item.id == Assignment.item_id)
+                              .where(Item.round_id == r.id, Assignment.status == "skipped")) or 0
+        generated = conn.scalar(
+            select(func.count(func.distinct(Item.id))).join(Pair, Pair.id == Item.pair_id)
+            .join(Completion, (Completion.id == Pair.a_id) | (Completion.id == Pair.b_id))
+            .where(Item.round_id == r.id, Completion.origin == "generated")) or 0
+        examples = conn.execute(select(Record.prompt, Item.kind, Item.arm, Item.reason)
+                                .join(Record, Record.id == Item.record_id)
+                                .where(Item.round_id == r.id, Item.arm == "strategy")
+                                .order_by(Item.id).limit(EXAMPLES)).all()
+        config = r.config or {}
+        out.append({
+            "number": int(r.number), "strategy": r.strategy, "cold_start": bool(config.get("cold_start")),
+            "seed": int(r.seed), "status": r.status, "created_at": r.created_at.isoformat(timespec="seconds"),
+            "items": len(items), "arms": dict(Counter(i.arm for i in items)),
+            "routes": dict(Counter(i.kind for i in items)), "by_arm_route": dict(by_arm_route),
+            "generated_items": int(generated), "judgments": int(judged), "skipped": int(skipped),
+            "pool_pairs": (config.get("pool") or {}).get("pairs"),
+            "examples": [{"prompt": e.prompt[:300], "route": e.kind, "arm": e.arm, "why": e.reason}
+                         for e in examples],
+            "pairs_by_arm": {arm: sorted({i.pair_id for i in items if i.arm == arm and i.pair_id}) for arm in ARMS},
+        })
+    return out
+
+
+def _pair_clusters(conn: Connection) -> dict[str, int]:
+    """Each pair's cluster in the latest clustering of pairs or prompts (empty if there is none)."""
+    from curate.store.schema import ClusterAssignment, ClusterRun, Pair
+
+    run = conn.execute(select(ClusterRun.id, ClusterRun.field).where(ClusterRun.field.in_(("pair", "prompt")))
+                       .order_by(ClusterRun.id.desc()).limit(1)).first()
+    if run is None:
+        return {}
+    query = select(ClusterAssignment.unit_id, ClusterAssignment.cluster).where(ClusterAssignment.run_id == run.id)
+    if run.field == "prompt":
+        query = (select(Pair.id, ClusterAssignment.cluster).join(ClusterAssignment,
+                                                                 ClusterAssignment.unit_id == Pair.record_id)
+                 .where(ClusterAssignment.run_id == run.id))
+    return {uid: int(c) for uid, c in conn.execute(query)}
+
+
+def learning_curve(project: Project, *, progress: Progress | None = None) -> dict[str, Any]:
+    """After each round, the project's learner ([learner] in curate.toml) fitted on the labels of each arm so
+    far (and on both), scored on the frozen test slice's labelled pairs: accuracy and the labels it used.
+    A point is None where an arm has too few labels to fit; ``note`` says why a curve is missing."""
+    from curate.learners import make_learner
+    from curate.learners.base import MIN_LABELS
+    from curate.scores.committee import committee_features, pair_labels
+    from curate.store.schema import Item, Round, Slice
+
+    with project.store.read() as conn:
+        labels = pair_labels(conn)
+        test = [p for (p,) in conn.execute(select(Slice.pair_id).where(Slice.name == "test")) if p in labels]
+        items = conn.execute(select(Round.number, Item.arm, Item.pair_id).join(Round, Round.id == Item.round_id)
+                             .where(Item.pair_id.is_not(None), Item.arm.in_(ARMS))).all()
+    curve: dict[str, Any] = {"test_pairs": len(test), "rounds": [], "note": None,
+                             **{arm: [] for arm in (*ARMS, "both")}}
+    if len(test) < MIN_LABELS:
+        curve["note"] = f"the test slice has {len(test)} labelled pairs: a curve needs at least {MIN_LABELS}"
+        return curve
+    config = project.config.learner
+    try:
+        ids, d, _, _ = committee_features(project, features=config.features, progress=progress)
+    except CurateError as err:
+        curve["note"] = f"no features for a curve: {err}"
+        return curve
+    row = {uid: i for i, uid in enumerate(ids)}
+    x_test = d[[row[p] for p in test]]
+    y_test = np.array([labels[p] for p in test])
+    options = {"c": config.c, "members": config.members, "random_state": 0} if config.name == "committee" else \
+        {"c": config.c}
+    for number in sorted({n for n, _, _ in items}):
+        curve["rounds"].append(number)
+        for arm in (*ARMS, "both"):
+            chosen = sorted({p for n, a, p in items if n <= number and (arm == "both" or a == arm)
+                             and p in labels and p in row})
+            point: dict[str, Any] = {"labels": len(chosen), "accuracy": None}
+            if len(chosen) >= MIN_LABELS and len({labels[p] for p in chosen}) == 2:
+                learner = make_learner(config.name, **options).fit(d[[row[p] for p in chosen]],
+                                                                   np.array([labels[p] for p in chosen]))
+                point["accuracy"] = float(np.mean((learner.predict(x_test).p > 0.5) == (y_test == 1)))
+            curve[arm].append(point)
+    return curve
+
+
+def _agreement(project: Project, number: int) -> dict[str, Any]:
+    from curate.agreement import agreement_report
+
+    try:
+        report = agreement_report(project, round_number=number, resamples=0)
+    except CurateError as err:
+        return {"round": number, "note": str(err)}
+    return {"round": number, "items": report["items_multi"], "annotators": report["annotators"],
+            "percent_agreement": report["percent_agreement"]["value"],
+            "fleiss_kappa": report["fleiss_kappa"]["value"],
+            "krippendorff_alpha": report["krippendorff_alpha"]["value"], "note": None}
+
+
+def _changes(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """From each round to the next: the pool's growth, generated pairs chosen, and how far the clusters the
+    training arms drew from moved (total variation distance of their shares in the latest clustering, 0 = the
+    same mix, 1 = no cluster in common)."""
+    out = []
+    for before, after in pairwise(rounds):
+        shares = [_shares(r["clusters"]) for r in (before, after)]
+        keys = set(shares[0]) | set(shares[1])
+        out.append({"from": before["number"], "to": after["number"],
+                    "strategy": [before["strategy"], after["strategy"]],
+                    "pool_pairs": [before["pool_pairs"], after["pool_pairs"]],
+                    "generated_items": after["generated_items"],
+                    "cluster_shift": 0.5 * sum(abs(shares[0].get(k, 0) - shares[1].get(k, 0)) for k in keys)
+                    if keys else None})
+    return out
+
+
+def _shares(counts: dict[Any, int]) -> dict[Any, float]:
+    total = sum(counts.values())
+    return {k: v / total for k, v in counts.items()} if total else {}
