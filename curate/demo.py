@@ -96,6 +96,7 @@ def run_demo(directory: Path | str, *, settings: DemoSettings | None = None, int
         yield DemoStep("generate", _generate(project, version["name"], settings, progress))
         yield DemoStep("embed", embed_pool(project, progress=progress))
         yield DemoStep("cluster", cluster_pool(project, k=clusters.k))  # the new pairs too, with the same k
+        yield DemoStep("map", write_map(project))
         yield DemoStep("committee", score_committee(project))
         yield DemoStep("select", select_round(project, budget=settings.budget, strategy="uncertainty"))
         if not interactive:  # round 2 stays open for the people who did round 1

@@ -85,39 +85,61 @@ def _png(fig: Any) -> bytes:
 
 
 def _map_png(project: Project, rounds: list[dict[str, Any]]) -> bytes | None:
-    from curate.maps import project_2d
-    from curate.pool import load_pool
-
-    try:
-        units, vectors, _ = load_pool(project)  # pairs (as the clustering sees them), else prompts
-    except CurateError:
-        return None
     chosen = {uid for r in rounds for ids in r["pairs_by_arm"].values() for uid in ids}
-    index = np.arange(len(units))
-    if len(units) > MAX_MAP_POINTS:  # every chosen prompt, then a sample of the rest
-        keep = np.array([uid in chosen for uid in units.ids])
-        rest = np.random.default_rng(0).choice(np.flatnonzero(~keep), MAX_MAP_POINTS, replace=False)
-        index = np.sort(np.concatenate([np.flatnonzero(keep), rest]))
-    coords, method = project_2d(vectors[index], method="auto", random_state=0)
-    where = {units.ids[i]: k for k, i in enumerate(index.tolist())}
+    found = _coordinates(project, chosen)
+    if found is None:
+        return None
+    ids, coords, title = found
+    where = {uid: k for k, uid in enumerate(ids)}
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9, 6.5))
     ax.scatter(coords[:, 0], coords[:, 1], s=9, color="#b8b8b8", linewidths=0, label="pool")
     for n, r in enumerate(rounds):
         for arm in ("strategy", "random"):
-            ids = [uid for uid in r["pairs_by_arm"].get(arm, []) if uid in where]
-            if ids:
-                xy = coords[[where[rid] for rid in ids]]
+            picked = [uid for uid in r["pairs_by_arm"].get(arm, []) if uid in where]
+            if picked:
+                xy = coords[[where[uid] for uid in picked]]
                 ax.scatter(xy[:, 0], xy[:, 1], s=42, marker=ROUND_MARKERS[n % len(ROUND_MARKERS)],
                            facecolors=ARM_COLOURS[arm] if arm == "strategy" else "none",
                            edgecolors=ARM_COLOURS[arm], linewidths=1.2, alpha=0.85,
-                           label=f"round {r['number']} · {arm} ({len(ids)})")
-    ax.set_title(f"{units.field}s ({method.upper()} of their embeddings)", fontsize=10)
+                           label=f"round {r['number']} · {arm} ({len(picked)})")
+    ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(fontsize=8, frameon=False, loc="best")
     fig.tight_layout()
     return _png(fig)
+
+
+def _coordinates(project: Project, chosen: set[str]) -> tuple[list[str], np.ndarray, str] | None:
+    """Unit ids, 2-D coordinates and a title: those of ``curate map`` (maps/pair.csv) when they cover every chosen
+    pair, else a projection of the pool's embeddings (every chosen unit, and a sample of the rest if large)."""
+    import csv
+
+    from curate.maps import project_2d
+    from curate.pool import load_pool
+
+    written = project.root / "maps" / "pair.csv"
+    try:
+        with open(written, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        ids = [r["unit_id"] for r in rows]
+        coords = np.array([[float(r["x"]), float(r["y"])] for r in rows], dtype=np.float32).reshape(-1, 2)
+    except (OSError, KeyError, ValueError, TypeError):  # no map yet, or not one curate map wrote
+        ids = []
+    if ids and chosen <= set(ids):
+        return ids, coords, "pairs, as curate map drew them (maps/pair.csv)"
+    try:
+        units, vectors, _ = load_pool(project)  # pairs (as the clustering sees them), else prompts
+    except CurateError:
+        return None
+    index = np.arange(len(units))
+    if len(units) > MAX_MAP_POINTS:  # every chosen unit, then a sample of the rest
+        keep = np.array([uid in chosen for uid in units.ids])
+        rest = np.random.default_rng(0).choice(np.flatnonzero(~keep), MAX_MAP_POINTS, replace=False)
+        index = np.sort(np.concatenate([np.flatnonzero(keep), rest]))
+    coords, method = project_2d(vectors[index], method="auto", random_state=0)
+    return [units.ids[i] for i in index.tolist()], coords, f"{units.field}s ({method.upper()} of their embeddings)"
 
 
 def _rounds_png(rounds: list[dict[str, Any]]) -> bytes:
@@ -246,13 +268,14 @@ def _clusters_png(rounds: list[dict[str, Any]]) -> bytes | None:
     if not keys:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(6, len(keys) * 0.5), 3.5))
+    fig, ax = plt.subplots(figsize=(min(max(6.0, len(keys) * 0.3), 14.0), 3.5))
     width = 0.8 / len(rounds)
     for n, r in enumerate(rounds):
         total = sum(r["clusters"].values()) or 1
         ax.bar(np.arange(len(keys)) + n * width, [r["clusters"].get(k, 0) / total for k in keys], width=width,
                label=f"round {r['number']}")
-    ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, [f"c{k}" for k in keys], fontsize=8)
+    ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, [f"c{k}" for k in keys], fontsize=7,
+                  rotation=90 if len(keys) > 25 else 0)
     ax.set_ylabel("share of items")
     ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()

@@ -346,3 +346,25 @@ def hh_chat_file(shared_data: Path, folder: Path, rows: int) -> Path:
     data = folder / "chat.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in found), encoding="utf-8")
     return data
+
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+NO_BROWSER = "Debian chromium and chromium-driver are not installed (make test installs them)"
+
+
+def has_browser() -> bool:
+    return CHROMIUM.exists() and CHROMEDRIVER.exists()
+
+
+def browser(width: int = 1280, height: int = 1000):
+    """A real headless Chromium through Selenium (Debian's chromium + chromedriver)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    return driver

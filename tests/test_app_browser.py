@@ -11,30 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import APP_USERS, add_ranking_round, serving
+from conftest import APP_USERS, NO_BROWSER, add_ranking_round, browser, has_browser, serving
 from sqlalchemy import select
 
 from curate import open_project
 from curate.consensus import adjudication_queue, final_labels
 from curate.store.schema import Annotator, Judgment
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-    reason="Debian chromium and chromium-driver are not installed (make test installs them)")]
-
-
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(60)
-    return driver
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not has_browser(), reason=NO_BROWSER)]
 
 
 def wait_for(driver, script: str, timeout: float = 30.0):

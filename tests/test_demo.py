@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import NO_BROWSER, browser, has_browser, run_cli
 
 STEPS = ("init:", "ingest:", "embed:", "cluster:", "dedup:", "map:", "select: round 1 by cluster (cold start)",
          "annotate:", "agreement:", "committee:", "export: round 1 as dpo", "trained dpo-lora-r1", "generated with",
@@ -220,6 +220,7 @@ def test_interactive_demo_serves_the_app_until_people_finish_round_1(tmp_path, s
     from curate.errors import CurateError
     from curate.ingest import ingest_files
     from curate.project import init_project, open_project
+    from curate.report import write_report
     from curate.rounds import select_round
     from curate.store.schema import Judgment
 
@@ -228,6 +229,8 @@ def test_interactive_demo_serves_the_app_until_people_finish_round_1(tmp_path, s
     set_config(tmp_path / "p", "select", test_size=4, calibration_size=2)
     with open_project(tmp_path / "p") as project:
         select_round(project, budget=6, strategy="random")
+        page = write_report(project).read_text(encoding="utf-8")  # nothing embedded or labelled yet
+        assert "the test slice has 0 labelled pairs" in page and "(nothing to draw yet)" in page
         steps = _people(project)
         serve = next(steps)
         assert serve.name == "serve" and serve.result["url"].startswith("http://127.0.0.1:")
@@ -248,3 +251,24 @@ def test_interactive_demo_serves_the_app_until_people_finish_round_1(tmp_path, s
         with project.store.read() as conn:
             stored = {r[0] for r in conn.execute(select(Judgment.id).where(Judgment.source == "app"))}
     assert len(judged) == 12 and set(judged) == stored  # 6 chosen + 4 test + 2 calibration items, all kept
+
+
+@pytest.mark.skipif(not has_browser(), reason=NO_BROWSER)
+def test_report_opens_in_a_browser_with_every_picture(demo, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    driver = browser(1200, 2200)
+    try:
+        driver.get((demo[0] / "report.html").as_uri())
+        images = driver.find_elements(By.TAG_NAME, "img")
+        assert len(images) >= 4
+        assert all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 300", img)
+                   for img in images)
+        headings = [h.text for h in driver.find_elements(By.TAG_NAME, "h3")]
+        assert "Round 1: the strategy's first items" in headings and "Round 2: the strategy's first items" in headings
+        rows = driver.find_elements(By.CSS_SELECTOR, "table tr")
+        assert any(r.text.startswith("2 uncertainty") for r in rows)  # round 2's row in the rounds table
+        driver.save_screenshot(str(tmp_path / "report.png"))
+    finally:
+        driver.quit()
+    assert (tmp_path / "report.png").stat().st_size > 10_000
