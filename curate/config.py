@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
@@ -234,12 +235,15 @@ def dump_config(config: ProjectConfig) -> str:
 
 
 def update_config(path: Path, section: str, **values: Any) -> ProjectConfig:
-    """Set keys of one section of the ``curate.toml`` at ``path``, validated as curate reads it; the new config."""
+    """Set keys of one section of the ``curate.toml`` at ``path``, validated as curate reads it; the new config.
+    The file is rewritten as ``dump_config`` writes it (comments of one's own are not kept)."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"{path}: cannot read ({err})") from None
     data.setdefault(section, {}).update(values)
     config = from_mapping(ProjectConfig, data, where=str(path))
-    path.write_text(dump_config(config), encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.tmp")  # written whole, then renamed into place
+    tmp.write_text(dump_config(config), encoding="utf-8")
+    os.replace(tmp, path)
     return config

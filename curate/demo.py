@@ -19,6 +19,9 @@ from curate.progress import Progress, no_progress
 from curate.project import Project, init_project, open_project
 from curate.samples import sample_paths
 
+MARKER = ".curate-demo"  # written into every demo project: the only projects `curate demo` may replace
+INTERACTIVE_SLICES = {"test_size": 20.0, "calibration_size": 10.0}  # pairs a person labels for the slices
+
 
 @dataclass(frozen=True)
 class DemoSettings:
@@ -68,9 +71,10 @@ def run_demo(directory: Path | str, *, settings: DemoSettings | None = None, int
     progress = progress or no_progress
     root = _fresh(Path(directory))
     with init_project(root):
-        pass
+        (root / MARKER).write_text("made by curate demo: a later curate demo may replace this folder\n")
     update_config(root / CONFIG_FILE, "annotate", overlap=1 if interactive else settings.annotators)
-    update_config(root / CONFIG_FILE, "select", random_frac=settings.random_frac, seed=settings.seed)
+    update_config(root / CONFIG_FILE, "select", random_frac=settings.random_frac, seed=settings.seed,
+                  **(INTERACTIVE_SLICES if interactive else {}))
     answers = known_choices(sample_paths())
     with open_project(root) as project:
         yield DemoStep("init", project.root)
@@ -83,6 +87,7 @@ def run_demo(directory: Path | str, *, settings: DemoSettings | None = None, int
         yield DemoStep("select", select_round(project, budget=settings.budget))  # cold start: no label yet
         if interactive:
             yield from _people(project)
+            _enough_labels(project)
         else:
             yield DemoStep("annotate", answer_queue(project, answers, annotators=settings.annotators,
                                                     progress=progress))
@@ -107,19 +112,34 @@ def run_demo(directory: Path | str, *, settings: DemoSettings | None = None, int
 
 
 def _fresh(root: Path) -> Path:
-    if root.exists():
-        if not (root / CONFIG_FILE).is_file() and any(root.iterdir()):
-            raise ProjectError(f"{root} exists and is not a curate project; choose another --dir")
+    """``root``, emptied if an earlier demo made it; any other folder with files in it is refused."""
+    if root.exists() and any(root.iterdir()):
+        if not (root / MARKER).is_file():
+            what = "a curate project that curate demo did not make" if (root / CONFIG_FILE).is_file() else \
+                "not a curate demo project"
+            raise ProjectError(f"{root} is {what}: choose another --dir (the demo replaces only its own folder)")
         shutil.rmtree(root)
     return root
 
 
+def _enough_labels(project: Project) -> None:
+    from curate.learners.base import MIN_LABELS
+    from curate.scores.committee import training_labels
+
+    with project.store.read() as conn:
+        labelled = len(training_labels(conn))
+    if labelled < MIN_LABELS:
+        raise CurateError(f"round 1 has {labelled} A/B labels outside the slices and the committee needs {MIN_LABELS}: "
+                          "judge more items in curate demo --interactive, or let simulated annotators answer "
+                          "(curate demo)")
+
+
 def _people(project: Project) -> Iterator[DemoStep]:
-    """Serve the app with a lead account until round 1 is done (or Ctrl+C), then stop it."""
+    """Serve the app with a lead account until every round-1 item is judged or passed on (or Ctrl+C), then
+    stop it."""
     import secrets
     import time
 
-    from curate.annotate.progress import round_progress
     from curate.annotate.users import add_user
     from curate.apps.annotate import launch
 
@@ -127,17 +147,28 @@ def _people(project: Project) -> Iterator[DemoStep]:
     add_user(project.store, "lead", role="lead", password=password)
     app = launch(project, block=False)
     try:
-        yield DemoStep("serve", {"url": app.local_url, "user": "lead", "password": password})
-        while True:
-            with project.store.read() as conn:
-                rounds = round_progress(conn, project.config.annotate.overlap)
-            if all(r["complete"] >= r["items"] for r in rounds if r["round"] == 1):
-                break
+        yield DemoStep("serve", {"url": app.local_url, "user": "lead", "password": password,
+                                 "items": _open_items(project)})
+        while _open_items(project):
             time.sleep(2)
     except KeyboardInterrupt:
         pass
     finally:
         app.close()
+
+
+def _open_items(project: Project) -> int:
+    """Round-1 items that still want a judgment: fewer than ``overlap`` people judged or passed on them."""
+    from sqlalchemy import func, select
+
+    from curate.store.schema import Assignment, Item, Round
+
+    handled = (select(func.count(Assignment.id)).where(Assignment.item_id == Item.id,
+                                                       Assignment.status.in_(("done", "skipped")))
+               .correlate(Item).scalar_subquery())
+    with project.store.read() as conn:
+        return int(conn.scalar(select(func.count(Item.id)).join(Round, Round.id == Item.round_id).where(
+            Round.number == 1, Item.arm != "gold", handled < project.config.annotate.overlap)) or 0)
 
 
 def _export(project: Project) -> dict[str, Any]:

@@ -29,6 +29,8 @@ def report_data(project: Project, *, progress: Progress | None = None) -> dict[s
     """Everything the report shows, as plain data."""
     from curate.status import project_status
 
+    if not _has_rounds(project):
+        raise CurateError("the project has no rounds yet: run curate select first")
     progress = progress or no_progress
     status = project_status(project)
     with project.store.read() as conn:
@@ -58,18 +60,16 @@ def write_report(project: Project, *, out: Path | None = None, progress: Progres
 
     from curate.report_html import render_report
 
-    if not _has_rounds(project):
-        raise CurateError("the project has no rounds yet: run curate select first")
     out = Path(out) if out is not None else project.root / "report.html"
-    data = report_data(project, progress=progress)
-    page = render_report(project, data)
+    page = render_report(project, report_data(project, progress=progress))
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, out)
     except OSError as err:
+        tmp.unlink(missing_ok=True)
         raise CurateError(f"{out}: cannot write the report ({err.strerror or err})") from None
-    os.replace(tmp, out)
     return out
 
 
@@ -159,6 +159,7 @@ def learning_curve(project: Project, *, progress: Progress | None = None) -> dic
         curve["note"] = f"no features for a curve: {err}"
         return curve
     row = {uid: i for i, uid in enumerate(ids)}
+    test = [p for p in test if p in row]
     x_test = d[[row[p] for p in test]]
     y_test = np.array([labels[p] for p in test])
     options = {"c": config.c, "members": config.members, "random_state": 0} if config.name == "committee" else \

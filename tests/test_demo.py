@@ -200,16 +200,21 @@ def test_demo_replaces_an_earlier_demo_project(tmp_path):
     assert (tmp_path / "demo-project" / "curate.toml").exists()
 
 
-def test_demo_refuses_to_replace_a_folder_that_is_not_a_project(tmp_path):
+def test_demo_refuses_to_replace_a_folder_it_did_not_make(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
     result = run_cli("demo", "--dir", str(tmp_path / "mine"))
-    assert result.returncode == 1 and "is not a curate project" in result.stderr
+    assert result.returncode == 1 and "is not a curate demo project" in result.stderr
     assert (tmp_path / "mine" / "thesis.tex").exists()
+    run_cli("init", str(tmp_path / "real"))  # a real project is never wiped by a demo pointed at it
+    result = run_cli("demo", "--dir", str(tmp_path / "real"))
+    assert result.returncode == 1 and "a curate project that curate demo did not make" in result.stderr
+    assert (tmp_path / "real" / "curate.db").exists() and len(result.stderr.splitlines()) == 1
 
 
 def test_interactive_demo_serves_the_app_until_people_finish_round_1(tmp_path, samples):
     import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     import httpx
     from conftest import set_config
@@ -246,7 +251,8 @@ def test_interactive_demo_serves_the_app_until_people_finish_round_1(tmp_path, s
 
         worker = threading.Thread(target=person)
         worker.start()
-        assert next(steps, None) is None  # the demo goes on once round 1 is complete
+        with ThreadPoolExecutor(1) as waiting:  # the demo goes on once round 1 is complete (a hang fails)
+            assert waiting.submit(next, steps, None).result(timeout=120) is None
         worker.join(timeout=60)
         with project.store.read() as conn:
             stored = {r[0] for r in conn.execute(select(Judgment.id).where(Judgment.source == "app"))}
@@ -272,3 +278,22 @@ def test_report_opens_in_a_browser_with_every_picture(demo, tmp_path):
     finally:
         driver.quit()
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+
+def test_report_escapes_the_data_it_shows(tmp_path):
+    from curate.ingest import ingest_files
+    from curate.project import init_project
+    from curate.report import write_report
+    from curate.rounds import select_round
+
+    data = tmp_path / "hostile.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"<script>alert({i})</script><img src=x onerror=alert(1)> {i}",
+                                        "chosen": f"a <b>good</b> answer {i}", "rejected": f"a bad answer {i}"}) + "\n"
+                            for i in range(40)), encoding="utf-8")
+    with init_project(tmp_path / "p") as project:
+        ingest_files(project, [data])
+        select_round(project, budget=10, strategy="random")
+        page = write_report(project, out=tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(" in page  # the prompts are shown, as text
+    assert "<script" not in page and "<img src=x" not in page

@@ -78,10 +78,11 @@ def _line(name: str, result: Any, directory: Path) -> str:
                    f"{result.reserved.get('calibration', 0)} calibration" if result.reserved else ""))
     if name == "serve":
         return (f"serve: the app is at {result['url']}; log in as {result['user']} / {result['password']} and "
-                "judge round 1 (Ctrl+C continues with what you judged)")
+                f"judge the {result['items']} items of round 1 (Ctrl+C goes on with what you judged)")
     if name == "annotate":
         skipped = sum(result.skipped.values())
-        return (f"annotate: {len(result.annotators)} simulated annotators judged {result.judged} items"
+        votes = ", ".join(f"{k} {v}" for k, v in sorted(result.choices.items()))
+        return (f"annotate: {len(result.annotators)} simulated annotators judged {result.judged} items ({votes})"
                 + (f", passed on {skipped} ({'; '.join(result.skipped)})" if skipped else ""))
     if name == "agreement":
         return (f"agreement: {result['items_multi']} items judged by 2+; Fleiss κ "

@@ -89,6 +89,7 @@ def train(recipe: Annotated[str, typer.Argument(help="A packaged recipe (curate 
 
     out.print(train_line(version))
 
+
 def generate(model: Annotated[str, typer.Option("--model", help="A model version of this project (curate train "
                                                 "names them, e.g. dpo-lora-r1), or a causal LM / adapter folder.")],
              n: Annotated[int, typer.Option("--n", help="Samples per prompt (2-8); they become its pairs.")] = 2,
