@@ -22,6 +22,7 @@ from curate.annotate.queue import Shown, next_item
 from curate.annotate.submit import Saved, skip, submit, undo
 from curate.annotate.users import User, check_login, get_user
 from curate.errors import CurateError
+from curate.labels.vocabulary import Choice
 from curate.project import Project
 from curate.routing import MAX_RANKED
 
@@ -47,7 +48,8 @@ document.addEventListener("keydown", (e) => {
 """
 CSS = ".completion {border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px;} " \
       ".keys {opacity: 0.75; font-size: 0.9em;} .diff del {background: #fdd;} .diff ins {background: #dfd;}"
-CHOICES = [("1 · A is better", "A"), ("2 · B is better", "B"), ("3 · Tie", "tie"), ("4 · Both bad", "both_bad")]
+BUTTONS = [("1 · A is better", "A"), ("2 · B is better", "B"), ("3 · Tie", str(Choice.TIE)),
+           ("4 · Both bad", str(Choice.BOTH_BAD))]
 
 
 def build_app(project: Project) -> Any:
@@ -183,7 +185,7 @@ def build_app(project: Project) -> Any:
                         with gr.Column():
                             gr.Markdown("### B")
                             right = gr.Markdown(elem_classes="completion", elem_id="right", line_breaks=True)
-                    choice = gr.Radio(CHOICES, label="Which is better?", elem_id="choice")
+                    choice = gr.Radio(BUTTONS, label="Which is better?", elem_id="choice")
                     submit_pair = gr.Button("Submit (Enter)", variant="primary", elem_id="submit-pair")
                 with gr.Group(visible=False, elem_id="rank-view") as rank_view:
                     gr.Markdown("Give each completion a rank: 1 is best; equal ranks are ties.")

@@ -10,22 +10,17 @@ from typing import Any
 
 import gradio as gr  # imported only by the app
 
-from curate.agreement import agreement_report, label_table
-from curate.agreement_plots import annotator_bars, confusion_figure
 from curate.annotate.users import User
-from curate.consensus import (
-    FinalLabel,
-    adjudicate,
-    adjudication_queue,
-    confusion_with_final,
-    final_labels,
-    label_summary,
-    pair_detail,
-)
 from curate.errors import CurateError
+from curate.labels.adjudication import adjudicate, adjudication_queue, pair_detail
+from curate.labels.agreement import agreement_report, confusion_with_final, label_table
+from curate.labels.plots import annotator_bars, confusion_figure
+from curate.labels.rule import FinalLabel, final_labels, label_summary
+from curate.labels.vocabulary import Choice
 from curate.project import Project
 
-DECISIONS = [("A is better", "a"), ("B is better", "b"), ("Tie", "tie"), ("Both bad", "both_bad")]
+DECISIONS = [(name, str(choice)) for name, choice in (("A is better", Choice.A), ("B is better", Choice.B),
+                                                      ("Tie", Choice.TIE), ("Both bad", Choice.BOTH_BAD))]
 SHOWN = 200  # queue entries listed at once
 
 

@@ -15,9 +15,10 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from curate import embed_pool, ingest_files, init_project
+from curate.labels import final_labels, preferences
 from curate.learners.bradley_terry import bt_design
 from curate.pool import embedded_units
-from curate.scores.committee import pair_differences, pair_labels, score_committee
+from curate.scores.committee import pair_differences, score_committee
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -29,8 +30,7 @@ def main() -> None:
         start = time.perf_counter()
         units, cache = embedded_units(project, "pair")
         d = pair_differences(units, cache)
-        with project.store.read() as conn:
-            labels = pair_labels(conn)
+        labels = preferences(final_labels(project))
         rows = [i for i, u in enumerate(units.ids) if u in labels]
         x, y, _ = bt_design(d[rows], np.array([labels[units.ids[i]] for i in rows]))
         LogisticRegression(fit_intercept=False, max_iter=1000).fit(x, y).predict_proba(d)

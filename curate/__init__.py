@@ -24,8 +24,8 @@ _API = {
     "select_round": "curate.rounds",
     "answer_queue": "curate.annotate.simulated",
     "known_choices": "curate.ingest",
-    "agreement_report": "curate.agreement",
-    "final_labels": "curate.consensus",
+    "agreement_report": "curate.labels.agreement",
+    "final_labels": "curate.labels.rule",
     "export_dataset": "curate.export:export",  # curate.export and curate.generate are also modules
     "plan_training": "curate.train",
     "run_training": "curate.train",

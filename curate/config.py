@@ -6,12 +6,15 @@ import difflib
 import json
 import os
 from dataclasses import dataclass, field, fields, is_dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
 import tomllib
 
 from curate.errors import ConfigError
+from curate.labels.vocabulary import Method
+from curate.vocabulary import RouteMode
 
 T = TypeVar("T")
 CONFIG_FILE = "curate.toml"
@@ -70,14 +73,14 @@ class RouteSection:
     rewrite if the policy's token entropy on either completion is above the pool's
     ``rewrite_entropy_quantile``; rank otherwise. A rule whose score is missing is skipped."""
 
-    mode: str = "auto"  # auto | rank | rewrite | ranking (order all of a prompt's completions, 3 to 8)
+    mode: RouteMode = RouteMode.AUTO  # auto | rank | rewrite | ranking (order all of a prompt's completions, 3-8)
     rewrite_reward_below: float = -1.0
     rank_uncertainty: float = 0.15
     rewrite_entropy_quantile: float = 0.9
 
     def __post_init__(self) -> None:
-        if self.mode not in ("auto", "rank", "rewrite", "ranking"):
-            raise ConfigError(f"[route] mode must be auto, rank, rewrite or ranking, not '{self.mode}'")
+        if self.mode not in tuple(RouteMode):
+            raise ConfigError(f"[route] mode must be one of {', '.join(RouteMode)}, not '{self.mode}'")
         if not 0 <= self.rank_uncertainty <= 0.5:
             raise ConfigError(f"[route] rank_uncertainty must be between 0 and 0.5, not {self.rank_uncertainty}")
         if not 0 < self.rewrite_entropy_quantile <= 1:
@@ -134,14 +137,14 @@ class AnnotateSection:
 class LabelsSection:
     """How judgments become one final label per pair, and which pairs go to a lead for adjudication."""
 
-    method: str = "majority"  # majority (ties go to adjudication) | dawid-skene (annotator reliability, EM)
+    method: Method = Method.MAJORITY  # majority (ties go to adjudication) | dawid-skene (annotator reliability, EM)
     adjudicate_below: float = 0.5  # a winning share of votes below this goes to adjudication (ties always do)
     committee_confidence: float = 0.9  # so does a human choice the reward committee gives 1 - this or less
     ds_min_labels: int = 20  # Dawid-Skene: annotators with fewer labels share one pooled confusion matrix
 
     def __post_init__(self) -> None:
-        if self.method not in ("majority", "dawid-skene"):
-            raise ConfigError(f"[labels] method must be majority or dawid-skene, not {self.method!r}")
+        if self.method not in tuple(Method):
+            raise ConfigError(f"[labels] method must be one of {', '.join(Method)}, not {self.method!r}")
         if not 0 <= self.adjudicate_below <= 1:
             raise ConfigError(f"[labels] adjudicate_below must be between 0 and 1, not {self.adjudicate_below}")
         if self.ds_min_labels < 1:
@@ -183,6 +186,11 @@ def from_mapping(cls: type[T], data: Any, *, where: str) -> T:
         kind, value = hints[name], data[name]
         if is_dataclass(kind):
             values[name] = from_mapping(kind, value, where=f"{where} [{name}]")
+        elif isinstance(kind, type) and issubclass(kind, Enum):
+            allowed = [str(v.value) for v in kind]
+            if value not in allowed:
+                raise ConfigError(f"{where}: '{name}' must be one of {', '.join(allowed)}, got {value!r}")
+            values[name] = kind(value)
         elif not _matches(kind, value):
             raise ConfigError(f"{where}: '{name}' must be {_type_name(kind)}, got {value!r}")
         else:

@@ -55,11 +55,11 @@ def run_demo(directory: Path | str, *, settings: DemoSettings | None = None, int
     """Create a project in ``directory`` (replacing an earlier demo project there) and run each step,
     yielding its result as it finishes. ``interactive``: round 1 is answered by people in the app (a lead
     account is made; the step ``serve`` gives its address and password), rounds continue once it is done."""
-    from curate.agreement import agreement_report
     from curate.annotate.simulated import answer_queue
     from curate.cluster import cluster_pool
     from curate.dedup import dedup_pool
     from curate.ingest import ingest_files, known_choices
+    from curate.labels.agreement import agreement_report
     from curate.maps import write_map
     from curate.pool import embed_pool
     from curate.report import write_report
@@ -123,11 +123,10 @@ def _fresh(root: Path) -> Path:
 
 
 def _enough_labels(project: Project) -> None:
+    from curate.labels import training_labels
     from curate.learners.base import MIN_LABELS
-    from curate.scores.committee import training_labels
 
-    with project.store.read() as conn:
-        labelled = len(training_labels(conn))
+    labelled = len(training_labels(project))
     if labelled < MIN_LABELS:
         raise CurateError(f"round 1 has {labelled} A/B labels outside the slices and the committee needs {MIN_LABELS}: "
                           "judge more items in curate demo --interactive, or let simulated annotators answer "

@@ -12,8 +12,9 @@ from typing import Any
 
 from curate.config import from_mapping
 from curate.errors import ConfigError
+from curate.vocabulary import TrainingKind
 
-KINDS = ("sft", "dpo", "reward", "kto")
+KINDS = tuple(TrainingKind)
 
 
 @dataclass(frozen=True)

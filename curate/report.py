@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import Connection, func, select
 
 from curate.errors import CurateError
+from curate.labels.vocabulary import Source
 from curate.progress import Progress, no_progress
 from curate.project import Project
 
@@ -48,6 +49,7 @@ def report_data(project: Project, *, progress: Progress | None = None) -> dict[s
         "rounds": rounds,
         "learning_curve": learning_curve(project, progress=progress),
         "agreement": [_agreement(project, r["number"]) for r in rounds],
+        "labels": _labels(project),
         "models": status["trained_models"],
         "generations": status["generations"],
         "changes": _changes(rounds),
@@ -91,7 +93,7 @@ def _rounds(conn: Connection) -> list[dict[str, Any]]:
         items = conn.execute(select(Item.pair_id, Item.arm, Item.kind).where(Item.round_id == r.id)).all()
         by_arm_route = Counter(f"{i.arm}/{i.kind}" for i in items)
         judged = conn.scalar(select(func.count(Judgment.id)).join(Item, Item.id == Judgment.item_id)
-                             .where(Item.round_id == r.id, Judgment.source == "app")) or 0
+                             .where(Item.round_id == r.id, Judgment.source == Source.APP)) or 0
         skipped = conn.scalar(select(func.count(Assignment.id)).join(Item, Item.id == Assignment.item_id)
                               .where(Item.round_id == r.id, Assignment.status == "skipped")) or 0
         generated = conn.scalar(
@@ -137,13 +139,14 @@ def learning_curve(project: Project, *, progress: Progress | None = None) -> dic
     """After each round, the project's learner ([learner] in curate.toml) fitted on the labels of each arm so
     far (and on both), scored on the frozen test slice's labelled pairs: accuracy and the labels it used.
     A point is None where an arm has too few labels to fit; ``note`` says why a curve is missing."""
+    from curate.labels import final_labels, preferences
     from curate.learners import make_learner
     from curate.learners.base import MIN_LABELS
-    from curate.scores.committee import committee_features, pair_labels
+    from curate.scores.committee import committee_features
     from curate.store.schema import Item, Round, Slice
 
+    labels = preferences(final_labels(project))
     with project.store.read() as conn:
-        labels = pair_labels(conn)
         test = [p for (p,) in conn.execute(select(Slice.pair_id).where(Slice.name == "test")) if p in labels]
         items = conn.execute(select(Round.number, Item.arm, Item.pair_id).join(Round, Round.id == Item.round_id)
                              .where(Item.pair_id.is_not(None), Item.arm.in_(ARMS))).all()
@@ -179,7 +182,7 @@ def learning_curve(project: Project, *, progress: Progress | None = None) -> dic
 
 
 def _agreement(project: Project, number: int) -> dict[str, Any]:
-    from curate.agreement import agreement_report
+    from curate.labels.agreement import agreement_report
 
     try:
         report = agreement_report(project, round_number=number, resamples=0)
@@ -189,6 +192,21 @@ def _agreement(project: Project, number: int) -> dict[str, Any]:
             "percent_agreement": report["percent_agreement"]["value"],
             "fleiss_kappa": report["fleiss_kappa"]["value"],
             "krippendorff_alpha": report["krippendorff_alpha"]["value"], "note": None}
+
+
+def _labels(project: Project) -> dict[str, Any]:
+    """The final labels by what decided them (source, how), with their mean agreement, and the adjudication
+    queue's length."""
+    from curate.labels import final_labels
+    from curate.labels.adjudication import adjudication_queue
+
+    groups: dict[tuple[str, str], list[float]] = {}
+    for label in final_labels(project).values():
+        groups.setdefault((str(label.source), str(label.how)), []).append(label.agreement)
+    return {"by_source": [{"source": source, "how": how, "pairs": len(values),
+                           "mean_agreement": float(np.mean(values)) if how != "tied" else None}
+                          for (source, how), values in sorted(groups.items())],
+            "queue": len(adjudication_queue(project))}
 
 
 def _changes(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:

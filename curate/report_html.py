@@ -45,6 +45,7 @@ def render_report(project: Project, data: dict[str, Any]) -> str:
     parts += [_examples(r) for r in rounds]
     parts += ["<h2>Learning curve against the random arm</h2>", _curve_section(data["learning_curve"])]
     parts += ["<h2>Agreement</h2>", _agreement_table(data["agreement"])]
+    parts += ["<h2>Labels: what decided each pair</h2>", _labels_section(data["labels"])]
     parts += ["<h2>Model versions</h2>", _models_table(data["models"]), _generations_table(data["generations"])]
     parts += ["<h2>What changed between rounds</h2>", _changes_section(data["changes"], rounds)]
     return ("<!doctype html><html lang=en><head><meta charset=utf-8>"
@@ -230,6 +231,18 @@ def _agreement_table(agreement: list[dict[str, Any]]) -> str:
                    "note"],
                   [[a["round"], a.get("items"), a.get("annotators"), a.get("percent_agreement"),
                     a.get("fleiss_kappa"), a.get("krippendorff_alpha"), a["note"]] for a in agreement])
+
+
+def _labels_section(labels: dict[str, Any]) -> str:
+    precedence = ("<p>A pair's final label comes from the first of these that has spoken on it: a lead's "
+                  "adjudication, the people's judgments in the project (a tie waits for a lead, whatever the "
+                  "imported file says), imported gold, an imported crowd's votes, the data set's own label. "
+                  "Agreement, the weight an export writes, is the share of the deciding voters who chose the label "
+                  "(votes for it / votes cast); a lead's decision, gold and a data set's label count as 1. "
+                  "Exports hold imported labels only with --with-imported; the learner and the learning curve "
+                  f"use them. {labels['queue']} pairs wait in the adjudication queue.</p>")
+    return precedence + _table(["source", "how", "pairs", "mean agreement"],
+                               [[r["source"], r["how"], r["pairs"], r["mean_agreement"]] for r in labels["by_source"]])
 
 
 def _models_table(models: list[dict[str, Any]]) -> str:

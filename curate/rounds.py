@@ -82,11 +82,10 @@ def reserve_slices(pool: PoolView, context: PoolContext, *, test_size: float, ca
 
 def choose_strategy(project: Project, name: str | None, options: dict[str, Any]) -> tuple[Strategy, bool]:
     """The strategy to run and whether it is the cold start (no pair has a label yet)."""
-    from curate.scores.committee import training_labels
+    from curate.labels import training_labels
 
     config = project.config.select
-    with project.store.read() as conn:
-        cold = not training_labels(conn)
+    cold = not training_labels(project)
     if cold and name is None:
         name = config.cold_start
         if name not in COLD_STARTS:

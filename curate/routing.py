@@ -9,15 +9,16 @@ import numpy as np
 
 from curate.config import RouteSection
 from curate.strategies import PoolView
+from curate.vocabulary import ItemKind, RouteMode
 
 P_SOURCES = ("committee.p_mean", "reward-models.p_mean")
-ROUTE_MODES = ("auto", "rank", "rewrite", "ranking")
+ROUTE_MODES = tuple(RouteMode)
 MAX_RANKED = 8  # completions in one ranking item
 
 
 @dataclass(frozen=True)
 class Route:
-    kind: str  # rank | rewrite
+    kind: ItemKind
     side: str | None  # for a rewrite: the completion to start from (a | b)
     reason: str
 
@@ -45,16 +46,16 @@ def route_pairs(pool: PoolView, positions: np.ndarray, rule: RouteSection, *, mo
         if mode != "auto":
             routes.append(Route(mode, side if mode == "rewrite" else None, f"--route {mode}"))
         elif reward_a is not None and max(reward_a[i], reward_b[i]) < rule.rewrite_reward_below:
-            routes.append(Route("rewrite", side, f"both completions weak: the better one's z-reward "
+            routes.append(Route(ItemKind.REWRITE, side, f"both completions weak: the better one's z-reward "
                                                  f"{max(reward_a[i], reward_b[i]):.2f} < {rule.rewrite_reward_below}"))
         elif p is not None and abs(p[i] - 0.5) <= rule.rank_uncertainty:
-            routes.append(Route("rank", None, f"contested: P(A ≻ B) = {p[i]:.2f}"))
+            routes.append(Route(ItemKind.RANK, None, f"contested: P(A ≻ B) = {p[i]:.2f}"))
         elif entropy is not None and entropy[i] > entropy_cut:
-            routes.append(Route("rewrite", side, f"the policy is unsure how to write it: token entropy "
+            routes.append(Route(ItemKind.REWRITE, side, f"the policy is unsure how to write it: token entropy "
                                                  f"{entropy[i]:.2f} above the pool's {rule.rewrite_entropy_quantile:g} "
                                                  f"quantile {entropy_cut:.2f}"))
         else:
-            routes.append(Route("rank", None, "default: rank"))
+            routes.append(Route(ItemKind.RANK, None, "default: rank"))
     return routes
 
 
@@ -72,10 +73,10 @@ def _rankings(positions: np.ndarray, completions: np.ndarray, records: Sequence[
     for i in positions.tolist():
         n = int(completions[i])
         if not 3 <= n <= MAX_RANKED:
-            routes.append(Route("rank", None, f"the prompt has {n} completions: rank the pair"))
+            routes.append(Route(ItemKind.RANK, None, f"the prompt has {n} completions: rank the pair"))
         elif records[i] in ranked:
-            routes.append(Route("rank", None, "the prompt's completions are already one ranking: rank the pair"))
+            routes.append(Route(ItemKind.RANK, None, "the prompt's completions are already one ranking: rank the pair"))
         else:
             ranked.add(records[i])
-            routes.append(Route("ranking", None, f"order all {n} completions of the prompt"))
+            routes.append(Route(ItemKind.RANKING, None, f"order all {n} completions of the prompt"))
     return routes

@@ -16,7 +16,6 @@ from curate.project import Project
 from curate.strategies import PoolView
 
 MAX_GROUPS = 1000  # a metadata key with more distinct values is an id, not a grouping
-EXPERT_SOURCES = ("app", "adjudication")  # judgments made in this project (imported ones only teach the learner)
 # completion scores a pair carries per side (<kind>.<name>.a/.b); the starred ones also as the higher of the two
 PER_SIDE = {"entropy": {"entropy_mean": True, "logprob_mean": False}, "reward": {"reward_mean": True},
             "implicit-reward": {"implicit_reward": False}}
@@ -37,8 +36,10 @@ class PoolContext:
 
 def build_pool_view(project: Project, *, with_texts: bool = False) -> tuple[PoolView, PoolContext]:
     """The pool view of the project's pairs (in pair id order) and its context."""
-    from curate.scores.committee import pair_labels
+    from curate.labels import PROJECT_SOURCES, final_labels, preferences
     from curate.store.schema import Item, Judgment, Pair, Slice
+
+    known = set(preferences(final_labels(project)))  # imported labels teach the learner; they are not "judged"
 
     with project.store.read() as conn:
         pairs = [tuple(r) for r in conn.execute(select(Pair.id, Pair.record_id, Pair.a_id, Pair.b_id)
@@ -47,9 +48,9 @@ def build_pool_view(project: Project, *, with_texts: bool = False) -> tuple[Pool
             raise CurateError("curate select chooses pairs and the project has none: ingest preference data "
                               "(a prompt with two completions)")
         chosen = {r[0] for r in conn.execute(select(Item.pair_id).where(Item.pair_id.is_not(None)))}
-        judged = {r[0] for r in conn.execute(select(Judgment.pair_id).where(Judgment.source.in_(EXPERT_SOURCES)))}
+        judged = {r[0] for r in conn.execute(select(Judgment.pair_id).where(Judgment.source.in_(PROJECT_SOURCES)))}
         slices = dict(conn.execute(select(Slice.pair_id, Slice.name)).all())
-        context = PoolContext(pairs=pairs, known_labels=set(pair_labels(conn)), slices=slices)
+        context = PoolContext(pairs=pairs, known_labels=known, slices=slices)
         scores = _scores(conn, pairs, context)
         duplicates = _duplicates(conn, pairs)
         texts = _texts(conn, pairs) if with_texts else None

@@ -50,9 +50,10 @@ class SimulationData:
 
 def read_preferences(path: Path, *, mapping: str | None = None, label_values: str | None = None,
                      progress: Progress | None = None) -> SimulationData:
-    """Labelled pairs of a preference file (any layout ``curate ingest`` reads): gold where there is gold,
-    else the majority of the votes; ties, unlabelled pairs and pairs that compare a text with itself (as
-    ``curate select`` leaves them out: nothing to rank) are left out."""
+    """Labelled pairs of a preference file (any layout ``curate ingest`` reads), labelled by the project's label
+    rule (``curate.labels``: gold, else the crowd's plurality, else the data set's label); pairs whose final
+    label is not A or B, unlabelled pairs and pairs that compare a text with itself (as ``curate select``
+    leaves them out: nothing to rank) are left out."""
     from curate.ids import normalise_text
     from curate.ingest.pipeline import read_file
 
@@ -61,25 +62,27 @@ def read_preferences(path: Path, *, mapping: str | None = None, label_values: st
         first = read.rejects[0]
         raise CurateError(f"{first['location']}: {first['reason']} ({len(read.rejects)} bad rows; simulate needs a "
                           "clean file: `curate ingest --skip-bad` writes the good rows' reasons)")
+    from curate.labels.rule import decide
+    from curate.labels.vocabulary import VOTER_SOURCES, Choice, Source
+    from curate.labels.votes import Vote, gather
+
+    rows = [row for _, row in read.rows if row.is_pair and normalise_text(row.completions[0].text) !=
+            normalise_text(row.completions[1].text)]
+    judged = gather(Vote(str(i), Source(j.source), j.annotator, Choice(j.choice))
+                    for i, row in enumerate(rows) for j in row.judgments if j.choice is not None)
+    final = decide(judged)  # the label rule a project applies to imported labels: gold, the crowd, the data set
     prompts, a, b, labels, topics, votes_of = [], [], [], [], [], []
-    for _, row in read.rows:
-        if not row.is_pair or normalise_text(row.completions[0].text) == normalise_text(row.completions[1].text):
-            continue
-        votes = [j.choice for j in row.judgments if j.choice in ("a", "b")]
-        gold = [j.choice for j in row.judgments if j.source == "gold" and j.choice in ("a", "b")]
-        if gold:
-            label = gold[0] == "a"
-        elif votes and votes.count("a") != votes.count("b"):
-            label = votes.count("a") > votes.count("b")
-        else:
+    for i, row in enumerate(rows):
+        label = final.get(str(i))
+        if label is None or label.preference is None:
             continue
         prompts.append(normalise_text(row.prompt.text))
         a.append(normalise_text(row.completions[0].text))
         b.append(normalise_text(row.completions[1].text))
-        labels.append(int(label))
+        labels.append(label.preference)
         topics.append(row.meta.get("topic"))
-        votes_of.append([int(v == "a") for v in (j.choice for j in row.judgments if j.source != "gold")
-                         if v in ("a", "b")])
+        votes_of.append([int(j.choice == Choice.A) for j in row.judgments
+                         if j.source in VOTER_SOURCES and j.choice in (Choice.A, Choice.B)])
     if len(labels) < 100:
         raise CurateError(f"{path}: {len(labels)} labelled pairs; simulate needs at least 100")
     named = all(isinstance(t, str) for t in topics) and len(set(topics)) >= 5

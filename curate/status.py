@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from curate.annotate.progress import round_progress
+from curate.labels.vocabulary import Source
 from curate.project import Project
 from curate.scores.runs import score_status
 from curate.store import redact
@@ -81,7 +82,7 @@ def _latest_round(conn: Any) -> dict[str, Any] | None:
 def _annotation(conn: Any, overlap: int) -> dict[str, Any]:
     """The app's work: each open round's progress, judgments per app user, flagged items."""
     per_user = conn.execute(select(Annotator.name, func.count(Judgment.id)).join(
-        Judgment, Judgment.annotator_id == Annotator.id).where(Judgment.source == "app")
+        Judgment, Judgment.annotator_id == Annotator.id).where(Judgment.source == Source.APP)
         .group_by(Annotator.name).order_by(Annotator.name)).all()
     return {"overlap": overlap, "open_rounds": round_progress(conn, overlap),
             "judgments_by_annotator": {name: int(n) for name, n in per_user},

@@ -46,8 +46,9 @@ def _score(strategy: str, committee: BTCommittee, d: np.ndarray) -> np.ndarray:
 
 def calibrate(project: Project, *, strategy: str, rate: float, members: int = 8, seed: int = 0) -> Calibration:
     """Fit the committee on the project's labels and set the threshold on the pool's scores."""
+    from curate.labels import training_labels
     from curate.pool import embedded_units
-    from curate.scores.committee import pair_differences, training_labels
+    from curate.scores.committee import pair_differences
 
     if strategy not in STREAM_STRATEGIES:
         raise CurateError(f"stream mode decides by {', '.join(STREAM_STRATEGIES)}, not '{strategy}'")
@@ -59,8 +60,7 @@ def calibrate(project: Project, *, strategy: str, rate: float, members: int = 8,
         return Calibration(strategy, rate, rate, None)
     units, cache = embedded_units(project, "pair")
     d = pair_differences(units, cache)
-    with project.store.read() as conn:
-        labels = training_labels(conn)
+    labels = training_labels(project)
     labelled = np.array([i for i, uid in enumerate(units.ids) if uid in labels], dtype=np.int64)
     y = np.array([labels[units.ids[i]] for i in labelled])
     committee = BTCommittee(members=members, random_state=seed).fit(d[labelled], y)

@@ -42,8 +42,9 @@ class TrainPlan:
 
 def plan_training(project: Project, recipe_name: str, *, round_number: int | None = None, data: Path | None = None,
                   overrides: list[str] | None = None, warm_start: bool = False, resume: bool = False,
-                  dry_run: bool = False) -> TrainPlan:
-    """Resolve the recipe, the model and the dataset (exported from the store unless ``data`` is given; written
+                  dry_run: bool = False, with_imported: bool = False) -> TrainPlan:
+    """Resolve the recipe, the model and the dataset (exported from the store unless ``data`` is given, with
+    imported labels only ``with_imported``, as ``curate export`` does; written
     under the adapter's folder, or only hashed for a dry run). ``resume`` picks up the latest interrupted run
     of the same recipe and round (one with checkpoints and no registered model version)."""
     import tempfile
@@ -68,8 +69,9 @@ def plan_training(project: Project, recipe_name: str, *, round_number: int | Non
     elif resume:  # the interrupted run's own data, not a fresh export of labels that may have changed since
         files = {s: _describe_file(p, fmt) for s, p in _split_files(output / "data" / f"{fmt}.jsonl").items()}
     else:
-        examples = build_examples(project, fmt=fmt, round_number=round_number, required=True)
-        rows = render(project, examples, fmt, chat=True if has_chat_template(base.path) else None)
+        examples = build_examples(project, fmt=fmt, round_number=round_number, with_imported=with_imported,
+                                  required=True)
+        rows = render(project, examples.rows, fmt, chat=True if has_chat_template(base.path) else None)
         with tempfile.TemporaryDirectory() as scratch:
             files = write_export(rows, Path(scratch) / f"{fmt}.jsonl")  # checked and hashed before any folder
         if dry_run:

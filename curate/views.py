@@ -111,7 +111,8 @@ def agreement_table(report: dict[str, Any]) -> Table:
                                            if entry.get("ci95") else "")
 
     where = f"round {report['round']}" if report["round"] is not None else "all pair judgments"
-    table = Table(title=f"agreement on {where}: {report['items_multi']} items judged by 2+ of "
+    who = "the project's people" if report["raters"] == "app" else "the imported crowd"
+    table = Table(title=f"agreement of {who} on {where}: {report['items_multi']} items judged by 2+ of "
                         f"{report['annotators']} annotators", title_justify="left")
     table.add_column("measure")
     table.add_column("value (95% interval)", justify="right")
@@ -131,6 +132,12 @@ def agreement_table(report: dict[str, Any]) -> Table:
         table.add_row(f"Dawid-Skene vs gold (all {ds['items']} gold pairs)", fmt(ds["accuracy"]))
         table.add_row("  on the pairs the majority decides / on the ties",
                       f"{fmt(ds['on_majority_items'])} / {fmt(ds['on_ties'])}")
+    for versus in report["vs_imported"]:
+        table.add_row(f"{who}'s label vs imported {versus['imported']} ({versus['decided']} of {versus['items']} "
+                      "pairs decided): agreement / Cohen's kappa",
+                      f"{fmt(versus['agreement'])} / {fmt(versus['cohen_kappa'])}")
+        for a in sorted(versus["annotators"], key=lambda a: -a["items"])[:10]:
+            table.add_row(f"  {a['annotator']} vs imported {versus['imported']} ({a['items']})", fmt(a["accuracy"]))
     for c in report["by_cluster"]:
         table.add_row(f"  cluster {c['cluster']} ({c['items']} items): percent agreement",
                       fmt(c["percent_agreement"]))

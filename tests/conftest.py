@@ -254,6 +254,26 @@ def annotation(annotation_base, tmp_path):
     yield from private_copy(annotation_base, tmp_path)
 
 
+@pytest.fixture(scope="session")
+def judged_base(annotation_base, tmp_path_factory, shared_data) -> Path:
+    """``annotation_base`` with round 1 judged in the app: one simulated annotator gives each item its first
+    recorded crowd vote (the round's own judgments, as a round export needs)."""
+    from curate.annotate.simulated import answer_queue
+    from curate.ingest import known_choices
+
+    root = tmp_path_factory.mktemp("judged") / "proj"
+    shutil.copytree(annotation_base, root)
+    with open_project(root) as project:
+        answer_queue(project, known_choices([shared_data / "ukp-convarg1-dev.jsonl.gz"]), annotators=1)
+    return root
+
+
+@pytest.fixture
+def judged(judged_base, tmp_path):
+    """A private copy of ``judged_base``."""
+    yield from private_copy(judged_base, tmp_path)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

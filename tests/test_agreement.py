@@ -15,7 +15,7 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa
 
 from curate import ingest_files, init_project
-from curate.agreement import agreement_report
+from curate.labels.agreement import agreement_report
 
 UKP_CHOICE = {"a1": 0, "a2": 1, "equal": 2}
 

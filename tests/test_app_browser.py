@@ -15,7 +15,8 @@ from conftest import APP_USERS, NO_BROWSER, add_ranking_round, browser, has_brow
 from sqlalchemy import select
 
 from curate import open_project
-from curate.consensus import adjudication_queue, final_labels
+from curate.labels import final_labels
+from curate.labels.adjudication import adjudication_queue
 from curate.store.schema import Annotator, Judgment
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not has_browser(), reason=NO_BROWSER)]

@@ -79,7 +79,8 @@ def test_pairwise_skip_flag_undo_and_stats_through_gradio_client(served):
 
 
 def test_lead_tab_endpoints_adjudicate_and_refuse_annotators(served):
-    from curate.consensus import adjudication_queue, final_labels
+    from curate.labels import final_labels
+    from curate.labels.adjudication import adjudication_queue
 
     url, root = served
     with open_project(root) as project:

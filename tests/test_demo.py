@@ -94,8 +94,8 @@ def test_demo_agreement_is_the_agreement_of_the_sample_votes(demo, samples):
     from sqlalchemy import select
     from statsmodels.stats.inter_rater import fleiss_kappa
 
-    from curate.agreement import agreement_report
     from curate.ingest import known_choices
+    from curate.labels.agreement import agreement_report
     from curate.project import open_project
     from curate.store.schema import Item, Round
 
@@ -128,16 +128,16 @@ def test_report_shows_both_rounds_with_pictures(demo):
 def test_report_json_learning_curve_counts_the_arms_labels(demo, samples):
     from sqlalchemy import select
 
+    from curate.labels import final_labels, preferences
     from curate.project import open_project
     from curate.report import report_data
-    from curate.scores.committee import pair_labels
     from curate.store.schema import Item, Round
 
     root, _ = demo
     with open_project(root) as project:
         data = report_data(project)
+        labels = preferences(final_labels(project))
         with project.store.read() as conn:
-            labels = pair_labels(conn)
             items = conn.execute(select(Round.number, Item.arm, Item.pair_id)
                                  .join(Round, Round.id == Item.round_id)).all()
     curve = data["learning_curve"]

@@ -1,6 +1,6 @@
-"""``curate export`` on UKP dev's real labels and on judgments made through the app's library: the rules for
-ties, both-bad, rewrites and rankings, the slices kept out of train, lineage, byte-identical re-exports, and
-every format through its TRL trainer."""
+"""``curate export`` on UKP dev's real labels and on judgments made through the app's library: imported labels
+only on request, the rules for ties, both-bad, rewrites and rankings, the slices kept out of train, lineage,
+byte-identical re-exports, and every format through its TRL trainer."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from conftest import hh_chat_file
 from sqlalchemy import select
 
-from curate.consensus import final_labels
 from curate.errors import CurateError
 from curate.export import build_examples, export
+from curate.labels import final_labels
 
 
 def read_jsonl(path):
@@ -25,7 +25,13 @@ def test_dpo_export_of_gold_and_votes_keeps_the_slices_apart(annotation, tmp_pat
     labels = final_labels(annotation)
     with annotation.store.read() as conn:
         slices = dict(conn.execute(select(Slice.pair_id, Slice.name)).all())
-    result = export(annotation, fmt="dpo", out=tmp_path / "prefs.jsonl", lineage=True, weights=True)
+    # every label of this project came with the data: exported only on request
+    with pytest.raises(CurateError, match=r"no dpo examples in the project: \d+ labelled only by the imported data "
+                                          r"\(--with-imported adds them\)"):
+        export(annotation, fmt="dpo", out=tmp_path / "prefs.jsonl")
+    assert not list(tmp_path.glob("*prefs*"))
+    result = export(annotation, fmt="dpo", out=tmp_path / "prefs.jsonl", with_imported=True, lineage=True,
+                    weights=True)
     files = {s: read_jsonl(tmp_path / name) for s, name in
              (("train", "prefs.jsonl"), ("test", "prefs.test.jsonl"), ("calibration", "prefs.calibration.jsonl"))}
     assert {s: i["rows"] for s, i in result["splits"].items()} == {s: len(r) for s, r in files.items()}
@@ -36,7 +42,7 @@ def test_dpo_export_of_gold_and_votes_keeps_the_slices_apart(annotation, tmp_pat
         assert {slices.get(p, "train") for p in pairs} == {split}
     assert sum(len(r) for r in files.values()) == len(decided)
     assert set(files["train"][0]) == {"prompt", "chosen", "rejected", "weight", "origin", "record_id", "pair_id",
-                                      "round", "item_id", "annotators", "how", "instruction_versions"}
+                                      "round", "item_id", "source", "annotators", "how", "instruction_versions"}
     by_pair = {r["pair_id"]: r for rows in files.values() for r in rows}
     from curate.store.schema import Completion, Pair
 
@@ -49,15 +55,16 @@ def test_dpo_export_of_gold_and_votes_keeps_the_slices_apart(annotation, tmp_pat
         win, lose = (a, b) if labels[p].choice == "a" else (b, a)
         row = by_pair[p]
         assert (row["chosen"], row["rejected"]) == (" " + texts[win], " " + texts[lose])  # TRL joins as is
-        assert row["how"] == labels[p].how and row["weight"] == pytest.approx(labels[p].confidence)
+        assert row["how"] == labels[p].how and row["weight"] == pytest.approx(labels[p].agreement)
+        assert row["source"] == labels[p].source and (row["annotators"] == []) == (row["source"] == "gold")
     # only the TRL columns without --lineage/--weights; the same database gives the same bytes
-    again = export(annotation, fmt="dpo", out=tmp_path / "again.jsonl")
+    again = export(annotation, fmt="dpo", out=tmp_path / "again.jsonl", with_imported=True)
     assert set(read_jsonl(tmp_path / "again.jsonl")[0]) == {"prompt", "chosen", "rejected"}
-    first = export(annotation, fmt="dpo", out=tmp_path / "again.jsonl")
+    first = export(annotation, fmt="dpo", out=tmp_path / "again.jsonl", with_imported=True)
     assert first["splits"] == again["splits"]
     for kind in ("p.parquet", "folder"):
-        one = export(annotation, fmt="kto", out=tmp_path / kind)["splits"]
-        assert export(annotation, fmt="kto", out=tmp_path / kind)["splits"] == one
+        one = export(annotation, fmt="kto", out=tmp_path / kind, with_imported=True)["splits"]
+        assert export(annotation, fmt="kto", out=tmp_path / kind, with_imported=True)["splits"] == one
 
 
 def test_rules_for_ties_both_bad_rewrites_and_rankings(annotation, shared_data, tmp_path, cli):
@@ -66,7 +73,7 @@ def test_rules_for_ties_both_bad_rewrites_and_rankings(annotation, shared_data, 
     from curate.annotate.queue import next_item
     from curate.annotate.submit import submit
     from curate.annotate.users import get_user
-    from curate.consensus import adjudicate
+    from curate.labels.adjudication import adjudicate
     from curate.rounds import select_round, set_round_status
 
     set_round_status(annotation, 1, "closed")
@@ -83,9 +90,9 @@ def test_rules_for_ties_both_bad_rewrites_and_rankings(annotation, shared_data, 
     adjudicate(annotation, pair=tie, choice="tie", note="equally good", lead="alice")
     adjudicate(annotation, pair=both_bad, choice="both_bad", note="neither argues the stance", lead="alice")
 
-    dpo = build_examples(annotation, fmt="dpo")
-    kto = build_examples(annotation, fmt="kto")
-    sft = build_examples(annotation, fmt="sft")
+    dpo = build_examples(annotation, fmt="dpo", with_imported=True).rows
+    kto = build_examples(annotation, fmt="kto", with_imported=True).rows
+    sft = build_examples(annotation, fmt="sft", with_imported=True).rows
     assert not [e for e in dpo if e.lineage.get("pair_id") in (tie, both_bad)]
     bad = [e for e in kto if e.lineage.get("pair_id") == both_bad]
     assert len(bad) == 2 and not any(e.label for e in bad)
@@ -98,12 +105,18 @@ def test_rules_for_ties_both_bad_rewrites_and_rankings(annotation, shared_data, 
     assert sorted(e.label for e in kto if e.lineage["origin"] == "ranking") == [False, True]
     assert [e.lineage["origin"] for e in sft].count("ranking") == 1
 
-    # a round's train split holds only that round's judgments (the slices are whole, beside it)
-    code, _, err = cli("export", "--format", "dpo", "--round", "2", "--lineage", "--out", tmp_path / "r2.jsonl",
+    # a round's train split holds only that round's judgments; the slices are whole beside it, here with only
+    # imported labels, so they come with --with-imported and are otherwise counted as left out
+    code, out, err = cli("export", "--format", "dpo", "--round", "2", "--lineage", "--out", tmp_path / "r2.jsonl",
                          "--project", annotation.root)
     assert code == 0, err
     rows = read_jsonl(tmp_path / "r2.jsonl")
-    assert [(r["origin"], r["chosen"]) for r in rows] == [("rewrite", " " + better)]
+    assert [(r["origin"], r["chosen"], r["source"]) for r in rows] == [("rewrite", " " + better, None)]
+    assert not (tmp_path / "r2.test.jsonl").exists() and "labelled only by the imported data" in out
+    code, _, err = cli("export", "--format", "dpo", "--round", "2", "--with-imported", "--out", tmp_path / "r2.jsonl",
+                       "--project", annotation.root)
+    assert code == 0, err
+    assert len(read_jsonl(tmp_path / "r2.jsonl")) == 1
     assert len(read_jsonl(tmp_path / "r2.test.jsonl")) == len([e for e in dpo if e.split == "test"])
 
 
@@ -132,13 +145,13 @@ def test_bad_exports_are_refused_with_one_line(sqlite_project, tmp_path, cli, sh
 
 
 @pytest.fixture(scope="module")
-def round_one_exports(annotation_base, tmp_path_factory):
-    """Round 1 of the UKP project exported in every format, with lineage and weights (all columns)."""
+def round_one_exports(judged_base, tmp_path_factory):
+    """Round 1 of the UKP project, judged in the app, exported in every format, with lineage and weights."""
     from curate import open_project
     from curate.export import FORMATS
 
     folder = tmp_path_factory.mktemp("exports")
-    with open_project(annotation_base) as project:
+    with open_project(judged_base) as project:
         return {fmt: export(project, fmt=fmt, out=folder / f"{fmt}.jsonl", round_number=1, lineage=True,
                             weights=True)["splits"]["train"]["path"] for fmt in FORMATS}
 
@@ -192,7 +205,7 @@ def test_a_conversational_export_trains_a_dpo_step(sqlite_project, shared_data, 
     data = hh_chat_file(shared_data, tmp_path, 6)
     rows = read_jsonl(data)
     ingest_files(sqlite_project, [data])
-    export(sqlite_project, fmt="dpo", out=tmp_path / "dpo.jsonl")
+    export(sqlite_project, fmt="dpo", out=tmp_path / "dpo.jsonl", with_imported=True)
     exported = read_jsonl(tmp_path / "dpo.jsonl")
     assert len(exported) == 6 and all(isinstance(r["prompt"], list) and r["chosen"][0]["role"] == "assistant"
                                       for r in exported)

@@ -18,15 +18,16 @@ from curate.store.schema import Completion, GenerationRun, Item, ModelVersion, P
 
 def tiny_recipe(tiny_models) -> tuple[str, ...]:
     return ("--set", f"model={tiny_models['causal']}", "--set", "train.max_steps=2", "--set",
-            "train.max_length=128", "--set", "train.eval_examples=8")
+            "train.max_length=128", "--set", "train.eval_examples=8", "--with-imported")
 
 
 @pytest.fixture
-def trained(annotation, tiny_models, cli):
-    """``annotation`` with dpo-lora-r1 trained on round 1 (tiny model, 2 steps)."""
-    code, _, err = cli("train", "dpo-lora", "--round", "1", *tiny_recipe(tiny_models), "--project", annotation.root)
+def trained(judged, tiny_models, cli):
+    """UKP dev with round 1 judged in the app and dpo-lora-r1 trained on it (tiny model, 2 steps; the test slice
+    holds UKP's own labels, hence --with-imported)."""
+    code, _, err = cli("train", "dpo-lora", "--round", "1", *tiny_recipe(tiny_models), "--project", judged.root)
     assert code == 0, err
-    return annotation
+    return judged
 
 
 def generated(project, run_id=None):
@@ -140,8 +141,8 @@ def test_generate_refuses_bad_settings_in_one_line(annotation, cli):
         assert conn.scalar(select(func.count()).select_from(GenerationRun)) == 0
 
 
-def test_a_reward_lora_trained_here_joins_the_reward_committee(annotation, tiny_models, cli):
-    root = annotation.root
+def test_a_reward_lora_trained_here_joins_the_reward_committee(judged, tiny_models, cli):
+    annotation, root = judged, judged.root
     code, _, err = cli("train", "reward-lora", "--round", "1", *tiny_recipe(tiny_models), "--project", root)
     assert code == 0, err
     code, _, err = cli("generate", "--model", "reward-lora-r1", "--project", root)

@@ -14,13 +14,13 @@ from curate.learners import LEARNERS, make_learner
 
 @pytest.fixture(scope="module")
 def pairs(ukp_embedded):
+    from curate.labels import final_labels, preferences
     from curate.pool import embedded_units
-    from curate.scores.committee import pair_differences, pair_labels
+    from curate.scores.committee import pair_differences
 
     with open_project(ukp_embedded) as project:
         units, cache = embedded_units(project, "pair")
-        with project.store.read() as conn:
-            labels = pair_labels(conn)
+        labels = preferences(final_labels(project))
     d = pair_differences(units, cache)
     keep = [i for i, uid in enumerate(units.ids) if uid in labels]
     return d[keep], np.array([labels[units.ids[i]] for i in keep])

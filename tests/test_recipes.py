@@ -39,7 +39,7 @@ def test_a_copied_recipe_with_a_misspelt_key_names_file_line_and_valid_keys(cli,
     with pytest.raises(ConfigError, match=rf"{mine}:\d+ \[lora\]: 'r' must be an integer, got 'sixteen'"):
         load_recipe(str(mine))
     mine.write_text(text.replace("kind: dpo", "kind: ppo"), encoding="utf-8")
-    with pytest.raises(ConfigError, match="'kind' must be one of sft, dpo, reward, kto, got 'ppo'"):
+    with pytest.raises(ConfigError, match="'kind' must be one of dpo, reward, sft, kto, got 'ppo'"):
         load_recipe(str(mine))
     mine.write_text(text + "train: [oops\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=rf"{mine}:\d+: invalid YAML"):

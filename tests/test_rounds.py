@@ -166,7 +166,7 @@ def test_cold_start_by_cluster_and_slice_items_without_labels(cli, tmp_path, sam
     (["--strategy", "token-entropy"], "needs the score entropy.entropy_mean: run `curate score entropy` first"),
     (["--random-frac", "1.5"], "--random-frac must be between 0 and 1, not 1.5"),
     (["--budget", "5000"], "a budget of 5000 is more than the"),
-    (["--route", "maybe"], "--route must be rank, rewrite, ranking or auto"),
+    (["--route", "maybe"], "--route must be one of auto, rank, rewrite, ranking, not 'maybe'"),
     (["--option", "oops"], "--option takes key=value, not 'oops'"),
 ])
 def test_bad_select_requests_are_clear_errors(cli, scored, args, message):

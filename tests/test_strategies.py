@@ -34,18 +34,18 @@ def rules_file(tmp_path_factory):
 def pool(ukp_embedded, model_cache, tiny_models) -> PoolView:
     from curate.cluster import kmeans
     from curate.dedup import duplicate_groups, similar_pairs
+    from curate.labels import final_labels, preferences
     from curate.learners.bradley_terry import committee_probabilities, disagreement, fit_committee
     from curate.models import DEFAULT_POLICY, resolve_model
     from curate.pool import embedded_units, unit_vectors
-    from curate.scores.committee import pair_differences, pair_labels
+    from curate.scores.committee import pair_differences
     from curate.scores.entropy import STATS, token_entropy
     from curate.scores.lm import load_causal_lm, load_reward_model
     from curate.scores.reward import committee_margins, reward_scores, standardise
 
     with open_project(ukp_embedded) as project:
         units, cache = embedded_units(project, "pair")
-        with project.store.read() as conn:
-            labels = pair_labels(conn)
+        labels = preferences(final_labels(project))
     vectors = unit_vectors(units, cache)
     differences = pair_differences(units, cache)
     n = len(units)

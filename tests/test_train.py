@@ -18,16 +18,19 @@ def versions(project):
         return {v.name: v for v in conn.execute(select(ModelVersion).where(ModelVersion.kind.like("adapter-%")))}
 
 
-def test_dpo_on_round_one_registers_an_evaluated_adapter(annotation, tiny_models, cli):
+def test_dpo_on_round_one_registers_an_evaluated_adapter(judged, tiny_models, cli):
+    annotation = judged  # UKP dev, round 1 judged in the app
     root, tiny = annotation.root, str(tiny_models["causal"])
     tiny_args = ("--set", f"model={tiny}", "--set", "train.max_steps=2", "--set", "train.max_length=128",
-                 "--set", "train.eval_examples=16")
+                 "--set", "train.eval_examples=16", "--with-imported")  # the test slice holds UKP's own labels
     code, out, err = cli("train", "dpo-lora", "--round", "1", *tiny_args, "--dry-run", "--json", "--project", root)
     assert code == 0, err
     planned = json.loads(out)
     from curate.export import build_examples
 
-    train_rows = [e for e in build_examples(annotation, fmt="dpo", round_number=1) if e.split == "train"]
+    train_rows = [e for e in build_examples(annotation, fmt="dpo", round_number=1, with_imported=True).rows
+                  if e.split == "train"]
+    assert {e.lineage["source"] for e in train_rows} == {"app"}  # the round's own judgments, all of them
     assert planned["name"] == "dpo-lora-r1" and planned["data"]["train"]["rows"] == len(train_rows) > 300
     assert not (root / "models" / "dpo-lora-r1").exists() and not versions(annotation)  # a dry run writes nothing
 
@@ -63,9 +66,10 @@ def test_dpo_on_round_one_registers_an_evaluated_adapter(annotation, tiny_models
     assert versions(annotation)["dpo-lora-r1-2"].base == "dpo-lora-r1"
 
 
-def test_resume_continues_a_crashed_run_from_its_checkpoint(annotation, tiny_models):
+def test_resume_continues_a_crashed_run_from_its_checkpoint(judged, tiny_models):
     from curate.train import plan_training, run_training
 
+    annotation = judged
     overrides = [f"model={tiny_models['causal']}", "train.max_steps=4", "train.save_steps=2",
                  "train.max_length=128", "train.eval_examples=8"]
 
@@ -75,12 +79,13 @@ def test_resume_continues_a_crashed_run_from_its_checkpoint(annotation, tiny_mod
                 raise RuntimeError("the machine went down")
             yield item
 
-    plan = plan_training(annotation, "sft-lora", round_number=1, overrides=overrides)
+    plan = plan_training(annotation, "sft-lora", round_number=1, overrides=overrides, with_imported=True)
     with pytest.raises(RuntimeError, match="went down"):
         run_training(annotation, plan, progress=crash_at_step_three)
     assert [p.name for p in (plan.output / "checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
     assert not versions(annotation)
-    resumed = plan_training(annotation, "sft-lora", round_number=1, overrides=overrides, resume=True)
+    resumed = plan_training(annotation, "sft-lora", round_number=1, overrides=overrides, resume=True,
+                            with_imported=True)
     assert resumed.name == plan.name == "sft-lora-r1" and resumed.data == plan.data  # the run's own data
     version = run_training(annotation, resumed, resume=True)
     assert version["steps"] == 4 and version["test"]["loss"] > 0 and "preference_accuracy" not in version["test"]
@@ -112,7 +117,7 @@ def test_bad_training_requests_get_one_line(sqlite_project, tmp_path, tiny_model
 
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["sft-lora", "dpo-lora", "reward-lora", "kto-lora"])
-def test_every_recipe_trains_the_real_small_model(recipe, annotation_base, model_cache, tmp_path):
+def test_every_recipe_trains_the_real_small_model(recipe, judged_base, model_cache, tmp_path):
     """A few steps of each packaged recipe on SmolLM2-135M-Instruct (the dequantised packaged model)."""
     import math
 
@@ -122,8 +127,8 @@ def test_every_recipe_trains_the_real_small_model(recipe, annotation_base, model
     from curate.train import plan_training, run_training
 
     kind = recipe.removesuffix("-lora")
-    with open_project(annotation_base) as project:
-        rows = render(project, build_examples(project, fmt=kind, round_number=1), kind)["train"]
+    with open_project(judged_base) as project:
+        rows = render(project, build_examples(project, fmt=kind, round_number=1).rows, kind)["train"]
     rows = sorted(rows, key=lambda r: len(json.dumps(r)))  # the shortest, so that none is cut at max_length
     picked = [r for r in rows if r["label"]][:4] + [r for r in rows if not r["label"]][:4] if kind == "kto" \
         else rows[:8]
@@ -133,7 +138,7 @@ def test_every_recipe_trains_the_real_small_model(recipe, annotation_base, model
     root = tmp_path / "proj"
     import shutil
 
-    shutil.copytree(annotation_base, root)
+    shutil.copytree(judged_base, root)
     with open_project(root) as project:
         plan = plan_training(project, recipe, data=data, overrides=[
             f"model={model}", "train.max_steps=2", "train.max_length=256", "train.per_device_train_batch_size=2"])

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, func, select
 
 from curate.annotate.users import User, _aware
 from curate.config import AnnotateSection
+from curate.labels.vocabulary import Source
 from curate.store import Store
 from curate.store.schema import Annotator, Assignment, Flag, Item, Judgment, Record, Round
 
@@ -61,7 +62,7 @@ def annotator_stats(store: Store, *, only: int | None = None) -> list[dict[str, 
         rows = []
         for user_id, name, role in conn.execute(query).all():
             judged = conn.execute(select(Judgment.time_ms, Judgment.pair_id, Judgment.choice, Judgment.item_id)
-                                  .where(Judgment.annotator_id == user_id, Judgment.source == "app")).all()
+                                  .where(Judgment.annotator_id == user_id, Judgment.source == Source.APP)).all()
             skipped = conn.scalar(select(func.count()).select_from(Assignment).where(
                 Assignment.annotator_id == user_id, Assignment.status == "skipped")) or 0
             flags = conn.scalar(select(func.count()).select_from(Flag).where(Flag.annotator_id == user_id)) or 0
@@ -78,8 +79,9 @@ def _gold_accuracy(conn: Connection, judged: list[Any], gold_items: set[int]) ->
     mine = [j for j in judged if j.item_id in gold_items and j.pair_id is not None]
     if not mine:
         return 0, 0
-    answers = dict(conn.execute(select(Judgment.pair_id, Judgment.choice).where(
-        Judgment.source == "gold", Judgment.pair_id.in_({j.pair_id for j in mine}))).all())
+    from curate.labels.votes import gather, read_judgments
+
+    answers = gather(read_judgments(conn, pair_ids={j.pair_id for j in mine}), sources=[Source.GOLD]).gold
     return sum(answers.get(j.pair_id) == j.choice for j in mine), len(mine)
 
 

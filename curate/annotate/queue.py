@@ -18,6 +18,7 @@ from sqlalchemy import Connection, exists, func, insert, select, text, update
 
 from curate.annotate.users import User
 from curate.config import AnnotateSection
+from curate.labels.vocabulary import Source
 from curate.routing import MAX_RANKED
 from curate.store import Store
 from curate.store.schema import Assignment, Completion, Item, Judgment, Pair, Record, Round, Score, ScoreRun, Slice
@@ -94,7 +95,7 @@ def _gold_item(conn: Connection, user: User, rule: AnnotateSection) -> int | Non
         Assignment.annotator_id == user.id, Item.pair_id.is_not(None))
     in_rounds = select(Item.pair_id).where(Item.pair_id.is_not(None), Item.arm != "gold")
     candidates = conn.execute(
-        select(Judgment.pair_id).where(Judgment.source == "gold", Judgment.pair_id.is_not(None),
+        select(Judgment.pair_id).where(Judgment.source == Source.GOLD, Judgment.pair_id.is_not(None),
                                        Judgment.pair_id.not_in(select(Slice.pair_id)), Judgment.pair_id.not_in(done),
                                        Judgment.pair_id.not_in(in_rounds))
         .distinct().order_by(Judgment.pair_id)).scalars().all()

@@ -15,6 +15,7 @@ from curate.annotate.queue import next_item
 from curate.annotate.submit import skip, submit
 from curate.annotate.users import User
 from curate.errors import CurateError
+from curate.labels.vocabulary import Choice
 from curate.progress import Progress, no_progress
 from curate.project import Project
 from curate.store.bulk import insert_new
@@ -118,9 +119,9 @@ def _open_places(project: Project, overlap: int) -> int:
 
 def _as_shown(choice: str, a_id: str, order: Sequence[str]) -> str:
     """The button a person presses for ``choice`` (store order) when the pair is shown in ``order``."""
-    if choice in ("tie", "both_bad"):
+    if choice in (Choice.TIE, Choice.BOTH_BAD):
         return choice
-    if choice not in ("a", "b"):
+    if choice not in (Choice.A, Choice.B):
         raise CurateError(f"simulated annotators: unknown choice {choice!r} in the answer key")
     first_is_a = order[0] == a_id
-    return "A" if (choice == "a") == first_is_a else "B"
+    return "A" if (choice == Choice.A) == first_is_a else "B"

@@ -20,17 +20,18 @@ from curate.annotate.users import User, _aware
 from curate.config import AnnotateSection
 from curate.errors import CurateError, RefusedError
 from curate.ids import content_id, normalise_text
+from curate.labels.vocabulary import CHOICES, Choice, Source
 from curate.store import Store, audit
 from curate.store.schema import Assignment, Completion, Flag, Item, Judgment, Pair, Round, Submission
 
 # The label schema the app writes; its version is stored with every judgment.
 LABEL_SCHEMA = {
     "version": "1",
-    "pair": {"choice": ["a", "b", "tie", "both_bad"], "confidence": [1, 5]},
+    "pair": {"choice": [str(c) for c in CHOICES], "confidence": [1, 5]},
     "ranking": "groups of completion ids, best first; completions in one group are tied",
     "rewrite": "a new completion whose parent is the rewritten one",
 }
-SHOWN_CHOICES = {"A": 0, "B": 1, "tie": None, "both_bad": None}
+SHOWN_CHOICES = {"A": 0, "B": 1, Choice.TIE: None, Choice.BOTH_BAD: None}  # the buttons: A, B as shown
 MAX_REASON = 2000
 MAX_TEXT = 50_000  # characters of a rewrite
 
@@ -67,7 +68,7 @@ def submit(store: Store, user: User, *, assignment: int, token: str, choice: str
             values.update(_ranking(row, ranks))
         judgment_id = uuid.uuid4().hex
         conn.execute(insert(Judgment).values(
-            id=judgment_id, source="app", record_id=item.record_id, pair_id=item.pair_id, item_id=item.id,
+            id=judgment_id, source=Source.APP, record_id=item.record_id, pair_id=item.pair_id, item_id=item.id,
             annotator_id=user.id, confidence=confidence, reason=reason, shown_order=row.shown_order,
             time_ms=int((now - _aware(row.served_at)).total_seconds() * 1000),
             instruction_version=None if row.instruction_version is None else str(row.instruction_version),
@@ -190,7 +191,7 @@ def _pair_choice(conn: Connection, row: Any, item: Any, choice: str | None) -> d
     if position is None:
         return {"kind": "pair", "choice": choice}
     a_id = conn.scalar(select(Pair.a_id).where(Pair.id == item.pair_id))
-    return {"kind": "pair", "choice": "a" if row.shown_order[position] == a_id else "b"}
+    return {"kind": "pair", "choice": Choice.A if row.shown_order[position] == a_id else Choice.B}
 
 
 def _ranking(row: Any, ranks: list[int] | None) -> dict[str, Any]:

@@ -86,13 +86,18 @@ def agreement(project_dir: ProjectDir = Path("."),
                                                                "(default: every pair judgment).")] = None,
               resamples: Annotated[int, typer.Option("--bootstrap", min=0, help="Resamples for the 95% "
                                                      "intervals (0: none).")] = 200,
+              raters: Annotated[str | None, typer.Option("--raters", help="app (the project's people) or crowd "
+                                                         "(imported votes); default: the people, unless they "
+                                                         "have no overlapping judgments yet and a crowd has.")] = None,
               seed: Annotated[int, typer.Option("--seed", min=0)] = 0, as_json: JsonFlag = False) -> None:
-    """Inter-annotator agreement: percent, Cohen's, Fleiss' kappa, Krippendorff's alpha, gold accuracy."""
-    from curate.agreement import agreement_report
+    """Inter-annotator agreement: percent, Cohen's, Fleiss' kappa, Krippendorff's alpha, gold accuracy, and the
+    people's labels against the imported ones (gold, data-set labels, an imported crowd) where both exist."""
+    from curate.labels.agreement import agreement_report
     from curate.project import open_project
 
     with open_project(project_dir) as project:
-        report = agreement_report(project, round_number=round_number, resamples=resamples, seed=seed)
+        report = agreement_report(project, round_number=round_number, raters=raters, resamples=resamples,
+                                  seed=seed)
     if as_json:
         print_json(report)
         return
@@ -111,8 +116,8 @@ def adjudicate(pair: Annotated[str | None, typer.Argument(help="Pair id (or a un
                project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
     """The adjudication queue (ties, weak majorities, majorities a confident committee contradicts); with PAIR,
     show one pair's votes, and with --choice --note --by, record a lead's audited decision."""
-    from curate.consensus import adjudicate as decide
-    from curate.consensus import adjudication_queue, as_dict, pair_detail
+    from curate.labels.adjudication import adjudicate as decide
+    from curate.labels.adjudication import adjudication_queue, as_dict, pair_detail
     from curate.project import open_project
 
     with open_project(project_dir) as project:

@@ -14,15 +14,20 @@ from curate.errors import CurateError
 def export(fmt: Annotated[str, typer.Option("--format", "-f", help="dpo | reward | sft | kto")],
            out_path: Annotated[Path, typer.Option("--out", "-o", help="A .jsonl or .parquet file, or a folder for a "
                                                   "`datasets` DatasetDict; test/calibration splits go beside it.")],
-           round_number: Annotated[int | None, typer.Option("--round", help="Only this round's judgments.")] = None,
+           round_number: Annotated[int | None, typer.Option("--round", help="Only the judgments of this round's "
+                                                            "items (a round nobody judged is refused).")] = None,
            everything: Annotated[bool, typer.Option("--all", help="Every labelled pair, rewrite and ranking "
                                                     "(the default).")] = False,
            min_agreement: Annotated[float | None, typer.Option("--min-agreement", help="Leave out pair labels whose "
-                                                               "confidence is below this (0-1).")] = None,
+                                                               "agreement (the share of the deciding people who "
+                                                               "chose the label) is below this (0-1).")] = None,
+           with_imported: Annotated[bool, typer.Option("--with-imported", help="Also export pairs labelled only by "
+                                                       "the imported data (gold, crowd or data-set labels).")] = False,
            lineage: Annotated[bool, typer.Option("--lineage", help="Add lineage columns (record, pair, round, item, "
-                                                 "annotators, how decided, instruction versions).")] = False,
-           weights: Annotated[bool, typer.Option("--weights", help="Add a weight column: the final label's "
-                                                 "confidence.")] = False,
+                                                 "label source, annotators, how decided, instruction "
+                                                 "versions).")] = False,
+           weights: Annotated[bool, typer.Option("--weights", help="Add a weight column: the label's "
+                                                 "agreement.")] = False,
            project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
     """Export final labels as a TRL dataset: dpo/reward (prompt, chosen, rejected), sft (prompt, completion),
     kto (prompt, completion, label); the frozen test and calibration slices as separate splits."""
@@ -33,7 +38,7 @@ def export(fmt: Annotated[str, typer.Option("--format", "-f", help="dpo | reward
         raise CurateError("--all and --round exclude each other")
     with open_project(project_dir) as project:
         result = run_export(project, fmt=fmt, out=out_path, round_number=round_number, min_agreement=min_agreement,
-                            lineage=lineage, weights=weights)
+                            with_imported=with_imported, lineage=lineage, weights=weights)
     if as_json:
         print_json(result)
         return
@@ -43,3 +48,5 @@ def export(fmt: Annotated[str, typer.Option("--format", "-f", help="dpo | reward
     for split, info in result["splits"].items():
         table.add_row(split, str(info["rows"]), info["path"], info["sha256"][:12])
     out.print(table)
+    for reason, pairs in result["left_out"].items():
+        out.print(f"left out: {pairs} pairs {reason}")

@@ -9,6 +9,7 @@ import typer
 
 from curate.commands.common import JsonFlag, ProjectDir, out, print_json
 from curate.errors import CurateError
+from curate.vocabulary import RouteMode
 
 
 def parse_options(pairs: list[str]) -> dict[str, str]:
@@ -79,8 +80,8 @@ def select(
     if len(quota or []) > 1:
         raise CurateError("one --quota per round (quotas on two groupings at once could not both be kept)")
 
-    if route is not None and route not in ("rank", "rewrite", "ranking", "auto"):
-        raise CurateError(f"--route must be rank, rewrite, ranking or auto, not '{route}'")
+    if route is not None and route not in tuple(RouteMode):
+        raise CurateError(f"--route must be one of {', '.join(RouteMode)}, not '{route}'")
     if random_frac is not None and not 0 <= random_frac <= 1:
         raise CurateError(f"--random-frac must be between 0 and 1, not {random_frac}")
     with open_project(project_dir) as project:

@@ -59,6 +59,9 @@ def train(recipe: Annotated[str, typer.Argument(help="A packaged recipe (curate 
                                                    "adapter of this kind.")] = False,
           resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last "
                                                "checkpoint.")] = False,
+          with_imported: Annotated[bool, typer.Option("--with-imported", help="Also train on pairs labelled only by "
+                                                      "the imported data (as curate export --with-imported).")
+                                   ] = False,
           project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
     """Fine-tune with a recipe (TRL + PEFT LoRA), save the adapter under models/, evaluate it on the frozen test
     slice and register the model version."""
@@ -68,7 +71,7 @@ def train(recipe: Annotated[str, typer.Argument(help="A packaged recipe (curate 
 
     with open_project(project_dir) as project:
         plan = plan_training(project, recipe, round_number=round_number, data=data, overrides=overrides or [],
-                             warm_start=warm_start, resume=resume, dry_run=dry_run)
+                             warm_start=warm_start, resume=resume, dry_run=dry_run, with_imported=with_imported)
         if dry_run:
             shown = {"name": plan.name, "recipe": plan.recipe.as_dict(), "source": plan.source, "base": plan.base,
                      "parent": plan.parent, "data": plan.data, "output": str(plan.output), "round": plan.round}

@@ -22,8 +22,8 @@ from curate.ingest.values import (
     source_id,
     text_value,
 )
+from curate.labels.vocabulary import CHOICES, Choice, Source
 
-CHOICES = ("a", "b", "tie", "both_bad")
 RATINGS = {"good": True, "bad": False}
 HH_MARKER = "\n\nAssistant:"
 
@@ -39,7 +39,7 @@ class Text:
 class Judged:
     """An imported judgment: ``choice`` on the pair, or ``label`` on completion ``completion``."""
 
-    source: str  # gold | crowd | dataset
+    source: Source  # gold | crowd | dataset
     annotator: str | None = None
     choice: str | None = None
     label: bool | None = None
@@ -108,7 +108,7 @@ class UKPConvArg:
         if same_text(*parsed.completions):
             parsed.notes.append(NOTE_SAME)
         if row.get("gold") is not None:
-            parsed.judgments.append(Judged("gold", choice=map_label(row["gold"], "gold", self.VALUES)))
+            parsed.judgments.append(Judged(Source.GOLD, choice=map_label(row["gold"], "gold", self.VALUES)))
         workers = cell(row, "workers")
         if not isinstance(workers, list):
             raise RowProblem("wrong list shape: field 'workers' must be a list of votes")
@@ -118,7 +118,7 @@ class UKPConvArg:
             worker = text_value(vote, "worker")
             reason = text_value(vote, "reason", allow_empty=True) if vote.get("reason") is not None else None
             meta = {"competence": vote["competence"]} if isinstance(vote.get("competence"), (int, float)) else {}
-            parsed.judgments.append(Judged("crowd", annotator=f"ukp:{worker}", reason=reason or None, meta=meta,
+            parsed.judgments.append(Judged(Source.CROWD, annotator=f"ukp:{worker}", reason=reason or None, meta=meta,
                                            choice=map_label(vote["value"], f"workers[{number}].value", self.VALUES)))
         return parsed
 
@@ -160,7 +160,7 @@ class PandaLM:
         if "idx" in row:
             parsed.source_key = f"pandalm:{source_id(row, 'idx')}"
         for key in sorted(k for k in row if self.ANNOTATOR.match(k)):
-            parsed.judgments.append(Judged("crowd", annotator=f"pandalm:{key}",
+            parsed.judgments.append(Judged(Source.CROWD, annotator=f"pandalm:{key}",
                                            choice=map_label(row[key], key, self.VALUES)))
         if same_text(*parsed.completions):
             parsed.notes.append(NOTE_SAME)
@@ -212,7 +212,7 @@ class Fields:
             parsed = self._pair(row, roles["chosen"][0], roles["rejected"][0])
             if same_text(*parsed.completions):
                 raise RowProblem(f"'{roles['chosen'][0]}' and '{roles['rejected'][0]}' are the same text")
-            parsed.judgments.append(Judged("dataset", choice="a"))
+            parsed.judgments.append(Judged(Source.DATASET, choice=Choice.A))
         elif "a" in roles:
             parsed = self._pair(row, roles["a"][0], roles["b"][0])
             if same_text(*parsed.completions):
@@ -258,7 +258,7 @@ class Fields:
         keys = self.columns.get("label", [])
         for key in keys:
             annotator = f"{self.annotator_prefix}{key}" if len(keys) > 1 else None
-            source = "crowd" if annotator else "dataset"
+            source = Source.CROWD if annotator else Source.DATASET
             value = map_label(cell(row, key), key, self.label_values)
             if parsed.is_pair:
                 parsed.judgments.append(Judged(source, annotator, choice=value))
@@ -307,7 +307,7 @@ def implicit_prompt(row: dict[str, Any], first: str, second: str) -> Parsed:
     return parsed
 
 
-PAIR_VALUES = {c: c for c in CHOICES}
+PAIR_VALUES = {str(c): str(c) for c in CHOICES}
 RATING_VALUES = {"true": "good", "false": "bad", "good": "good", "bad": "bad"}
 
 LAYOUTS: list[Layout] = [

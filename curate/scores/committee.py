@@ -21,36 +21,6 @@ from curate.scores.states import DEFAULT_LAYER, FEATURES
 NAMES = ("p_mean", "p_var", "vote_entropy", "bald")
 
 
-def pair_labels(conn: Connection) -> dict[str, int]:
-    """1 where A won, 0 where B won: a lead's latest adjudication, else an A/B gold label, else the majority of
-    the A/B judgments. Ties, tie votes and both-bad carry no label, nor does a pair adjudicated as either; a
-    pair whose gold is a tie keeps its vote majority (so it still counts as labelled for slices)."""
-    from curate.store.schema import Judgment
-
-    votes: dict[str, list[int]] = {}
-    gold: dict[str, str] = {}
-    adjudicated: dict[str, str] = {}
-    for pair_id, source, choice in conn.execute(select(Judgment.pair_id, Judgment.source, Judgment.choice)
-                                                .where(Judgment.choice.is_not(None))
-                                                .order_by(Judgment.created_at, Judgment.id)):
-        if source in ("gold", "adjudication"):
-            (gold if source == "gold" else adjudicated)[pair_id] = choice
-        elif choice in ("a", "b"):
-            votes.setdefault(pair_id, [0, 0])[choice == "b"] += 1
-    labels: dict[str, int | None] = {pair_id: int(a > b) for pair_id, (a, b) in votes.items() if a != b}
-    labels.update({pair_id: int(c == "a") for pair_id, c in gold.items() if c in ("a", "b")})
-    labels.update({pair_id: int(c == "a") if c in ("a", "b") else None for pair_id, c in adjudicated.items()})
-    return {pair_id: y for pair_id, y in labels.items() if y is not None}
-
-
-def training_labels(conn: Connection) -> dict[str, int]:
-    """``pair_labels`` without the frozen test and calibration slices: what a learner may fit on."""
-    from curate.store.schema import Slice
-
-    sliced = {r[0] for r in conn.execute(select(Slice.pair_id))}
-    return {pair_id: y for pair_id, y in pair_labels(conn).items() if pair_id not in sliced}
-
-
 def pair_differences(units: PoolUnits, cache: EmbeddingCache) -> np.ndarray:
     """d = f(A) − f(B) for every pair unit (f: the completion's cached embedding)."""
     return vectors_for([p[1] for p in units.parts], cache) - vectors_for([p[2] for p in units.parts], cache)
@@ -92,8 +62,10 @@ def score_committee(project: Project, *, learner: str | None = None, features: s
     options = {"c": c, "members": members, "random_state": random_state} if name == "committee" else {"c": c}
     estimator = make_learner(name, **options)
     ids, d, used, computed = committee_features(project, features=kind, model=model, layer=layer, progress=progress)
+    from curate.labels import training_labels
+
+    labels = training_labels(project)
     with project.store.read() as conn:
-        labels = training_labels(conn)
         slices = _slice_count(conn)
     labelled = [i for i, uid in enumerate(ids) if uid in labels]
     y = np.array([labels[ids[i]] for i in labelled])

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from curate.agreement import CHOICES
+from curate.labels.vocabulary import CHOICES
 
 NAMES = {"a": "A", "b": "B", "tie": "tie", "both_bad": "both bad"}
 

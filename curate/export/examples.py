@@ -1,0 +1,259 @@
+"""The examples of an export, before rendering: which pairs, rewrites and rankings give which rows, with
+their weights and lineage, and which pairs were left out and why (the rules are in ``curate.export``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from curate.errors import CurateError
+from curate.labels.rule import FinalLabel, final_labels
+from curate.labels.vocabulary import Choice, How, Source
+from curate.project import Project
+from curate.vocabulary import TrainingKind
+
+FORMATS = tuple(TrainingKind)
+SPLITS = ("train", "test", "calibration")
+LEFT_OUT = {  # why a labelled or selected pair gave no example, as the export reports it
+    "tied": "tied among the people: waiting for a lead (curate adjudicate)",
+    "imported": "labelled only by the imported data (--with-imported adds them)",
+    "agreement": "agreement below --min-agreement",
+    "tie": "final label tie: no preference",
+    "both_bad": "final label both bad: no preference (KTO negatives only)",
+    "unjudged": "selected in the round and not judged yet",
+}
+
+
+
+@dataclass(frozen=True)
+class Example:
+    """One row before rendering: completion ids (``chosen``/``rejected``, or ``completion`` with ``label``
+    for KTO), the weight and the lineage."""
+
+    record_id: str
+    split: str
+    chosen: str
+    rejected: str | None = None
+    label: bool | None = None
+    weight: float = 1.0
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+    def key(self) -> tuple[Any, ...]:
+        return (SPLITS.index(self.split), self.record_id, self.chosen, self.rejected or "", self.label is False,
+                self.lineage.get("origin", ""), self.lineage.get("pair_id") or "")
+
+
+@dataclass(frozen=True)
+class Examples:
+    """What an export holds (sorted, one row per example with its highest weight) and how many pairs were left
+    out, by reason (keys of ``LEFT_OUT``)."""
+
+    rows: list[Example]
+    left_out: dict[str, int]
+
+
+def build_examples(project: Project, *, fmt: str, round_number: int | None = None,
+                   min_agreement: float | None = None, with_imported: bool = False,
+                   required: bool = False) -> Examples:
+    """The examples of format ``fmt`` from round ``round_number``'s judgments (else from every labelled pair,
+    rewrite and ranking) plus the whole test and calibration slices; imported labels only ``with_imported``;
+    pair labels whose agreement is below ``min_agreement`` left out. ``required``: none is an error that says
+    what to do."""
+    if fmt not in FORMATS:
+        raise CurateError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if min_agreement is not None and not 0 <= min_agreement <= 1:
+        raise CurateError(f"--min-agreement must be between 0 and 1, not {min_agreement}")
+    labels = final_labels(project, round_number=round_number)
+    whole = final_labels(project) if round_number is not None else labels  # the slices, whatever the round
+    with project.store.read() as conn:
+        facts = _Facts.load(conn, round_number)
+        if round_number is not None:
+            _require_judgments(conn, facts)
+        left_out: Counter[str] = Counter()
+        out = [*_pairs(labels, whole, facts, fmt, min_agreement, with_imported, left_out),
+               *_rewrites(conn, facts, fmt), *_rankings(conn, facts, fmt)]
+    unique: dict[tuple[Any, ...], Example] = {}
+    for e in sorted(out, key=lambda e: (e.key(), -e.weight)):  # one row per example, its highest weight
+        unique.setdefault(e.key(), e)
+    if required and not unique:
+        where = f"round {round_number}" if round_number is not None else "the project"
+        why = "; ".join(f"{n} {LEFT_OUT[k]}" for k, n in sorted(left_out.items()))
+        raise CurateError(f"no {fmt} examples in {where}" + (f": {why}" if why else ": nothing is labelled yet "
+                          "(annotate in curate serve, or export imported labels with --with-imported)"))
+    return Examples(list(unique.values()), dict(sorted(left_out.items())))
+
+
+def _require_judgments(conn: Connection, facts: _Facts) -> None:
+    """Refuse to export a round that has no judgment of its own (its items all unjudged)."""
+    from curate.store.schema import Item, Judgment
+
+    items = conn.scalar(select(func.count()).select_from(Item).where(Item.round_id == facts.round_id)) or 0
+    judged = conn.scalar(select(func.count(func.distinct(Judgment.item_id))).join(Item, Item.id == Judgment.item_id)
+                         .where(Item.round_id == facts.round_id)) or 0
+    if not judged:
+        raise CurateError(f"round {facts.number} has no judgments yet: 0 of its {items} items are judged (annotate "
+                          "them in curate serve; imported labels are not a round's judgments)")
+
+
+@dataclass
+class _Facts:
+    """What the example builders look up: slices, the round's items, who judged what."""
+
+    round_id: int | None
+    number: int | None
+    pair_split: dict[str, str]  # pair id -> test | calibration
+    pair_items: dict[str, tuple[int, int]]  # pair id -> (round number, item id) of its latest rank item
+    rounds: dict[int, int]  # round id -> number
+    people: dict[tuple[str, str], dict[str, list[Any]]]  # (pair, source) -> annotators, instruction versions
+    parts: dict[str, tuple[str, str, str]]  # pair id -> (completion a, completion b, record id)
+    only_pairs: set[str] | None  # the round's pairs (None: every pair)
+
+    @classmethod
+    def load(cls, conn: Connection, round_number: int | None) -> _Facts:
+        from curate.store.schema import Annotator, Item, Judgment, Pair, Round, Slice
+
+        rounds = dict(conn.execute(select(Round.id, Round.number)).all())
+        round_id = next((i for i, n in rounds.items() if n == round_number), None)
+        if round_number is not None and round_id is None:
+            raise CurateError(f"there is no round {round_number} (curate status lists the rounds)")
+        pair_split = dict(conn.execute(select(Slice.pair_id, Slice.name)).all())
+        parts = {p: (a, b, r) for p, a, b, r in conn.execute(select(Pair.id, Pair.a_id, Pair.b_id, Pair.record_id))}
+        pair_items = {pair: (rounds[r], item) for pair, r, item in conn.execute(
+            select(Item.pair_id, Item.round_id, Item.id).where(Item.pair_id.is_not(None), Item.kind == "rank")
+            .order_by(Item.id))}
+        people: dict[tuple[str, str], dict[str, list[Any]]] = {}
+        query = (select(Judgment.pair_id, Judgment.source, Annotator.name, Judgment.instruction_version, Item.round_id)
+                 .join(Annotator, Annotator.id == Judgment.annotator_id)
+                 .join(Item, Item.id == Judgment.item_id, isouter=True)
+                 .where(Judgment.kind == "pair", Judgment.pair_id.is_not(None))
+                 .order_by(Judgment.pair_id, Annotator.name))
+        for pair, source, name, version, judged_in in conn.execute(query):
+            if source == Source.APP and round_id is not None and judged_in != round_id and pair not in pair_split:
+                continue
+            entry = people.setdefault((pair, source), {"annotators": [], "instruction_versions": []})
+            if name not in entry["annotators"]:
+                entry["annotators"].append(name)
+            if version is not None and version not in entry["instruction_versions"]:
+                entry["instruction_versions"].append(version)
+        only = None if round_id is None else {p for p, (n, _) in pair_items.items() if n == round_number}
+        return cls(round_id, round_number, pair_split, pair_items, rounds, people, parts, only)
+
+    def who(self, pair_id: str, label: FinalLabel) -> dict[str, list[Any]]:
+        """The annotators and instruction versions behind ``label``: the deciding people, and the lead."""
+        sources = {Source.ADJUDICATION: (Source.APP, Source.CROWD, Source.ADJUDICATION)}.get(label.source,
+                                                                                             (label.source,))
+        out: dict[str, list[Any]] = {"annotators": [], "instruction_versions": []}
+        for source in sources:
+            for key, values in self.people.get((pair_id, source), {}).items():
+                out[key] += [v for v in values if v not in out[key]]
+        return out
+
+
+def _pairs(labels: dict[str, FinalLabel], whole: dict[str, FinalLabel], facts: _Facts, fmt: str,
+           min_agreement: float | None, with_imported: bool, left_out: Counter[str]) -> list[Example]:
+    """The examples of the pairs in scope (the round's and the slices', or every labelled pair), counting in
+    ``left_out`` those that give none."""
+    scope = sorted(set(labels) if facts.only_pairs is None else facts.only_pairs | set(facts.pair_split))
+    out = []
+    for pair_id in scope:
+        sliced = pair_id in facts.pair_split  # the frozen slices are whole in every export, whatever the round
+        label = (whole if sliced else labels).get(pair_id)
+        reason = _left_out(label, fmt, min_agreement, with_imported, selected=not sliced)
+        if reason:
+            left_out[reason] += 1
+            continue
+        if label is None:
+            continue
+        a, b, record_id = facts.parts[pair_id]
+        split = facts.pair_split.get(pair_id, "train")
+        round_item = facts.pair_items.get(pair_id, (None, None))
+        lineage = {"origin": "pair", "record_id": record_id, "pair_id": pair_id, "round": round_item[0],
+                   "item_id": round_item[1], "source": str(label.source), "how": str(label.how),
+                   **facts.who(pair_id, label)}
+        weight = label.agreement
+        if label.choice == Choice.BOTH_BAD:
+            out += [Example(record_id, split, c, label=False, weight=weight, lineage=lineage) for c in (a, b)]
+            continue
+        win, lose = (a, b) if label.choice == Choice.A else (b, a)
+        if fmt in ("dpo", "reward"):
+            out.append(Example(record_id, split, win, lose, weight=weight, lineage=lineage))
+        elif fmt == "sft":
+            out.append(Example(record_id, split, win, weight=weight, lineage=lineage))
+        else:
+            out += [Example(record_id, split, win, label=True, weight=weight, lineage=lineage),
+                    Example(record_id, split, lose, label=False, weight=weight, lineage=lineage)]
+    return out
+
+
+def _left_out(label: FinalLabel | None, fmt: str, min_agreement: float | None, with_imported: bool, *,
+              selected: bool) -> str | None:
+    """Why ``label`` gives no example of ``fmt`` (a key of ``LEFT_OUT``), or None where it gives one."""
+    if label is None:
+        return "unjudged" if selected else None
+    if label.imported and not with_imported:
+        return "imported"
+    if label.how == How.TIED:
+        return "tied"
+    if label.choice == Choice.TIE:
+        return "tie"
+    if label.choice == Choice.BOTH_BAD and fmt != "kto":
+        return "both_bad"
+    if min_agreement is not None and label.agreement < min_agreement:
+        return "agreement"
+    return None
+
+
+def _rewrites(conn: Connection, facts: _Facts, fmt: str) -> list[Example]:
+    from curate.store.schema import Annotator, Completion
+
+    query = (select(Completion.id, Completion.parent_id, Completion.record_id, Completion.round_id, Annotator.name)
+             .join(Annotator, Annotator.id == Completion.author_id, isouter=True)
+             .where(Completion.origin == "rewrite", Completion.parent_id.is_not(None)))
+    if facts.round_id is not None:
+        query = query.where(Completion.round_id == facts.round_id)
+    out = []
+    for new, old, record_id, round_id, author in conn.execute(query.order_by(Completion.id)):
+        lineage = {"origin": "rewrite", "record_id": record_id, "pair_id": None,
+                   "round": facts.rounds.get(round_id), "item_id": None, "how": "rewrite",
+                   "annotators": [author] if author else [], "instruction_versions": []}
+        if fmt in ("dpo", "reward"):
+            out.append(Example(record_id, "train", new, old, lineage=lineage))
+        elif fmt == "sft":
+            out.append(Example(record_id, "train", new, lineage=lineage))
+        else:
+            out += [Example(record_id, "train", new, label=True, lineage=lineage),
+                    Example(record_id, "train", old, label=False, lineage=lineage)]
+    return out
+
+
+def _rankings(conn: Connection, facts: _Facts, fmt: str) -> list[Example]:
+    from curate.store.schema import Annotator, Item, Judgment
+
+    query = (select(Judgment.record_id, Judgment.ranking, Judgment.item_id, Item.round_id, Annotator.name,
+                    Judgment.instruction_version)
+             .join(Item, Item.id == Judgment.item_id, isouter=True)
+             .join(Annotator, Annotator.id == Judgment.annotator_id, isouter=True)
+             .where(Judgment.kind == "ranking", Judgment.ranking.is_not(None)))
+    if facts.round_id is not None:
+        query = query.where(Item.round_id == facts.round_id)
+    out = []
+    for record_id, groups, item_id, round_id, name, version in conn.execute(query.order_by(Judgment.id)):
+        groups = [sorted(g) for g in groups if g]
+        if len(groups) < 2:
+            continue
+        lineage = {"origin": "ranking", "record_id": record_id, "pair_id": None, "round": facts.rounds.get(round_id),
+                   "item_id": item_id, "how": "ranking", "annotators": [name] if name else [],
+                   "instruction_versions": [version] if version else []}
+        if fmt in ("dpo", "reward"):
+            out += [Example(record_id, "train", win, lose, lineage=lineage)
+                    for better, worse in combinations(groups, 2) for win in better for lose in worse]
+        elif fmt == "sft":
+            out += [Example(record_id, "train", c, lineage=lineage) for c in groups[0]]
+        else:
+            out += [Example(record_id, "train", c, label=True, lineage=lineage) for c in groups[0]]
+            out += [Example(record_id, "train", c, label=False, lineage=lineage) for c in groups[-1]]
+    return out

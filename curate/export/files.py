@@ -1,0 +1,161 @@
+"""An export's rows in TRL's columns, written all or nothing as .jsonl, .parquet or a ``datasets`` folder, and
+the ``export`` that builds, renders, writes and audits one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from curate.errors import CurateError
+from curate.export.examples import LEFT_OUT, SPLITS, Example, build_examples
+from curate.project import Project
+
+LINEAGE = ("origin", "record_id", "pair_id", "round", "item_id", "source", "annotators", "how",
+           "instruction_versions")
+
+
+def render(project: Project, examples: list[Example], fmt: str, *, lineage: bool = False, weights: bool = False,
+           chat: bool | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Rows per split in TRL's columns for ``fmt``: standard (text) where every prompt and completion is plain
+    text, conversational (lists of messages) where any has messages or ``chat`` says so (``curate train`` does
+    for a model with a chat template). TRL joins a standard prompt and completion as they are and texts are
+    stored stripped, so a standard completion starts with a space. SFT targets and KTO examples appear once per
+    prompt and completion (the first in sort order, with the highest weight)."""
+    from curate.store.schema import Completion, Record
+
+    if fmt in ("sft", "kto"):
+        best: dict[tuple[Any, ...], Example] = {}
+        for e in examples:
+            key = (e.split, e.record_id, e.chosen, e.label)
+            if key not in best or e.weight > best[key].weight:
+                best[key] = e if key not in best else replace(best[key], weight=e.weight)
+        examples = sorted(best.values(), key=Example.key)
+    completion_ids = {c for e in examples for c in (e.chosen, e.rejected) if c}
+    with project.store.read() as conn:
+        texts = {i: (t, m) for i, t, m in _chunked(conn, select(Completion.id, Completion.text, Completion.messages),
+                                                  Completion.id, completion_ids)}
+        prompts = {i: (t, m) for i, t, m in _chunked(conn, select(Record.id, Record.prompt, Record.messages),
+                                                    Record.id, {e.record_id for e in examples})}
+    if chat is None:
+        chat = any(m is not None for _, m in (*texts.values(), *prompts.values()))
+
+    def prompt_of(record_id: str) -> Any:
+        text, messages = prompts[record_id]
+        return (messages or [{"role": "user", "content": text}]) if chat else text
+
+    def completion_of(completion_id: str) -> Any:
+        text, messages = texts[completion_id]
+        return (messages or [{"role": "assistant", "content": text}]) if chat else " " + text
+
+    out: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    for e in examples:
+        row: dict[str, Any] = {"prompt": prompt_of(e.record_id)}
+        if fmt in ("dpo", "reward"):
+            row.update(chosen=completion_of(e.chosen), rejected=completion_of(e.rejected or ""))
+        else:
+            row["completion"] = completion_of(e.chosen)
+            if fmt == "kto":
+                row["label"] = bool(e.label)
+        if weights:
+            row["weight"] = round(e.weight, 6)
+        if lineage:
+            row.update({k: e.lineage.get(k) for k in LINEAGE})
+        out[e.split].append(row)
+    return {s: rows for s, rows in out.items() if rows}
+
+
+def write_export(rows: dict[str, list[dict[str, Any]]], out: Path) -> dict[str, dict[str, Any]]:
+    """Write each split (train to ``out``, the others beside it: ``x.test.jsonl``, or splits of one ``datasets``
+    folder) as .jsonl, .parquet or a ``datasets`` folder (any other name); all or nothing. Per split: path,
+    rows and sha256."""
+    if not rows.get("train"):
+        raise CurateError("nothing to train on: every labelled example is in the test or calibration slice")
+    out = out.expanduser()
+    if not out.parent.is_dir():
+        raise CurateError(f"{out.parent}: no such folder")
+    kind = {".jsonl": "jsonl", ".parquet": "parquet"}.get(out.suffix, "datasets")
+    targets = {s: out if s == "train" or kind == "datasets" else out.with_name(f"{out.stem}.{s}{out.suffix}")
+               for s in rows}
+    staged = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    try:
+        if kind == "datasets":
+            from datasets import Dataset, DatasetDict
+
+            DatasetDict({s: Dataset.from_list(r) for s, r in rows.items()}).save_to_disk(str(staged))
+            written = {"datasets": staged}
+        else:
+            written = {s: staged.with_name(f"{staged.name}.{s}") for s in rows}
+            for s, path in written.items():
+                _write_file(rows[s], path, kind)
+        if kind == "datasets":
+            if out.exists():
+                shutil.rmtree(out) if out.is_dir() else out.unlink()
+            os.replace(staged, out)
+        else:
+            for s in SPLITS:  # a split file left from an earlier export of this name would mislead
+                stale = out.with_name(f"{out.stem}.{s}{out.suffix}")
+                if s != "train" and s not in rows and stale.exists():
+                    stale.unlink()
+            for s, path in written.items():
+                os.replace(path, targets[s])
+    finally:
+        for leftover in out.parent.glob(f".{out.name}.partial-{os.getpid()}*"):
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    return {s: {"path": str(targets[s]) + (f" [{s}]" if kind == "datasets" else ""), "rows": len(r),
+                "sha256": _digest(targets[s], s if kind == "datasets" else None)} for s, r in rows.items()}
+
+
+def _write_file(rows: list[dict[str, Any]], path: Path, kind: str) -> None:
+    if kind == "jsonl":
+        with path.open("w", encoding="utf-8", newline="\n") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path, compression="zstd")
+
+
+def _digest(path: Path, split: str | None) -> str:
+    """The sha256 of a file (as ``sha256sum`` prints it), or of a ``datasets`` split folder's files and names."""
+    if split is None:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for f in sorted((path / split).rglob("*")):
+        if f.is_file():
+            digest.update(f.relative_to(path).as_posix().encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()
+
+
+def _chunked(conn: Connection, query: Any, column: Any, ids: set[str], size: int = 500) -> list[Any]:
+    ordered = sorted(ids)
+    return [row for i in range(0, len(ordered), size) for row in conn.execute(query.where(
+        column.in_(ordered[i:i + size])))]
+
+
+def export(project: Project, *, fmt: str, out: Path, round_number: int | None = None,
+           min_agreement: float | None = None, with_imported: bool = False, lineage: bool = False,
+           weights: bool = False) -> dict[str, Any]:
+    """Build, render and write one export, and record it (format, options, files and their hashes, the pairs
+    left out and why) in the audit log. Refuses an export with no examples."""
+    from curate.store.engine import audit
+
+    examples = build_examples(project, fmt=fmt, round_number=round_number, min_agreement=min_agreement,
+                              with_imported=with_imported, required=True)
+    files = write_export(render(project, examples.rows, fmt, lineage=lineage, weights=weights), out)
+    result = {"format": fmt, "round": round_number, "min_agreement": min_agreement, "with_imported": with_imported,
+              "lineage": lineage, "weights": weights, "splits": files,
+              "left_out": {LEFT_OUT[k]: n for k, n in examples.left_out.items()}}
+    with project.store.write() as conn:
+        audit(conn, "export", entity="export", entity_id=fmt, details=result)
+    return result
