@@ -109,6 +109,8 @@ def _summary(report: dict[str, Any], labels: dict[str, FinalLabel], method: str)
     if gold:
         lines.append(f"Against gold: majority {f(gold['majority']['accuracy'])} ({gold['majority']['items']} "
                      f"pairs) · Dawid–Skene {f(gold['dawid_skene']['accuracy'])} ({gold['dawid_skene']['items']})")
+    lines += [f"People's label vs the imported {v['imported']}: agreement {f(v['agreement'])} on {v['decided']} pairs "
+              f"· Cohen's κ {f(v['cohen_kappa'])}" for v in report["vs_imported"]]
     counts = ", ".join(f"{how} {n}" for how, n in label_summary(labels).items())
     lines.append(f"Final labels ({method}): {counts}")
     return "\n\n".join(lines)

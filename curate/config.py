@@ -81,6 +81,7 @@ class RouteSection:
     def __post_init__(self) -> None:
         if self.mode not in tuple(RouteMode):
             raise ConfigError(f"[route] mode must be one of {', '.join(RouteMode)}, not '{self.mode}'")
+        object.__setattr__(self, "mode", RouteMode(self.mode))
         if not 0 <= self.rank_uncertainty <= 0.5:
             raise ConfigError(f"[route] rank_uncertainty must be between 0 and 0.5, not {self.rank_uncertainty}")
         if not 0 < self.rewrite_entropy_quantile <= 1:
@@ -145,6 +146,7 @@ class LabelsSection:
     def __post_init__(self) -> None:
         if self.method not in tuple(Method):
             raise ConfigError(f"[labels] method must be one of {', '.join(Method)}, not {self.method!r}")
+        object.__setattr__(self, "method", Method(self.method))
         if not 0 <= self.adjudicate_below <= 1:
             raise ConfigError(f"[labels] adjudicate_below must be between 0 and 1, not {self.adjudicate_below}")
         if self.ds_min_labels < 1:

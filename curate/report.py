@@ -191,7 +191,7 @@ def _agreement(project: Project, number: int) -> dict[str, Any]:
     return {"round": number, "items": report["items_multi"], "annotators": report["annotators"],
             "percent_agreement": report["percent_agreement"]["value"],
             "fleiss_kappa": report["fleiss_kappa"]["value"],
-            "krippendorff_alpha": report["krippendorff_alpha"]["value"], "note": None}
+            "krippendorff_alpha": report["krippendorff_alpha"]["value"], "note": report["note"]}
 
 
 def _labels(project: Project) -> dict[str, Any]:

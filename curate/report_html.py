@@ -239,8 +239,9 @@ def _labels_section(labels: dict[str, Any]) -> str:
                   "imported file says), imported gold, an imported crowd's votes, the data set's own label. "
                   "Agreement, the weight an export writes, is the share of the deciding voters who chose the label "
                   "(votes for it / votes cast); a lead's decision, gold and a data set's label count as 1. "
-                  "Exports hold imported labels only with --with-imported; the learner and the learning curve "
-                  f"use them. {labels['queue']} pairs wait in the adjudication queue.</p>")
+                  "An export's train split holds imported labels only with --with-imported; the frozen slices keep "
+                  "them as answers, and the learner and the learning curve use them. "
+                  f"{labels['queue']} pairs wait in the adjudication queue.</p>")
     return precedence + _table(["source", "how", "pairs", "mean agreement"],
                                [[r["source"], r["how"], r["pairs"], r["mean_agreement"]] for r in labels["by_source"]])
 

@@ -148,7 +148,7 @@ def select_round(project: Project, *, budget: int, strategy: str | None = None, 
     number = _store_round(project, pool, context, positions, arms, routes, reserved, manifest)
     path = write_manifest(project, number, manifest)
     return RoundResult(number=number, strategy=chosen_strategy.name, cold_start=cold, items=len(positions),
-                       routes=_count(r.kind for r in routes), arms=_count(arms),
+                       routes=_count(str(r.kind) for r in routes), arms=_count(arms),
                        reserved={k: len(v) for k, v in reserved.items()}, manifest=path, notes=context.notes)
 
 

@@ -43,9 +43,11 @@ class SimulationData:
     prompts: list[str]
     a: list[str]
     b: list[str]
-    labels: np.ndarray  # 1 where A (the file's first completion) won
+    labels: np.ndarray  # the final label (curate.labels' rule): 1 where A (the file's first completion) won
     topics: np.ndarray | None  # a grouping the data names, for grouped test splits
-    votes: list[list[int]]  # each annotator's vote (1: A) where the file has them; gold is not a vote
+    # each annotator's A/B vote (1: A) where the file has them, which the votes oracle reveals one at a time so the
+    # simulated learner meets the crowd's noise; a tie vote says nothing about A vs B and gold is not a vote
+    votes: list[list[int]]
 
 
 def read_preferences(path: Path, *, mapping: str | None = None, label_values: str | None = None,

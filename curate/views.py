@@ -116,6 +116,8 @@ def agreement_table(report: dict[str, Any]) -> Table:
                         f"{report['annotators']} annotators", title_justify="left")
     table.add_column("measure")
     table.add_column("value (95% interval)", justify="right")
+    if report.get("note"):
+        table.caption = report["note"]
     fleiss = report["fleiss_kappa"]
     table.add_row("percent agreement", ci(report["percent_agreement"]))
     table.add_row(f"Fleiss' kappa ({fleiss['raters_per_item']} raters per item)", ci(fleiss))

@@ -105,19 +105,19 @@ def test_rules_for_ties_both_bad_rewrites_and_rankings(annotation, shared_data, 
     assert sorted(e.label for e in kto if e.lineage["origin"] == "ranking") == [False, True]
     assert [e.lineage["origin"] for e in sft].count("ranking") == 1
 
-    # a round's train split holds only that round's judgments; the slices are whole beside it, here with only
-    # imported labels, so they come with --with-imported and are otherwise counted as left out
-    code, out, err = cli("export", "--format", "dpo", "--round", "2", "--lineage", "--out", tmp_path / "r2.jsonl",
-                         "--project", annotation.root)
+    # a round's train split holds only that round's judgments; the slices are whole beside it, with their best
+    # answers (here UKP's own labels: lineage says so)
+    code, _, err = cli("export", "--format", "dpo", "--round", "2", "--lineage", "--out", tmp_path / "r2.jsonl",
+                       "--project", annotation.root)
     assert code == 0, err
     rows = read_jsonl(tmp_path / "r2.jsonl")
     assert [(r["origin"], r["chosen"], r["source"]) for r in rows] == [("rewrite", " " + better, None)]
-    assert not (tmp_path / "r2.test.jsonl").exists() and "labelled only by the imported data" in out
-    code, _, err = cli("export", "--format", "dpo", "--round", "2", "--with-imported", "--out", tmp_path / "r2.jsonl",
+    test = read_jsonl(tmp_path / "r2.test.jsonl")
+    assert len(test) == len([e for e in dpo if e.split == "test"]) and {r["source"] for r in test} <= {"gold", "crowd"}
+    code, _, err = cli("export", "--format", "dpo", "--round", "2", "--with-imported", "--out", tmp_path / "x.jsonl",
                        "--project", annotation.root)
-    assert code == 0, err
-    assert len(read_jsonl(tmp_path / "r2.jsonl")) == 1
-    assert len(read_jsonl(tmp_path / "r2.test.jsonl")) == len([e for e in dpo if e.split == "test"])
+    assert code == 1 and "a round export holds only that round's judgments" in err
+    assert not (tmp_path / "x.jsonl").exists()
 
 
 def test_bad_exports_are_refused_with_one_line(sqlite_project, tmp_path, cli, shared_data):

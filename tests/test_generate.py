@@ -18,13 +18,12 @@ from curate.store.schema import Completion, GenerationRun, Item, ModelVersion, P
 
 def tiny_recipe(tiny_models) -> tuple[str, ...]:
     return ("--set", f"model={tiny_models['causal']}", "--set", "train.max_steps=2", "--set",
-            "train.max_length=128", "--set", "train.eval_examples=8", "--with-imported")
+            "train.max_length=128", "--set", "train.eval_examples=8")
 
 
 @pytest.fixture
 def trained(judged, tiny_models, cli):
-    """UKP dev with round 1 judged in the app and dpo-lora-r1 trained on it (tiny model, 2 steps; the test slice
-    holds UKP's own labels, hence --with-imported)."""
+    """UKP dev with round 1 judged in the app and dpo-lora-r1 trained on it (tiny model, 2 steps)."""
     code, _, err = cli("train", "dpo-lora", "--round", "1", *tiny_recipe(tiny_models), "--project", judged.root)
     assert code == 0, err
     return judged

@@ -108,9 +108,10 @@ def test_people_outrank_the_file_and_ties_wait_for_a_lead(sheet, cli, tmp_path):
     assert len(rows) == 30 and {r["pair_id"] for r in rows}.isdisjoint(split_pairs)
     assert {(r["source"], r["how"], r["weight"]) for r in rows} == {("app", "unanimous", 1.0)}
     assert all(r["annotators"] == ["bob", "carol"] and r["round"] == 1 for r in rows)
-    assert result["left_out"] == {"tied among the people: waiting for a lead (curate adjudicate)": 10,
-                                  "labelled only by the imported data (--with-imported adds them)": 15}
-    assert "test" not in result["splits"]  # the slices hold only the file's labels
+    assert result["left_out"] == {"tied among the people: waiting for a lead (curate adjudicate)": 10}
+    # the frozen slices keep the file's answers, so the model is measured on them; lineage says where they came from
+    test = [json.loads(line) for line in (tmp_path / "r1.test.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(test) == 10 and {(r["source"], r["weight"]) for r in test} == {("dataset", 1.0)}
     # the learner reads the same labels for these pairs (and the file's labels elsewhere, as evidence)
     assert all(learner[r["pair_id"]] == int(r["chosen"] == " " + texts[r["pair_id"]][0]) for r in rows)
     assert split_pairs.isdisjoint(learner) and len(learner) > 150
@@ -141,12 +142,35 @@ def test_a_round_nobody_judged_is_refused(sheet, cli, tmp_path):
     with open_project(copy) as project:
         select_round(project, budget=50, strategy="random", route="rank")
     for args in (("export", "--format", "dpo", "--out", tmp_path / "r2.jsonl"),
-                 ("export", "--format", "dpo", "--with-imported", "--out", tmp_path / "r2.jsonl"),
+                 ("export", "--format", "dpo", "--weights", "--out", tmp_path / "r2.jsonl"),
                  ("train", "dpo-lora", "--dry-run")):
         code, _, err = cli(*args, "--round", "2", "--project", copy)
         assert code != 0 and len(err.strip().splitlines()) == 1, err
         assert "round 2 has no judgments yet: 0 of its 50 items are judged" in err
     assert not list(tmp_path.glob("*r2*"))
+    # once one item is judged, the rest of the round is left out as unjudged, never filled from the file
+    from curate.annotate.queue import next_item
+    from curate.annotate.submit import submit
+    from curate.annotate.users import get_user
+
+    with open_project(copy) as project:
+        bob = get_user(project.store, "bob")
+        shown = next_item(project.store, bob, project.config.annotate)
+        assert shown.round == 2
+        submit(project.store, bob, assignment=shown.assignment, token=shown.token, choice="A")
+    code, out, err = cli("export", "--format", "dpo", "--round", "2", "--lineage", "--json", "--out",
+                         tmp_path / "r2.jsonl", "--project", copy)
+    assert code == 0, err
+    rows = [json.loads(line) for line in (tmp_path / "r2.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(r["source"], r["round"]) for r in rows] == [("app", 2)]
+    assert json.loads(out)["left_out"] == {"selected in the round and not judged yet": 49}
+    # with no overlap in the round, agreement has no figures but still sets the one person against the file
+    code, out, err = cli("agreement", "--round", "2", "--json", "--bootstrap", "0", "--project", copy)
+    assert code == 0, err
+    report = json.loads(out)
+    assert "0 items judged by two or more people" in report["note"] and report["fleiss_kappa"]["value"] is None
+    assert [(v["imported"], v["items"], v["annotators"][0]["annotator"]) for v in report["vs_imported"]] == [
+        ("dataset", 1, "bob")]
 
 
 def test_agreement_sets_the_people_against_the_file(sheet, cli):

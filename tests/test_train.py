@@ -22,14 +22,13 @@ def test_dpo_on_round_one_registers_an_evaluated_adapter(judged, tiny_models, cl
     annotation = judged  # UKP dev, round 1 judged in the app
     root, tiny = annotation.root, str(tiny_models["causal"])
     tiny_args = ("--set", f"model={tiny}", "--set", "train.max_steps=2", "--set", "train.max_length=128",
-                 "--set", "train.eval_examples=16", "--with-imported")  # the test slice holds UKP's own labels
+                 "--set", "train.eval_examples=16")
     code, out, err = cli("train", "dpo-lora", "--round", "1", *tiny_args, "--dry-run", "--json", "--project", root)
     assert code == 0, err
     planned = json.loads(out)
     from curate.export import build_examples
 
-    train_rows = [e for e in build_examples(annotation, fmt="dpo", round_number=1, with_imported=True).rows
-                  if e.split == "train"]
+    train_rows = [e for e in build_examples(annotation, fmt="dpo", round_number=1).rows if e.split == "train"]
     assert {e.lineage["source"] for e in train_rows} == {"app"}  # the round's own judgments, all of them
     assert planned["name"] == "dpo-lora-r1" and planned["data"]["train"]["rows"] == len(train_rows) > 300
     assert not (root / "models" / "dpo-lora-r1").exists() and not versions(annotation)  # a dry run writes nothing
@@ -79,13 +78,12 @@ def test_resume_continues_a_crashed_run_from_its_checkpoint(judged, tiny_models)
                 raise RuntimeError("the machine went down")
             yield item
 
-    plan = plan_training(annotation, "sft-lora", round_number=1, overrides=overrides, with_imported=True)
+    plan = plan_training(annotation, "sft-lora", round_number=1, overrides=overrides)
     with pytest.raises(RuntimeError, match="went down"):
         run_training(annotation, plan, progress=crash_at_step_three)
     assert [p.name for p in (plan.output / "checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
     assert not versions(annotation)
-    resumed = plan_training(annotation, "sft-lora", round_number=1, overrides=overrides, resume=True,
-                            with_imported=True)
+    resumed = plan_training(annotation, "sft-lora", round_number=1, overrides=overrides, resume=True)
     assert resumed.name == plan.name == "sft-lora-r1" and resumed.data == plan.data  # the run's own data
     version = run_training(annotation, resumed, resume=True)
     assert version["steps"] == 4 and version["test"]["loss"] > 0 and "preference_accuracy" not in version["test"]

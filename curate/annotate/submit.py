@@ -31,7 +31,7 @@ LABEL_SCHEMA = {
     "ranking": "groups of completion ids, best first; completions in one group are tied",
     "rewrite": "a new completion whose parent is the rewritten one",
 }
-SHOWN_CHOICES = {"A": 0, "B": 1, Choice.TIE: None, Choice.BOTH_BAD: None}  # the buttons: A, B as shown
+SHOWN_CHOICES = {"A": 0, "B": 1, str(Choice.TIE): None, str(Choice.BOTH_BAD): None}  # the buttons: A, B as shown
 MAX_REASON = 2000
 MAX_TEXT = 50_000  # characters of a rewrite
 

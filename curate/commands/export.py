@@ -22,7 +22,9 @@ def export(fmt: Annotated[str, typer.Option("--format", "-f", help="dpo | reward
                                                                "agreement (the share of the deciding people who "
                                                                "chose the label) is below this (0-1).")] = None,
            with_imported: Annotated[bool, typer.Option("--with-imported", help="Also export pairs labelled only by "
-                                                       "the imported data (gold, crowd or data-set labels).")] = False,
+                                                       "the imported data (gold, crowd or data-set labels); not "
+                                                       "with --round. The test and calibration slices always "
+                                                       "keep their imported answers.")] = False,
            lineage: Annotated[bool, typer.Option("--lineage", help="Add lineage columns (record, pair, round, item, "
                                                  "label source, annotators, how decided, instruction "
                                                  "versions).")] = False,

@@ -60,7 +60,8 @@ def train(recipe: Annotated[str, typer.Argument(help="A packaged recipe (curate 
           resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last "
                                                "checkpoint.")] = False,
           with_imported: Annotated[bool, typer.Option("--with-imported", help="Also train on pairs labelled only by "
-                                                      "the imported data (as curate export --with-imported).")
+                                                      "the imported data (as curate export --with-imported; not "
+                                                      "with --round).")
                                    ] = False,
           project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
     """Fine-tune with a recipe (TRL + PEFT LoRA), save the adapter under models/, evaluate it on the frozen test

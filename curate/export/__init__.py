@@ -1,10 +1,12 @@
 """``curate export``: the project's final labels as TRL-ready datasets (dpo, reward, sft, kto).
 
 Which labels: the final label of each pair (``curate.labels``: a lead's adjudication, else the people's
-judgments in the project, else imported gold, crowd or data-set labels). By default only labels given in the
-project (``app`` and ``adjudication``) are exported; ``with_imported`` adds pairs whose label came with the
-data, and lineage's ``source`` column says which is which. ``round_number`` exports the people's judgments of
-that round's items (and adjudications of its pairs) only; a round nobody has judged is refused.
+judgments in the project, else imported gold, crowd or data-set labels). Train holds only labels given in the
+project (``app`` and ``adjudication``) unless ``with_imported`` adds pairs whose label came with the data;
+the test and calibration splits hold the frozen slices with their best answers, imported ones included;
+lineage's ``source`` column says which is which. ``round_number`` exports the people's judgments of that
+round's items (and adjudications of its pairs) only: an unjudged item gives nothing, a round nobody has
+judged is refused, and ``with_imported`` is refused with it.
 
 Rules, for every format at once:
 

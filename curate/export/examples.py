@@ -13,6 +13,7 @@ from sqlalchemy import Connection, func, select
 from curate.errors import CurateError
 from curate.labels.rule import FinalLabel, final_labels
 from curate.labels.vocabulary import Choice, How, Source
+from curate.labels.votes import read_judgments
 from curate.project import Project
 from curate.vocabulary import TrainingKind
 
@@ -26,7 +27,6 @@ LEFT_OUT = {  # why a labelled or selected pair gave no example, as the export r
     "both_bad": "final label both bad: no preference (KTO negatives only)",
     "unjudged": "selected in the round and not judged yet",
 }
-
 
 
 @dataclass(frozen=True)
@@ -59,20 +59,26 @@ class Examples:
 def build_examples(project: Project, *, fmt: str, round_number: int | None = None,
                    min_agreement: float | None = None, with_imported: bool = False,
                    required: bool = False) -> Examples:
-    """The examples of format ``fmt`` from round ``round_number``'s judgments (else from every labelled pair,
-    rewrite and ranking) plus the whole test and calibration slices; imported labels only ``with_imported``;
-    pair labels whose agreement is below ``min_agreement`` left out. ``required``: none is an error that says
-    what to do."""
+    """The examples of format ``fmt`` from round ``round_number``'s judgments (else from every pair labelled in
+    the project, and ``with_imported`` every pair labelled by imported data too, every rewrite and ranking),
+    plus the whole test and calibration slices (their best answers, imported ones included: they are what
+    every model is measured on); pair labels whose agreement is below ``min_agreement`` left out.
+    ``required``: none is an error that says what to do."""
     if fmt not in FORMATS:
         raise CurateError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if min_agreement is not None and not 0 <= min_agreement <= 1:
         raise CurateError(f"--min-agreement must be between 0 and 1, not {min_agreement}")
-    labels = final_labels(project, round_number=round_number)
-    whole = final_labels(project) if round_number is not None else labels  # the slices, whatever the round
+    if with_imported and round_number is not None:
+        raise CurateError("--with-imported adds pairs nobody judged in the project, and a round export holds only "
+                          "that round's judgments: use one or the other")
     with project.store.read() as conn:
         facts = _Facts.load(conn, round_number)
         if round_number is not None:
             _require_judgments(conn, facts)
+        judgments = read_judgments(conn)
+    whole = final_labels(project, judgments=judgments)
+    labels = whole if round_number is None else final_labels(project, round_number=round_number, judgments=judgments)
+    with project.store.read() as conn:
         left_out: Counter[str] = Counter()
         out = [*_pairs(labels, whole, facts, fmt, min_agreement, with_imported, left_out),
                *_rewrites(conn, facts, fmt), *_rankings(conn, facts, fmt)]
@@ -106,7 +112,7 @@ class _Facts:
     round_id: int | None
     number: int | None
     pair_split: dict[str, str]  # pair id -> test | calibration
-    pair_items: dict[str, tuple[int, int]]  # pair id -> (round number, item id) of its latest rank item
+    pair_items: dict[str, tuple[int, int]]  # pair id -> (round number, item id) of its rank item (the round's)
     rounds: dict[int, int]  # round id -> number
     people: dict[tuple[str, str], dict[str, list[Any]]]  # (pair, source) -> annotators, instruction versions
     parts: dict[str, tuple[str, str, str]]  # pair id -> (completion a, completion b, record id)
@@ -124,7 +130,7 @@ class _Facts:
         parts = {p: (a, b, r) for p, a, b, r in conn.execute(select(Pair.id, Pair.a_id, Pair.b_id, Pair.record_id))}
         pair_items = {pair: (rounds[r], item) for pair, r, item in conn.execute(
             select(Item.pair_id, Item.round_id, Item.id).where(Item.pair_id.is_not(None), Item.kind == "rank")
-            .order_by(Item.id))}
+            .order_by(Item.round_id == round_id, Item.id))}  # the latest, or the one in the round exported
         people: dict[tuple[str, str], dict[str, list[Any]]] = {}
         query = (select(Judgment.pair_id, Judgment.source, Annotator.name, Judgment.instruction_version, Item.round_id)
                  .join(Annotator, Annotator.id == Judgment.annotator_id)
@@ -139,13 +145,15 @@ class _Facts:
                 entry["annotators"].append(name)
             if version is not None and version not in entry["instruction_versions"]:
                 entry["instruction_versions"].append(version)
-        only = None if round_id is None else {p for p, (n, _) in pair_items.items() if n == round_number}
+        only = None if round_id is None else {p for (p,) in conn.execute(select(Item.pair_id).where(
+            Item.round_id == round_id, Item.pair_id.is_not(None), Item.kind == "rank"))}
         return cls(round_id, round_number, pair_split, pair_items, rounds, people, parts, only)
 
     def who(self, pair_id: str, label: FinalLabel) -> dict[str, list[Any]]:
-        """The annotators and instruction versions behind ``label``: the deciding people, and the lead."""
-        sources = {Source.ADJUDICATION: (Source.APP, Source.CROWD, Source.ADJUDICATION)}.get(label.source,
-                                                                                             (label.source,))
+        """The annotators and instruction versions behind ``label``: the deciding people, and the lead (after the
+        people who voted on the pair: in the project, else an imported crowd)."""
+        voters = Source.APP if (pair_id, Source.APP) in self.people else Source.CROWD
+        sources = (voters, Source.ADJUDICATION) if label.source == Source.ADJUDICATION else (label.source,)
         out: dict[str, list[Any]] = {"annotators": [], "instruction_versions": []}
         for source in sources:
             for key, values in self.people.get((pair_id, source), {}).items():
@@ -156,13 +164,16 @@ class _Facts:
 def _pairs(labels: dict[str, FinalLabel], whole: dict[str, FinalLabel], facts: _Facts, fmt: str,
            min_agreement: float | None, with_imported: bool, left_out: Counter[str]) -> list[Example]:
     """The examples of the pairs in scope (the round's and the slices', or every labelled pair), counting in
-    ``left_out`` those that give none."""
-    scope = sorted(set(labels) if facts.only_pairs is None else facts.only_pairs | set(facts.pair_split))
+    ``left_out`` those that give none. The frozen slices are whole in every export, whatever the round, with
+    their best answers (imported ones included); a round's own pairs need a judgment made in that round."""
+    selected = facts.only_pairs is not None
+    scope = sorted(facts.only_pairs | set(facts.pair_split) if selected else labels)
     out = []
     for pair_id in scope:
-        sliced = pair_id in facts.pair_split  # the frozen slices are whole in every export, whatever the round
+        sliced = pair_id in facts.pair_split
         label = (whole if sliced else labels).get(pair_id)
-        reason = _left_out(label, fmt, min_agreement, with_imported, selected=not sliced)
+        reason = _left_out(label, fmt, min_agreement, imported=sliced or with_imported,
+                           selected=selected and not sliced)
         if reason:
             left_out[reason] += 1
             continue
@@ -189,12 +200,14 @@ def _pairs(labels: dict[str, FinalLabel], whole: dict[str, FinalLabel], facts: _
     return out
 
 
-def _left_out(label: FinalLabel | None, fmt: str, min_agreement: float | None, with_imported: bool, *,
+def _left_out(label: FinalLabel | None, fmt: str, min_agreement: float | None, *, imported: bool,
               selected: bool) -> str | None:
-    """Why ``label`` gives no example of ``fmt`` (a key of ``LEFT_OUT``), or None where it gives one."""
-    if label is None:
+    """Why ``label`` gives no example of ``fmt`` (a key of ``LEFT_OUT``), or None where it gives one.
+    ``imported``: a label that came with the data may give one; ``selected``: the pair was chosen in the round
+    exported, which has to have judged it."""
+    if label is None or (selected and label.imported):
         return "unjudged" if selected else None
-    if label.imported and not with_imported:
+    if label.imported and not imported:
         return "imported"
     if label.how == How.TIED:
         return "tied"

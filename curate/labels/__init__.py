@@ -16,7 +16,7 @@ from typing import Any
 
 _API = {"FinalLabel": "rule", "final_labels": "rule", "label_summary": "rule", "preferences": "rule",
         "training_labels": "rule", "Choice": "vocabulary", "How": "vocabulary", "Method": "vocabulary",
-        "Source": "vocabulary", "PROJECT_SOURCES": "vocabulary", "IMPORTED_SOURCES": "vocabulary"}
+        "Source": "vocabulary", "PROJECT_SOURCES": "vocabulary"}
 __all__ = list(_API)
 
 

@@ -33,7 +33,8 @@ def project_votes(project: Project, *, round_number: int | None = None) -> Votes
 
 def raters_of(votes: Votes, raters: str | None, *, round_number: int | None = None) -> Source:
     """Whose agreement to measure: ``app`` (the project's people), ``crowd`` (an imported crowd), or by default
-    the project's people, unless fewer than two pairs have two of their votes and an imported crowd has more.
+    the project's people, unless fewer than two pairs have two of their votes and an imported crowd's votes
+    overlap on two or more.
     A round's agreement is the people's: imported votes belong to no round."""
     if round_number is not None:
         if raters not in (None, Source.APP):
@@ -228,7 +229,9 @@ def _kappa(score: Callable[..., float], x: list[int], y: list[int]) -> float | N
 
 def agreement_report(project: Project, *, round_number: int | None = None, raters: str | None = None,
                      resamples: int = 200, seed: int = 0) -> dict[str, Any]:
-    """Everything ``curate agreement`` prints, as plain data."""
+    """Everything ``curate agreement`` prints, as plain data. Without two items judged by two or more raters the
+    agreement figures are empty (``note`` says why), and the raters against imported labels still stand; with
+    neither, it is an error."""
     if resamples < 0:
         raise CurateError(f"--bootstrap must be 0 or more resamples, not {resamples}")
     votes = project_votes(project, round_number=round_number)
@@ -237,11 +240,17 @@ def agreement_report(project: Project, *, round_number: int | None = None, rater
     n_items = len(table.items)
     all_counts = table.counts()
     multi = all_counts.sum(axis=1) >= 2
+    rule = project.config.labels
+    versus = people_vs_imported(votes, source, method=rule.method, min_labels=rule.ds_min_labels)
+    note = None
     if multi.sum() < 2:
         where = f"round {round_number}" if round_number is not None else "the project"
-        raise CurateError(f"{where} has {int(multi.sum())} items judged by two or more "
-                          f"{'people' if source == Source.APP else 'imported annotators'}: agreement needs "
-                          "overlapping judgments (set [annotate] overlap, or ingest multi-annotator data)")
+        note = (f"{where} has {int(multi.sum())} items judged by two or more "
+                f"{'people' if source == Source.APP else 'imported annotators'}: agreement needs overlapping "
+                "judgments (set [annotate] overlap, or ingest multi-annotator data)")
+        if not versus:
+            raise CurateError(note)
+        resamples = 0
     rng = np.random.default_rng(seed)
     counts = all_counts[multi]
     kappa, n_raters = fleiss(counts)
@@ -250,26 +259,30 @@ def agreement_report(project: Project, *, round_number: int | None = None, rater
     def interval(fn: Callable[[np.ndarray], float]) -> list[float] | None:
         return list(bootstrap(fn, counts, resamples=resamples, rng=rng)) if resamples else None
 
+    def figure(value: float) -> float | None:  # no figure without overlap (JSON has no NaN)
+        return None if note else value
+
     gold = np.array([CHOICES.index(votes.gold[p]) if p in votes.gold else -1 for p in table.items], dtype=np.int64)
     cohen = pairwise_cohen(table)
     scores = annotator_scores(table, all_counts, gold)
-    rule = project.config.labels
     return {
-        "round": round_number, "raters": str(source), "items": n_items, "items_multi": int(multi.sum()),
+        "round": round_number, "raters": str(source), "note": note, "items": n_items,
+        "items_multi": int(multi.sum()),
         "annotators": len(table.annotators), "categories": [str(c) for c in CHOICES],
-        "percent_agreement": {"value": percent_agreement(counts), "ci95": interval(percent_agreement)},
-        "fleiss_kappa": {"value": kappa, "raters_per_item": n_raters, "ci95": interval(lambda c: fleiss(c)[0])},
+        "percent_agreement": {"value": figure(percent_agreement(counts)), "ci95": interval(percent_agreement)},
+        "fleiss_kappa": {"value": figure(kappa), "raters_per_item": n_raters,
+                         "ci95": interval(lambda c: fleiss(c)[0])},
         "krippendorff_alpha": {
-            "value": krippendorff_alpha(counts, level="nominal"),
+            "value": figure(krippendorff_alpha(counts, level="nominal")),
             "ci95": interval(lambda c: krippendorff_alpha(c, level="nominal")),
-            "confidence_ordinal": krippendorff_alpha(confidence, level="ordinal")},
+            "confidence_ordinal": figure(krippendorff_alpha(confidence, level="ordinal"))},
         "cohen_kappa": {"pairs": len(cohen), "min_common_items": MIN_COMMON,
                         "mean": float(np.mean([c[3] for c in cohen])) if cohen else None,
                         "by_pair": [{"a": table.annotators[i], "b": table.annotators[j], "items": n, "kappa": k}
                                     for i, j, n, k in cohen]},
         "methods_vs_gold": methods_vs_gold(table, gold, min_labels=rule.ds_min_labels)
         if (gold >= 0).any() else None,
-        "vs_imported": people_vs_imported(votes, source, method=rule.method, min_labels=rule.ds_min_labels),
+        "vs_imported": versus,
         "annotators_detail": [{"annotator": name, **s} for name, s in zip(table.annotators, scores, strict=True)],
         "by_cluster": _by_cluster(project, table.items, all_counts, multi),
     }

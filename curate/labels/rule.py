@@ -6,8 +6,9 @@ Precedence: the first of these that has spoken on a pair decides it, the lower o
 
 1. ``adjudication``: a lead's latest decision.
 2. ``app``: the people's judgments in the project (each person's latest vote), by ``[labels] method``: the
-   plurality, or crowd-kit's Dawid–Skene model of each annotator's reliability. A plurality tie stays
-   undecided (``tied``, in the adjudication queue) even where the imported data has a label.
+   plurality, or crowd-kit's Dawid–Skene model of each annotator's reliability, which may overrule a split
+   majority. A tie stays undecided (``tied``, in the adjudication queue) under either method, even where
+   the imported data has a label: ties are a lead's to break.
 3. ``gold``: an imported reference answer.
 4. ``crowd``: imported votes by named annotators, by the same method; a tie falls through to the data set's own
    label where there is one.
@@ -21,14 +22,13 @@ person: 1.0). A lead's decision, gold and a data set's label count as 1.0.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from curate.errors import CurateError
 from curate.labels.vocabulary import CHOICES, PRECEDENCE, PROJECT_SOURCES, Choice, How, Method, Source, names
-from curate.labels.votes import LabelTable, Votes, gather, read_judgments
+from curate.labels.votes import LabelTable, Vote, Votes, gather, read_judgments
 from curate.project import Project
 
 DS_MIN_LABELS = 20  # annotators with fewer labels share one confusion matrix in Dawid-Skene
@@ -45,7 +45,7 @@ class FinalLabel:
     how: How
     source: Source
     agreement: float
-    votes: dict[str, int] = field(default_factory=dict)  # the deciding voters' votes (the people's, if adjudicated)
+    votes: dict[str, int] = field(default_factory=dict)  # the people's (else the crowd's) votes on the pair
     decided_by: str | None = None  # the lead, for an adjudicated label
     posterior: float | None = None  # Dawid–Skene's probability of the choice, where it decided a split
 
@@ -98,15 +98,16 @@ def dawid_skene(table: LabelTable, *, min_labels: int = DS_MIN_LABELS, n_iter: i
 def decided_votes(table: LabelTable, *, method: str, min_labels: int = DS_MIN_LABELS
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(code, how, posterior) per item of ``table`` by ``method``: code -1 where undecided, ``how`` an index
-    into ``_HOW``, posterior NaN unless Dawid–Skene decided a split. Majority leaves ties undecided;
-    Dawid–Skene decides every split vote and keeps unanimous and single votes as they are."""
+    into ``_HOW``, posterior NaN unless Dawid–Skene decided a split. Both leave ties undecided (a lead breaks
+    them); Dawid–Skene decides the other split votes by each annotator's reliability and keeps unanimous and
+    single votes as they are."""
     if method not in tuple(Method):
         raise CurateError(f"unknown label method {method!r}: choose one of {names(Method)}")
     code, how = vote_labels(table.counts())
     posterior = np.full(len(code), np.nan)
     if method == Method.DAWID_SKENE and len(table.items):
         probas = dawid_skene(table, min_labels=min_labels)
-        split = (how == 0) | (how == 3)
+        split = how == 3
         code = np.where(split, probas.argmax(axis=1), code)
         posterior = np.where(split, probas.max(axis=1), posterior)
         how = np.where(split, 4, how)
@@ -156,14 +157,15 @@ def _decide_one(votes: Votes, decided: dict, rows: dict, counts: dict, pair: str
 
 
 def final_labels(project: Project, *, method: str | None = None, round_number: int | None = None,
-                 sources: Iterable[Source] | None = None) -> dict[str, FinalLabel]:
+                 judgments: list[Vote] | None = None) -> dict[str, FinalLabel]:
     """The final label of every judged pair, keyed by pair id (``method`` defaults to the project's
-    ``[labels] method``). ``round_number``: people's votes only from that round's items; ``sources``: only
-    those sources (e.g. ``PROJECT_SOURCES`` for labels given in the project)."""
+    ``[labels] method``). ``round_number``: people's votes only from that round's items; ``judgments``: the
+    project's, already read (``read_judgments``)."""
     rule = project.config.labels
-    with project.store.read() as conn:
-        judgments = read_judgments(conn)
-    return decide(gather(judgments, round_number=round_number, sources=sources), method=method or rule.method,
+    if judgments is None:
+        with project.store.read() as conn:
+            judgments = read_judgments(conn)
+    return decide(gather(judgments, round_number=round_number), method=method or rule.method,
                   min_labels=rule.ds_min_labels)
 
 

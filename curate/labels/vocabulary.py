@@ -52,7 +52,6 @@ class Method(StrEnum):
 CHOICES: tuple[Choice, ...] = tuple(Choice)
 PREFERENCES = (Choice.A, Choice.B)  # the choices that say which completion is better
 PROJECT_SOURCES = (Source.ADJUDICATION, Source.APP)  # judgments made in this project
-IMPORTED_SOURCES = (Source.GOLD, Source.CROWD, Source.DATASET)  # judgments that came with the data
 VOTER_SOURCES = (Source.APP, Source.CROWD)  # sources of votes by named people (agreement is measured on them)
 PRECEDENCE = (Source.ADJUDICATION, Source.APP, Source.GOLD, Source.CROWD, Source.DATASET)  # first decides
 

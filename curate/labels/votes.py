@@ -8,7 +8,7 @@ of cells (item, annotator, code), so thousands of crowd workers stay cheap.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import Connection, select
@@ -56,7 +56,6 @@ class Votes:
     adjudicated: dict[str, tuple[Choice, str | None]]  # pair -> (choice, the lead)
     gold: dict[str, Choice]
     dataset: dict[str, Choice]
-    rounds: dict[str, set[int]] = field(default_factory=dict)  # pair -> rounds whose items people judged
 
     def pairs(self) -> set[str]:
         """Every pair with a judgment of any source."""
@@ -94,20 +93,17 @@ def gather(votes: Iterable[Vote], *, round_number: int | None = None,
     keep = set(Source) if sources is None else set(sources)
     cells: dict[Source, dict[tuple[str, str], tuple[int, int]]] = {s: {} for s in VOTER_SOURCES}
     once: dict[Source, dict[str, tuple[Choice, str | None]]] = {s: {} for s in Source if s not in VOTER_SOURCES}
-    rounds: dict[str, set[int]] = {}
     for v in votes:
         if v.source not in keep or (v.source == Source.APP and round_number is not None and v.round != round_number):
             continue
         if v.source in VOTER_SOURCES:
-            if v.round is not None:
-                rounds.setdefault(v.pair_id, set()).add(v.round)
             name = v.annotator or f"{v.source}:unnamed"
             cells[v.source][(v.pair_id, name)] = (CHOICES.index(v.choice), v.confidence)
         else:
             once[v.source][v.pair_id] = (v.choice, v.annotator)
     return Votes(tables={s: _table(c) for s, c in cells.items()}, adjudicated=once[Source.ADJUDICATION],
                  gold={p: c for p, (c, _) in once[Source.GOLD].items()},
-                 dataset={p: c for p, (c, _) in once[Source.DATASET].items()}, rounds=rounds)
+                 dataset={p: c for p, (c, _) in once[Source.DATASET].items()})
 
 
 def _table(cells: dict[tuple[str, str], tuple[int, int]]) -> LabelTable:
