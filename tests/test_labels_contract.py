@@ -104,55 +104,65 @@ def _write(root, mixes, facts):
 
 
 def _pair_rows(examples, root):
-    """pair id -> {(split, preference 1/0 or "kto", weight, source)} of the pair rows of an export."""
+    """pair id -> ({(split, weight, source)}, {what the rows say}) of the pair rows of an export: a preference
+    (1: A chosen) for dpo/reward/sft, (completion is A, KTO label) for kto."""
     from curate.store.schema import Pair
 
     with open_project(root) as project, project.store.read() as conn:
         a_of = dict(conn.execute(select(Pair.id, Pair.a_id)).all())
-    out = {}
+    out: dict[str, tuple[set, set]] = {}
     for e in examples:
         pair = e.lineage.get("pair_id")
         if pair is None:
             continue
-        value = int(e.chosen == a_of[pair]) if e.rejected is not None or e.label is None else "kto"
-        out.setdefault(pair, set()).add((e.split, value, e.weight, e.lineage["source"]))
+        said = (e.chosen == a_of[pair], e.label) if e.label is not None else int(e.chosen == a_of[pair])
+        where, what = out.setdefault(pair, (set(), set()))
+        where.add((e.split, e.weight, e.lineage["source"]))
+        what.add(said)
     return out
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def _says(fmt, label):
+    """What the rows of ``fmt`` must say of a pair with ``label``."""
+    if fmt != "kto":
+        return {label.preference}
+    if label.choice == Choice.BOTH_BAD:
+        return {(True, False), (False, False)}
+    return {(True, label.choice == Choice.A), (False, label.choice == Choice.B)}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mixes=st.lists(mix, min_size=40, max_size=40), method=st.sampled_from(tuple(Method)))
-def test_the_learner_and_every_export_read_the_same_labels(base, mixes, method):
+def test_every_export_format_honours_the_label_contract(base, fmt, mixes, method):
+    """One contract over dpo, reward, sft and kto: a pair gives rows exactly when its final label says A or B
+    (or both bad, for KTO), the rows say what the label says, in the pair's split, weighted by the label's
+    agreement and naming its source; train holds the learner's labels; without --with-imported, only labels
+    given in the project reach train."""
+    from curate.store.schema import Slice
+
     facts = _facts(base)
     _write(base, mixes, facts)
     set_config(base, "labels", method=str(method), ds_min_labels=1)
     with open_project(base) as project:
         labels = final_labels(project)
         learner = training_labels(project)
-        built = {fmt: build_examples(project, fmt=fmt, with_imported=True).rows for fmt in FORMATS}
-        own = build_examples(project, fmt="dpo").rows
-        from curate.store.schema import Slice
-
+        rows = _pair_rows(build_examples(project, fmt=fmt, with_imported=True).rows, base)
+        own = _pair_rows(build_examples(project, fmt=fmt).rows, base)
         with project.store.read() as conn:
             sliced = dict(conn.execute(select(Slice.pair_id, Slice.name)).all())
     # the learner's binary labels are the final labels that say A or B, outside the slices
     assert learner == {p: y for p, y in preferences(labels).items() if p not in sliced}
-    for fmt, examples in built.items():
-        rows = _pair_rows(examples, base)
-        expected = {p for p, lab in labels.items() if lab.choice in (Choice.A, Choice.B)
-                    or (fmt == "kto" and lab.choice == Choice.BOTH_BAD)}
-        assert set(rows) == expected, fmt
-        for pair, found in rows.items():
-            label = labels[pair]
-            assert {(split, weight, source) for split, _, weight, source in found} == {
-                (sliced.get(pair, "train"), label.agreement, label.source)}, (fmt, pair)
-            if fmt in ("dpo", "reward"):  # chosen is the final label's winner
-                assert {value for _, value, _, _ in found} == {label.preference}
-        if fmt in ("dpo", "reward"):
-            train = {p: v for p, f in rows.items() for s, v, _, _ in f if s == "train"}
-            assert train == learner, fmt
-    # without --with-imported, exactly the labels given in the project, and the slices' best answers
-    assert set(_pair_rows(own, base)) == {p for p, lab in labels.items()
-                                          if lab.preference is not None and (not lab.imported or p in sliced)}
+    gives = {p for p, lab in labels.items() if lab.preference is not None or (fmt == "kto" and
+                                                                              lab.choice == Choice.BOTH_BAD)}
+    assert set(rows) == gives
+    for pair, (where, what) in rows.items():
+        label = labels[pair]
+        assert where == {(sliced.get(pair, "train"), label.agreement, label.source)}, pair
+        assert what == _says(fmt, label), pair
+    train = {p for p, (where, _) in rows.items() if {w[0] for w in where} == {"train"}}
+    assert {p for p in train if labels[p].preference is not None} == set(learner)
+    assert set(own) == {p for p in gives if not labels[p].imported or p in sliced}
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -179,6 +189,6 @@ def test_a_round_exports_only_its_own_judgments(base, mixes):
                 continue
             rows = _pair_rows(build_examples(project, fmt="dpo", round_number=number).rows, base)
             ours = decide(gather(judgments, round_number=number))  # people's votes of this round only
-            train = {p: v for p, f in rows.items() for s, v, _, _ in f if s == "train"}
+            train = {p: next(iter(what)) for p, (where, what) in rows.items() if {w[0] for w in where} == {"train"}}
             assert train == {p: lab.preference for p, lab in ours.items() if p in in_round and p not in sliced
                              and lab.preference is not None and not lab.imported}
