@@ -26,8 +26,8 @@ def test_dpo_export_of_gold_and_votes_keeps_the_slices_apart(annotation, tmp_pat
     with annotation.store.read() as conn:
         slices = dict(conn.execute(select(Slice.pair_id, Slice.name)).all())
     # every label of this project came with the data: exported only on request
-    with pytest.raises(CurateError, match=r"no dpo examples in the project: \d+ labelled only by the imported data "
-                                          r"\(--with-imported adds them\)"):
+    with pytest.raises(CurateError, match=r"no dpo examples to train on in the project: \d+ labelled only by the "
+                                          r"imported data \(--with-imported adds them\)"):
         export(annotation, fmt="dpo", out=tmp_path / "prefs.jsonl")
     assert not list(tmp_path.glob("*prefs*"))
     result = export(annotation, fmt="dpo", out=tmp_path / "prefs.jsonl", with_imported=True, lineage=True,
@@ -131,7 +131,7 @@ def test_bad_exports_are_refused_with_one_line(sqlite_project, tmp_path, cli, sh
     root = sqlite_project.root
     code, _, err = cli("ingest", unlabelled, "--project", root)
     assert code == 0, err
-    for args, message in [(("--format", "dpo"), "no dpo examples in the project: nothing is labelled yet"),
+    for args, message in [(("--format", "dpo"), "no dpo examples to train on in the project: nothing is labelled yet"),
                           (("--format", "ppo"), "unknown export format 'ppo'"),
                           (("--format", "dpo", "--round", "4"), "there is no round 4"),
                           (("--format", "dpo", "--min-agreement", "1.5"), "--min-agreement must be between 0 and 1")]:

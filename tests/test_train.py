@@ -101,7 +101,7 @@ def test_bad_training_requests_get_one_line(sqlite_project, tmp_path, tiny_model
     code, _, err = cli("train", "dpo-lora", "--set", tiny, "--set", "train.lerning_rate=1", "--project", root)
     assert code != 0 and "unknown key 'lerning_rate'" in err and "did you mean 'learning_rate'" in err
     code, _, err = cli("train", "dpo-lora", "--set", tiny, "--project", root)
-    assert code != 0 and "no dpo examples in the project: nothing is labelled yet" in err, err
+    assert code != 0 and "no dpo examples to train on in the project: nothing is labelled yet" in err, err
     code, _, err = cli("train", "kto-lora", "--set", tiny, "--resume", "--project", root)
     assert code != 0 and "--resume: no interrupted kto-lora-all run" in err
     with gzip.open(shared_data / "hh-rlhf-harmless-test-dev.jsonl.gz", "rt", encoding="utf-8") as fh:

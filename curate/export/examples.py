@@ -63,7 +63,7 @@ def build_examples(project: Project, *, fmt: str, round_number: int | None = Non
     the project, and ``with_imported`` every pair labelled by imported data too, every rewrite and ranking),
     plus the whole test and calibration slices (their best answers, imported ones included: they are what
     every model is measured on); pair labels whose agreement is below ``min_agreement`` left out.
-    ``required``: none is an error that says what to do."""
+    ``required``: no train example is an error that says why."""
     if fmt not in FORMATS:
         raise CurateError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if min_agreement is not None and not 0 <= min_agreement <= 1:
@@ -85,11 +85,12 @@ def build_examples(project: Project, *, fmt: str, round_number: int | None = Non
     unique: dict[tuple[Any, ...], Example] = {}
     for e in sorted(out, key=lambda e: (e.key(), -e.weight)):  # one row per example, its highest weight
         unique.setdefault(e.key(), e)
-    if required and not unique:
+    if required and not any(e.split == "train" for e in unique.values()):
         where = f"round {round_number}" if round_number is not None else "the project"
         why = "; ".join(f"{n} {LEFT_OUT[k]}" for k, n in sorted(left_out.items()))
-        raise CurateError(f"no {fmt} examples in {where}" + (f": {why}" if why else ": nothing is labelled yet "
-                          "(annotate in curate serve, or export imported labels with --with-imported)"))
+        raise CurateError(f"no {fmt} examples to train on in {where}" + (f": {why}" if why else (
+            ": every labelled example is in the test or calibration slice" if unique else
+            ": nothing is labelled yet (annotate in curate serve, or ingest data with labels)")))
     return Examples(list(unique.values()), dict(sorted(left_out.items())))
 
 
