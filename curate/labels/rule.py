@@ -33,6 +33,7 @@ from curate.project import Project
 
 DS_MIN_LABELS = 20  # annotators with fewer labels share one confusion matrix in Dawid-Skene
 _HOW = (How.TIED, How.SINGLE, How.UNANIMOUS, How.MAJORITY, How.MODEL_WEIGHTED)  # codes of decided_votes
+_TIED, _SINGLE, _UNANIMOUS, _MAJORITY, _MODEL_WEIGHTED = range(len(_HOW))
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def vote_labels(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """From vote counts per item (columns CHOICES): the plurality choice (-1 on a tie) and how it was decided
     (an index into ``_HOW``: tied, single, unanimous, majority)."""
     n, top, code = counts.sum(axis=1), counts.max(axis=1), majority(counts)
-    how = np.select([code < 0, n == 1, top == n], [0, 1, 2], 3)
+    how = np.select([code < 0, n == 1, top == n], [_TIED, _SINGLE, _UNANIMOUS], _MAJORITY)
     return code, how
 
 
@@ -107,10 +108,10 @@ def decided_votes(table: LabelTable, *, method: str, min_labels: int = DS_MIN_LA
     posterior = np.full(len(code), np.nan)
     if method == Method.DAWID_SKENE and len(table.items):
         probas = dawid_skene(table, min_labels=min_labels)
-        split = how == 3
+        split = how == _MAJORITY
         code = np.where(split, probas.argmax(axis=1), code)
         posterior = np.where(split, probas.max(axis=1), posterior)
-        how = np.where(split, 4, how)
+        how = np.where(split, _MODEL_WEIGHTED, how)
     return code, how, posterior
 
 
@@ -118,7 +119,7 @@ def decide(votes: Votes, *, method: str = Method.MAJORITY, min_labels: int = DS_
            ) -> dict[str, FinalLabel]:
     """The final label of every pair in ``votes``, by the precedence in this module's docstring; sorted by
     pair id. Pure: no store, so simulate's oracle decides the same way as a project."""
-    decided = {s: (t, *decided_votes(t, method=method, min_labels=min_labels)) for s, t in votes.tables.items()}
+    decided = {s: decided_votes(t, method=method, min_labels=min_labels) for s, t in votes.tables.items()}
     rows = {s: {p: i for i, p in enumerate(t.items)} for s, t in votes.tables.items()}
     counts = {s: t.counts() for s, t in votes.tables.items()}
     labels: dict[str, FinalLabel] = {}
@@ -146,7 +147,7 @@ def _decide_one(votes: Votes, decided: dict, rows: dict, counts: dict, pair: str
     if source not in decided or pair not in rows[source]:
         return None
     i = rows[source][pair]
-    _, codes, hows, posteriors = decided[source]
+    codes, hows, posteriors = decided[source]
     code, how, posterior, row = int(codes[i]), int(hows[i]), float(posteriors[i]), counts[source][i]
     if code < 0:
         if source == Source.CROWD and pair in votes.dataset:
