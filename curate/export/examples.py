@@ -76,9 +76,9 @@ def build_examples(project: Project, *, fmt: str, round_number: int | None = Non
         if round_number is not None:
             _require_judgments(conn, facts)
         judgments = read_judgments(conn)
-    whole = final_labels(project, judgments=judgments)
-    labels = whole if round_number is None else final_labels(project, round_number=round_number, judgments=judgments)
-    with project.store.read() as conn:
+        whole = final_labels(project, judgments=judgments)
+        labels = whole if round_number is None else final_labels(project, round_number=round_number,
+                                                                 judgments=judgments)
         left_out: Counter[str] = Counter()
         out = [*_pairs(labels, whole, facts, fmt, min_agreement, with_imported, left_out),
                *_rewrites(conn, facts, fmt), *_rankings(conn, facts, fmt)]

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, insert, select
 
 from curate.errors import CurateError
 from curate.labels.rule import FinalLabel, final_labels
-from curate.labels.vocabulary import CHOICES, VOTER_SOURCES, Choice, How, Source, names
+from curate.labels.vocabulary import VOTER_SOURCES, Choice, How, Source, names
 from curate.project import Project
 
 
@@ -71,6 +71,7 @@ def adjudicate(project: Project, *, pair: str, choice: str, note: str, lead: str
     """Record lead ``lead``'s decision on ``pair`` (a pair id, or a unique prefix of 6+ characters) with a
     required note; the decision is a judgment (source ``adjudication``) plus an audit entry, in one
     transaction. A later decision on the same pair replaces it as the final label (both stay on record)."""
+    from curate.labels.rule import decide
     from curate.labels.votes import gather, read_judgments
     from curate.store.engine import audit
     from curate.store.schema import Annotator, Item, Judgment
@@ -88,9 +89,7 @@ def adjudicate(project: Project, *, pair: str, choice: str, note: str, lead: str
         item_id = conn.scalar(select(Item.id).where(Item.pair_id == pair_id, Item.kind == "rank")
                               .order_by(Item.id.desc()).limit(1))
         known = gather(read_judgments(conn, pair_ids=[pair_id]))
-        people = next((known.tables[s] for s in (Source.APP, Source.CROWD) if known.tables[s].items), None)
-        votes = {} if people is None else {str(c): int(n) for c, n in zip(CHOICES, people.counts()[0], strict=True)
-                                           if n}
+        votes = decide(known)[pair_id].votes if known.pairs() else {}  # the people's (else the crowd's) votes
         previous = known.adjudicated.get(pair_id)
         was = {"choice": str(previous[0]), "lead": previous[1]} if previous else None
         conn.execute(insert(Judgment).values(

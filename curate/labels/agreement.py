@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import select
 
 from curate.errors import CurateError
-from curate.labels.rule import DS_MIN_LABELS, FinalLabel, dawid_skene, decide, majority
+from curate.labels.rule import DS_MIN_LABELS, FinalLabel, dawid_skene, decided_votes, majority
 from curate.labels.vocabulary import CHOICES, Source
 from curate.labels.votes import LabelTable, Votes, counts_of, gather, read_judgments
 from curate.project import Project
@@ -89,7 +89,6 @@ def pairwise_cohen(table: LabelTable, *, min_common: int = MIN_COMMON) -> list[t
     """(annotator i, annotator j, shared items, Cohen's kappa) for pairs sharing ``min_common`` items or more
     (found through a sparse co-occurrence count)."""
     from scipy import sparse
-    from sklearn.metrics import cohen_kappa_score
 
     shape = (len(table.items), len(table.annotators))
     given = sparse.csc_matrix((np.ones(len(table.code)), (table.item, table.annotator)), shape=shape)
@@ -100,10 +99,18 @@ def pairwise_cohen(table: LabelTable, *, min_common: int = MIN_COMMON) -> list[t
         if n >= min_common:
             a, b = labels[:, i].toarray().ravel(), labels[:, j].toarray().ravel()
             both = (a > 0) & (b > 0)
-            x, y = a[both] - 1, b[both] - 1
-            kappa = 1.0 if (x == y).all() and len(set(x)) == 1 else float(cohen_kappa_score(x, y))
-            out.append((int(i), int(j), int(n), kappa))
+            out.append((int(i), int(j), int(n), cohen(a[both] - 1, b[both] - 1)))
     return out
+
+
+def cohen(x: Any, y: Any) -> float:
+    """Cohen's kappa (scikit-learn) of two raters' codes on the same items; 1 where both gave one and the same
+    category throughout (where scikit-learn's is undefined)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    if len(set(np.asarray(x).tolist()) | set(np.asarray(y).tolist())) == 1:
+        return 1.0
+    return float(cohen_kappa_score(x, y))
 
 
 def annotator_scores(table: LabelTable, counts: np.ndarray, gold: np.ndarray) -> list[dict[str, Any]]:
@@ -188,24 +195,24 @@ def people_vs_imported(votes: Votes, raters: Source, *, method: str, min_labels:
     and an imported crowd's label when the raters are the project's people), on the pairs that have both: how
     often the raters' final label (by ``method``) equals it, Cohen's kappa between the two, and each rater's
     accuracy against it."""
-    from sklearn.metrics import cohen_kappa_score
+    def codes(table: LabelTable) -> dict[str, int]:  # pair -> the code its votes decide (-1: tied)
+        return dict(zip(table.items, decided_votes(table, method=method, min_labels=min_labels)[0].tolist(),
+                        strict=True))
 
     table = votes.tables[raters]
-    ours = decide(Votes({raters: table}, {}, {}, {}), method=method, min_labels=min_labels)
-    others: list[tuple[Source, dict[str, Any]]] = [(Source.GOLD, votes.gold), (Source.DATASET, votes.dataset)]
+    ours = codes(table)
+    others = [(s, {p: CHOICES.index(c) for p, c in found.items()})
+              for s, found in ((Source.GOLD, votes.gold), (Source.DATASET, votes.dataset))]
     if raters == Source.APP:
-        crowd = decide(Votes({Source.CROWD: votes.tables[Source.CROWD]}, {}, {}, {}), method=method,
-                       min_labels=min_labels)
-        others.append((Source.CROWD, {p: label.choice for p, label in crowd.items() if label.choice is not None}))
+        others.append((Source.CROWD, {p: c for p, c in codes(votes.tables[Source.CROWD]).items() if c >= 0}))
     out = []
     for source, imported in others:
         both = [p for p in table.items if p in imported]
         if not both:
             continue
-        decided = [p for p in both if ours[p].choice is not None]
-        x = [CHOICES.index(ours[p].choice) for p in decided]
-        y = [CHOICES.index(imported[p]) for p in decided]
-        code = np.array([CHOICES.index(imported[p]) if p in imported else -1 for p in table.items])[table.item]
+        decided = [p for p in both if ours[p] >= 0]
+        x, y = [ours[p] for p in decided], [imported[p] for p in decided]
+        code = np.array([imported.get(p, -1) for p in table.items])[table.item]
         per_rater = []
         for j, name in enumerate(table.annotators):
             mine = (table.annotator == j) & (code >= 0)
@@ -214,17 +221,9 @@ def people_vs_imported(votes: Votes, raters: Source, *, method: str, min_labels:
                                   "accuracy": share(table.code[mine] == code[mine])})
         out.append({"imported": str(source), "items": len(both), "decided": len(decided),
                     "agreement": share(np.array(x) == np.array(y)),
-                    "cohen_kappa": _kappa(cohen_kappa_score, x, y),
+                    "cohen_kappa": cohen(x, y) if len(x) >= 2 else None,
                     "annotators": per_rater})
     return out
-
-
-def _kappa(score: Callable[..., float], x: list[int], y: list[int]) -> float | None:
-    if len(x) < 2:
-        return None
-    if len(set(x) | set(y)) == 1:
-        return 1.0
-    return float(score(x, y))
 
 
 def agreement_report(project: Project, *, round_number: int | None = None, raters: str | None = None,

@@ -137,7 +137,8 @@ def decide(votes: Votes, *, method: str = Method.MAJORITY, min_labels: int = DS_
 def _decide_one(votes: Votes, decided: dict, rows: dict, counts: dict, pair: str, source: Source,
                 shown: dict[str, int]) -> FinalLabel | None:
     """The label ``source`` gives ``pair``, or None where it has not spoken (or, for the imported crowd, tied
-    over a data set's own label)."""
+    over a data set's own label). ``shown``: the votes of the pair's voters, the people in the app, else the
+    crowd (so they are this source's own votes when it is a voter source: the app comes before the crowd)."""
     if source == Source.ADJUDICATION and pair in votes.adjudicated:
         choice, lead = votes.adjudicated[pair]
         return FinalLabel(pair, choice, How.ADJUDICATED, source, 1.0, shown, lead)
@@ -152,8 +153,8 @@ def _decide_one(votes: Votes, decided: dict, rows: dict, counts: dict, pair: str
     if code < 0:
         if source == Source.CROWD and pair in votes.dataset:
             return None
-        return FinalLabel(pair, None, How.TIED, source, 0.0, _votes(row))
-    return FinalLabel(pair, CHOICES[code], _HOW[how], source, round(float(row[code] / row.sum()), 6), _votes(row),
+        return FinalLabel(pair, None, How.TIED, source, 0.0, shown)
+    return FinalLabel(pair, CHOICES[code], _HOW[how], source, round(float(row[code] / row.sum()), 6), shown,
                       posterior=None if np.isnan(posterior) else round(float(posterior), 6))
 
 
