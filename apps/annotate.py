@@ -15,7 +15,7 @@ from typing import Any
 import gradio as gr  # this module is imported only by `curate serve` and the tests
 from curate.apps.lead import lead_tab
 
-from curate.annotate import progress as prog
+from curate.annotate import stats as prog
 from curate.annotate.diff import diff_html
 from curate.annotate.instructions import current_instructions
 from curate.annotate.queue import Shown, next_item
@@ -24,7 +24,7 @@ from curate.annotate.users import User, check_login, get_user
 from curate.errors import CurateError
 from curate.labels.vocabulary import Choice
 from curate.project import Project
-from curate.routing import MAX_RANKED
+from curate.select.routing import MAX_RANKED
 
 KEYS_JS = """
 <script>

@@ -27,7 +27,7 @@ import numpy as np
 from curate import ingest_files, init_project
 from curate.annotate.client import AppClient
 from curate.annotate.users import add_user
-from curate.rounds import select_round
+from curate.select.rounds import select_round
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CURATE = Path(sys.executable).with_name("curate")

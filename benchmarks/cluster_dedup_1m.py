@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from curate.cluster import kmeans
-from curate.dedup import similar_pairs
+from curate.pool.cluster import kmeans
+from curate.pool.dedup import similar_pairs
 
 D, CENTRES, PLANTED_SHARE, THRESHOLD = 384, 1000, 0.01, 0.95
 

@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from curate import embed_pool, ingest_files, init_project
 from curate.labels import final_labels, preferences
 from curate.learners.bradley_terry import bt_design
-from curate.pool import embedded_units
+from curate.pool.units import embedded_units
 from curate.scores.committee import pair_differences, score_committee
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from curate.embed import EmbeddingCache, embed_texts, load_encoder, vectors_for
 from curate.ids import normalise_text
 from curate.models import DEFAULT_EMBEDDING, resolve_model
+from curate.pool.embed import EmbeddingCache, embed_texts, load_encoder, vectors_for
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

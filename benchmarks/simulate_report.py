@@ -62,7 +62,7 @@ def runs() -> list[Run]:
 
 
 def simulate_one(run: Run, data_dir: Path, out: Path, reuse: bool) -> tuple[Run, dict, dict, float]:
-    from curate.simulate import features_label, pair_features, plot_curves, read_preferences, simulate
+    from curate.simulate.run import features_label, pair_features, plot_curves, read_preferences, simulate
 
     stored, timing = out / f"{run.name}.json", out / f"{run.name}.seconds.json"
     if reuse and stored.is_file() and timing.is_file():  # the simulation is deterministic: same inputs, same JSON
@@ -91,7 +91,7 @@ def ratio(result: dict, name: str) -> str:
 
 
 def labels_needed(result: dict, name: str) -> float | None:
-    from curate.efficiency import labels_to_reach
+    from curate.simulate.efficiency import labels_to_reach
 
     curve = result["strategies"][name]
     return labels_to_reach(curve["labels"], curve["accuracy_mean"], result["target_accuracy"])
@@ -184,7 +184,7 @@ def main() -> None:
 
 
 def simulate_features(path: Path) -> None:
-    from curate.simulate import pair_features, read_preferences
+    from curate.simulate.run import pair_features, read_preferences
 
     data = read_preferences(path)
     for features in ("embedding", "lm"):

@@ -24,7 +24,7 @@ SETTINGS = ["train.per_device_train_batch_size=4", "train.max_length=256", "trai
 
 def curate_run(root: Path, steps: int) -> tuple[float, float]:
     from curate import open_project
-    from curate.train import plan_training, run_training
+    from curate.train.training import plan_training, run_training
 
     started = time.perf_counter()
     with open_project(root) as project:
@@ -42,7 +42,7 @@ def plain_run(root: Path, data: Path, steps: int) -> float:
     from trl import DPOConfig, DPOTrainer
 
     from curate.models import DEFAULT_POLICY, resolve_model
-    from curate.recipe import load_recipe
+    from curate.train.recipe import load_recipe
 
     recipe, _ = load_recipe("dpo-lora", overrides=[*SETTINGS, f"train.max_steps={steps}"])
     base = resolve_model(DEFAULT_POLICY, cache=root / "cache").path
@@ -71,7 +71,7 @@ def main(steps: int = 20, repeats: int = 2) -> None:
 
     from curate import init_project
     from curate.ingest import ingest_files
-    from curate.rounds import select_round
+    from curate.select.rounds import select_round
 
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch) / "proj"

@@ -16,22 +16,22 @@ _API = {
     "init_project": "curate.project",
     "open_project": "curate.project",
     "ingest_files": "curate.ingest",
-    "project_status": "curate.status",
-    "embed_pool": "curate.pool",
-    "load_pool": "curate.pool",
-    "cluster_pool": "curate.cluster",
+    "project_status": "curate.report.status",
+    "embed_pool": "curate.pool.units",
+    "load_pool": "curate.pool.units",
+    "cluster_pool": "curate.pool.cluster",
     "score_committee": "curate.scores.committee",
-    "select_round": "curate.rounds",
+    "select_round": "curate.select.rounds",
     "answer_queue": "curate.annotate.simulated",
     "known_choices": "curate.ingest",
     "agreement_report": "curate.labels.agreement",
     "final_labels": "curate.labels.rule",
-    "export_dataset": "curate.export:export",  # curate.export and curate.generate are also modules
-    "plan_training": "curate.train",
-    "run_training": "curate.train",
-    "generate_completions": "curate.generate:generate",
-    "report_data": "curate.report",
-    "write_report": "curate.report",
+    "export_dataset": "curate.export:export",  # curate.export and curate.train.generate are also modules
+    "plan_training": "curate.train.training",
+    "run_training": "curate.train.training",
+    "generate_completions": "curate.train.generate:generate",
+    "report_data": "curate.report.data",
+    "write_report": "curate.report.data",
 }
 __all__ = ["__version__", *_API]
 

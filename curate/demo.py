@@ -48,6 +48,7 @@ class DemoStep:
     name: str  # init | ingest | embed | cluster | dedup | map | select | annotate | agreement | committee |
     #            export | train | generate | report | status | serve
     result: Any
+    summary: str  # one line saying what the step did
 
 
 def run_demo(directory: Path | str, *, settings: DemoSettings | None = None, interactive: bool = False,
@@ -56,16 +57,17 @@ def run_demo(directory: Path | str, *, settings: DemoSettings | None = None, int
     yielding its result as it finishes. ``interactive``: round 1 is answered by people in the app (a lead
     account is made; the step ``serve`` gives its address and password), rounds continue once it is done."""
     from curate.annotate.simulated import answer_queue
-    from curate.cluster import cluster_pool
-    from curate.dedup import dedup_pool
     from curate.ingest import ingest_files, known_choices
     from curate.labels.agreement import agreement_report
-    from curate.maps import write_map
-    from curate.pool import embed_pool
-    from curate.report import write_report
-    from curate.rounds import select_round, set_round_status
+    from curate.pool.cluster import cluster_pool
+    from curate.pool.dedup import dedup_pool
+    from curate.pool.maps import write_map
+    from curate.pool.units import embed_pool
+    from curate.report.data import write_report
+    from curate.report.status import project_status
     from curate.scores.committee import score_committee
-    from curate.status import project_status
+    from curate.select.rounds import select_round, set_round_status
+    from curate.train.training import version_summary
 
     settings = settings or DemoSettings()
     progress = progress or no_progress
@@ -77,38 +79,84 @@ def run_demo(directory: Path | str, *, settings: DemoSettings | None = None, int
                   **(INTERACTIVE_SLICES if interactive else {}))
     answers = known_choices(sample_paths())
     with open_project(root) as project:
-        yield DemoStep("init", project.root)
-        yield DemoStep("ingest", ingest_files(project, sample_paths(), labels=False, progress=progress))
-        yield DemoStep("embed", embed_pool(project, progress=progress))
+        yield DemoStep("init", project.root, f"init: project {project.root}")
+        ingested = ingest_files(project, sample_paths(), labels=False, progress=progress)
+        files = ", ".join(f"{Path(f.path).name} ({f.pairs} pairs)" for f in ingested.files)
+        yield DemoStep("ingest", ingested,
+                       f"ingest: {files}; their labels are held back as the simulated annotators' answer key")
+        yield _embedded(embed_pool(project, progress=progress))
         clusters = cluster_pool(project, k="auto")
-        yield DemoStep("cluster", clusters)
-        yield DemoStep("dedup", dedup_pool(project, progress=progress))
-        yield DemoStep("map", write_map(project))
-        yield DemoStep("select", select_round(project, budget=settings.budget))  # cold start: no label yet
+        yield _clustered(clusters, root)
+        deduped = dedup_pool(project, progress=progress)
+        yield DemoStep("dedup", deduped, f"dedup: {len(deduped.groups)} near-duplicate groups, {deduped.marked} "
+                                         f"{deduped.field}s marked")
+        yield _mapped(write_map(project))
+        yield _selected(select_round(project, budget=settings.budget))  # cold start: no label yet
         if interactive:
             yield from _people(project)
             _enough_labels(project)
         else:
-            yield DemoStep("annotate", answer_queue(project, answers, annotators=settings.annotators,
-                                                    progress=progress))
-        if not interactive:
-            yield DemoStep("agreement", agreement_report(project, round_number=1, resamples=100))
+            yield _annotated(answer_queue(project, answers, annotators=settings.annotators, progress=progress))
+            agreement = agreement_report(project, round_number=1, resamples=100)
+            yield DemoStep("agreement", agreement, (
+                f"agreement: {agreement['items_multi']} items judged by 2+; Fleiss κ "
+                f"{agreement['fleiss_kappa']['value']:.3f}, Krippendorff α "
+                f"{agreement['krippendorff_alpha']['value']:.3f}"))
         set_round_status(project, 1, "closed")
-        yield DemoStep("committee", score_committee(project))
-        yield DemoStep("export", _export(project))
+        yield _committee(score_committee(project))
+        exported = _export(project)
+        splits = ", ".join(f"{s} {info['rows']}" for s, info in exported["splits"].items())
+        yield DemoStep("export", exported, f"export: round {exported['round']} as {exported['format']} ({splits})")
         version = _train(project, settings, progress)
-        yield DemoStep("train", version)
-        yield DemoStep("generate", _generate(project, version["name"], settings, progress))
-        yield DemoStep("embed", embed_pool(project, progress=progress))
-        yield DemoStep("cluster", cluster_pool(project, k=clusters.k))  # the new pairs too, with the same k
-        yield DemoStep("map", write_map(project))
-        yield DemoStep("committee", score_committee(project))
-        yield DemoStep("select", select_round(project, budget=settings.budget, strategy="uncertainty"))
+        yield DemoStep("train", version, version_summary(version))
+        generated = _generate(project, version["name"], settings, progress)
+        yield DemoStep("generate", generated, generated.summary())
+        yield _embedded(embed_pool(project, progress=progress))
+        yield _clustered(cluster_pool(project, k=clusters.k), root)  # the new pairs too, with the same k
+        yield _mapped(write_map(project))
+        yield _committee(score_committee(project))
+        yield _selected(select_round(project, budget=settings.budget, strategy="uncertainty"))
         if not interactive:  # round 2 stays open for the people who did round 1
-            yield DemoStep("annotate", answer_queue(project, answers, annotators=settings.annotators,
-                                                    progress=progress))
-        yield DemoStep("report", write_report(project, out=project.root / "report.html", progress=progress))
-        yield DemoStep("status", project_status(project))
+            yield _annotated(answer_queue(project, answers, annotators=settings.annotators, progress=progress))
+        page = write_report(project, out=project.root / "report.html", progress=progress)
+        yield DemoStep("report", page, f"report: {page}")
+        yield DemoStep("status", project_status(project), "status")
+
+
+def _embedded(result: Any) -> DemoStep:
+    return DemoStep("embed", result, f"embed: {result.texts} texts with {result.model} ({result.computed} computed)")
+
+
+def _clustered(result: Any, root: Path) -> DemoStep:
+    how = " (k by silhouette)" if "auto_k" in result.config else ""
+    return DemoStep("cluster", result, f"cluster: {sum(result.sizes.values())} {result.field}s into {result.k} "
+                                       f"clusters{how}; curate cluster --show --project {root}")
+
+
+def _mapped(result: Any) -> DemoStep:
+    return DemoStep("map", result, f"map: {result.html} (open it in a browser)")
+
+
+def _selected(result: Any) -> DemoStep:
+    slices = (f"; slices reserved: {result.reserved.get('test', 0)} test, "
+              f"{result.reserved.get('calibration', 0)} calibration" if result.reserved else "")
+    return DemoStep("select", result, (
+        f"select: round {result.number} by {result.strategy}{' (cold start)' if result.cold_start else ''}: "
+        f"{result.items} pairs, {result.arms.get('random', 0)} in the random arm, "
+        f"{result.routes.get('rank', 0)} to rank, {result.routes.get('rewrite', 0)} to rewrite{slices}"))
+
+
+def _annotated(result: Any) -> DemoStep:
+    skipped = sum(result.skipped.values())
+    votes = ", ".join(f"{k} {v}" for k, v in sorted(result.choices.items()))
+    return DemoStep("annotate", result, (
+        f"annotate: {len(result.annotators)} simulated annotators judged {result.judged} items ({votes})"
+        + (f", passed on {skipped} ({'; '.join(result.skipped)})" if skipped else "")))
+
+
+def _committee(result: Any) -> DemoStep:
+    return DemoStep("committee", result,
+                    f"committee: {result.members} Bradley–Terry heads fitted on {result.labelled} labelled pairs")
 
 
 def _fresh(root: Path) -> Path:
@@ -146,8 +194,10 @@ def _people(project: Project) -> Iterator[DemoStep]:
     add_user(project.store, "lead", role="lead", password=password)
     app = launch(project, block=False)
     try:
-        yield DemoStep("serve", {"url": app.local_url, "user": "lead", "password": password,
-                                 "items": _open_items(project)})
+        items = _open_items(project)
+        yield DemoStep("serve", {"url": app.local_url, "user": "lead", "password": password, "items": items},
+                       f"serve: the app is at {app.local_url}; log in as lead / {password} and judge the {items} "
+                       "items of round 1 (Ctrl+C goes on with what you judged)")
         while _open_items(project):
             time.sleep(2)
     except KeyboardInterrupt:
@@ -178,7 +228,7 @@ def _export(project: Project) -> dict[str, Any]:
 
 
 def _train(project: Project, settings: DemoSettings, progress: Progress) -> dict[str, Any]:
-    from curate.train import plan_training, run_training
+    from curate.train.training import plan_training, run_training
 
     overrides = [f"train.max_steps={settings.train_steps}", f"train.eval_examples={settings.eval_examples}",
                  "train.logging_steps=1", "train.max_length=256"]
@@ -189,7 +239,7 @@ def _train(project: Project, settings: DemoSettings, progress: Progress) -> dict
 
 
 def _generate(project: Project, model: str, settings: DemoSettings, progress: Progress) -> Any:
-    from curate.generate import generate
+    from curate.train.generate import generate
 
     return generate(project, model=model, n=2, max_new_tokens=settings.max_new_tokens,
                     limit=settings.generate_prompts, seed=settings.seed, progress=progress)

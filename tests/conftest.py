@@ -237,7 +237,7 @@ def set_config(root: Path, section: str, **values: object) -> None:
 def annotation_base(tmp_path_factory, shared_data) -> Path:
     """UKP dev (real crowd votes and gold) with round 1: 500 random pairs to rank; app users added."""
     from curate.annotate.users import add_user
-    from curate.rounds import select_round
+    from curate.select.rounds import select_round
 
     root = tmp_path_factory.mktemp("annotation") / "proj"
     with init_project(root) as project:
@@ -286,7 +286,7 @@ def add_ranking_round(project, shared_data: Path, folder: Path) -> int:
     import gzip
     import json
 
-    from curate.rounds import select_round
+    from curate.select.rounds import select_round
 
     rows, texts = [], set()
     with gzip.open(shared_data / "ukp-convarg1-dev.jsonl.gz", "rt") as f:

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from curate import open_project
 from curate.annotate.instructions import current_instructions
-from curate.annotate.progress import annotator_stats, flagged_items, progress_line
 from curate.annotate.queue import next_item
+from curate.annotate.stats import annotator_stats, flagged_items, progress_line
 from curate.annotate.submit import skip, submit, undo
 from curate.annotate.users import add_user, check_login, get_user, list_users, unlock_user
 from curate.errors import CurateError, RefusedError
@@ -131,7 +131,7 @@ def test_a_double_submit_stores_one_judgment_and_stale_or_foreign_submits_are_re
     with pytest.raises(CurateError, match="confidence"):
         submit(store, people["carol"], assignment=other.assignment, token="carol-token-1", choice="A",
                confidence=9)
-    from curate.rounds import set_round_status
+    from curate.select.rounds import set_round_status
 
     set_round_status(annotation, 1, "closed")
     with pytest.raises(RefusedError, match="round is closed"):
@@ -251,7 +251,7 @@ def test_instructions_are_versioned_and_every_judgment_names_its_version(annotat
 
 
 def test_rewrites_are_new_completions_with_provenance(annotation):
-    from curate.rounds import select_round, set_round_status
+    from curate.select.rounds import select_round, set_round_status
 
     set_round_status(annotation, 1, "closed")
     select_round(annotation, budget=3, strategy="random", route="rewrite")
@@ -276,7 +276,7 @@ def test_rewrites_are_new_completions_with_provenance(annotation):
 
 def test_rankings_order_all_completions_with_ties(annotation, shared_data, tmp_path):
     """A prompt with four completions becomes one ranking item (after round 1 is closed)."""
-    from curate.rounds import set_round_status
+    from curate.select.rounds import set_round_status
 
     set_round_status(annotation, 1, "closed")
     number = add_ranking_round(annotation, shared_data, tmp_path)
@@ -293,8 +293,8 @@ def test_rankings_order_all_completions_with_ties(annotation, shared_data, tmp_p
 
 
 def test_the_suggestion_is_prefilled_only_when_configured_and_recorded(ukp):
-    from curate.rounds import select_round
     from curate.scores.committee import score_committee
+    from curate.select.rounds import select_round
 
     score_committee(ukp)
     select_round(ukp, budget=20, strategy="random", route="rank")
@@ -314,7 +314,7 @@ def test_the_suggestion_is_prefilled_only_when_configured_and_recorded(ukp):
 def test_concurrent_annotators_never_exceed_the_overlap(project, samples):
     """Eight threads take and judge items at once; on PostgreSQL the queue takes an advisory lock."""
     from curate import ingest_files
-    from curate.rounds import select_round
+    from curate.select.rounds import select_round
 
     ingest_files(project, [samples["ukp"]])
     select_round(project, budget=30, strategy="random", route="rank")

@@ -78,7 +78,7 @@ def test_two_annotators_in_two_browsers_keyboard_rewrite_ranking_and_screenshots
     root = tmp_path / "proj"
     shutil.copytree(annotation_base, root)
     with open_project(root) as project:
-        from curate.rounds import select_round
+        from curate.select.rounds import select_round
 
         select_round(project, budget=1, strategy="random", route="rewrite")  # round 2
         add_ranking_round(project, shared_data, tmp_path)  # round 3
@@ -102,7 +102,7 @@ def test_two_annotators_in_two_browsers_keyboard_rewrite_ranking_and_screenshots
                     token_carol = next_token(carol, token_carol)
             assert "done 3" in bob.find_element(By.ID, "progress").text
 
-            from curate.rounds import set_round_status
+            from curate.select.rounds import set_round_status
 
             with open_project(root) as lead:  # the lead closes round 1: bob reloads and gets the rewrite
                 set_round_status(lead, 1, "closed")

@@ -112,7 +112,7 @@ def test_lead_tab_endpoints_adjudicate_and_refuse_annotators(served):
 
 
 def test_rank_and_rewrite_views_through_gradio_client(annotation, shared_data, tmp_path):
-    from curate.rounds import select_round, set_round_status
+    from curate.select.rounds import select_round, set_round_status
 
     set_round_status(annotation, 1, "closed")
     select_round(annotation, budget=1, strategy="random", route="rewrite")

@@ -130,7 +130,7 @@ def test_report_json_learning_curve_counts_the_arms_labels(demo, samples):
 
     from curate.labels import final_labels, preferences
     from curate.project import open_project
-    from curate.report import report_data
+    from curate.report.data import report_data
     from curate.store.schema import Item, Round
 
     root, _ = demo
@@ -225,8 +225,8 @@ def test_interactive_demo_serves_the_app_until_people_finish_round_1(tmp_path, s
     from curate.errors import CurateError
     from curate.ingest import ingest_files
     from curate.project import init_project, open_project
-    from curate.report import write_report
-    from curate.rounds import select_round
+    from curate.report.data import write_report
+    from curate.select.rounds import select_round
     from curate.store.schema import Judgment
 
     with init_project(tmp_path / "p") as project:
@@ -284,8 +284,8 @@ def test_report_opens_in_a_browser_with_every_picture(demo, tmp_path):
 def test_report_escapes_the_data_it_shows(tmp_path):
     from curate.ingest import ingest_files
     from curate.project import init_project
-    from curate.report import write_report
-    from curate.rounds import select_round
+    from curate.report.data import write_report
+    from curate.select.rounds import select_round
 
     data = tmp_path / "hostile.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"<script>alert({i})</script><img src=x onerror=alert(1)> {i}",

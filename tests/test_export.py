@@ -74,7 +74,7 @@ def test_rules_for_ties_both_bad_rewrites_and_rankings(annotation, shared_data, 
     from curate.annotate.submit import submit
     from curate.annotate.users import get_user
     from curate.labels.adjudication import adjudicate
-    from curate.rounds import select_round, set_round_status
+    from curate.select.rounds import select_round, set_round_status
 
     set_round_status(annotation, 1, "closed")
     select_round(annotation, budget=1, strategy="random", route="rewrite")  # round 2

@@ -106,7 +106,7 @@ def test_generate_train_score_select_and_trace(trained, cli):
 
 
 def test_an_interrupted_generation_resumes(trained):
-    from curate.generate import generate
+    from curate.train.generate import generate
 
     def stop_after_one_batch(items, _description, _total):
         for step, item in enumerate(items):
@@ -177,9 +177,9 @@ def test_a_conversational_pool_is_sampled_through_the_chat_template(sqlite_proje
     from conftest import hh_chat_file
 
     from curate import ingest_files, init_project
-    from curate.generate import generate
-    from curate.rounds import select_round
+    from curate.select.rounds import select_round
     from curate.store.schema import Slice
+    from curate.train.generate import generate
 
     data = hh_chat_file(shared_data, tmp_path, 40)
     twin = init_project(tmp_path / "twin")
@@ -203,7 +203,7 @@ def test_a_conversational_pool_is_sampled_through_the_chat_template(sqlite_proje
     twin.close()
 
     from curate.models import resolve_model
-    from curate.sampling import encode_prompt, load_sampler
+    from curate.train.sampling import encode_prompt, load_sampler
 
     sampler = load_sampler(resolve_model(str(tiny_models["causal"])), cache=tmp_path, conversational=True)
     question = [{"role": "user", "content": "Is the sky blue?"}]

@@ -201,7 +201,7 @@ def test_a_tie_of_people_goes_to_a_lead_over_the_dataset_label(tmp_path, shared_
     from curate.annotate.queue import next_item
     from curate.annotate.submit import submit
     from curate.annotate.users import add_user, get_user
-    from curate.rounds import select_round
+    from curate.select.rounds import select_round
 
     sample = tmp_path / "hh.jsonl"
     with gzip.open(shared_data / "hh-rlhf-harmless-test-dev.jsonl.gz", "rt", encoding="utf-8") as fh:
@@ -240,7 +240,7 @@ def test_no_module_outside_the_label_package_computes_labels_from_judgments():
 
     root = Path(__file__).resolve().parents[1]
     allowed = {"curate/annotate/submit.py": "writes a person's choice",
-               "curate/annotate/progress.py": "a person's own answers against gold, for their accuracy"}
+               "curate/annotate/stats.py": "a person's own answers against gold, for their accuracy"}
     readers, spelled = set(), set()
     for path in sorted([*root.glob("curate/**/*.py"), *root.glob("apps/*.py")]):
         name = path.relative_to(root).as_posix()

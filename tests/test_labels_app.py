@@ -25,7 +25,7 @@ def sheet(tmp_path_factory, shared_data):
     """The project after round 1 was judged in the app: (root, the file's preferred text per shown pair, the
     pairs carol split)."""
     from curate.annotate.users import add_user
-    from curate.rounds import select_round
+    from curate.select.rounds import select_round
 
     folder = tmp_path_factory.mktemp("sheet")
     rows, preferred = [], {}
@@ -136,7 +136,7 @@ def test_people_outrank_the_file_and_ties_wait_for_a_lead(sheet, cli, tmp_path):
 
 
 def test_a_round_nobody_judged_is_refused(sheet, cli, tmp_path):
-    from curate.rounds import select_round
+    from curate.select.rounds import select_round
 
     copy = private(sheet[0], tmp_path)
     with open_project(copy) as project:

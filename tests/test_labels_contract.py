@@ -28,7 +28,7 @@ def base(tmp_path_factory, shared_data):
     import json
 
     from curate.annotate.users import add_user
-    from curate.rounds import select_round
+    from curate.select.rounds import select_round
     from curate.store.schema import Annotator
 
     root = tmp_path_factory.mktemp("contract") / "proj"

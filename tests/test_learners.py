@@ -15,7 +15,7 @@ from curate.learners import LEARNERS, make_learner
 @pytest.fixture(scope="module")
 def pairs(ukp_embedded):
     from curate.labels import final_labels, preferences
-    from curate.pool import embedded_units
+    from curate.pool.units import embedded_units
     from curate.scores.committee import pair_differences
 
     with open_project(ukp_embedded) as project:

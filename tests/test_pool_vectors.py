@@ -16,19 +16,19 @@ import pytest
 from sqlalchemy import select
 
 from curate import embed_pool, ingest_files, init_project, load_pool, open_project, project_status
-from curate.cluster import cluster_pool, describe_clusters, run_labels
-from curate.dedup import dedup_pool
-from curate.drift import drift_report
 from curate.errors import CurateError
-from curate.maps import write_map
+from curate.pool.cluster import cluster_pool, describe_clusters, run_labels
+from curate.pool.dedup import dedup_pool
+from curate.pool.drift import drift_report
+from curate.pool.maps import write_map
 from curate.store.schema import NearDuplicate, Pair, Record
 
 
 @pytest.fixture(scope="session")
 def second_model(tmp_path_factory) -> Path:
     """A second, different sentence-transformers model: MiniLM cut to its first layer, saved locally."""
-    from curate.embed import load_encoder
     from curate.models import resolve_model
+    from curate.pool.embed import load_encoder
 
     encoder = load_encoder(resolve_model("sentence-transformers/all-MiniLM-L6-v2"))
     bert = encoder[0].auto_model
@@ -49,7 +49,7 @@ def test_cache_hits_and_only_new_texts_are_embedded(ukp, samples):
     assert again.computed == 0 and again.cached == again.texts > 200
     ingest_files(ukp, [samples["pandalm"]])
     with ukp.store.read() as conn:
-        from curate.pool import pool_units
+        from curate.pool.units import pool_units
 
         every = {t for f in ("prompt", "completion") for t in pool_units(conn, f).texts()}
     new = embed_pool(ukp)

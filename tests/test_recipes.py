@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from curate.errors import ConfigError
-from curate.recipe import KINDS, DpoTrain, load_recipe, packaged_recipes
+from curate.train.recipe import KINDS, DpoTrain, load_recipe, packaged_recipes
 
 
 def test_every_packaged_recipe_parses_and_shows_as_is(cli):

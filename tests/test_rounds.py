@@ -11,15 +11,15 @@ import pytest
 
 from curate import open_project, project_status
 from curate.config import RouteSection
-from curate.routing import route_pairs
+from curate.select.routing import route_pairs
 from curate.strategies import PoolView
 
 
 @pytest.fixture
 def scored(ukp):
     """The embedded UKP sample with clusters, near-duplicates and the fast committee."""
-    from curate.cluster import cluster_pool
-    from curate.dedup import dedup_pool
+    from curate.pool.cluster import cluster_pool
+    from curate.pool.dedup import dedup_pool
     from curate.scores.committee import score_committee
 
     cluster_pool(ukp, k=4)
@@ -57,7 +57,7 @@ def test_select_end_to_end(cli, scored):
     assert second["strategy"] == "coreset" and second["slices_reserved"] == {}
     assert not {i["pair_id"] for i in first["items"]} & {i["pair_id"] for i in second["items"]}
     assert not sliced & {i["pair_id"] for i in second["items"]}
-    from curate.selection_pool import build_pool_view
+    from curate.select.candidates import build_pool_view
 
     pool, _ = build_pool_view(scored)
     group_of = dict(zip(pool.ids.tolist(), pool.duplicates.tolist(), strict=True))
@@ -80,8 +80,8 @@ def test_select_end_to_end(cli, scored):
 
 def test_a_pair_comparing_a_completion_with_itself_is_never_selected(scored, tmp_path):
     from curate import embed_pool, ingest_files
-    from curate.rounds import select_round
-    from curate.selection_pool import build_pool_view
+    from curate.select.candidates import build_pool_view
+    from curate.select.rounds import select_round
 
     row = {"prompt": "Which argument is stronger?", "a": "The same words.", "b": "The same words.", "w": "a"}
     (tmp_path / "same.jsonl").write_text(json.dumps(row) + "\n")
@@ -97,7 +97,7 @@ def test_a_pair_comparing_a_completion_with_itself_is_never_selected(scored, tmp
 
 
 def test_same_seed_same_state_same_manifest(scored, tmp_path):
-    from curate.rounds import select_round
+    from curate.select.rounds import select_round
 
     copy = tmp_path / "copy"
     shutil.copytree(scored.root, copy)
@@ -111,8 +111,8 @@ def test_same_seed_same_state_same_manifest(scored, tmp_path):
 
 
 def test_slices_stratified_keep_near_duplicates_together_and_prefer_labelled_pairs(scored):
-    from curate.rounds import reserve_slices
-    from curate.selection_pool import build_pool_view
+    from curate.select.candidates import build_pool_view
+    from curate.select.rounds import reserve_slices
 
     pool, context = build_pool_view(scored)
     slices = reserve_slices(pool, context, test_size=0.2, calibration_size=10, rng=np.random.default_rng(0))
@@ -222,7 +222,7 @@ def test_stream_mode_selects_about_the_rate(cli, scored, shared_data, monkeypatc
 
 
 def test_quotas_per_cluster_and_per_record_metadata(cli, scored):
-    from curate.selection_pool import build_pool_view
+    from curate.select.candidates import build_pool_view
 
     code, _, err = cli("select", "--project", scored.root, "--budget", "40", "--quota", "topic=0:0.2")
     assert code == 0, err
@@ -272,7 +272,7 @@ def test_slices_are_never_learned_from_nor_leaked_through_near_duplicates(cli, s
     assert not project_status(scored)["scores"]["committee"]["stale"]
     manifest_1 = manifest(scored, 1)
     chosen = {i["pair_id"] for i in manifest_1["items"]}
-    from curate.selection_pool import build_pool_view
+    from curate.select.candidates import build_pool_view
 
     pool, _ = build_pool_view(scored)
     free = [p for p in pool.ids[pool.available].tolist() if p not in chosen][:3]

@@ -226,7 +226,7 @@ def test_committee_on_ukp_dev_predicts_and_its_disagreement_means_something(shar
     from curate import embed_pool
     from curate.labels import final_labels, preferences
     from curate.learners.bradley_terry import committee_probabilities, disagreement, fit_committee
-    from curate.pool import embedded_units
+    from curate.pool.units import embedded_units
     from curate.scores.committee import pair_differences
     from curate.store.schema import Judgment, Pair, Record
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from curate.efficiency import label_efficiency, labels_to_reach, stopping_point
-from curate.relabel import relabel_or_new
+from curate.simulate.efficiency import label_efficiency, labels_to_reach, stopping_point
+from curate.simulate.relabel import relabel_or_new
 
 SCHEMA = REPO / "tests" / "data" / "simulate.schema.json"  # a copy of ../shared/contracts/simulate.schema.json
 SHARED_SCHEMA = REPO.parent / "shared" / "contracts" / "simulate.schema.json"

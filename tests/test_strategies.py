@@ -32,12 +32,12 @@ def rules_file(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def pool(ukp_embedded, model_cache, tiny_models) -> PoolView:
-    from curate.cluster import kmeans
-    from curate.dedup import duplicate_groups, similar_pairs
     from curate.labels import final_labels, preferences
     from curate.learners.bradley_terry import committee_probabilities, disagreement, fit_committee
     from curate.models import DEFAULT_POLICY, resolve_model
-    from curate.pool import embedded_units, unit_vectors
+    from curate.pool.cluster import kmeans
+    from curate.pool.dedup import duplicate_groups, similar_pairs
+    from curate.pool.units import embedded_units, unit_vectors
     from curate.scores.committee import pair_differences
     from curate.scores.entropy import STATS, token_entropy
     from curate.scores.lm import load_causal_lm, load_reward_model

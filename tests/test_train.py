@@ -66,7 +66,7 @@ def test_dpo_on_round_one_registers_an_evaluated_adapter(judged, tiny_models, cl
 
 
 def test_resume_continues_a_crashed_run_from_its_checkpoint(judged, tiny_models):
-    from curate.train import plan_training, run_training
+    from curate.train.training import plan_training, run_training
 
     annotation = judged
     overrides = [f"model={tiny_models['causal']}", "train.max_steps=4", "train.save_steps=2",
@@ -122,7 +122,7 @@ def test_every_recipe_trains_the_real_small_model(recipe, judged_base, model_cac
     from curate import open_project
     from curate.export import build_examples, render
     from curate.models import DEFAULT_POLICY, resolve_model
-    from curate.train import plan_training, run_training
+    from curate.train.training import plan_training, run_training
 
     kind = recipe.removesuffix("-lora")
     with open_project(judged_base) as project:

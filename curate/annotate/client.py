@@ -10,7 +10,7 @@ import secrets
 from typing import Any
 
 from curate.errors import CurateError, RefusedError
-from curate.routing import MAX_RANKED
+from curate.select.routing import MAX_RANKED
 
 
 class AppClient:

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, exists, func, insert, select, text, update
 from curate.annotate.users import User
 from curate.config import AnnotateSection
 from curate.labels.vocabulary import Source
-from curate.routing import MAX_RANKED
+from curate.select.routing import MAX_RANKED
 from curate.store import Store
 from curate.store.schema import Assignment, Completion, Item, Judgment, Pair, Record, Round, Score, ScoreRun, Slice
 

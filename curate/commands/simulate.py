@@ -66,8 +66,8 @@ def simulate(
     plot: Annotated[Path | None, typer.Option("--plot", help="Write the learning curves here (PNG).")] = None,
 ) -> None:
     """Simulate rounds on labelled data: does each strategy beat random, and by how many labels?"""
-    from curate.simulate import check_request, features_label, pair_features, plot_curves, read_preferences
-    from curate.simulate import simulate as run
+    from curate.simulate.run import check_request, features_label, pair_features, plot_curves, read_preferences
+    from curate.simulate.run import simulate as run
 
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     seed_list = _ints(seeds, "--seeds")

@@ -15,7 +15,7 @@ recipes_app = typer.Typer(no_args_is_help=True, help="Training recipes (YAML): l
 @recipes_app.command("list")
 def recipes_list(as_json: JsonFlag = False) -> None:
     """The packaged recipes: name, kind, model and what each trains."""
-    from curate.recipe import load_recipe, packaged_recipes
+    from curate.train.recipe import load_recipe, packaged_recipes
 
     rows = []
     for name in packaged_recipes():
@@ -37,7 +37,7 @@ def recipes_list(as_json: JsonFlag = False) -> None:
 def recipes_show(name: Annotated[str, typer.Argument(help="A packaged recipe (curate recipes list).")]) -> None:
     """Print a packaged recipe's YAML, to copy and edit."""
     from curate.errors import ConfigError
-    from curate.recipe import packaged_recipes
+    from curate.train.recipe import packaged_recipes
 
     recipes = packaged_recipes()
     if name not in recipes:
@@ -68,7 +68,7 @@ def train(recipe: Annotated[str, typer.Argument(help="A packaged recipe (curate 
     slice and register the model version."""
     from curate.commands.common import progress_bar
     from curate.project import open_project
-    from curate.train import plan_training, run_training
+    from curate.train.training import plan_training, run_training, version_summary
 
     with open_project(project_dir) as project:
         plan = plan_training(project, recipe, round_number=round_number, data=data, overrides=overrides or [],
@@ -89,41 +89,4 @@ def train(recipe: Annotated[str, typer.Argument(help="A packaged recipe (curate 
     if as_json:
         print_json(version)
         return
-    from curate.views import train_line
-
-    out.print(train_line(version))
-
-
-def generate(model: Annotated[str, typer.Option("--model", help="A model version of this project (curate train "
-                                                "names them, e.g. dpo-lora-r1), or a causal LM / adapter folder.")],
-             n: Annotated[int, typer.Option("--n", help="Samples per prompt (2-8); they become its pairs.")] = 2,
-             max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens per sample, at most.")
-                                       ] = 256,
-             temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature (above 0).")
-                                    ] = 0.8,
-             top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling: the smallest set of tokens "
-                                                  "holding this probability.")] = 0.95,
-             limit: Annotated[int | None, typer.Option("--limit", help="Sample this many prompts, drawn with "
-                                                       "--seed (default: every prompt).")] = None,
-             max_prompt_length: Annotated[int, typer.Option("--max-prompt-length", help="Longer prompts lose "
-                                                            "their start.")] = 1024,
-             batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts sampled together.")] = 8,
-             seed: Annotated[int, typer.Option("--seed")] = 0,
-             project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
-    """Sample fresh completions for the pool's prompts from a trained model: the next round's on-policy pairs,
-    stored with the model version that wrote them."""
-    from curate.commands.common import progress_bar
-    from curate.generate import generate as run
-    from curate.project import open_project
-
-    with open_project(project_dir) as project:
-        result = run(project, model=model, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
-                     top_p=top_p, seed=seed, limit=limit, max_prompt_length=max_prompt_length,
-                     batch_size=batch_size, progress=progress_bar)
-    if as_json:
-        print_json(vars(result))
-        return
-    from curate.views import generate_line
-
-    out.print(generate_line(result) + f"\n  next: curate embed, curate score entropy --model {result.model}, "
-              "curate select")
+    out.print(version_summary(version))

@@ -6,7 +6,7 @@ from importlib import import_module
 from typing import Any
 
 _API = {"ingest_files": "curate.ingest.pipeline", "known_choices": "curate.ingest.pipeline",
-        "FileReport": "curate.ingest.report", "IngestReport": "curate.ingest.report"}
+        "FileReport": "curate.ingest.results", "IngestReport": "curate.ingest.results"}
 __all__ = list(_API)
 
 

@@ -17,7 +17,7 @@ from curate.errors import InputError
 from curate.ids import content_id, normalise_text
 from curate.ingest.layouts import Layout, Parsed, Text, detect_layout, mapped_layout
 from curate.ingest.readers import Source, detect_format, read_rows
-from curate.ingest.report import FileReport, IngestReport
+from curate.ingest.results import FileReport, IngestReport
 from curate.ingest.values import RowProblem
 from curate.progress import Progress, no_progress
 from curate.project import Project

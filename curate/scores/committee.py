@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Connection, select
 
-from curate.embed import EmbeddingCache, vectors_for
 from curate.errors import CurateError
 from curate.models import ResolvedModel
-from curate.pool import PoolUnits
+from curate.pool.embed import EmbeddingCache, vectors_for
+from curate.pool.units import PoolUnits
 from curate.progress import Progress
 from curate.project import Project
 from curate.scores.lm import model_paths
@@ -85,7 +85,7 @@ def committee_features(project: Project, *, features: str, model: str | None = N
     """Pair ids, d = f(A) − f(B) for each, the model f comes from, and how many LM states were computed.
     f is the completion's embedding (``features="embedding"``, ``model``: the embedding model) or its
     standardised LM states under the [models] policy (``"lm"``)."""
-    from curate.pool import embedded_units, pool_units
+    from curate.pool.units import embedded_units, pool_units
 
     if features == "embedding":
         units, cache = embedded_units(project, "pair", model=model)

@@ -44,7 +44,7 @@ def resolve_scorer(name: str, *, cache: Path, project: Project | None = None) ->
     ``dpo-lora-r1``); an adapter's fingerprint combines its own and its base's."""
     registered = None
     if project is not None and not Path(name).expanduser().is_dir():
-        from curate.store.models import version_path
+        from curate.store.model_versions import version_path
 
         with project.store.read() as conn:
             registered = version_path(conn, name)

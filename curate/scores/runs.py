@@ -41,7 +41,7 @@ def cached_completion_scores(root: Path, model: ResolvedModel, rows: Sequence[tu
     from ``root``/scores/<kind>/<model> (``root``: a cache folder) where it has them, and how many were
     computed. The model is loaded (``load(model, cache=)``) only if something is missing; work is cached a
     shard at a time, in prompt order, so a killed run loses little."""
-    from curate.embed import EmbeddingCache, text_key
+    from curate.pool.embed import EmbeddingCache, text_key
 
     cache = EmbeddingCache(root, model, kind=f"scores/{kind}")
     keys = [text_key(f"{max_length}\x1f{prompt}\x1f{text}") for _, prompt, text in rows]

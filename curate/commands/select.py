@@ -70,7 +70,7 @@ def select(
 ) -> None:
     """Choose pairs for experts as a new round (manifest in rounds/NNNN/), or --stream decisions on new pairs."""
     from curate.project import open_project
-    from curate.rounds import select_round
+    from curate.select.rounds import select_round
 
     if stream:
         _stream(project_dir, strategy or "uncertainty", rate, mapping, label_values, seed or 0)
@@ -108,7 +108,7 @@ def _stream(project_dir: Path, strategy: str, rate: float, mapping: str | None, 
 
     from curate.commands.common import err
     from curate.project import open_project
-    from curate.stream import stream_decisions
+    from curate.select.stream import stream_decisions
 
     selected = seen = 0
     with open_project(project_dir) as project:
@@ -144,7 +144,7 @@ def round_reopen(number: Annotated[int, typer.Argument(help="Round number.")], p
 
 def _set_round(project_dir: Path, number: int, status: str) -> None:
     from curate.project import open_project
-    from curate.rounds import set_round_status
+    from curate.select.rounds import set_round_status
 
     with open_project(project_dir) as project:
         set_round_status(project, number, status)

@@ -47,7 +47,7 @@ def _score(strategy: str, committee: BTCommittee, d: np.ndarray) -> np.ndarray:
 def calibrate(project: Project, *, strategy: str, rate: float, members: int = 8, seed: int = 0) -> Calibration:
     """Fit the committee on the project's labels and set the threshold on the pool's scores."""
     from curate.labels import training_labels
-    from curate.pool import embedded_units
+    from curate.pool.units import embedded_units
     from curate.scores.committee import pair_differences
 
     if strategy not in STREAM_STRATEGIES:
@@ -84,11 +84,11 @@ def stream_decisions(project: Project, lines: Iterable[str], *, strategy: str = 
     """One decision per JSONL record read from ``lines`` (blank lines skipped): its line, its own id
     (where the layout names one), score, the threshold and whether it is selected. A bad record stops the stream with
     ``<stdin>:LINE: reason``."""
-    from curate.embed import load_encoder
     from curate.ingest.layouts import detect_layout, mapped_layout
     from curate.ingest.readers import parse_object
     from curate.ingest.values import RowProblem
-    from curate.pool import project_model
+    from curate.pool.embed import load_encoder
+    from curate.pool.units import project_model
 
     calibration = calibrate(project, strategy=strategy, rate=rate, seed=seed)
     rng = np.random.default_rng(seed)

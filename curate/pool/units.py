@@ -8,12 +8,12 @@ import numpy as np
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import aliased
 
-from curate.embed import SHARD_TEXTS, EmbeddingCache, EmbedResult, embed_texts, text_key, vectors_for
 from curate.errors import CurateError
 from curate.models import ResolvedModel, resolve_model
+from curate.pool.embed import SHARD_TEXTS, EmbeddingCache, EmbedResult, embed_texts, text_key, vectors_for
 from curate.progress import Progress
 from curate.project import Project
-from curate.store.models import register_model
+from curate.store.model_versions import register_model
 from curate.store.schema import Completion, Pair, Record
 
 FIELDS = ("prompt", "completion", "pair")

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from curate.annotate.progress import round_progress
+from curate.annotate.stats import round_progress
 from curate.labels.vocabulary import Source
 from curate.project import Project
 from curate.scores.runs import score_status

@@ -117,8 +117,8 @@ def _coordinates(project: Project, chosen: set[str]) -> tuple[list[str], np.ndar
     pair, else a projection of the pool's embeddings (every chosen unit, and a sample of the rest if large)."""
     import csv
 
-    from curate.maps import project_2d
-    from curate.pool import load_pool
+    from curate.pool.maps import project_2d
+    from curate.pool.units import load_pool
 
     written = project.root / "maps" / "pair.csv"
     try:

@@ -148,26 +148,3 @@ def agreement_table(report: dict[str, Any]) -> Table:
         table.add_row(f"  {a['annotator']}: {a['labels']} labels", f"with majority {fmt(a['agrees_with_majority'])}, "
                       f"gold {fmt(a['gold_accuracy'])} ({a['gold_items']})")
     return table
-
-
-def train_line(version: dict[str, Any]) -> str:
-    """What ``curate train`` reports of the version it registered."""
-    test = version["test"] or {}
-    figures = [f"{name} {test[key]:.{digits}f}" for key, name, digits in (
-        ("loss", "loss", 4), ("preference_accuracy", "preference accuracy", 3)) if test.get(key) is not None]
-    figure = f"; test slice ({test['examples']}): {', '.join(figures)}" if figures else ""
-    return (f"trained [bold]{version['name']}[/]: {version['steps']} steps, train loss "
-            f"{version['train_loss']:.4f}{figure}\n  adapter: {version['path']}")
-
-
-def generate_line(result: Any) -> str:
-    """What ``curate generate`` reports of its run."""
-    skipped = ", ".join(f"{n} {why}" for n, why in ((result.skipped, "sampled before with these settings"),
-                                                    (result.held_out, "held out in the test/calibration slices"))
-                        if n)
-    skipped = f" ({skipped}: skipped)" if skipped else ""
-    dropped = ", ".join(f"{v} {k}" for k, v in (("empty", result.empty), ("repeated", result.repeated),
-                                                ("prompts cut", result.truncated)) if v)
-    return (f"generated with [bold]{result.model}[/]: {result.prompts} prompts{skipped} -> {result.completions} "
-            f"new completions, {result.pairs} new pairs" + (f" ({dropped})" if dropped else "")
-            + (f"; run {result.run_id}" if result.run_id else ""))

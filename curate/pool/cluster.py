@@ -13,7 +13,7 @@ import numpy as np
 from sqlalchemy import select
 
 from curate.errors import CurateError
-from curate.pool import PoolUnits, load_pool
+from curate.pool.units import PoolUnits, load_pool
 from curate.project import Project
 from curate.store import audit
 from curate.store.bulk import bulk_insert

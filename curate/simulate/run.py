@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from curate.efficiency import (
+from curate.errors import CurateError
+from curate.progress import Progress, no_progress
+from curate.simulate.efficiency import (
     STOP_GAIN,
     STOP_WINDOW,
     bootstrap_interval,
@@ -30,8 +32,6 @@ from curate.efficiency import (
     labels_to_reach,
     stopping_point,
 )
-from curate.errors import CurateError
-from curate.progress import Progress, no_progress
 
 ORACLES = ("gold", "votes")
 TARGET_SHARE = 0.98  # of the full-pool accuracy
@@ -108,7 +108,7 @@ def grouped_splits(groups: np.ndarray, *, test_frac: float, splits: int, seed: i
 
 
 SIMULATED = ("random", "uncertainty", "qbc", "coreset", "cluster", "hybrid", "model-change")
-RELABEL = "relabel"  # noise-aware acquisition: another vote on a contested pair, or a new pair (curate.relabel)
+RELABEL = "relabel"  # noise-aware: another vote on a contested pair, or a new pair (simulate.relabel)
 
 
 class Oracle:
@@ -153,9 +153,9 @@ def pair_features(data: SimulationData, *, model: str, cache_root: Path, feature
     """(pair vectors, f(A) − f(B)), cached under ``cache_root``. The pair vectors (what diversity is measured
     on) come from the embedding model; f is that embedding, or with ``features="lm"`` the standardised LM
     states of ``lm_model`` (default: the packaged SmolLM2) after ``layer`` decoder layers."""
-    from curate.embed import EmbeddingCache, embed_texts, vectors_for
     from curate.models import DEFAULT_POLICY, resolve_model
-    from curate.pool import pair_vectors
+    from curate.pool.embed import EmbeddingCache, embed_texts, vectors_for
+    from curate.pool.units import pair_vectors
     from curate.scores.states import DEFAULT_LAYER, FEATURES, pair_state_differences
 
     if features not in FEATURES:
@@ -221,9 +221,9 @@ def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray,
     a name with options (``parse_strategy``); every request for a label costs one label."""
     import time
 
-    from curate.cluster import kmeans
     from curate.learners import make_learner
-    from curate.relabel import relabel_or_new
+    from curate.pool.cluster import kmeans
+    from curate.simulate.relabel import relabel_or_new
     from curate.strategies import PoolView, make_strategy
 
     parsed = check_request(data, strategies=strategies, oracle=oracle, learner=learner, test_frac=test_frac,

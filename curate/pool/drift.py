@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from curate.cluster import latest_run, run_labels
-from curate.embed import embed_texts, vectors_for
 from curate.errors import CurateError, InputError
 from curate.ids import normalise_text
 from curate.ingest.pipeline import read_file
-from curate.pool import embedded_units, pair_vectors, unit_vectors
+from curate.pool.cluster import latest_run, run_labels
+from curate.pool.embed import embed_texts, vectors_for
+from curate.pool.units import embedded_units, pair_vectors, unit_vectors
 from curate.progress import Progress, no_progress
 from curate.project import Project
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from curate.cluster import latest_run, run_labels
 from curate.errors import CurateError
-from curate.pool import load_pool
+from curate.pool.cluster import latest_run, run_labels
+from curate.pool.units import load_pool
 from curate.project import Project
 
 METHODS = ("auto", "umap", "pca")

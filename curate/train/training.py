@@ -21,7 +21,7 @@ from sqlalchemy import insert, select
 from curate.errors import CurateError
 from curate.progress import Progress, no_progress
 from curate.project import Project
-from curate.recipe import Recipe, load_recipe
+from curate.train.recipe import Recipe, load_recipe
 
 TASKS = {"sft": "CAUSAL_LM", "dpo": "CAUSAL_LM", "kto": "CAUSAL_LM", "reward": "SEQ_CLS"}
 
@@ -284,7 +284,7 @@ def _previous_adapter(project: Project, kind: str, round_number: int | None) -> 
 
 
 def _adapter_path(project: Project, name: str) -> str:
-    from curate.store.models import version_path
+    from curate.store.model_versions import version_path
 
     with project.store.read() as conn:
         path = version_path(conn, name)
@@ -345,3 +345,13 @@ def _describe_file(path: Path, kind: str) -> dict[str, Any]:
     if not rows:
         raise CurateError(f"--data {path}: the file has no examples")
     return {"path": str(path), "rows": rows, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def version_summary(version: dict[str, Any]) -> str:
+    """One line on a version ``run_training`` registered: steps, losses, its test figures and its adapter."""
+    test = version["test"] or {}
+    figures = [f"{name} {test[key]:.{digits}f}" for key, name, digits in (
+        ("loss", "loss", 4), ("preference_accuracy", "preference accuracy", 3)) if test.get(key) is not None]
+    figure = f"; test slice ({test['examples']}): {', '.join(figures)}" if figures else ""
+    return (f"trained {version['name']}: {version['steps']} steps, train loss "
+            f"{version['train_loss']:.4f}{figure}\n  adapter: {version['path']}")

@@ -28,7 +28,7 @@ EXAMPLES = 8  # items shown per round with the strategy's reason
 
 def report_data(project: Project, *, progress: Progress | None = None) -> dict[str, Any]:
     """Everything the report shows, as plain data."""
-    from curate.status import project_status
+    from curate.report.status import project_status
 
     if not _has_rounds(project):
         raise CurateError("the project has no rounds yet: run curate select first")
@@ -60,7 +60,7 @@ def write_report(project: Project, *, out: Path | None = None, progress: Progres
     """Write the report (default ``report.html`` in the project) whole, then rename it into place."""
     import os
 
-    from curate.report_html import render_report
+    from curate.report.html import render_report
 
     out = Path(out) if out is not None else project.root / "report.html"
     page = render_report(project, report_data(project, progress=progress))

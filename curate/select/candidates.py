@@ -152,7 +152,7 @@ def _texts(conn: Connection, pairs: list[tuple[str, str, str, str]]) -> list[str
 
 def _embeddings(project: Project, ids: np.ndarray,
                 context: PoolContext) -> tuple[np.ndarray | None, np.ndarray | None]:
-    from curate.pool import embedded_units, unit_vectors
+    from curate.pool.units import embedded_units, unit_vectors
     from curate.scores.committee import pair_differences
 
     try:
@@ -167,8 +167,8 @@ def _embeddings(project: Project, ids: np.ndarray,
 
 
 def _clusters(project: Project, ids: np.ndarray, context: PoolContext) -> dict[str, np.ndarray]:
-    from curate.cluster import latest_run, run_labels
-    from curate.pool import PoolUnits
+    from curate.pool.cluster import latest_run, run_labels
+    from curate.pool.units import PoolUnits
 
     run = latest_run(project, "pair")
     if run is None:

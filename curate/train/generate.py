@@ -42,6 +42,18 @@ class GenerateResult:
     repeated: int  # samples equal to another sample of the prompt or to a completion already in the pool
     truncated: int  # prompts cut from the start to fit max_prompt_length
 
+    def summary(self) -> str:
+        """One line on the run: prompts sampled and skipped, completions and pairs added."""
+        skipped = ", ".join(f"{n} {why}" for n, why in ((self.skipped, "sampled before with these settings"),
+                                                        (self.held_out, "held out in the test/calibration slices"))
+                            if n)
+        skipped = f" ({skipped}: skipped)" if skipped else ""
+        dropped = ", ".join(f"{v} {k}" for k, v in (("empty", self.empty), ("repeated", self.repeated),
+                                                    ("prompts cut", self.truncated)) if v)
+        return (f"generated with {self.model}: {self.prompts} prompts{skipped} -> {self.completions} "
+                f"new completions, {self.pairs} new pairs" + (f" ({dropped})" if dropped else "")
+                + (f"; run {self.run_id}" if self.run_id else ""))
+
 
 def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 256, temperature: float = 0.8,
              top_p: float = 0.95, seed: int = 0, limit: int | None = None, max_prompt_length: int = 1024,
@@ -49,7 +61,7 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
     """Sample ``n`` completions for every prompt of the pool (or ``limit`` of them, drawn with ``seed``) from
     ``model``: a model version of the project (``curate train`` names them, e.g. ``dpo-lora-r1``) or any causal
     LM or adapter folder / hub id in the local cache. The same settings on the same pool give the same samples."""
-    from curate.sampling import encode_prompt, load_sampler
+    from curate.train.sampling import encode_prompt, load_sampler
 
     params = _check(n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
                     limit=limit, max_prompt_length=max_prompt_length, batch_size=batch_size)
@@ -127,7 +139,7 @@ def _check(**params: Any) -> dict[str, Any]:
 def _model_version(project: Project, name: str) -> tuple[int, str, Any]:
     """The model version's id and name, and the resolved model (a model not registered yet is registered)."""
     from curate.scores.lm import resolve_scorer
-    from curate.store.models import register_model
+    from curate.store.model_versions import register_model
 
     cache = project.root / "cache"
     with project.store.read() as conn:
@@ -171,8 +183,8 @@ def _sample_all(project: Project, sampler: Any, records: list[tuple[Any, ...]], 
                 params: dict[str, Any], conversational: bool, result: GenerateResult, progress: Progress) -> None:
     """Sample the prompts in batches of similar length; each batch is written (with the prompts it sampled and
     the run's counts so far) in one transaction."""
-    from curate.sampling import sample
     from curate.store.bulk import bulk_insert
+    from curate.train.sampling import sample
 
     order = sorted(range(len(records)), key=lambda i: (len(prompts[i]), records[i][0]))
     size = params["batch_size"]

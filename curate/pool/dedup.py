@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import delete, func, select
 
-from curate.embed import vectors_for
 from curate.errors import CurateError
-from curate.pool import embedded_units, unit_vectors
+from curate.pool.embed import vectors_for
+from curate.pool.units import embedded_units, unit_vectors
 from curate.progress import Progress, no_progress
 from curate.project import Project
 from curate.store import audit

@@ -15,8 +15,8 @@ import numpy as np
 
 from curate.errors import CurateError
 from curate.project import Project
-from curate.routing import route_pairs
-from curate.selection_pool import PoolContext, build_pool_view
+from curate.select.candidates import PoolContext, build_pool_view
+from curate.select.routing import route_pairs
 from curate.strategies import NoNearDuplicates, PoolView, Quotas, RandomMix, Strategy, make_strategy
 from curate.strategies.stratified import allocate
 

@@ -1,0 +1,36 @@
+"""`curate init` and `curate status`: create a project, say what it holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from curate.commands.common import JsonFlag, ProjectDir, out, print_json
+
+
+def init(directory: Annotated[Path, typer.Argument(help="Directory to create the project in.")],
+         db: Annotated[str | None, typer.Option("--db", help="postgresql://user@host/db for a shared server "
+                                                "(default: SQLite curate.db in the project).")] = None) -> None:
+    """Create a project: curate.toml, the database, cache/, rounds/, exports/, models/."""
+    from curate.project import init_project
+    from curate.store import redact
+
+    with init_project(directory, db_url=db) as project:
+        out.print(f"created project [bold]{project.root}[/] (database {redact(project.store.url)})")
+
+
+def status(project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
+    """What the project holds: records, pairs, judgments by source, annotators, rounds."""
+    from curate.project import open_project
+    from curate.report.status import project_status
+
+    with open_project(project_dir) as project:
+        summary = project_status(project)
+    if as_json:
+        print_json(summary)
+    else:
+        from curate.commands.views import status_table
+
+        out.print(status_table(summary))

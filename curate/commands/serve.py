@@ -1,0 +1,81 @@
+"""``curate serve`` and ``curate user``: the annotation app and its accounts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from curate.commands.common import JsonFlag, ProjectDir, out, print_json
+from curate.errors import CurateError
+
+PASSWORD_ENV = "CURATE_PASSWORD"
+user_app = typer.Typer(no_args_is_help=True, help="App accounts: add, list, unlock.")
+
+
+def serve(project_dir: ProjectDir = Path("."),
+          host: Annotated[str, typer.Option("--host", help="Address to bind; 0.0.0.0 exposes the app to the "
+                                            "network (put it behind HTTPS).")] = "127.0.0.1",
+          port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 7860) -> None:
+    """Serve the annotation app (pairwise, rank and rewrite views) on the project's open rounds."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from curate.annotate.users import list_users
+    from curate.apps.annotate import launch
+    from curate.project import open_project
+
+    with open_project(project_dir) as project:
+        if not list_users(project.store):
+            raise CurateError("no app users yet: add one with `curate user add NAME --role lead`")
+        out.print(f"serving {project.root} on http://{host}:{port} (Ctrl+C stops)")
+        launch(project, host=host, port=port, block=True)
+
+
+@user_app.command("add")
+def user_add(name: Annotated[str, typer.Argument(help="Login name.")],
+             role: Annotated[str, typer.Option("--role", help="annotator | lead (leads review flagged items).")
+                             ] = "annotator",
+             reset: Annotated[bool, typer.Option("--reset", help="Set a new password (and role) for an existing "
+                                                 "user.")] = False,
+             project_dir: ProjectDir = Path(".")) -> None:
+    """Add an app user. The password is read from $CURATE_PASSWORD or asked for (never an argument)."""
+    from curate.annotate.users import add_user
+    from curate.project import open_project
+
+    password = os.environ.get(PASSWORD_ENV)
+    if password is None:
+        password = typer.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
+    with open_project(project_dir) as project:
+        user = add_user(project.store, name, role=role, password=password, reset=reset)
+    out.print(f"{'updated' if reset else 'added'} user [bold]{user.name}[/] ({user.role})")
+
+
+@user_app.command("list")
+def user_list(project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
+    """The app's users, their roles and whether they are locked out."""
+    from rich.table import Table
+
+    from curate.annotate.users import list_users
+    from curate.project import open_project
+
+    with open_project(project_dir) as project:
+        users = list_users(project.store)
+    if as_json:
+        print_json(users)
+        return
+    table = Table("user", "role", "locked", "created")
+    for u in users:
+        table.add_row(str(u["name"]), str(u["role"]), "yes" if u["locked"] else "", str(u["created"]))
+    out.print(table)
+
+
+@user_app.command("unlock")
+def user_unlock(name: Annotated[str, typer.Argument()], project_dir: ProjectDir = Path(".")) -> None:
+    """Lift a lock-out after too many wrong passwords."""
+    from curate.annotate.users import unlock_user
+    from curate.project import open_project
+
+    with open_project(project_dir) as project:
+        unlock_user(project.store, name)
+    out.print(f"unlocked {name}")

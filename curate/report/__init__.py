@@ -1,0 +1,1 @@
+"""What a lead reads: the project's status, the report's data and its HTML page."""
