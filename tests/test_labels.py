@@ -242,7 +242,7 @@ def test_no_module_outside_the_label_package_computes_labels_from_judgments():
     allowed = {"curate/annotate/submit.py": "writes a person's choice",
                "curate/annotate/stats.py": "a person's own answers against gold, for their accuracy"}
     readers, spelled = set(), set()
-    for path in sorted([*root.glob("curate/**/*.py"), *root.glob("apps/*.py")]):
+    for path in sorted([*root.glob("curate/**/*.py"), *root.glob("curate/apps/*.py")]):
         name = path.relative_to(root).as_posix()
         if name.startswith(("curate/labels/", "curate/store/")):
             continue
