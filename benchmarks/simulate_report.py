@@ -74,8 +74,7 @@ def simulate_one(run: Run, data_dir: Path, out: Path, reuse: bool) -> tuple[Run,
                                          cache_root=Path.home() / ".cache" / "curate", features=run.features)
     result, seconds = simulate(data, vectors, differences, strategies=list(run.strategies), oracle=run.oracle,
                                learner=run.learner, seeds=(0, 1, 2), splits=5, budget_per_round=50,
-                               rounds=run.rounds)
-    result["features"] = features_label(run.features)
+                               rounds=run.rounds, features=features_label(run.features))
     stored.write_text(json.dumps(result, indent=2) + "\n")
     plot_curves(result, out / f"{run.name}.png")
     wall = time.perf_counter() - began

@@ -13,8 +13,7 @@ from typing import Any, TypeVar, get_type_hints
 import tomllib
 
 from curate.errors import ConfigError
-from curate.labels.vocabulary import Method
-from curate.vocabulary import RouteMode
+from curate.vocabulary import Method, RouteMode
 
 T = TypeVar("T")
 CONFIG_FILE = "curate.toml"

@@ -1,6 +1,7 @@
 """The words of rounds and training, owned here and nowhere else: what kind of work an item is, how a round
 routes its pairs, and the kinds of training data (the export formats and the recipes' kinds are one list).
-The words of labels (choices, judgment sources) live in ``curate.labels.vocabulary``."""
+The words of labels (choices, judgment sources) live in ``curate.labels.vocabulary``; the label methods are here
+because the config names them."""
 
 from __future__ import annotations
 
@@ -31,3 +32,10 @@ class TrainingKind(StrEnum):
     REWARD = "reward"
     SFT = "sft"
     KTO = "kto"
+
+
+class Method(StrEnum):
+    """How several votes on a pair become one: plurality (ties stay undecided) or Dawid–Skene."""
+
+    MAJORITY = "majority"
+    DAWID_SKENE = "dawid-skene"

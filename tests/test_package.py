@@ -103,12 +103,12 @@ def test_every_public_name_is_the_function_even_after_its_modules_are_imported()
 
 
 def test_the_cli_reference_in_docs_and_readme_is_current():
-    from curate.commands.reference import README_END, README_START, cli_reference, command_table
+    from curate.cli_reference import README_END, README_START, cli_reference, command_table
 
     assert (REPO / "docs" / "cli.md").read_text(encoding="utf-8") == cli_reference(), \
-        "docs/cli.md is stale: python -m curate.commands.reference"
+        "docs/cli.md is stale: python -m curate.cli_reference"
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     table = readme[readme.index(README_START) + len(README_START):readme.index(README_END)]
-    assert table.strip() == command_table(), "the README's command table is stale: python -m curate.commands.reference"
+    assert table.strip() == command_table(), "the README's command table is stale: python -m curate.cli_reference"
     for name in ("init", "ingest", "select", "serve", "export", "train", "generate", "report", "demo", "score entropy"):
         assert f"## curate {name}\n" in cli_reference()

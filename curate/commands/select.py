@@ -9,18 +9,8 @@ import typer
 
 from curate.commands.common import JsonFlag, ProjectDir, out, print_json
 from curate.errors import CurateError
+from curate.options import key_values
 from curate.vocabulary import RouteMode
-
-
-def parse_options(pairs: list[str]) -> dict[str, str]:
-    """``key=value`` strategy options (the strategy turns each value into its option's type)."""
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise CurateError(f"--option takes key=value, not '{pair}'")
-        options[key] = value
-    return options
 
 
 def parse_quota(text: str) -> tuple[str, float, float]:
@@ -84,8 +74,9 @@ def select(
         raise CurateError(f"--route must be one of {', '.join(RouteMode)}, not '{route}'")
     if random_frac is not None and not 0 <= random_frac <= 1:
         raise CurateError(f"--random-frac must be between 0 and 1, not {random_frac}")
+    options = key_values(option or [], error="--option takes key=value, not '{part}'")
     with open_project(project_dir) as project:
-        result = select_round(project, budget=budget, strategy=strategy, options=parse_options(option or []),
+        result = select_round(project, budget=budget, strategy=strategy, options=options,
                               random_frac=random_frac, seed=seed, route=route,
                               quota=parse_quota(quota[0]) if quota else None)
     if as_json:

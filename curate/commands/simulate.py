@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,10 +10,6 @@ import typer
 
 from curate.commands.common import out, progress_bar
 from curate.errors import CurateError
-
-
-def _default_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "curate"
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -66,23 +61,17 @@ def simulate(
     plot: Annotated[Path | None, typer.Option("--plot", help="Write the learning curves here (PNG).")] = None,
 ) -> None:
     """Simulate rounds on labelled data: does each strategy beat random, and by how many labels?"""
-    from curate.simulate.run import check_request, features_label, pair_features, plot_curves, read_preferences
-    from curate.simulate.run import simulate as run
+    from curate.files import publish_text
+    from curate.simulate.run import plot_curves, run_simulation
 
     names = [s.strip() for s in strategies.split(",") if s.strip()]
-    seed_list = _ints(seeds, "--seeds")
-    preferences = read_preferences(data, mapping=mapping, label_values=label_values, progress=progress_bar)
-    check_request(preferences, strategies=names, oracle=oracle, learner=learner, test_frac=test_frac,
-                  budget_per_round=budget_per_round, rounds=rounds, splits=splits, seeds=seed_list)
-    vectors, differences = pair_features(preferences, model=model, cache_root=cache or _default_cache(),
-                                         features=features, lm_model=lm_model, layer=layer, progress=progress_bar)
-    result, seconds = run(preferences, vectors, differences, strategies=names, budget_per_round=budget_per_round,
-                          rounds=rounds, seeds=seed_list, splits=splits, test_frac=test_frac,
-                          oracle=oracle, learner=learner, stop_gain=stop_gain, progress=progress_bar)
-    result["features"] = features_label(features, lm_model, layer)
+    preferences, result, seconds = run_simulation(
+        data, mapping=mapping, label_values=label_values, strategies=names, budget_per_round=budget_per_round,
+        rounds=rounds, seeds=_ints(seeds, "--seeds"), splits=splits, test_frac=test_frac, oracle=oracle,
+        learner=learner, features=features, model=model, lm_model=lm_model, layer=layer, stop_gain=stop_gain,
+        cache=cache, progress=progress_bar)
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=2) + "\n")
+        publish_text(json_out, json.dumps(result, indent=2) + "\n")
     if plot:
         plot_curves(result, plot)
     from rich.table import Table

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from curate.vocabulary import Method
+
 
 class Choice(StrEnum):
     """A judgment of a pair. Its order is the order of the codes in label tables (``CHOICES.index``)."""
@@ -42,18 +44,15 @@ class How(StrEnum):
     TIED = "tied"
 
 
-class Method(StrEnum):
-    """How several votes on a pair become one: plurality (ties stay undecided) or Dawid–Skene."""
-
-    MAJORITY = "majority"
-    DAWID_SKENE = "dawid-skene"
-
-
 CHOICES: tuple[Choice, ...] = tuple(Choice)
 PREFERENCES = (Choice.A, Choice.B)  # the choices that say which completion is better
 PROJECT_SOURCES = (Source.ADJUDICATION, Source.APP)  # judgments made in this project
 VOTER_SOURCES = (Source.APP, Source.CROWD)  # sources of votes by named people (agreement is measured on them)
 PRECEDENCE = (Source.ADJUDICATION, Source.APP, Source.GOLD, Source.CROWD, Source.DATASET)  # first decides
+
+
+__all__ = ["CHOICES", "PRECEDENCE", "PREFERENCES", "PROJECT_SOURCES", "VOTER_SOURCES", "Choice", "How", "Method",
+           "Source", "names"]
 
 
 def names(values: type[StrEnum] | tuple[StrEnum, ...]) -> str:

@@ -34,6 +34,7 @@ class Prediction:
 
 class Learner:
     name: str
+    options: tuple[str, ...] = ()  # the [learner] settings of curate.toml it takes (``configured_learner``)
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None) -> Learner:
         raise NotImplementedError
@@ -64,5 +65,6 @@ def check_training_data(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None 
 
 
 def binary_entropy(p: np.ndarray) -> np.ndarray:
+    """H(p) in nats of a two-way choice, elementwise (p clipped away from 0 and 1)."""
     q = np.clip(p, 1e-12, 1 - 1e-12)
     return -(q * np.log(q) + (1 - q) * np.log(1 - q))

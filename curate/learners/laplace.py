@@ -19,6 +19,8 @@ from curate.learners.bradley_terry import DEFAULT_C
 class LaplaceBT(Learner):
     name = "laplace"
 
+    options = ("c",)  # what it takes of [learner]
+
     def __init__(self, *, c: float = DEFAULT_C, nodes: int = 32) -> None:
         self.c, self.nodes = c, nodes
         self.mean: np.ndarray | None = None

@@ -15,6 +15,7 @@ stopped paying. The output follows the contract in DESIGN.md.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from curate.errors import CurateError
+from curate.options import key_values
 from curate.progress import Progress, no_progress
 from curate.simulate.efficiency import (
     STOP_GAIN,
@@ -135,12 +137,7 @@ class Oracle:
 def parse_strategy(spec: str) -> tuple[str, dict[str, str]]:
     """``name`` or ``name:key=value:key=value`` (e.g. ``qbc:measure=bald``) -> (name, options)."""
     name, *parts = spec.split(":")
-    options = {}
-    for part in parts:
-        key, sep, value = part.partition("=")
-        if not sep or not key:
-            raise CurateError(f"strategy '{spec}': options are key=value after the name, e.g. qbc:measure=bald")
-        options[key] = value
+    options = key_values(parts, error=f"strategy '{spec}': options are key=value after the name, e.g. qbc:measure=bald")
     if name not in (*SIMULATED, RELABEL):
         raise CurateError(f"simulate runs {', '.join((*SIMULATED, RELABEL))}; '{name}' needs scores an oracle "
                           "cannot give")
@@ -212,13 +209,54 @@ def features_label(features: str, lm_model: str | None = None, layer: int | None
     return f"lm:{(lm_model or DEFAULT_POLICY).rsplit('/', 1)[-1]}@{DEFAULT_LAYER if layer is None else layer}"
 
 
+def run_simulation(path: Path, *, mapping: str | None = None, label_values: str | None = None,
+                   strategies: Sequence[str], budget_per_round: int = 50, rounds: int = 10,
+                   seeds: Sequence[int] = (0, 1, 2), splits: int = 5, test_frac: float = 0.2, oracle: str = "gold",
+                   learner: str = "committee", features: str = "lm",
+                   model: str = "sentence-transformers/all-MiniLM-L6-v2", lm_model: str | None = None,
+                   layer: int | None = None, stop_gain: float = STOP_GAIN, cache: Path | None = None,
+                   progress: Progress | None = None) -> tuple[SimulationData, dict[str, Any], dict[str, float]]:
+    """``curate simulate`` as one call: read the labelled file, check the request (before any feature is
+    computed), compute the pair features (cached under ``cache``, default ``~/.cache/curate``) and simulate.
+    The data, the contract's dict and the seconds each strategy took."""
+    data = read_preferences(path, mapping=mapping, label_values=label_values, progress=progress)
+    parsed = check_request(data, strategies=strategies, oracle=oracle, learner=learner, test_frac=test_frac,
+                           budget_per_round=budget_per_round, rounds=rounds, splits=splits, seeds=seeds)
+    vectors, differences = pair_features(data, model=model, cache_root=cache or default_cache(), features=features,
+                                         lm_model=lm_model, layer=layer, progress=progress)
+    result, seconds = _simulate(data, vectors, differences, parsed, budget_per_round=budget_per_round, rounds=rounds,
+                                seeds=seeds, splits=splits, test_frac=test_frac, oracle=oracle, learner=learner,
+                                stop_gain=stop_gain, features=features_label(features, lm_model, layer),
+                                progress=progress)
+    return data, result, seconds
+
+
+def default_cache() -> Path:
+    """Where simulate caches embeddings and LM states unless told: ``$XDG_CACHE_HOME/curate`` or ``~/.cache/curate``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "curate"
+
+
 def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray, *, strategies: Sequence[str],
              budget_per_round: int = 50, rounds: int = 10, seeds: Sequence[int] = (0, 1, 2), splits: int = 5,
              test_frac: float = 0.2, oracle: str = "gold", learner: str = "committee", cold_start: int | None = None,
-             stop_gain: float = STOP_GAIN, progress: Progress | None = None) -> tuple[dict[str, Any], dict[str, float]]:
+             stop_gain: float = STOP_GAIN, features: str = "embedding",
+             progress: Progress | None = None) -> tuple[dict[str, Any], dict[str, float]]:
     """Learning curves of every strategy (and random) and their label-efficiency ratios, as the contract's
     dict (the same inputs and seeds give the same dict), and the seconds each strategy took. A strategy is
-    a name with options (``parse_strategy``); every request for a label costs one label."""
+    a name with options (``parse_strategy``); every request for a label costs one label. ``features`` names
+    what ``differences`` are (``features_label``)."""
+    parsed = check_request(data, strategies=strategies, oracle=oracle, learner=learner, test_frac=test_frac,
+                           budget_per_round=budget_per_round, rounds=rounds, splits=splits, seeds=seeds)
+    return _simulate(data, vectors, differences, parsed, budget_per_round=budget_per_round, rounds=rounds,
+                     seeds=seeds, splits=splits, test_frac=test_frac, oracle=oracle, learner=learner,
+                     cold_start=cold_start, stop_gain=stop_gain, features=features, progress=progress)
+
+
+def _simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray,
+              parsed: dict[str, tuple[str, dict]], *, budget_per_round: int, rounds: int, seeds: Sequence[int],
+              splits: int, test_frac: float, oracle: str, learner: str, stop_gain: float, features: str,
+              cold_start: int | None = None, progress: Progress | None = None
+              ) -> tuple[dict[str, Any], dict[str, float]]:
     import time
 
     from curate.learners import make_learner
@@ -226,8 +264,6 @@ def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray,
     from curate.simulate.relabel import relabel_or_new
     from curate.strategies import PoolView, make_strategy
 
-    parsed = check_request(data, strategies=strategies, oracle=oracle, learner=learner, test_frac=test_frac,
-                           budget_per_round=budget_per_round, rounds=rounds, splits=splits, seeds=seeds)
     names = list(parsed)
     cold = cold_start or budget_per_round
     clusters, _ = kmeans(vectors, min(10, len(vectors) // 20), random_state=0)
@@ -280,6 +316,7 @@ def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray,
         [(~t).sum() for t in tests])), n_test=int(np.mean([t.sum() for t in tests])), seeds=list(seeds),
         splits=splits, budget_per_round=budget_per_round, rounds=rounds, learner=learner, stop_gain=stop_gain)
     result["oracle"] = oracle
+    result["features"] = features
     for spec, shares in reasked.items():
         result["strategies"][spec]["reasked_share"] = round(float(np.mean(shares)), 6)
     return result, seconds

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from curate.learners.base import binary_entropy
 from curate.strategies.base import PoolView, Strategy, StrategyError, top
 
 # where a P(A ≻ B) comes from: score run kind -> (score name, command that computes it)
@@ -28,8 +29,7 @@ def uncertainty(p: np.ndarray, measure: str) -> np.ndarray:
         return 1 - np.maximum(p, 1 - p)
     if measure == "margin":
         return -np.abs(2 * p - 1)
-    q = np.clip(p, 1e-12, 1 - 1e-12)
-    return -(q * np.log(q) + (1 - q) * np.log(1 - q))
+    return binary_entropy(p)
 
 
 def check_choice(value: str, valid: tuple[str, ...] | list[str], what: str) -> None:

@@ -1,5 +1,5 @@
 """The CLI reference in markdown, generated from the typer app itself (``docs/cli.md`` and the README's
-command table are this output; a test keeps them current): ``python -m curate.commands.reference``."""
+command table are this output; a test keeps them current): ``python -m curate.cli_reference``."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def cli_reference() -> str:
     """Every command with its usage, description, arguments and options (``docs/cli.md``)."""
     from curate.cli import app
 
-    lines = ["# CLI reference", "", "Generated from the typer app by `python -m curate.commands.reference` "
+    lines = ["# CLI reference", "", "Generated from the typer app by `python -m curate.cli_reference` "
              "(do not edit by hand). Every command takes `--help`; errors are one line and a non-zero exit code.",
              "", f"Global option: `curate --debug COMMAND` shows tracebacks. {(app.info.help or '').strip()}", ""]
     for name, command in _commands():

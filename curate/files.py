@@ -1,0 +1,28 @@
+"""Files published whole: each is written beside its target and renamed into place in one step, so a crash or
+a kill leaves the old file or the new one, never a half-written one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def staged(path: Path) -> Iterator[Path]:
+    """A temporary sibling of ``path`` to write; renamed onto ``path`` when the block ends, removed if it raises."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def publish_text(path: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` whole."""
+    with staged(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
