@@ -208,16 +208,10 @@ def _people(project: Project) -> Iterator[DemoStep]:
 
 def _open_items(project: Project) -> int:
     """Round-1 items that still want a judgment: fewer than ``overlap`` people judged or passed on them."""
-    from sqlalchemy import func, select
+    from curate.store import annotation_stats
 
-    from curate.store.schema import Assignment, Item, Round
-
-    handled = (select(func.count(Assignment.id)).where(Assignment.item_id == Item.id,
-                                                       Assignment.status.in_(("done", "skipped")))
-               .correlate(Item).scalar_subquery())
     with project.store.read() as conn:
-        return int(conn.scalar(select(func.count(Item.id)).join(Round, Round.id == Item.round_id).where(
-            Round.number == 1, Item.arm != "gold", handled < project.config.annotate.overlap)) or 0)
+        return annotation_stats.unhandled_items(conn, round_number=1, overlap=project.config.annotate.overlap)
 
 
 def _export(project: Project) -> dict[str, Any]:

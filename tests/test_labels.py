@@ -239,8 +239,7 @@ def test_no_module_outside_the_label_package_computes_labels_from_judgments():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    allowed = {"curate/annotate/submit.py": "writes a person's choice",
-               "curate/annotate/stats.py": "a person's own answers against gold, for their accuracy"}
+    allowed: dict[str, str] = {}  # annotate/ writes and reads a person's choice through curate.store's queries
     readers, spelled = set(), set()
     for path in sorted([*root.glob("curate/**/*.py"), *root.glob("curate/apps/*.py")]):
         name = path.relative_to(root).as_posix()

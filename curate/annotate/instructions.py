@@ -5,25 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError
-
 from curate.errors import ProjectError
-from curate.store import Store, audit
-from curate.store.schema import InstructionVersion
-
-DEFAULT = """# How to judge
-
-For each prompt you see two answers, **A** and **B** (their order is random, and which model wrote
-them is hidden). Pick the one a careful expert would rather send:
-
-- **A** or **B**: the better one; **Tie**: equally good; **Both bad**: neither is acceptable.
-- Judge helpfulness, correctness and harmlessness, in that order; length is not quality.
-- Confidence (optional): 1 = a guess, 5 = certain. A short reason helps the lead review.
-
-Keys: **1** A · **2** B · **3** Tie · **4** Both bad · **Enter** submit (in a text field: Ctrl+Enter).
-**Skip** an item you cannot judge; **Flag** one that is broken or offensive (say why).
-"""
+from curate.project import DEFAULT_INSTRUCTIONS as DEFAULT
+from curate.store import Store, assignments, audit
 
 
 def current_instructions(store: Store, path: Path) -> tuple[int, str]:
@@ -37,17 +21,16 @@ def current_instructions(store: Store, path: Path) -> tuple[int, str]:
         raise ProjectError(f"{path}: the instructions are empty")
     digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
     with store.read() as conn:
-        version = conn.scalar(select(InstructionVersion.version).where(InstructionVersion.sha256 == digest))
+        version = assignments.instruction_version(conn, sha256=digest)
     if version is not None:
-        return int(version), body
+        return version, body
     try:
         with store.write() as conn:
-            version = conn.scalar(select(InstructionVersion.version).where(InstructionVersion.sha256 == digest))
+            version = assignments.instruction_version(conn, sha256=digest)
             if version is None:
-                version = int(conn.scalar(select(func.max(InstructionVersion.version))) or 0) + 1
-                conn.execute(insert(InstructionVersion).values(version=version, sha256=digest, text=body))
+                version = assignments.add_instruction_version(conn, sha256=digest, body=body)
                 audit(conn, "instructions.version", entity="instructions", entity_id=str(version),
                       details={"sha256": digest, "file": str(path)})
-    except IntegrityError:  # another server process stored this text (or took the number) at the same moment
+    except assignments.VersionTaken:  # another server process stored this text (or took the number) at once
         return current_instructions(store, path)
-    return int(version), body
+    return version, body

@@ -8,8 +8,6 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
 from curate.annotate.instructions import current_instructions
 from curate.annotate.queue import next_item
 from curate.annotate.submit import skip, submit
@@ -18,8 +16,7 @@ from curate.errors import CurateError
 from curate.labels.vocabulary import Choice
 from curate.progress import Progress, no_progress
 from curate.project import Project
-from curate.store.bulk import insert_new
-from curate.store.schema import Annotator, Assignment, Item, Pair
+from curate.store import accounts, annotation_stats, assignments
 
 KIND = "simulated"  # Annotator.kind: never a login (no password), told apart from people in the store
 NO_ANSWER = {"rewrite": "simulated annotators do not write rewrites",
@@ -41,15 +38,12 @@ def simulated_users(project: Project, count: int, *, prefix: str = "sim") -> lis
         raise CurateError(f"simulated annotators: the count must be 1 or more, not {count}")
     names = [f"{prefix}-{i}" for i in range(1, count + 1)]
     with project.store.write() as conn:
-        insert_new(conn, Annotator.__table__, [{"name": n, "kind": KIND, "role": "annotator"} for n in names],
-                   key="name")
-        rows = {r.name: r for r in conn.execute(select(Annotator.id, Annotator.name, Annotator.kind)
-                                                .where(Annotator.name.in_(names)))}
-    taken = [n for n in names if rows[n].kind != KIND]
+        rows = accounts.ensure_annotators(conn, names=names, kind=KIND, role="annotator")
+    taken = [n for n in names if rows[n][1] != KIND]
     if taken:
-        raise CurateError(f"simulated annotators: '{taken[0]}' is a {rows[taken[0]].kind} account; choose another "
+        raise CurateError(f"simulated annotators: '{taken[0]}' is a {rows[taken[0]][1]} account; choose another "
                           "prefix")
-    return [User(int(rows[n].id), n, "annotator") for n in names]
+    return [User(rows[n][0], n, "annotator") for n in names]
 
 
 def answer_queue(project: Project, answers: Mapping[str, Sequence[str]], *, annotators: int = 3, prefix: str = "sim",
@@ -84,10 +78,7 @@ def _turns(project: Project, users: list[User], answers: Mapping[str, Sequence[s
                 continue
             still.append((k, user))
             with project.store.read() as conn:
-                kind, pair_id, a_id, order = conn.execute(
-                    select(Item.kind, Item.pair_id, Pair.a_id, Assignment.shown_order)
-                    .join(Assignment, Assignment.item_id == Item.id).outerjoin(Pair, Pair.id == Item.pair_id)
-                    .where(Assignment.id == shown.assignment)).one()
+                kind, pair_id, a_id, order = assignments.shown_pair(conn, assignment_id=shown.assignment)
             known = answers.get(pair_id) if kind == "rank" and pair_id else None
             if known:
                 choice = known[k % len(known)]
@@ -104,17 +95,9 @@ def _turns(project: Project, users: list[User], answers: Mapping[str, Sequence[s
 
 def _open_places(project: Project, overlap: int) -> int:
     """Judgments the open rounds still want (each item ``overlap`` times), for the progress bar."""
-    from sqlalchemy import func
-
-    from curate.store.schema import Round
-
     with project.store.read() as conn:
-        items = conn.scalar(select(func.count()).select_from(Item).join(Round, Round.id == Item.round_id)
-                            .where(Round.status == "open", Item.arm != "gold")) or 0
-        done = conn.scalar(select(func.count()).select_from(Assignment).join(Item, Item.id == Assignment.item_id)
-                           .join(Round, Round.id == Item.round_id)
-                           .where(Round.status == "open", Assignment.status == "done")) or 0
-    return max(int(items) * overlap - int(done), 0)
+        items, done = annotation_stats.open_round_places(conn)
+    return max(items * overlap - done, 0)
 
 
 def _as_shown(choice: str, a_id: str, order: Sequence[str]) -> str:

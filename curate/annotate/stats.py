@@ -5,13 +5,11 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from sqlalchemy import Connection, func, select
-
-from curate.annotate.users import User, _aware
+from curate.annotate.users import User
 from curate.config import AnnotateSection
 from curate.labels.vocabulary import Source
-from curate.store import Store
-from curate.store.schema import Annotator, Assignment, Flag, Item, Judgment, Record, Round
+from curate.store import Connection, Store, accounts, annotation_stats
+from curate.store.annotation_stats import Judged
 
 PREVIEW = 120
 
@@ -20,29 +18,17 @@ def round_progress(conn: Connection, overlap: int) -> list[dict[str, Any]]:
     """For each open round: items, items with ``overlap`` judgments (complete), judgments done / needed.
     Gold items are left out: they measure annotators and need no overlap."""
     rows = []
-    for round_id, number in conn.execute(select(Round.id, Round.number).where(Round.status == "open")
-                                         .order_by(Round.number)).all():
-        done_per_item = (select(Item.id, func.count(Assignment.id).label("done"))
-                         .outerjoin(Assignment, (Assignment.item_id == Item.id) & (Assignment.status == "done"))
-                         .where(Item.round_id == round_id, Item.arm != "gold").group_by(Item.id).subquery())
-        items, complete, judged = _counts(conn, done_per_item, overlap)
-        rows.append({"round": int(number), "items": items, "complete": complete, "judgments": judged,
+    for number, done in annotation_stats.done_per_open_round(conn):
+        items, complete, judged = len(done), sum(v >= overlap for v in done), sum(min(v, overlap) for v in done)
+        rows.append({"round": number, "items": items, "complete": complete, "judgments": judged,
                      "needed": items * overlap})
     return rows
-
-
-def _counts(conn: Connection, done_per_item: Any, overlap: int) -> tuple[int, int, int]:
-    values = [int(v) for v in conn.scalars(select(done_per_item.c.done))]
-    return len(values), sum(v >= overlap for v in values), sum(min(v, overlap) for v in values)
 
 
 def progress_line(store: Store, user: User, rule: AnnotateSection) -> str:
     """One markdown line: who is logged in, their counts, and each open round's completion."""
     with store.read() as conn:
-        mine = dict(conn.execute(select(Assignment.status, func.count()).join(Item, Item.id == Assignment.item_id)
-                                 .join(Round, Round.id == Item.round_id)
-                                 .where(Assignment.annotator_id == user.id, Round.status == "open")
-                                 .group_by(Assignment.status)).all())
+        mine = annotation_stats.open_round_statuses(conn, annotator_id=user.id)
         rounds = round_progress(conn, rule.overlap)
     parts = [f"**{user.name}** ({user.role}) · done {mine.get('done', 0)} · assigned {mine.get('open', 0)}"
              + (f" · skipped {mine['skipped']}" if mine.get("skipped") else "")]
@@ -54,27 +40,22 @@ def progress_line(store: Store, user: User, rule: AnnotateSection) -> str:
 def annotator_stats(store: Store, *, only: int | None = None) -> list[dict[str, Any]]:
     """Per app user: judgments, skips, flags, median seconds per judgment, and accuracy on gold items."""
     with store.read() as conn:
-        query = select(Annotator.id, Annotator.name, Annotator.role).where(
-            Annotator.kind == "human", Annotator.password_hash.is_not(None)).order_by(Annotator.name)
-        if only is not None:
-            query = query.where(Annotator.id == only)
-        gold_items = {i for (i,) in conn.execute(select(Item.id).where(Item.arm == "gold")).all()}
+        gold_items = annotation_stats.gold_items(conn)
         rows = []
-        for user_id, name, role in conn.execute(query).all():
-            judged = conn.execute(select(Judgment.time_ms, Judgment.pair_id, Judgment.choice, Judgment.item_id)
-                                  .where(Judgment.annotator_id == user_id, Judgment.source == Source.APP)).all()
-            skipped = conn.scalar(select(func.count()).select_from(Assignment).where(
-                Assignment.annotator_id == user_id, Assignment.status == "skipped")) or 0
-            flags = conn.scalar(select(func.count()).select_from(Flag).where(Flag.annotator_id == user_id)) or 0
+        for account in accounts.app_accounts(conn, account_id=only):
+            judged = annotation_stats.judged_by(conn, annotator_id=account.id, source=Source.APP)
+            skipped = annotation_stats.skipped_count(conn, annotator_id=account.id)
+            flags = annotation_stats.flag_count(conn, annotator_id=account.id)
             correct, scored = _gold_accuracy(conn, judged, gold_items)
             times = [j.time_ms / 1000 for j in judged if j.time_ms is not None]
-            rows.append({"annotator": name, "role": role, "judgments": len(judged), "skipped": int(skipped),
-                         "flagged": int(flags), "median_s": round(statistics.median(times), 1) if times else None,
+            rows.append({"annotator": account.name, "role": account.role, "judgments": len(judged),
+                         "skipped": skipped, "flagged": flags,
+                         "median_s": round(statistics.median(times), 1) if times else None,
                          "gold_judged": scored, "gold_accuracy": round(correct / scored, 3) if scored else None})
     return rows
 
 
-def _gold_accuracy(conn: Connection, judged: list[Any], gold_items: set[int]) -> tuple[int, int]:
+def _gold_accuracy(conn: Connection, judged: list[Judged], gold_items: set[int]) -> tuple[int, int]:
     """Right answers and answers on gold items (judgments whose item came from the gold arm)."""
     mine = [j for j in judged if j.item_id in gold_items and j.pair_id is not None]
     if not mine:
@@ -88,11 +69,7 @@ def _gold_accuracy(conn: Connection, judged: list[Any], gold_items: set[int]) ->
 def flagged_items(store: Store) -> list[dict[str, Any]]:
     """Every flagged item, newest first: round, item, who, when, why, and the start of the prompt."""
     with store.read() as conn:
-        rows = conn.execute(select(Flag.item_id, Flag.reason, Flag.created_at, Annotator.name, Round.number,
-                                   Item.kind, Record.prompt)
-                            .join(Annotator, Annotator.id == Flag.annotator_id).join(Item, Item.id == Flag.item_id)
-                            .join(Round, Round.id == Item.round_id).join(Record, Record.id == Item.record_id)
-                            .order_by(Flag.created_at.desc(), Flag.id.desc())).all()
-    return [{"round": r.number, "item": r.item_id, "kind": r.kind, "by": r.name,
-             "at": _aware(r.created_at).isoformat(timespec="seconds"), "reason": r.reason,
+        rows = annotation_stats.flagged(conn)
+    return [{"round": r.round, "item": r.item_id, "kind": r.kind, "by": r.by,
+             "at": r.at.isoformat(timespec="seconds"), "reason": r.reason,
              "prompt": r.prompt[:PREVIEW] + ("…" if len(r.prompt) > PREVIEW else "")} for r in rows]

@@ -7,22 +7,17 @@ answers with the first one's judgment.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
-from sqlalchemy import text as sql
-
-from curate.annotate.queue import ACTIVE, QUEUE_LOCK
-from curate.annotate.users import User, _aware
+from curate.annotate.users import User
 from curate.config import AnnotateSection
 from curate.errors import CurateError, RefusedError
 from curate.ids import content_id, normalise_text
 from curate.labels.vocabulary import CHOICES, Choice, Source
-from curate.store import Store, audit
-from curate.store.schema import Assignment, Completion, Flag, Item, Judgment, Pair, Round, Submission
+from curate.store import Connection, Store, assignments, audit
+from curate.store.assignments import Assigned, WorkItem
 
 # The label schema the app writes; its version is stored with every judgment.
 LABEL_SCHEMA = {
@@ -61,20 +56,19 @@ def submit(store: Store, user: User, *, assignment: int, token: str, choice: str
         row, item = _claim(conn, user, assignment)
         values: dict[str, Any] = {}
         if item.kind == "rewrite":
-            values.update(_rewrite(conn, user, row, item, text, now))
+            values.update(_rewrite(conn, user, item, text, now))
         elif item.kind == "rank":
             values.update(_pair_choice(conn, row, item, choice))
         else:
             values.update(_ranking(row, ranks))
-        judgment_id = uuid.uuid4().hex
-        conn.execute(insert(Judgment).values(
-            id=judgment_id, source=Source.APP, record_id=item.record_id, pair_id=item.pair_id, item_id=item.id,
+        judgment_id = assignments.add_judgment(
+            conn, source=Source.APP, record_id=item.record_id, pair_id=item.pair_id, item_id=item.id,
             annotator_id=user.id, confidence=confidence, reason=reason, shown_order=row.shown_order,
-            time_ms=int((now - _aware(row.served_at)).total_seconds() * 1000),
+            time_ms=int((now - row.served_at).total_seconds() * 1000),
             instruction_version=None if row.instruction_version is None else str(row.instruction_version),
             label_schema_version=LABEL_SCHEMA["version"],
-            meta={"suggestion_shown": row.suggestion, "arm": item.arm, "round": int(item.round_number)},
-            created_at=now, **values))
+            meta={"suggestion_shown": row.suggestion, "arm": item.arm, "round": item.round_number},
+            created_at=now, **values)
         _finish(conn, row, token, "judge", judgment_id, "done", now)
     return Saved(judgment_id, duplicate=False, assignment=assignment)
 
@@ -94,8 +88,8 @@ def skip(store: Store, user: User, *, assignment: int, token: str, reason: str |
             return done
         row, item = _claim(conn, user, assignment)
         if flag:
-            conn.execute(insert(Flag).values(item_id=item.id, annotator_id=user.id, reason=reason, created_at=now))
-        conn.execute(update(Assignment).where(Assignment.id == row.id).values(reason=reason))
+            assignments.add_flag(conn, item_id=item.id, annotator_id=user.id, reason=reason, created_at=now)
+        assignments.set_reason(conn, assignment_id=row.id, reason=reason)
         _finish(conn, row, token, action, None, "skipped", now)
     return Saved(None, duplicate=False, assignment=assignment)
 
@@ -105,34 +99,26 @@ def undo(store: Store, user: User, rule: AnnotateSection, *, assignment: int) ->
     the item is theirs to judge again. A judgment leaves the judgments table and stays, whole, in the audit
     log; its client token stays spent. Undoing twice is refused, so a double click undoes one step."""
     with store.write() as conn:
-        if store.dialect == "postgresql":
-            conn.execute(sql(f"SELECT pg_advisory_xact_lock({QUEUE_LOCK})"))
-        latest = conn.execute(select(Assignment).join(Item, Item.id == Assignment.item_id)
-                              .join(Round, Round.id == Item.round_id)
-                              .where(Assignment.annotator_id == user.id, Assignment.status.in_(("done", "skipped")),
-                                     Round.status == "open")
-                              .order_by(Assignment.done_at.desc(), Assignment.id.desc()).limit(1)).first()
-        if latest is None or latest.id != assignment:
+        assignments.lock_queue(conn)
+        row = assignments.latest_finished(conn, annotator_id=user.id)
+        if row is None or row.id != assignment:
             raise RefusedError("only your latest judgment in an open round can be undone (and only once)")
-        row = latest
-        if row.status == "skipped" and _active(conn, row.item_id) >= rule.overlap:
+        if row.status == "skipped" and assignments.active_count(conn, item_id=row.item_id) >= rule.overlap:
             raise RefusedError("others have taken this item since you skipped it; it cannot be undone")
-        judgment = conn.execute(select(Judgment).where(Judgment.id == row.judgment_id)).first()
+        judgment = assignments.judgment_columns(conn, judgment_id=row.judgment_id)
         now = datetime.now(timezone.utc)
-        conn.execute(update(Submission).where(Submission.assignment_id == row.id, Submission.undone_at.is_(None))
-                     .values(judgment_id=None, undone_at=now))
-        conn.execute(update(Assignment).where(Assignment.id == row.id).values(
-            status="open", judgment_id=None, done_at=None, reason=None, served_at=now))
-        conn.execute(delete(Flag).where(Flag.item_id == row.item_id, Flag.annotator_id == user.id))
+        assignments.reopen(conn, assignment_id=row.id, now=now)
+        assignments.remove_flags(conn, item_id=row.item_id, annotator_id=user.id)
         details: dict[str, Any] = {"assignment": row.id, "status": row.status}
         if judgment is not None:
-            details["judgment"] = {c.name: _plain(getattr(judgment, c.name)) for c in Judgment.__table__.columns}
-            conn.execute(delete(Judgment).where(Judgment.id == judgment.id))
-            if judgment.kind == "rewrite":
-                details["rewrite_removed"] = _drop_rewrite(conn, judgment.completion_id)
+            details["judgment"] = {name: _plain(value) for name, value in judgment.items()}
+            assignments.remove_judgment(conn, judgment_id=judgment["id"])
+            if judgment["kind"] == "rewrite":  # the rewrite goes too, unless something else refers to it
+                details["rewrite_removed"] = assignments.drop_unused_rewrite(
+                    conn, completion_id=judgment["completion_id"])
         audit(conn, "judgment.undo", entity="assignment", entity_id=str(row.id), actor=f"app:{user.name}",
               details=details)
-        return int(row.id)
+        return row.id
 
 
 def _check_token(token: str) -> None:
@@ -143,58 +129,51 @@ def _check_token(token: str) -> None:
 def _duplicate(conn: Connection, user: User, token: str, assignment: int, action: str) -> Saved | None:
     """The earlier submit of ``token``, if any. The assignment's row is locked first (PostgreSQL), so two
     submits of one assignment run one after the other and the second sees the first's token."""
-    conn.execute(select(Assignment.id).where(Assignment.id == assignment).with_for_update())
-    seen = conn.execute(select(Submission).where(Submission.token == token)).first()
+    assignments.lock_assignment(conn, assignment_id=assignment)
+    seen = assignments.submission(conn, token=token)
     if seen is None:
         return None
     if seen.annotator_id != user.id or seen.assignment_id != assignment or seen.action != action:
         raise RefusedError("this client token was used for another submit")
-    if seen.undone_at is not None:
+    if seen.undone:
         raise RefusedError("this submit was undone; judge the item again")
     return Saved(seen.judgment_id, duplicate=True, assignment=assignment)
 
 
-def _claim(conn: Connection, user: User, assignment: int) -> tuple[Any, Any]:
-    row = conn.execute(select(Assignment).where(Assignment.id == assignment)).first()
+def _claim(conn: Connection, user: User, assignment: int) -> tuple[Assigned, WorkItem]:
+    row = assignments.assignment(conn, assignment_id=assignment)
     if row is None or row.annotator_id != user.id:
         raise RefusedError("this item is not assigned to you")
     if row.status == "expired":
         raise RefusedError("this item was released after its time limit: take the next item")
     if row.status != "open":
         raise RefusedError(f"this item is already {'judged' if row.status == 'done' else 'skipped'}")
-    item = conn.execute(select(Item, Round.status.label("round_status"), Round.number.label("round_number"))
-                        .join(Round, Round.id == Item.round_id).where(Item.id == row.item_id)).one()
+    item = assignments.work_item(conn, item_id=row.item_id)
     if item.round_status != "open":
         raise RefusedError("this item's round is closed")
     return row, item
 
 
-def _finish(conn: Connection, row: Any, token: str, action: str, judgment_id: str | None, status: str,
+def _finish(conn: Connection, row: Assigned, token: str, action: str, judgment_id: str | None, status: str,
             now: datetime) -> None:
-    changed = conn.execute(update(Assignment).where(Assignment.id == row.id, Assignment.status == "open").values(
-        status=status, judgment_id=judgment_id, done_at=now)).rowcount
-    if changed != 1:  # the row is locked by _duplicate, so this is a guard, not a path
+    if not assignments.close_assignment(conn, assignment_id=row.id, status=status, judgment_id=judgment_id,
+                                        done_at=now):  # the row is locked by _duplicate: a guard, not a path
         raise RefusedError("this item changed while you submitted; take the next item")
-    conn.execute(insert(Submission).values(token=token, annotator_id=row.annotator_id, assignment_id=row.id,
-                                           action=action, judgment_id=judgment_id, created_at=now))
+    assignments.add_submission(conn, token=token, annotator_id=row.annotator_id, assignment_id=row.id,
+                               action=action, judgment_id=judgment_id, created_at=now)
 
 
-def _active(conn: Connection, item_id: int) -> int:
-    return int(conn.scalar(select(func.count()).select_from(Assignment).where(
-        Assignment.item_id == item_id, Assignment.status.in_(ACTIVE))) or 0)
-
-
-def _pair_choice(conn: Connection, row: Any, item: Any, choice: str | None) -> dict[str, Any]:
+def _pair_choice(conn: Connection, row: Assigned, item: WorkItem, choice: str | None) -> dict[str, Any]:
     if choice not in SHOWN_CHOICES:
         raise CurateError(f"choose A, B, tie or both_bad, not {choice!r}")
     position = SHOWN_CHOICES[choice]
     if position is None:
         return {"kind": "pair", "choice": choice}
-    a_id = conn.scalar(select(Pair.a_id).where(Pair.id == item.pair_id))
+    a_id = assignments.pair_a(conn, pair_id=item.pair_id)
     return {"kind": "pair", "choice": Choice.A if row.shown_order[position] == a_id else Choice.B}
 
 
-def _ranking(row: Any, ranks: list[int] | None) -> dict[str, Any]:
+def _ranking(row: Assigned, ranks: list[int] | None) -> dict[str, Any]:
     shown = row.shown_order
     if (not isinstance(ranks, list) or len(ranks) != len(shown)
             or not all(isinstance(r, int) and not isinstance(r, bool) and 1 <= r <= len(shown) for r in ranks)):
@@ -203,36 +182,18 @@ def _ranking(row: Any, ranks: list[int] | None) -> dict[str, Any]:
     return {"kind": "ranking", "ranking": groups}
 
 
-def _rewrite(conn: Connection, user: User, row: Any, item: Any, text: str | None,
-             now: datetime) -> dict[str, Any]:
+def _rewrite(conn: Connection, user: User, item: WorkItem, text: str | None, now: datetime) -> dict[str, Any]:
     body = normalise_text(text or "")
     if not body:
         raise CurateError("the rewrite is empty")
     if len(body) > MAX_TEXT:
         raise CurateError(f"the rewrite is longer than {MAX_TEXT:,} characters")
-    parent = conn.execute(select(Completion).where(Completion.id == item.completion_id)).one()
-    if body == parent.text:
+    if body == assignments.completion_text(conn, completion_id=item.completion_id):
         raise CurateError("the rewrite is the same as the original: edit it, or skip the item")
     new_id = content_id("completion", item.record_id, body)
-    if conn.scalar(select(Completion.id).where(Completion.id == new_id)) is None:
-        conn.execute(insert(Completion).values(
-            id=new_id, record_id=item.record_id, text=body, origin="rewrite", parent_id=parent.id,
-            author_id=user.id, round_id=item.round_id, created_at=now))
+    assignments.add_rewrite(conn, completion_id=new_id, record_id=item.record_id, text=body,
+                            parent_id=item.completion_id, author_id=user.id, round_id=item.round_id, created_at=now)
     return {"kind": "rewrite", "completion_id": new_id}
-
-
-def _drop_rewrite(conn: Connection, completion_id: str | None) -> bool:
-    """Remove a rewrite nothing else refers to (no pair, no other judgment)."""
-    if completion_id is None:
-        return False
-    used = conn.scalar(select(Pair.id).where((Pair.a_id == completion_id) | (Pair.b_id == completion_id)).limit(1))
-    used = used or conn.scalar(select(Judgment.id).where(Judgment.completion_id == completion_id).limit(1))
-    used = used or conn.scalar(select(Completion.id).where(Completion.parent_id == completion_id).limit(1))
-    used = used or conn.scalar(select(Item.id).where(Item.completion_id == completion_id).limit(1))
-    if used or conn.scalar(select(Completion.origin).where(Completion.id == completion_id)) != "rewrite":
-        return False
-    conn.execute(delete(Completion).where(Completion.id == completion_id))
-    return True
 
 
 def _plain(value: Any) -> Any:

@@ -7,12 +7,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import insert, select, update
-
 from curate.config import AnnotateSection
 from curate.errors import CurateError, RefusedError
-from curate.store import Store, audit
-from curate.store.schema import Annotator
+from curate.store import Store, accounts, audit
 
 ROLES = ("annotator", "lead")
 MIN_PASSWORD = 8
@@ -44,18 +41,17 @@ def add_user(store: Store, name: str, *, role: str, password: str, reset: bool =
         raise CurateError(f"the password must have at least {MIN_PASSWORD} characters")
     hashed = _hasher().hash(password)
     with store.write() as conn:
-        row = conn.execute(select(Annotator.id).where(Annotator.name == name)).first()
-        if row is not None and not reset:
+        found = accounts.annotator_id(conn, name=name)
+        if found is not None and not reset:
             raise CurateError(f"user '{name}' exists; use --reset to set a new password or role")
-        values = {"role": role, "password_hash": hashed, "failed_logins": 0, "locked_until": None}
-        if row is None:
-            user_id = conn.execute(insert(Annotator).values(name=name, kind="human", **values)).inserted_primary_key[0]
+        if found is None:
+            user_id = accounts.add_account(conn, name=name, role=role, password_hash=hashed)
         else:
-            user_id = row.id
-            conn.execute(update(Annotator).where(Annotator.id == user_id).values(**values))
-        audit(conn, "user.reset" if row is not None else "user.add", entity="annotator", entity_id=name,
+            user_id = found
+            accounts.reset_account(conn, account_id=user_id, role=role, password_hash=hashed)
+        audit(conn, "user.reset" if found is not None else "user.add", entity="annotator", entity_id=name,
               details={"role": role})
-    return User(int(user_id), name, role)
+    return User(user_id, name, role)
 
 
 def check_login(store: Store, name: str, password: str, rule: AnnotateSection, *,
@@ -65,27 +61,25 @@ def check_login(store: Store, name: str, password: str, rule: AnnotateSection, *
 
     now = now or datetime.now(timezone.utc)
     with store.read() as conn:
-        row = conn.execute(select(Annotator.id, Annotator.password_hash).where(
-            Annotator.name == name, Annotator.kind == "human")).first()
-    if row is None or row.password_hash is None:
+        found = accounts.login_hash(conn, name=name)
+    if found is None or found[1] is None:
         _verify_dummy(password)  # the same work as a real check, so timing does not tell names apart
         return False
+    user_id, hashed = found
     try:
-        ok = _hasher().verify(row.password_hash, password)
+        ok = _hasher().verify(hashed, password)
     except (VerificationError, InvalidHashError):
         ok = False
     with store.write() as conn:  # the lock-out is read and counted in one transaction
-        state = conn.execute(select(Annotator.failed_logins, Annotator.locked_until)
-                             .where(Annotator.id == row.id).with_for_update()).one()
-        if state.locked_until is not None and _aware(state.locked_until) > now:
+        failed, locked_until = accounts.lockout(conn, account_id=user_id)
+        if locked_until is not None and locked_until > now:
             return False
         if ok:
-            conn.execute(update(Annotator).where(Annotator.id == row.id).values(failed_logins=0, locked_until=None))
+            accounts.set_lockout(conn, account_id=user_id, failed=0, locked_until=None)
             return True
-        failed = int(state.failed_logins or 0) + 1
+        failed += 1
         locked = now + timedelta(minutes=rule.lockout_minutes) if failed >= rule.max_failed_logins else None
-        conn.execute(update(Annotator).where(Annotator.id == row.id).values(
-            failed_logins=0 if locked else failed, locked_until=locked))
+        accounts.set_lockout(conn, account_id=user_id, failed=0 if locked else failed, locked_until=locked)
         if locked:
             audit(conn, "user.locked", entity="annotator", entity_id=name, actor=f"app:{name}",
                   details={"until": locked.isoformat(), "failures": failed})
@@ -95,9 +89,7 @@ def check_login(store: Store, name: str, password: str, rule: AnnotateSection, *
 def unlock_user(store: Store, name: str) -> None:
     """Clear a lock-out and the failure count."""
     with store.write() as conn:
-        done = conn.execute(update(Annotator).where(Annotator.name == name, Annotator.kind == "human")
-                            .values(failed_logins=0, locked_until=None)).rowcount
-        if not done:
+        if not accounts.unlock(conn, name=name):
             raise CurateError(f"no user '{name}' (see curate user list)")
         audit(conn, "user.unlock", entity="annotator", entity_id=name)
 
@@ -108,24 +100,22 @@ def get_user(store: Store, name: str | None) -> User:
     if not name:
         raise RefusedError("not logged in")
     with store.read() as conn:
-        row = conn.execute(select(Annotator.id, Annotator.name, Annotator.role, Annotator.locked_until).where(
-            Annotator.name == name, Annotator.kind == "human", Annotator.password_hash.is_not(None))).first()
-    if row is None:
+        found = accounts.app_accounts(conn, name=name)
+    if not found:
         raise RefusedError(f"no app user '{name}'")
-    if row.locked_until is not None and _aware(row.locked_until) > datetime.now(timezone.utc):
+    account = found[0]
+    if account.locked_until is not None and account.locked_until > datetime.now(timezone.utc):
         raise RefusedError(f"the account '{name}' is locked (a lead can run: curate user unlock {name})")
-    return User(int(row.id), row.name, row.role or "annotator")
+    return User(account.id, account.name, account.role or "annotator")
 
 
 def list_users(store: Store, *, now: datetime | None = None) -> list[dict[str, object]]:
     """Every app account: name, role, whether it is locked."""
     now = now or datetime.now(timezone.utc)
     with store.read() as conn:
-        rows = conn.execute(select(Annotator.name, Annotator.role, Annotator.locked_until, Annotator.created_at)
-                            .where(Annotator.kind == "human", Annotator.password_hash.is_not(None))
-                            .order_by(Annotator.name)).all()
-    return [{"name": r.name, "role": r.role, "locked": r.locked_until is not None and _aware(r.locked_until) > now,
-             "created": _aware(r.created_at).isoformat(timespec="seconds")} for r in rows]
+        rows = accounts.app_accounts(conn)
+    return [{"name": r.name, "role": r.role, "locked": r.locked_until is not None and r.locked_until > now,
+             "created": r.created_at.isoformat(timespec="seconds")} for r in rows]
 
 
 def _verify_dummy(password: str) -> None:
@@ -136,8 +126,3 @@ def _verify_dummy(password: str) -> None:
         _DUMMY_HASH = _hasher().hash("curate-dummy-password")
     with contextlib.suppress(VerificationError):
         _hasher().verify(_DUMMY_HASH, password)
-
-
-def _aware(when: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they were stored in UTC."""
-    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
