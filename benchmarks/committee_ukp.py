@@ -18,7 +18,8 @@ from curate import embed_pool, ingest_files, init_project
 from curate.labels import final_labels, preferences
 from curate.learners.bradley_terry import bt_design
 from curate.pool.units import embedded_units
-from curate.scores.committee import pair_differences, score_committee
+from curate.scores.committee import score_committee
+from curate.scores.features import unit_differences
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -29,7 +30,7 @@ def main() -> None:
         embed_pool(project)  # cached before timing: the goal is about the committee
         start = time.perf_counter()
         units, cache = embedded_units(project, "pair")
-        d = pair_differences(units, cache)
+        d = unit_differences(units, cache)
         labels = preferences(final_labels(project))
         rows = [i for i, u in enumerate(units.ids) if u in labels]
         x, y, _ = bt_design(d[rows], np.array([labels[units.ids[i]] for i in rows]))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any, TypeVar, get_type_hints
 import tomllib
 
 from curate.errors import ConfigError
+from curate.files import publish_text
 from curate.vocabulary import Method, RouteMode
 
 T = TypeVar("T")
@@ -252,7 +252,5 @@ def update_config(path: Path, section: str, **values: Any) -> ProjectConfig:
         raise ConfigError(f"{path}: cannot read ({err})") from None
     data.setdefault(section, {}).update(values)
     config = from_mapping(ProjectConfig, data, where=str(path))
-    tmp = path.with_name(f".{path.name}.tmp")  # written whole, then renamed into place
-    tmp.write_text(dump_config(config), encoding="utf-8")
-    os.replace(tmp, path)
+    publish_text(path, dump_config(config))
     return config

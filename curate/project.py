@@ -6,9 +6,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
-from curate.annotate.instructions import DEFAULT as DEFAULT_INSTRUCTIONS
 from curate.config import (
     CONFIG_FILE,
     DatabaseSection,
@@ -18,10 +15,24 @@ from curate.config import (
     load_config,
 )
 from curate.errors import ProjectError
-from curate.store import Store, create_store, open_store, resolve_url
+from curate.store import Store, create_store, open_store, resolve_url, sqlite_file
 
 FOLDERS = ("cache", "rounds", "exports", "models")
 SQLITE_FILE = "curate.db"
+# The annotators' instructions a new project starts with, for the lead to edit (curate.annotate.instructions
+# versions the file in the store when it changes).
+DEFAULT_INSTRUCTIONS = """# How to judge
+
+For each prompt you see two answers, **A** and **B** (their order is random, and which model wrote
+them is hidden). Pick the one a careful expert would rather send:
+
+- **A** or **B**: the better one; **Tie**: equally good; **Both bad**: neither is acceptable.
+- Judge helpfulness, correctness and harmlessness, in that order; length is not quality.
+- Confidence (optional): 1 = a guess, 5 = certain. A short reason helps the lead review.
+
+Keys: **1** A · **2** B · **3** Tie · **4** Both bad · **Enter** submit (in a text field: Ctrl+Enter).
+**Skip** an item you cannot judge; **Flag** one that is broken or offensive (say why).
+"""
 
 
 @dataclass
@@ -52,11 +63,11 @@ def init_project(directory: Path | str, *, db_url: str | None = None) -> Project
     config = ProjectConfig(project=ProjectSection(name=root.name),
                            database=DatabaseSection(url=db_url or f"sqlite:///{SQLITE_FILE}"))
     url = resolve_url(config.database.url, root)
-    sqlite_file = make_url(url).database if url.startswith("sqlite") else None
-    if sqlite_file and Path(sqlite_file).exists():
-        raise ProjectError(f"{sqlite_file} already exists; refusing to overwrite it")
+    db_file = sqlite_file(url)
+    if db_file and Path(db_file).exists():
+        raise ProjectError(f"{db_file} already exists; refusing to overwrite it")
     created_root = not root.exists()
-    made = [Path(f"{sqlite_file}{suffix}") for suffix in ("", "-wal", "-shm")] if sqlite_file else []
+    made = [Path(f"{db_file}{suffix}") for suffix in ("", "-wal", "-shm")] if db_file else []
     store: Store | None = None
     try:
         root.mkdir(parents=True, exist_ok=True)

@@ -16,12 +16,12 @@ from curate.learners import LEARNERS, make_learner
 def pairs(ukp_embedded):
     from curate.labels import final_labels, preferences
     from curate.pool.units import embedded_units
-    from curate.scores.committee import pair_differences
+    from curate.scores.features import unit_differences
 
     with open_project(ukp_embedded) as project:
         units, cache = embedded_units(project, "pair")
         labels = preferences(final_labels(project))
-    d = pair_differences(units, cache)
+    d = unit_differences(units, cache)
     keep = [i for i, uid in enumerate(units.ids) if uid in labels]
     return d[keep], np.array([labels[units.ids[i]] for i in keep])
 

@@ -136,7 +136,7 @@ def test_reward_models_end_to_end_through_the_cli(cli, pair_project, tiny_models
     assert first["pairs"] == 6 and first["completions"] >= 10
     assert set(first["computed"].values()) == {first["completions"]}
     with open_project(pair_project) as project:
-        from curate.pool.units import completion_rows, pair_rows
+        from curate.store.pool import completion_rows, pair_rows
 
         with project.store.read() as conn:
             rows, pairs = completion_rows(conn), pair_rows(conn)
@@ -180,7 +180,7 @@ def test_dpo_margin_end_to_end_equals_the_log_ratios(cli, pair_project, tiny_mod
     policy = PeftModel.from_pretrained(LlamaForCausalLM.from_pretrained(tiny_models["causal"]),
                                        tiny_models["dpo_lora"]).eval()
     with open_project(pair_project) as project:
-        from curate.pool.units import completion_rows, pair_rows
+        from curate.store.pool import completion_rows, pair_rows
 
         with project.store.read() as conn:
             rows, pairs = completion_rows(conn), pair_rows(conn)

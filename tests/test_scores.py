@@ -227,14 +227,14 @@ def test_committee_on_ukp_dev_predicts_and_its_disagreement_means_something(shar
     from curate.labels import final_labels, preferences
     from curate.learners.bradley_terry import committee_probabilities, disagreement, fit_committee
     from curate.pool.units import embedded_units
-    from curate.scores.committee import pair_differences
+    from curate.scores.features import unit_differences
     from curate.store.schema import Judgment, Pair, Record
 
     with init_project(tmp_path / "p") as project:
         ingest_files(project, [shared_data / "ukp-convarg1-dev.jsonl.gz"])
         embed_pool(project)
         units, cache = embedded_units(project, "pair")
-        d = pair_differences(units, cache)
+        d = unit_differences(units, cache)
         labels = preferences(final_labels(project))
         with project.store.read() as conn:
             topic = {p: m["topic"] for p, m in conn.execute(select(Pair.id, Record.meta)

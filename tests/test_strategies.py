@@ -38,8 +38,8 @@ def pool(ukp_embedded, model_cache, tiny_models) -> PoolView:
     from curate.pool.cluster import kmeans
     from curate.pool.dedup import duplicate_groups, similar_pairs
     from curate.pool.units import embedded_units, unit_vectors
-    from curate.scores.committee import pair_differences
     from curate.scores.entropy import STATS, token_entropy
+    from curate.scores.features import unit_differences
     from curate.scores.lm import load_causal_lm, load_reward_model
     from curate.scores.reward import committee_margins, reward_scores, standardise
 
@@ -47,7 +47,7 @@ def pool(ukp_embedded, model_cache, tiny_models) -> PoolView:
         units, cache = embedded_units(project, "pair")
         labels = preferences(final_labels(project))
     vectors = unit_vectors(units, cache)
-    differences = pair_differences(units, cache)
+    differences = unit_differences(units, cache)
     n = len(units)
     rng = np.random.default_rng(0)
     order = rng.permutation(n)

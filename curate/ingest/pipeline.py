@@ -11,8 +11,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, update
-
 from curate.errors import InputError
 from curate.ids import content_id, normalise_text
 from curate.ingest.layouts import Layout, Parsed, Text, detect_layout, mapped_layout
@@ -21,9 +19,7 @@ from curate.ingest.results import FileReport, IngestReport
 from curate.ingest.values import RowProblem
 from curate.progress import Progress, no_progress
 from curate.project import Project
-from curate.store import audit
-from curate.store.bulk import insert_new, lookup
-from curate.store.schema import Annotator, Completion, IngestBatch, Judgment, Pair, Record
+from curate.store import Connection, audit, pool
 
 SWAP = {"a": "b", "b": "a"}
 
@@ -36,6 +32,12 @@ class ReadFile:
     sha256: str
     rows: list[tuple[str, Parsed]] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)
+
+    def refuse_bad_rows(self, advice: str = "") -> None:
+        """Raise the file's first bad row as a one-line error (``file:line: reason (advice)``), if it has one."""
+        if self.rejects:
+            first = self.rejects[0]
+            raise InputError(f"{first['location']}: {first['reason']}" + (f" ({advice})" if advice else ""))
 
 
 def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: str = "auto",
@@ -148,8 +150,7 @@ def known_choices(paths: Sequence[Path | str], *, file_format: str = "auto", map
     choices: dict[str, list[str]] = {}
     for path in paths:
         read = read_file(Path(path), file_format, mapping, label_values, no_progress)
-        if read.rejects:
-            raise InputError(f"{read.rejects[0]['location']}: {read.rejects[0]['reason']}")
+        read.refuse_bad_rows()
         text_id = _TextIds()
         for _, row in read.rows:
             found = _row_ids(text_id, row)
@@ -184,17 +185,15 @@ def _write_file(conn: Connection, read: ReadFile, *, labels: bool = True) -> Fil
     path = read.source.path
     report = FileReport(path=str(path), file_format=read.source.file_format, layout=read.layout.name,
                         rows=len(read.rows) + len(read.rejects), bad_rows=len(read.rejects))
-    batch_id = conn.execute(insert(IngestBatch).values(
-        path=str(path.resolve()), sha256=read.sha256, file_format=read.source.file_format,
-        layout=read.layout.name, counts={})).inserted_primary_key[0]
+    batch_id = pool.add_batch(conn, path=str(path.resolve()), sha256=read.sha256,
+                              file_format=read.source.file_format, layout=read.layout.name)
     records: dict[str, dict[str, Any]] = {}
     completions: dict[str, dict[str, Any]] = {}
     pairs: dict[str, dict[str, Any]] = {}
     judgments: dict[str, dict[str, Any]] = {}
     seen: set[tuple[Any, ...]] = set()
     names = sorted({j.annotator for _, row in read.rows for j in row.judgments if j.annotator}) if labels else []
-    insert_new(conn, Annotator.__table__, [{"name": n, "kind": "imported"} for n in names], key="name")
-    annotator_ids = lookup(conn, Annotator.__table__.c.name, Annotator.__table__.c.id, names)
+    annotator_ids = pool.add_imported_annotators(conn, names=names)
     text_id = _TextIds()
     for location, row in read.rows:
         found = _row_ids(text_id, row)
@@ -230,17 +229,17 @@ def _write_file(conn: Connection, read: ReadFile, *, labels: bool = True) -> Fil
         for note in row.notes:
             report.note(note, location)
 
-    report.records = len(insert_new(conn, Record.__table__, list(records.values())))
-    report.completions = len(insert_new(conn, Completion.__table__, list(completions.values())))
-    report.pairs = len(insert_new(conn, Pair.__table__, list(pairs.values())))
+    report.records = pool.add_records(conn, list(records.values()))
+    report.completions = pool.add_completions(conn, list(completions.values()))
+    report.pairs = pool.add_pairs(conn, list(pairs.values()))
     report.pairs_present = len(pairs) - report.pairs
-    report.judgments.update(j["source"] for j in insert_new(conn, Judgment.__table__, list(judgments.values())))
+    report.judgments.update(pool.add_judgments(conn, list(judgments.values())))
     counts = {"rows": report.rows, "records": report.records, "completions": report.completions,
               "pairs": report.pairs, "judgments": dict(report.judgments)}
     if report.added == 0:
-        conn.execute(delete(IngestBatch).where(IngestBatch.id == batch_id))
+        pool.drop_batch(conn, batch_id=batch_id)
     else:
-        conn.execute(update(IngestBatch).where(IngestBatch.id == batch_id).values(counts=counts))
+        pool.set_batch_counts(conn, batch_id=batch_id, counts=counts)
         audit(conn, "ingest", entity="ingest_batch", entity_id=str(batch_id),
               details={"path": str(path.resolve()), "sha256": read.sha256, "layout": read.layout.name,
                        "labels_imported": labels, **counts})

@@ -15,17 +15,26 @@ from curate.learners.laplace import LaplaceBT
 LEARNERS: dict[str, type[Learner]] = {cls.name: cls for cls in (BTCommittee, LaplaceBT)}
 
 
-def configured_learner(config: LearnerSection, *, random_state: int = 0) -> Learner:
-    """The learner ``[learner]`` in curate.toml names, with the options of that section it takes."""
-    options = {"c": config.c, "members": config.members, "random_state": random_state}
-    return make_learner(config.name, **{k: v for k, v in options.items() if k in LEARNERS[config.name].options})
+def configured_learner(config: LearnerSection, *, name: str | None = None, random_state: int = 0,
+                       **overrides: Any) -> Learner:
+    """The learner ``[learner]`` in curate.toml names (or ``name``), with the options of that section (or
+    ``overrides``, where not None) it takes."""
+    cls = learner_class(name or config.name)
+    settings = {"c": config.c, "members": config.members, "random_state": random_state}
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return cls(**{k: v for k, v in settings.items() if k in cls.options})
+
+
+def learner_class(name: str) -> type[Learner]:
+    if name not in LEARNERS:
+        raise CurateError(f"unknown learner '{name}' (learners: {', '.join(LEARNERS)})")
+    return LEARNERS[name]
 
 
 def make_learner(name: str, **options: Any) -> Learner:
-    if name not in LEARNERS:
-        raise CurateError(f"unknown learner '{name}' (learners: {', '.join(LEARNERS)})")
+    cls = learner_class(name)
     try:
-        return LEARNERS[name](**options)
+        return cls(**options)
     except TypeError:
         raise CurateError(f"learner '{name}' does not take options {sorted(options)}") from None
 

@@ -11,7 +11,7 @@ from curate.learners.bradley_terry import DEFAULT_C, committee_probabilities, di
 class BTCommittee(Learner):
     name = "committee"
 
-    options = ("members", "c", "random_state")  # what it takes of [learner]
+    options = ("c", "members", "random_state")  # what it takes of [learner]
 
     def __init__(self, *, members: int = 8, c: float = DEFAULT_C, random_state: int = 0) -> None:
         self.members, self.c, self.random_state = members, c, random_state

@@ -7,17 +7,14 @@ and write the project at the edges.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
 from curate.errors import CurateError
 from curate.pool.units import PoolUnits, load_pool
 from curate.project import Project
-from curate.store import audit
-from curate.store.bulk import bulk_insert
-from curate.store.schema import ClusterAssignment, ClusterRun
+from curate.store import audit, pool
+from curate.store.pool import ClusterRunInfo
 
 METHODS = ("kmeans", "hdbscan")
 AUTO_K_MAX = 100
@@ -159,11 +156,9 @@ def cluster_pool(project: Project, *, k: int | str = "auto", method: str = "kmea
         k = len(set(labels.tolist()) - {NOISE})
     sizes = {int(c): int(s) for c, s in zip(*np.unique(labels, return_counts=True), strict=True)}
     with project.store.write() as conn:
-        run_id = conn.execute(ClusterRun.__table__.insert().values(
-            field=units.field, model=resolved.fingerprint, method=method, k=int(k), config=config)
-        ).inserted_primary_key[0]
-        bulk_insert(conn, ClusterAssignment.__table__, [
-            {"run_id": run_id, "unit_id": uid, "cluster": int(c)} for uid, c in zip(units.ids, labels, strict=True)])
+        clusters = [(uid, int(c)) for uid, c in zip(units.ids, labels, strict=True)]
+        run_id = pool.add_cluster_run(conn, field=units.field, model=resolved.fingerprint, method=method, k=int(k),
+                                      config=config, clusters=clusters)
         audit(conn, "cluster", entity="cluster_run", entity_id=str(run_id),
               details={"field": units.field, "method": method, "k": int(k), "units": n})
     return ClusterSummary(run_id=run_id, field=units.field, method=method, k=int(k), sizes=sizes, config=config)
@@ -189,25 +184,21 @@ class ClusterDescription:
     examples: list[str]
 
 
-def latest_run(project: Project, field_name: str | None = None) -> Any:
+def latest_run(project: Project, field_name: str | None = None) -> ClusterRunInfo | None:
     """The newest cluster run (of one field, if given)."""
     with project.store.read() as conn:
-        query = select(ClusterRun.__table__).order_by(ClusterRun.id.desc()).limit(1)
-        if field_name:
-            query = query.where(ClusterRun.field == field_name)
-        return conn.execute(query).first()
+        return pool.latest_cluster_run(conn, field=field_name)
 
 
 def run_labels(project: Project, run_id: int, units: PoolUnits) -> np.ndarray:
     """Cluster of every unit (in ``units`` order) in run ``run_id``; units added since the run get -2."""
     with project.store.read() as conn:
-        found = {uid: c for uid, c in conn.execute(select(ClusterAssignment.unit_id, ClusterAssignment.cluster)
-                                                    .where(ClusterAssignment.run_id == run_id))}
+        found = pool.cluster_labels(conn, run_id=run_id)
     return np.array([found.get(uid, -2) for uid in units.ids], dtype=np.int64)
 
 
 def describe_clusters(project: Project, *, field_name: str | None = None, model: str | None = None,
-                      examples: int = 3) -> tuple[Any, list[ClusterDescription]]:
+                      examples: int = 3) -> tuple[ClusterRunInfo, list[ClusterDescription]]:
     """Size, c-TF-IDF keywords and the examples closest to the centroid of every cluster of the latest run."""
     run = latest_run(project, field_name)
     if run is None:

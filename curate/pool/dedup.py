@@ -15,16 +15,13 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import delete, func, select
 
 from curate.errors import CurateError
 from curate.pool.embed import vectors_for
 from curate.pool.units import embedded_units, unit_vectors
 from curate.progress import Progress, no_progress
 from curate.project import Project
-from curate.store import audit
-from curate.store.bulk import bulk_insert
-from curate.store.schema import Judgment, NearDuplicate
+from curate.store import audit, pool
 
 EXACT_LIMIT = 200_000
 QUERY_BLOCK = 20_000
@@ -154,9 +151,8 @@ def dedup_pool(project: Project, *, threshold: float = 0.95, field_name: str | N
         i, j, s, method = pair_edges(parts, vectors_for(texts, cache), threshold, progress=progress)
     else:
         i, j, s, method = similar_pairs(unit_vectors(units, cache), threshold, progress=progress)
-    column = {"pair": Judgment.pair_id, "prompt": Judgment.record_id, "completion": Judgment.completion_id}[units.field]
     with project.store.read() as conn:
-        judged = {uid: n for uid, n in conn.execute(select(column, func.count()).group_by(column)) if uid}
+        judged = pool.judgments_per_unit(conn, field=units.field)
     order = sorted(range(len(units)), key=lambda m: (-judged.get(units.ids[m], 0), units.ids[m]))
     priority = np.empty(len(units), dtype=np.int64)
     priority[order] = np.arange(len(units))
@@ -170,10 +166,8 @@ def dedup_pool(project: Project, *, threshold: float = 0.95, field_name: str | N
             examples=[units.label(int(m)) for m in [rep, *members[:2]]]))
     groups.sort(key=lambda g: (-len(g.members), g.representative))
     with project.store.write() as conn:
-        conn.execute(delete(NearDuplicate).where(NearDuplicate.field == units.field))  # marks of an earlier run
-        bulk_insert(conn, NearDuplicate.__table__, [
-            {"field": units.field, "unit_id": uid, "representative_id": g.representative, "similarity": sim,
-             "threshold": threshold, "model": cache.model.fingerprint} for g in groups for uid, sim in g.members])
+        pool.replace_near_duplicates(conn, field=units.field, threshold=threshold, model=cache.model.fingerprint,
+                                     marks=[(uid, g.representative, sim) for g in groups for uid, sim in g.members])
         audit(conn, "dedup", entity="near_duplicates", details={
             "field": units.field, "threshold": threshold, "method": method, "groups": len(groups),
             "marked": sum(len(g.members) for g in groups)})

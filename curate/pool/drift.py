@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curate.errors import CurateError, InputError
+from curate.errors import CurateError
 from curate.ids import normalise_text
 from curate.ingest.pipeline import read_file
 from curate.pool.cluster import latest_run, run_labels
@@ -105,10 +105,7 @@ def drift_report(project: Project, path: Path, *, field_name: str = "prompt", fi
         raise CurateError(f"{permutations} permutations cannot give p <= {alpha}: use at least "
                           f"{int(np.ceil(1 / alpha)) - 1}")
     read = read_file(Path(path), file_format, mapping, label_values, progress or no_progress)
-    if read.rejects:
-        first = read.rejects[0]
-        raise InputError(f"{first['location']}: {first['reason']} (fix the file, or ingest with --skip-bad "
-                         "and compare the good rows)")
+    read.refuse_bad_rows("fix the file, or ingest with --skip-bad and compare the good rows")
     rows = [row for _, row in read.rows]
     units, cache = embedded_units(project, model=model)
     if field_name == "pair" and units.field != "pair":

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from curate.files import publish_text, staged
 from curate.models import ResolvedModel
 from curate.progress import Progress, no_progress
 
@@ -39,7 +40,7 @@ class EmbeddingCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         meta = self.dir / "model.json"
         if not meta.exists():
-            _atomic_write_text(meta, json.dumps({"name": model.name, "path": str(model.path),
+            publish_text(meta, json.dumps({"name": model.name, "path": str(model.path),
                                                  "fingerprint": model.fingerprint}))
         self._load_index()
 
@@ -154,17 +155,6 @@ def vectors_for(texts: Sequence[str], cache: EmbeddingCache) -> np.ndarray:
     return cache.get([text_key(t) for t in texts])
 
 
-
 def _atomic_save(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    with staged(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -7,13 +7,13 @@ offline) and ``maps/<field>.csv`` (unit id, x, y, cluster) for the app to reuse.
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from curate.errors import CurateError
+from curate.files import staged
 from curate.pool.cluster import latest_run, run_labels
 from curate.pool.units import load_pool
 from curate.project import Project
@@ -93,13 +93,11 @@ def _groups(names: list[str]) -> list[tuple[str, np.ndarray]]:
 
 
 def _write_csv(path: Path, ids: list[str], coords: np.ndarray, labels: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with staged(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["unit_id", "x", "y", "cluster"])
         writer.writerows((uid, f"{x:.5f}", f"{y:.5f}", int(c)) for uid, (x, y), c in zip(ids, coords, labels,
                                                                                         strict=True))
-    os.replace(tmp, path)
 
 
 def _write_png(path: Path, coords: np.ndarray, names: list[str], title: str) -> None:
@@ -121,10 +119,9 @@ def _write_png(path: Path, coords: np.ndarray, names: list[str], title: str) -> 
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    with staged(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def _write_html(path: Path, coords: np.ndarray, names: list[str], hover: list[str], title: str) -> None:
@@ -136,6 +133,5 @@ def _write_html(path: Path, coords: np.ndarray, names: list[str], hover: list[st
                                    text=[hover[i] for i in idx], hoverinfo="text+name", marker={"size": 5}))
     fig.update_layout(title=title, template="plotly_white", xaxis={"visible": False}, yaxis={"visible": False},
                       legend={"itemsizing": "constant"})
-    tmp = path.with_name(f".{path.name}.tmp.html")
-    fig.write_html(tmp, include_plotlyjs=True, full_html=True)
-    os.replace(tmp, path)
+    with staged(path) as tmp:
+        fig.write_html(tmp, include_plotlyjs=True, full_html=True)

@@ -5,16 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import Connection, select
-from sqlalchemy.orm import aliased
 
 from curate.errors import CurateError
 from curate.models import ResolvedModel, resolve_model
 from curate.pool.embed import SHARD_TEXTS, EmbeddingCache, EmbedResult, embed_texts, text_key, vectors_for
 from curate.progress import Progress
 from curate.project import Project
+from curate.store import Connection, pool
 from curate.store.model_versions import register_model
-from curate.store.schema import Completion, Pair, Record
 
 FIELDS = ("prompt", "completion", "pair")
 # A pair's vector joins its prompt's vector and its completions' normalised sum, weighted so that
@@ -54,7 +52,7 @@ def _shorten(text: str, width: int) -> str:
 
 def default_field(conn: Connection) -> str:
     """Pairs when the project has any, else prompts."""
-    return "pair" if conn.scalar(select(Pair.id).limit(1)) else "prompt"
+    return "pair" if pool.has_pairs(conn) else "prompt"
 
 
 def pool_units(conn: Connection, field_name: str) -> PoolUnits:
@@ -62,30 +60,8 @@ def pool_units(conn: Connection, field_name: str) -> PoolUnits:
     if field_name not in FIELDS:
         raise CurateError(f"unknown field '{field_name}' (fields: {', '.join(FIELDS)})")
     units = PoolUnits(field_name)
-    if field_name == "prompt":
-        rows = conn.execute(select(Record.id, Record.prompt).order_by(Record.id)).all()
-        units.ids, units.parts = [r[0] for r in rows], [(r[1],) for r in rows]
-    elif field_name == "completion":
-        rows = conn.execute(select(Completion.id, Completion.text).order_by(Completion.id)).all()
-        units.ids, units.parts = [r[0] for r in rows], [(r[1],) for r in rows]
-    else:
-        a, b = aliased(Completion), aliased(Completion)
-        rows = conn.execute(select(Pair.id, Record.prompt, a.text, b.text)
-                            .join(Record, Record.id == Pair.record_id)
-                            .join(a, a.id == Pair.a_id).join(b, b.id == Pair.b_id).order_by(Pair.id)).all()
-        units.ids, units.parts = [r[0] for r in rows], [tuple(r[1:]) for r in rows]
+    units.ids, units.parts = pool.unit_parts(conn, field=field_name)
     return units
-
-
-def completion_rows(conn: Connection) -> list[tuple[str, str, str]]:
-    """(completion id, prompt, completion text) of every completion, by id."""
-    return [tuple(r) for r in conn.execute(select(Completion.id, Record.prompt, Completion.text)
-                                           .join(Record, Record.id == Completion.record_id).order_by(Completion.id))]
-
-
-def pair_rows(conn: Connection) -> list[tuple[str, str, str]]:
-    """(pair id, completion A id, completion B id) of every pair, by id."""
-    return [tuple(r) for r in conn.execute(select(Pair.id, Pair.a_id, Pair.b_id).order_by(Pair.id))]
 
 
 def unit_vectors(units: PoolUnits, cache: EmbeddingCache) -> np.ndarray:

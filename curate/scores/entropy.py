@@ -71,9 +71,9 @@ def completion_stats(project: Project, model: ResolvedModel, rows: Sequence[tupl
 def score_entropy(project: Project, *, model: str | None = None, max_length: int = 1024,
                   progress: Progress | None = None) -> EntropyResult:
     """Token entropy of every completion in the project (cached per model and text), stored as a run."""
-    from curate.pool.units import completion_rows
     from curate.scores.runs import save_run
     from curate.store.model_versions import register_model
+    from curate.store.pool import completion_rows
 
     with project.store.read() as conn:
         rows = completion_rows(conn)

@@ -51,11 +51,11 @@ def score_margin(project: Project, *, policy: str, reference: str | None = None,
     """Implicit rewards of every completion and DPO margins of every pair under ``policy``."""
     from scipy.special import expit
 
-    from curate.pool.units import completion_rows, pair_rows
     from curate.scores.entropy import completion_stats
     from curate.scores.lm import adapter_config, model_paths, resolve_scorer
     from curate.scores.runs import save_run
     from curate.store.model_versions import register_model
+    from curate.store.pool import completion_rows, pair_rows
 
     if not beta > 0:
         raise CurateError(f"beta must be positive, not {beta}")

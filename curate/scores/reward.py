@@ -104,10 +104,10 @@ class RewardResult:
 def score_reward_models(project: Project, *, models: Sequence[str], max_length: int = 1024,
                         progress: Progress | None = None) -> RewardResult:
     """Score every completion with each reward model (cached per model and text), then every pair."""
-    from curate.pool.units import completion_rows, pair_rows
     from curate.scores.lm import load_reward_model, model_paths, resolve_scorer
     from curate.scores.runs import cached_completion_scores, save_run
     from curate.store.model_versions import register_model
+    from curate.store.pool import completion_rows, pair_rows
 
     if not models:
         raise CurateError("name at least one reward model (--model, repeated for a committee)")

@@ -1,4 +1,4 @@
-"""Score runs in the store: writing a run's values, reading the latest, and whether it is stale."""
+"""Score runs: saving a run's values, cached completion scores, and whether the latest run of a kind is stale."""
 
 from __future__ import annotations
 
@@ -7,28 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, func, select
 
 from curate.models import ResolvedModel
 from curate.progress import Progress, no_progress
 from curate.project import Project
-from curate.store import audit
-from curate.store.bulk import bulk_insert
-from curate.store.schema import Completion, Judgment, Pair, Record, Score, ScoreRun, Slice
-
-UNIT_TABLES = {"completion": Completion, "pair": Pair, "record": Record}
+from curate.store import audit, rounds, scores
 
 
 def save_run(project: Project, *, kind: str, unit: str, model: ResolvedModel, ids: Sequence[str],
              names: Sequence[str], values: np.ndarray, config: dict[str, Any]) -> int:
     """Store one run: ``values[i, j]`` is score ``names[j]`` of unit ``ids[i]``."""
     with project.store.write() as conn:
-        run_id = conn.execute(ScoreRun.__table__.insert().values(
-            kind=kind, unit=unit, model=f"{model.name}@{model.short}", fingerprint=model.fingerprint,
-            units=len(ids), judgments=_judgments(conn), config=config)).inserted_primary_key[0]
-        bulk_insert(conn, Score.__table__, [
-            {"run_id": run_id, "unit_id": uid, "name": name, "value": float(values[i, j])}
-            for i, uid in enumerate(ids) for j, name in enumerate(names)])
+        run_id = scores.add_run(conn, kind=kind, unit=unit, model=f"{model.name}@{model.short}",
+                                fingerprint=model.fingerprint, units=len(ids), judgments=scores.judgment_count(conn),
+                                config=config, values=[(uid, name, float(values[i, j])) for i, uid in enumerate(ids)
+                                                       for j, name in enumerate(names)])
         audit(conn, "score", entity="score_run", entity_id=str(run_id),
               details={"kind": kind, "model": model.name, "units": len(ids)})
     return run_id
@@ -61,14 +54,11 @@ def score_status(project: Project) -> dict[str, dict[str, Any]]:
     """The latest run of each kind, and why it is stale (units added, judgments or model files changed since)."""
     from curate.scores.lm import changed_models
 
-    latest: dict[str, Any] = {}
     with project.store.read() as conn:
-        judgments = _judgments(conn)
-        for run in conn.execute(select(ScoreRun.__table__).order_by(ScoreRun.id)):
-            latest[run.kind] = run
-        units = {unit: int(conn.scalar(select(func.count()).select_from(table)) or 0)
-                 for unit, table in UNIT_TABLES.items()}
-        slices = int(conn.scalar(select(func.count()).select_from(Slice)) or 0)
+        judgments = scores.judgment_count(conn)
+        latest = scores.latest_runs(conn)
+        units = scores.unit_counts(conn)
+        slices = rounds.slice_count(conn)
     out: dict[str, dict[str, Any]] = {}
     for kind, run in latest.items():
         reasons = []
@@ -82,7 +72,3 @@ def score_status(project: Project) -> dict[str, dict[str, Any]]:
         out[kind] = {"run": run.id, "model": run.model, "units": run.units, "stale": bool(reasons),
                      "why": "; ".join(reasons), "at": run.created_at}
     return out
-
-
-def _judgments(conn: Connection) -> int:
-    return int(conn.scalar(select(func.count()).select_from(Judgment)) or 0)

@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, select
 
 from curate.errors import CurateError
 from curate.project import Project
+from curate.store import Connection, rounds
+from curate.store import pool as pool_store
+from curate.store import scores as score_store
+from curate.store.pool import PoolPair
 from curate.strategies import PoolView
 
 MAX_GROUPS = 1000  # a metadata key with more distinct values is an id, not a grouping
@@ -25,7 +28,7 @@ PER_SIDE = {"entropy": {"entropy_mean": True, "logprob_mean": False}, "reward": 
 class PoolContext:
     """What the view was built from, for the round manifest."""
 
-    pairs: list[tuple[str, str, str, str]]  # (pair id, record id, completion A id, completion B id)
+    pairs: list[PoolPair]  # (pair id, record id, completion A id, completion B id)
     known_labels: set[str]  # pairs the learner has a label for (imported or expert)
     slices: dict[str, str]  # pair id -> test | calibration
     score_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -37,19 +40,17 @@ class PoolContext:
 def build_pool_view(project: Project, *, with_texts: bool = False) -> tuple[PoolView, PoolContext]:
     """The pool view of the project's pairs (in pair id order) and its context."""
     from curate.labels import PROJECT_SOURCES, final_labels, preferences
-    from curate.store.schema import Item, Judgment, Pair, Slice
 
     known = set(preferences(final_labels(project)))  # imported labels teach the learner; they are not "judged"
 
     with project.store.read() as conn:
-        pairs = [tuple(r) for r in conn.execute(select(Pair.id, Pair.record_id, Pair.a_id, Pair.b_id)
-                                                .order_by(Pair.id))]
+        pairs = pool_store.pairs(conn)
         if not pairs:
             raise CurateError("curate select chooses pairs and the project has none: ingest preference data "
                               "(a prompt with two completions)")
-        chosen = {r[0] for r in conn.execute(select(Item.pair_id).where(Item.pair_id.is_not(None)))}
-        judged = {r[0] for r in conn.execute(select(Judgment.pair_id).where(Judgment.source.in_(PROJECT_SOURCES)))}
-        slices = dict(conn.execute(select(Slice.pair_id, Slice.name)).all())
+        chosen = rounds.taken_pairs(conn)
+        judged = pool_store.judged_pairs(conn, sources=PROJECT_SOURCES)
+        slices = rounds.slices(conn)
         context = PoolContext(pairs=pairs, known_labels=known, slices=slices)
         scores = _scores(conn, pairs, context)
         duplicates = _duplicates(conn, pairs)
@@ -68,21 +69,13 @@ def build_pool_view(project: Project, *, with_texts: bool = False) -> tuple[Pool
     return view, context
 
 
-def _scores(conn: Connection, pairs: list[tuple[str, str, str, str]], context: PoolContext) -> dict[str, np.ndarray]:
+def _scores(conn: Connection, pairs: list[PoolPair], context: PoolContext) -> dict[str, np.ndarray]:
     """The latest run of every score kind that covers the whole pool; completion scores become pair scores
     (``<kind>.<name>.a`` / ``.b`` per side, and ``<kind>.<name>`` the higher of the two; see PER_SIDE)."""
-    from curate.store.schema import Score, ScoreRun
-
-    latest: dict[str, Any] = {}
-    for run in conn.execute(select(ScoreRun.__table__).order_by(ScoreRun.id)):
-        latest[run.kind] = run
     out: dict[str, np.ndarray] = {}
     sides = {"a": [p[2] for p in pairs], "b": [p[3] for p in pairs]}
-    for kind, run in sorted(latest.items()):
-        values: dict[str, dict[str, float]] = {}
-        for unit, name, value in conn.execute(select(Score.unit_id, Score.name, Score.value)
-                                              .where(Score.run_id == run.id)):
-            values.setdefault(name, {})[unit] = value
+    for kind, run in sorted(score_store.latest_runs(conn).items()):
+        values = score_store.run_values(conn, run_id=run.id)
         if run.unit == "pair":
             columns = {name: [found.get(p[0]) for p in pairs] for name, found in values.items()}
         elif run.unit == "completion":
@@ -108,12 +101,9 @@ def _scores(conn: Connection, pairs: list[tuple[str, str, str, str]], context: P
     return out
 
 
-def _duplicates(conn: Connection, pairs: list[tuple[str, str, str, str]]) -> np.ndarray | None:
+def _duplicates(conn: Connection, pairs: list[PoolPair]) -> np.ndarray | None:
     """Each pair's near-duplicate group (the representative's position), -1 where it has none."""
-    from curate.store.schema import NearDuplicate
-
-    rows = conn.execute(select(NearDuplicate.unit_id, NearDuplicate.representative_id)
-                        .where(NearDuplicate.field == "pair")).all()
+    rows = pool_store.near_duplicates(conn, field="pair")
     if not rows:
         return None
     position = {p[0]: i for i, p in enumerate(pairs)}
@@ -124,12 +114,10 @@ def _duplicates(conn: Connection, pairs: list[tuple[str, str, str, str]]) -> np.
     return groups
 
 
-def _meta_groups(conn: Connection, pairs: list[tuple[str, str, str, str]]) -> dict[str, np.ndarray]:
+def _meta_groups(conn: Connection, pairs: list[PoolPair]) -> dict[str, np.ndarray]:
     """Groupings from the records' metadata (e.g. UKPConvArg1's ``topic``): every key with text or
     whole-number values and 2 to MAX_GROUPS distinct values; -1 where a record has none."""
-    from curate.store.schema import Record
-
-    meta = {rid: m for rid, m in conn.execute(select(Record.id, Record.meta)) if m}
+    meta = pool_store.record_meta(conn)
     keys = sorted({k for m in meta.values() for k, v in m.items() if isinstance(v, (str, int))} - {"cluster"})
     out = {}
     for key in keys:
@@ -142,18 +130,17 @@ def _meta_groups(conn: Connection, pairs: list[tuple[str, str, str, str]]) -> di
     return out
 
 
-def _texts(conn: Connection, pairs: list[tuple[str, str, str, str]]) -> list[str]:
-    from curate.store.schema import Completion, Record
-
-    prompts = dict(conn.execute(select(Record.id, Record.prompt)).all())
-    completions = dict(conn.execute(select(Completion.id, Completion.text)).all())
-    return [f"{prompts[r]}\n{completions[a]}\n{completions[b]}" for _, r, a, b in pairs]
+def _texts(conn: Connection, pairs: list[PoolPair]) -> list[str]:
+    """Each pair's prompt and completions A and B, a line apart (what the ``rules`` strategy reads)."""
+    ids, parts = pool_store.unit_parts(conn, field="pair")
+    texts = dict(zip(ids, parts, strict=True))
+    return ["\n".join(texts[p[0]]) for p in pairs]
 
 
 def _embeddings(project: Project, ids: np.ndarray,
                 context: PoolContext) -> tuple[np.ndarray | None, np.ndarray | None]:
     from curate.pool.units import embedded_units, unit_vectors
-    from curate.scores.committee import pair_differences
+    from curate.scores.features import unit_differences
 
     try:
         units, cache = embedded_units(project, "pair")
@@ -163,7 +150,7 @@ def _embeddings(project: Project, ids: np.ndarray,
     if units.ids != ids.tolist():
         raise CurateError("the pool changed while it was being read: run select again")
     context.embedding_model = f"{cache.model.name}@{cache.model.short}"
-    return unit_vectors(units, cache), pair_differences(units, cache)
+    return unit_vectors(units, cache), unit_differences(units, cache)
 
 
 def _clusters(project: Project, ids: np.ndarray, context: PoolContext) -> dict[str, np.ndarray]:

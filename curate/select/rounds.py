@@ -6,7 +6,6 @@ manifest, byte for byte."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from curate.errors import CurateError
+from curate.files import publish_text
 from curate.project import Project
 from curate.select.candidates import PoolContext, build_pool_view
 from curate.select.routing import route_pairs
@@ -154,12 +154,10 @@ def select_round(project: Project, *, budget: int, strategy: str | None = None, 
 
 def _completions_per_pair(project: Project, context: PoolContext) -> np.ndarray:
     """How many completions the prompt of each pool pair has."""
-    from sqlalchemy import func, select
-
-    from curate.store.schema import Completion
+    from curate.store import pool as pool_store
 
     with project.store.read() as conn:
-        counts = dict(conn.execute(select(Completion.record_id, func.count()).group_by(Completion.record_id)).all())
+        counts = pool_store.completions_per_record(conn)
     return np.array([counts.get(record_id, 0) for _, record_id, _, _ in context.pairs])
 
 
@@ -204,31 +202,24 @@ def _manifest(project: Project, pool: PoolView, context: PoolContext, positions:
 def _store_round(project: Project, pool: PoolView, context: PoolContext, positions: np.ndarray, arms: list[str],
                  routes: list[Any], reserved: dict[str, np.ndarray], manifest: dict[str, Any]) -> int:
     """Round, slices and items in one transaction, refused if another selection got there first."""
-    from sqlalchemy import func, insert, select
-
-    from curate.store import audit
-    from curate.store.bulk import bulk_insert
-    from curate.store.schema import Item, Round, Slice
+    from curate.store import audit, rounds
 
     with project.store.write() as conn:
-        taken = {r[0] for r in conn.execute(select(Item.pair_id).where(Item.pair_id.is_not(None)))}
-        sliced = {r[0] for r in conn.execute(select(Slice.pair_id))}
+        taken = rounds.taken_pairs(conn)
+        sliced = set(rounds.slices(conn))
         ids = [context.pairs[i][0] for i in positions.tolist()]
         if taken & set(ids) or (reserved and sliced) or sliced - set(context.slices):
             raise CurateError("another selection changed the pool while this one ran: run curate select again")
-        number = int(conn.scalar(select(func.max(Round.number))) or 0) + 1
-        round_id = conn.execute(insert(Round).values(number=number, strategy=manifest["strategy"],
-                                                     seed=manifest["seed"], config=manifest)).inserted_primary_key[0]
-        bulk_insert(conn, Slice.__table__, [{"pair_id": context.pairs[i][0], "name": name, "round_id": round_id}
-                                            for name, rows in reserved.items() for i in rows.tolist()])
-        bulk_insert(conn, Item.__table__, [
-            {"round_id": round_id, "record_id": item["record_id"], "pair_id": item["pair_id"],
-             "completion_id": item["rewrite_completion"], "kind": item["route"], "arm": item["arm"],
-             "score": None, "reason": item["why"]} for item in manifest["items"]] + [
-            {"round_id": round_id, "record_id": item["record_id"], "pair_id": item["pair_id"], "completion_id": None,
-             "kind": "rank", "arm": item["slice"], "score": None,
-             "reason": f"{item['slice']} slice: needs a label to measure models against"}
-            for item in manifest["slice_items"]])
+        number = rounds.add_round(
+            conn, strategy=manifest["strategy"], seed=manifest["seed"], config=manifest,
+            slices=[(context.pairs[i][0], name) for name, rows in reserved.items() for i in rows.tolist()],
+            items=[{"record_id": item["record_id"], "pair_id": item["pair_id"],
+                    "completion_id": item["rewrite_completion"], "kind": item["route"], "arm": item["arm"],
+                    "score": None, "reason": item["why"]} for item in manifest["items"]] + [
+                   {"record_id": item["record_id"], "pair_id": item["pair_id"], "completion_id": None,
+                    "kind": "rank", "arm": item["slice"], "score": None,
+                    "reason": f"{item['slice']} slice: needs a label to measure models against"}
+                   for item in manifest["slice_items"]])
         audit(conn, "select", entity="round", entity_id=str(number),
               details={"strategy": manifest["strategy"], "seed": manifest["seed"], "items": len(ids),
                        "reserved": {k: len(v) for k, v in reserved.items()}})
@@ -237,30 +228,22 @@ def _store_round(project: Project, pool: PoolView, context: PoolContext, positio
 
 def write_manifest(project: Project, number: int, manifest: dict[str, Any]) -> Path:
     """``rounds/NNNN/manifest.json``, written whole and renamed into place."""
-    folder = project.root / "rounds" / f"{number:04d}"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "manifest.json"
-    tmp = folder / f".manifest.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps({"round": number, **manifest}, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                   encoding="utf-8")
-    os.replace(tmp, path)
+    path = project.root / "rounds" / f"{number:04d}" / "manifest.json"
+    publish_text(path, json.dumps({"round": number, **manifest}, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     return path
 
 
 def set_round_status(project: Project, number: int, status: str) -> None:
     """Close round ``number`` (the app then hands out and accepts nothing more of it) or open it again."""
-    from sqlalchemy import select, update
-
-    from curate.store import audit
-    from curate.store.schema import Round
+    from curate.store import audit, rounds
 
     if status not in ("open", "closed"):
         raise CurateError(f"a round is open or closed, not '{status}'")
     with project.store.write() as conn:
-        current = conn.scalar(select(Round.status).where(Round.number == number))
+        current = rounds.round_status(conn, number=number)
         if current is None:
             raise CurateError(f"there is no round {number} (see curate status)")
         if current == status:
             raise CurateError(f"round {number} is already {status}")
-        conn.execute(update(Round).where(Round.number == number).values(status=status))
+        rounds.set_round_status(conn, number=number, status=status)
         audit(conn, f"round.{'close' if status == 'closed' else 'reopen'}", entity="round", entity_id=str(number))

@@ -48,7 +48,7 @@ def calibrate(project: Project, *, strategy: str, rate: float, members: int = 8,
     """Fit the committee on the project's labels and set the threshold on the pool's scores."""
     from curate.labels import training_labels
     from curate.pool.units import embedded_units
-    from curate.scores.committee import pair_differences
+    from curate.scores.features import unit_differences
 
     if strategy not in STREAM_STRATEGIES:
         raise CurateError(f"stream mode decides by {', '.join(STREAM_STRATEGIES)}, not '{strategy}'")
@@ -59,7 +59,7 @@ def calibrate(project: Project, *, strategy: str, rate: float, members: int = 8,
     if strategy == "random":
         return Calibration(strategy, rate, rate, None)
     units, cache = embedded_units(project, "pair")
-    d = pair_differences(units, cache)
+    d = unit_differences(units, cache)
     labels = training_labels(project)
     labelled = np.array([i for i, uid in enumerate(units.ids) if uid in labels], dtype=np.int64)
     y = np.array([labels[units.ids[i]] for i in labelled])
@@ -89,6 +89,7 @@ def stream_decisions(project: Project, lines: Iterable[str], *, strategy: str = 
     from curate.ingest.values import RowProblem
     from curate.pool.embed import load_encoder
     from curate.pool.units import project_model
+    from curate.scores.features import pair_differences
 
     calibration = calibrate(project, strategy=strategy, rate=rate, seed=seed)
     rng = np.random.default_rng(seed)
@@ -113,7 +114,8 @@ def stream_decisions(project: Project, lines: Iterable[str], *, strategy: str = 
             score = float(rng.random())
             selected = score < calibration.rate
         else:
-            vectors = encoder.encode([a, b], normalize_embeddings=True, convert_to_numpy=True)
-            score = float(_score(strategy, calibration.committee, (vectors[0] - vectors[1])[None, :])[0])
+            d, _ = pair_differences([parsed.prompt.text], [a], [b], features="embedding", embed=lambda texts: (
+                encoder.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)))
+            score = float(_score(strategy, calibration.committee, d)[0])
             selected = score >= calibration.threshold
         yield {**decision, "score": score, "threshold": calibration.threshold, "selected": bool(selected)}

@@ -62,10 +62,8 @@ def read_preferences(path: Path, *, mapping: str | None = None, label_values: st
     from curate.ingest.pipeline import read_file
 
     read = read_file(Path(path), "auto", mapping, label_values, progress or no_progress)
-    if read.rejects:
-        first = read.rejects[0]
-        raise CurateError(f"{first['location']}: {first['reason']} ({len(read.rejects)} bad rows; simulate needs a "
-                          "clean file: `curate ingest --skip-bad` writes the good rows' reasons)")
+    read.refuse_bad_rows(f"{len(read.rejects)} bad rows; simulate needs a clean file: `curate ingest --skip-bad` "
+                         "writes the good rows' reasons")
     from curate.labels.rule import decide
     from curate.labels.vocabulary import VOTER_SOURCES, Choice, Source
     from curate.labels.votes import Vote, gather
@@ -153,19 +151,18 @@ def pair_features(data: SimulationData, *, model: str, cache_root: Path, feature
     from curate.models import DEFAULT_POLICY, resolve_model
     from curate.pool.embed import EmbeddingCache, embed_texts, vectors_for
     from curate.pool.units import pair_vectors
-    from curate.scores.states import DEFAULT_LAYER, FEATURES, pair_state_differences
+    from curate.scores.features import check_features, pair_differences
+    from curate.scores.states import DEFAULT_LAYER
 
-    if features not in FEATURES:
-        raise CurateError(f"unknown features '{features}' (features: {', '.join(FEATURES)})")
+    check_features(features)
     resolved = resolve_model(model, cache=cache_root)
     cache = EmbeddingCache(cache_root, resolved)
     embed_texts([*data.prompts, *data.a, *data.b], resolved, cache, progress=progress)
-    prompts, a, b = (vectors_for(texts, cache) for texts in (data.prompts, data.a, data.b))
-    if features == "embedding":
-        return pair_vectors(prompts, a, b), a - b
-    d, _ = pair_state_differences(data.prompts, data.a, data.b, cache=cache_root, model=lm_model or DEFAULT_POLICY,
-                                  layer=DEFAULT_LAYER if layer is None else layer, progress=progress)
-    return pair_vectors(prompts, a, b), d
+    vectors = pair_vectors(*(vectors_for(texts, cache) for texts in (data.prompts, data.a, data.b)))
+    d, _ = pair_differences(data.prompts, data.a, data.b, features=features, embed=lambda t: vectors_for(t, cache),
+                            policy=lm_model or DEFAULT_POLICY, cache=cache_root,
+                            layer=DEFAULT_LAYER if layer is None else layer, progress=progress)
+    return vectors, d
 
 
 def check_request(data: SimulationData, *, strategies: Sequence[str], oracle: str, learner: str, test_frac: float,

@@ -53,6 +53,11 @@ def resolve_url(url: str, root: Path) -> str:
     raise ProjectError(f"unsupported database {parsed.get_backend_name()!r} in {url!r}: use sqlite or postgresql")
 
 
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite ``url`` (as ``resolve_url`` made it), or None for a server database."""
+    return make_url(url).database if url.startswith("sqlite") else None
+
+
 def redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 

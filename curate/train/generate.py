@@ -16,14 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, func, select, update
 
 from curate.errors import CurateError
 from curate.ids import content_id, normalise_text
 from curate.progress import Progress, no_progress
 from curate.project import Project
-from curate.store.engine import audit
-from curate.store.schema import Completion, GenerationPrompt, GenerationRun, ModelVersion, Pair, Record, Slice
+from curate.store import Connection, audit, generation, model_versions, pool, rounds
 
 MAX_SAMPLES = 8  # a ranking shows at most 8 completions of a prompt
 CAUSAL_KINDS = ("policy", "adapter-sft", "adapter-dpo", "adapter-kto")
@@ -67,11 +65,10 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
                     limit=limit, max_prompt_length=max_prompt_length, batch_size=batch_size)
     version_id, version, resolved = _model_version(project, model)
     with project.store.read() as conn:
-        records = [tuple(r) for r in conn.execute(select(Record.id, Record.prompt, Record.messages)
-                                                  .order_by(Record.id))]
-        conversational = _conversational(conn)
-        done = _sampled(conn, version_id, params)
-        held_out = _held_out(conn)
+        records = pool.records(conn)
+        conversational = pool.has_conversations(conn)  # a conversation's prompt needs the chat template
+        done = generation.sampled_records(conn, model_version_id=version_id, params=params)
+        held_out = rounds.held_out_records(conn)  # new pairs of theirs would put a held-out prompt into training
     if not records:
         raise CurateError("the pool has no prompts to generate for: ingest data first")
     records = [r for r in records if r[0] not in held_out]
@@ -93,8 +90,7 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
     encoded = [encode_prompt(sampler, record_id, prompt, messages, limit=room) for record_id, prompt, messages in todo]
     result.truncated = sum(cut for _, cut in encoded)
     with project.store.write() as conn:
-        result.run_id = conn.execute(GenerationRun.__table__.insert().values(
-            model_version_id=version_id, params=params, counts={}, status="running")).inserted_primary_key[0]
+        result.run_id = generation.add_run(conn, model_version_id=version_id, params=params)
     status = "interrupted"
     try:
         _sample_all(project, sampler, todo, [ids for ids, _ in encoded], params=params,
@@ -103,8 +99,7 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
     finally:  # an interrupted run keeps what it wrote, and says so
         counts = _counts(result)
         with project.store.write() as conn:
-            conn.execute(update(GenerationRun).where(GenerationRun.id == result.run_id).values(
-                counts=counts, status=status, finished_at=func.now()))
+            generation.finish_run(conn, run_id=result.run_id, status=status, counts=counts)
             audit(conn, "generate", entity="generation_run", entity_id=str(result.run_id),
                   details={"model": version, "params": params, "status": status, **counts})
     return result
@@ -139,51 +134,27 @@ def _check(**params: Any) -> dict[str, Any]:
 def _model_version(project: Project, name: str) -> tuple[int, str, Any]:
     """The model version's id and name, and the resolved model (a model not registered yet is registered)."""
     from curate.scores.lm import resolve_scorer
-    from curate.store.model_versions import register_model
 
     cache = project.root / "cache"
     with project.store.read() as conn:
-        row = conn.execute(select(ModelVersion.id, ModelVersion.kind).where(ModelVersion.name == name)).first()
-    if row is not None:
-        if row.kind not in CAUSAL_KINDS:
-            what = "reward" if "reward" in row.kind else row.kind
-            raise CurateError(f"model version '{name}' is a {what} model ({row.kind}) and cannot write text: generate "
+        found = model_versions.version_kind(conn, name)
+    if found is not None:
+        version_id, kind = found
+        if kind not in CAUSAL_KINDS:
+            what = "reward" if "reward" in kind else kind
+            raise CurateError(f"model version '{name}' is a {what} model ({kind}) and cannot write text: generate "
                               "with a policy or an sft, dpo or kto adapter (curate status lists them)")
-        return row.id, name, resolve_scorer(name, cache=cache, project=project)
+        return version_id, name, resolve_scorer(name, cache=cache, project=project)
     resolved = resolve_scorer(name, cache=cache)
     with project.store.write() as conn:
-        registered = register_model(conn, resolved, kind="policy")
-        return conn.scalar(select(ModelVersion.id).where(ModelVersion.name == registered)), registered, resolved
-
-
-def _conversational(conn: Connection) -> bool:
-    """Whether any prompt or completion of the project is a conversation (messages)."""
-    return any(conn.scalar(select(table.id).where(table.messages.is_not(None)).limit(1)) is not None
-               for table in (Record, Completion))
-
-
-def _held_out(conn: Connection) -> set[str]:
-    """Records whose every pair is in the test or calibration slice: new pairs of theirs would put a held-out
-    prompt into training."""
-    query = (select(Pair.record_id).join(Slice, Slice.pair_id == Pair.id, isouter=True).group_by(Pair.record_id)
-             .having(func.count(Slice.pair_id) == func.count(Pair.id)))
-    return set(conn.scalars(query))
-
-
-def _sampled(conn: Connection, version_id: int, params: dict[str, Any]) -> set[str]:
-    """Records that runs of this model version with these settings have sampled already."""
-    runs = [r.id for r in conn.execute(select(GenerationRun.id, GenerationRun.params)
-                                       .where(GenerationRun.model_version_id == version_id)) if r.params == params]
-    if not runs:
-        return set()
-    return set(conn.scalars(select(GenerationPrompt.record_id).where(GenerationPrompt.run_id.in_(runs))))
+        registered = model_versions.register_model(conn, resolved, kind="policy")
+        return model_versions.version_id(conn, registered), registered, resolved
 
 
 def _sample_all(project: Project, sampler: Any, records: list[tuple[Any, ...]], prompts: list[list[int]], *,
                 params: dict[str, Any], conversational: bool, result: GenerateResult, progress: Progress) -> None:
     """Sample the prompts in batches of similar length; each batch is written (with the prompts it sampled and
     the run's counts so far) in one transaction."""
-    from curate.store.bulk import bulk_insert
     from curate.train.sampling import sample
 
     order = sorted(range(len(records)), key=lambda i: (len(prompts[i]), records[i][0]))
@@ -196,18 +167,13 @@ def _sample_all(project: Project, sampler: Any, records: list[tuple[Any, ...]], 
                        seed=int(content_id("generate", str(params["seed"]), record_ids[0])[:8], 16))
         with project.store.write() as conn:
             _store(conn, record_ids, texts, conversational=conversational, result=result)
-            bulk_insert(conn, GenerationPrompt.__table__, [{"run_id": result.run_id, "record_id": r}
-                                                           for r in record_ids])
-            conn.execute(update(GenerationRun).where(GenerationRun.id == result.run_id).values(
-                counts=_counts(result)))
+            generation.add_sampled(conn, run_id=result.run_id, record_ids=record_ids, counts=_counts(result))
 
 
 def _store(conn: Connection, record_ids: list[str], samples: list[list[str]], *, conversational: bool,
            result: GenerateResult) -> None:
     """One batch's completions (as assistant messages in a conversational project) and the pairs among each
     prompt's distinct samples."""
-    from curate.store.bulk import insert_new
-
     completions: list[dict[str, Any]] = []
     pairs: list[dict[str, Any]] = []
     for record_id, texts in zip(record_ids, samples, strict=True):
@@ -228,8 +194,8 @@ def _store(conn: Connection, record_ids: list[str], samples: list[list[str]], *,
         for low, high in itertools.combinations(sorted(ids), 2):
             pairs.append({"id": content_id("pair", record_id, low, high, ""), "record_id": record_id, "a_id": low,
                           "b_id": high, "source_key": None})
-    new = insert_new(conn, Completion.__table__, completions)
-    result.repeated += len(completions) - len(new)
-    result.completions += len(new)
-    result.pairs += len(insert_new(conn, Pair.__table__, pairs))
+    new = pool.add_completions(conn, completions)
+    result.repeated += len(completions) - new
+    result.completions += new
+    result.pairs += pool.add_pairs(conn, pairs)
 

@@ -16,8 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
-
 from curate.errors import CurateError
 from curate.progress import Progress, no_progress
 from curate.project import Project
@@ -248,8 +246,7 @@ class _ProgressCallback:
 
 
 def _register(project: Project, plan: TrainPlan, adapter: Path, metrics: dict[str, Any]) -> dict[str, Any]:
-    from curate.store.engine import audit
-    from curate.store.schema import ModelVersion, Round
+    from curate.store import audit, model_versions
 
     weights = adapter / "adapter_model.safetensors"
     if not weights.is_file():
@@ -258,10 +255,9 @@ def _register(project: Project, plan: TrainPlan, adapter: Path, metrics: dict[st
     record = {"recipe": plan.recipe.as_dict(), "recipe_source": plan.source, "base": plan.recipe.model,
               "base_path": plan.base, "parent": plan.parent, "data": plan.data, **metrics}
     with project.store.write() as conn:
-        round_id = None if plan.round is None else conn.scalar(select(Round.id).where(Round.number == plan.round))
-        conn.execute(insert(ModelVersion).values(name=plan.name, kind=f"adapter-{plan.recipe.kind}",
-                                                 base=plan.parent or plan.recipe.model, path=str(adapter),
-                                                 fingerprint=fingerprint, round_id=round_id, metrics=record))
+        model_versions.add_version(conn, name=plan.name, kind=f"adapter-{plan.recipe.kind}",
+                                   base=plan.parent or plan.recipe.model, path=str(adapter), fingerprint=fingerprint,
+                                   round_number=plan.round, metrics=record)
         audit(conn, "train", entity="model_version", entity_id=plan.name,
               details={"recipe": plan.source, "data": plan.data, "fingerprint": fingerprint})
     (plan.output / "model-version.json").write_text(json.dumps({"name": plan.name, **record}, indent=2,
@@ -272,14 +268,13 @@ def _register(project: Project, plan: TrainPlan, adapter: Path, metrics: dict[st
 def _previous_adapter(project: Project, kind: str, round_number: int | None) -> str | None:
     """The latest adapter of ``kind`` trained before (on this round or an earlier one, when ``round_number`` is
     given)."""
-    from curate.store.schema import ModelVersion, Round
+    from curate.store import model_versions
 
-    query = (select(ModelVersion.name, Round.number).join(Round, Round.id == ModelVersion.round_id, isouter=True)
-             .where(ModelVersion.kind == f"adapter-{kind}").order_by(ModelVersion.id.desc()))
     with project.store.read() as conn:
-        for name, number in conn.execute(query):
-            if round_number is None or number is None or number <= round_number:
-                return name
+        versions = model_versions.versions_of_kind(conn, kind=f"adapter-{kind}")
+    for name, number in versions:
+        if round_number is None or number is None or number <= round_number:
+            return name
     return None
 
 
@@ -295,10 +290,10 @@ def _adapter_path(project: Project, name: str) -> str:
 
 def _interrupted(project: Project, stem: str) -> str | None:
     """The latest run of ``stem`` that left checkpoints and registered no model version."""
-    from curate.store.schema import ModelVersion
+    from curate.store import model_versions
 
     with project.store.read() as conn:
-        done = set(conn.scalars(select(ModelVersion.name).where(ModelVersion.name.startswith(stem))))
+        done = model_versions.names_starting(conn, stem=stem)
     runs = [p for p in (project.root / "models").glob(f"{stem}*") if p.name not in done
             and list((p / "checkpoints").glob("checkpoint-*"))]
     return max(runs, key=lambda p: p.stat().st_mtime).name if runs else None
@@ -306,10 +301,10 @@ def _interrupted(project: Project, stem: str) -> str | None:
 
 def _free_name(project: Project, stem: str) -> str:
     """``stem``, or ``stem-2``, ``stem-3``... : a model version name not used yet."""
-    from curate.store.schema import ModelVersion
+    from curate.store import model_versions
 
     with project.store.read() as conn:
-        taken = set(conn.scalars(select(ModelVersion.name).where(ModelVersion.name.startswith(stem))))
+        taken = model_versions.names_starting(conn, stem=stem)
     name, n = stem, 1
     while name in taken or (project.root / "models" / name).exists():
         n += 1

@@ -1,0 +1,74 @@
+"""What a preference learner sees of a pair, computed one way for the committee, the report's learning curve,
+selection, stream mode and simulate: d = f(A) − f(B), where f is a completion's embedding or its LM states."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from curate.errors import CurateError
+from curate.models import ResolvedModel
+from curate.pool.embed import EmbeddingCache, vectors_for
+from curate.pool.units import PoolUnits
+from curate.progress import Progress
+from curate.project import Project
+from curate.scores.states import DEFAULT_LAYER, FEATURES
+
+Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> one embedding per text
+
+
+def check_features(features: str) -> str:
+    """``features`` if it names what a learner can see of a completion (``FEATURES``), else a one-line error."""
+    if features not in FEATURES:
+        raise CurateError(f"unknown features '{features}' (features: {', '.join(FEATURES)})")
+    return features
+
+
+def embedding_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """d = f(A) − f(B) from the embeddings of each pair's completions."""
+    return np.asarray(a) - np.asarray(b)
+
+
+def pair_differences(prompts: Sequence[str], a: Sequence[str], b: Sequence[str], *, features: str,
+                     embed: Embed | None = None, policy: str | None = None, cache: Path | None = None,
+                     layer: int = DEFAULT_LAYER, progress: Progress | None = None) -> tuple[np.ndarray, int]:
+    """d = f(A) − f(B) for each pair of texts, and how many LM states were computed (0 for embeddings). f is the
+    completion's embedding (``features="embedding"``: ``embed`` gives it) or its standardised states under the
+    causal LM ``policy`` after ``layer`` decoder layers, conditioned on the prompt (``"lm"``; cached under
+    ``cache``)."""
+    if check_features(features) == "embedding":
+        assert embed is not None, "embedding features need embed"
+        return embedding_differences(embed(a), embed(b)), 0
+    assert policy is not None and cache is not None, "LM features need a policy and a cache"
+    from curate.scores.states import pair_state_differences
+
+    return pair_state_differences(prompts, a, b, cache=cache, model=policy, layer=layer, progress=progress)
+
+
+def unit_differences(units: PoolUnits, cache: EmbeddingCache) -> np.ndarray:
+    """d from the cached embeddings of the completions of every pair unit of the pool."""
+    return embedding_differences(*(vectors_for([p[i] for p in units.parts], cache) for i in (1, 2)))
+
+
+def project_pair_features(project: Project, *, features: str, model: str | None = None, layer: int = DEFAULT_LAYER,
+                          progress: Progress | None = None) -> tuple[list[str], np.ndarray, ResolvedModel, int]:
+    """The project's pair ids, d for each, the model f comes from, and how many LM states were computed. f is
+    the completion's embedding (``features="embedding"``, ``model``: the embedding model) or its standardised LM
+    states under the [models] policy (``"lm"``)."""
+    from curate.pool.units import embedded_units, pool_units
+    from curate.scores.lm import resolve_scorer
+
+    if check_features(features) == "embedding":
+        units, cache = embedded_units(project, "pair", model=model)
+        return units.ids, unit_differences(units, cache), cache.model, 0
+    with project.store.read() as conn:
+        units = pool_units(conn, "pair")
+    if not len(units):
+        raise CurateError("the pool has no pairs: ingest data first")
+    cache_root, policy = project.root / "cache", project.config.models.policy
+    prompts, a, b = (list(texts) for texts in zip(*units.parts, strict=True))
+    d, computed = pair_differences(prompts, a, b, features=features, policy=policy, cache=cache_root, layer=layer,
+                                   progress=progress)
+    return units.ids, d, resolve_scorer(policy, cache=cache_root), computed
