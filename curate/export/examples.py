@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
-from sqlalchemy import Connection, func, select
-
 from curate.errors import CurateError
 from curate.labels.rule import FinalLabel, final_labels
 from curate.labels.vocabulary import Choice, How, Source
 from curate.labels.votes import read_judgments
 from curate.project import Project
-from curate.vocabulary import TrainingKind
+from curate.store import Connection, exports, judgments, pool, rounds
+from curate.vocabulary import ItemKind, TrainingKind
 
 FORMATS = tuple(TrainingKind)
 SPLITS = ("train", "test", "calibration")
@@ -74,11 +73,11 @@ def build_examples(project: Project, *, fmt: str, round_number: int | None = Non
     with project.store.read() as conn:
         facts = _Facts.load(conn, round_number)
         if round_number is not None:
-            _require_judgments(conn, facts)
-        judgments = read_judgments(conn)
-        whole = final_labels(project, judgments=judgments)
+            _require_judgments(conn, round_number, facts.items)
+        votes = read_judgments(conn)
+        whole = final_labels(project, judgments=votes)
         labels = whole if round_number is None else final_labels(project, round_number=round_number,
-                                                                 judgments=judgments)
+                                                                 judgments=votes)
         left_out: Counter[str] = Counter()
         out = [*_pairs(labels, whole, facts, fmt, min_agreement, with_imported, left_out),
                *_rewrites(conn, facts, fmt), *_rankings(conn, facts, fmt)]
@@ -94,15 +93,10 @@ def build_examples(project: Project, *, fmt: str, round_number: int | None = Non
     return Examples(list(unique.values()), dict(sorted(left_out.items())))
 
 
-def _require_judgments(conn: Connection, facts: _Facts) -> None:
-    """Refuse to export a round that has no judgment of its own (its items all unjudged)."""
-    from curate.store.schema import Item, Judgment
-
-    items = conn.scalar(select(func.count()).select_from(Item).where(Item.round_id == facts.round_id)) or 0
-    judged = conn.scalar(select(func.count(func.distinct(Judgment.item_id))).join(Item, Item.id == Judgment.item_id)
-                         .where(Item.round_id == facts.round_id)) or 0
-    if not judged:
-        raise CurateError(f"round {facts.number} has no judgments yet: 0 of its {items} items are judged (annotate "
+def _require_judgments(conn: Connection, round_number: int, items: int) -> None:
+    """Refuse to export a round that has no judgment of its own (its ``items`` all unjudged)."""
+    if not judgments.judged_items(conn, round_number=round_number):
+        raise CurateError(f"round {round_number} has no judgments yet: 0 of its {items} items are judged (annotate "
                           "them in curate serve; imported labels are not a round's judgments)")
 
 
@@ -110,45 +104,37 @@ def _require_judgments(conn: Connection, facts: _Facts) -> None:
 class _Facts:
     """What the example builders look up: slices, the round's items, who judged what."""
 
-    round_id: int | None
-    number: int | None
+    number: int | None  # the round exported (None: every round)
+    items: int  # the round's items, of every kind (0 without a round)
     pair_split: dict[str, str]  # pair id -> test | calibration
     pair_items: dict[str, tuple[int, int]]  # pair id -> (round number, item id) of its rank item (the round's)
-    rounds: dict[int, int]  # round id -> number
     people: dict[tuple[str, str], dict[str, list[Any]]]  # (pair, source) -> annotators, instruction versions
     parts: dict[str, tuple[str, str, str]]  # pair id -> (completion a, completion b, record id)
     only_pairs: set[str] | None  # the round's pairs (None: every pair)
 
     @classmethod
     def load(cls, conn: Connection, round_number: int | None) -> _Facts:
-        from curate.store.schema import Annotator, Item, Judgment, Pair, Round, Slice
-
-        rounds = dict(conn.execute(select(Round.id, Round.number)).all())
-        round_id = next((i for i, n in rounds.items() if n == round_number), None)
-        if round_number is not None and round_id is None:
+        if round_number is not None and rounds.round_id(conn, number=round_number) is None:
             raise CurateError(f"there is no round {round_number} (curate status lists the rounds)")
-        pair_split = dict(conn.execute(select(Slice.pair_id, Slice.name)).all())
-        parts = {p: (a, b, r) for p, a, b, r in conn.execute(select(Pair.id, Pair.a_id, Pair.b_id, Pair.record_id))}
-        pair_items = {pair: (rounds[r], item) for pair, r, item in conn.execute(
-            select(Item.pair_id, Item.round_id, Item.id).where(Item.pair_id.is_not(None), Item.kind == "rank")
-            .order_by(Item.round_id == round_id, Item.id))}  # the latest, or the one in the round exported
+        pair_split = rounds.slices(conn)
+        parts = {p: (a, b, r) for p, r, a, b in pool.pairs(conn)}
+        items = judgments.round_items(conn)
+        ranked = sorted((i for i in items if i.pair_id is not None and i.kind == ItemKind.RANK),
+                        key=lambda i: (i.round == round_number, i.item_id))
+        pair_items = {i.pair_id: (i.round, i.item_id) for i in ranked}  # the latest, or the one in the round exported
         people: dict[tuple[str, str], dict[str, list[Any]]] = {}
-        query = (select(Judgment.pair_id, Judgment.source, Annotator.name, Judgment.instruction_version, Item.round_id)
-                 .join(Annotator, Annotator.id == Judgment.annotator_id)
-                 .join(Item, Item.id == Judgment.item_id, isouter=True)
-                 .where(Judgment.kind == "pair", Judgment.pair_id.is_not(None))
-                 .order_by(Judgment.pair_id, Annotator.name))
-        for pair, source, name, version, judged_in in conn.execute(query):
-            if source == Source.APP and round_id is not None and judged_in != round_id and pair not in pair_split:
+        for pair, source, name, version, judged_in in exports.pair_judges(conn):
+            elsewhere = round_number is not None and judged_in != round_number  # judged outside the round exported
+            if source == Source.APP and elsewhere and pair not in pair_split:
                 continue
             entry = people.setdefault((pair, source), {"annotators": [], "instruction_versions": []})
             if name not in entry["annotators"]:
                 entry["annotators"].append(name)
             if version is not None and version not in entry["instruction_versions"]:
                 entry["instruction_versions"].append(version)
-        only = None if round_id is None else {p for (p,) in conn.execute(select(Item.pair_id).where(
-            Item.round_id == round_id, Item.pair_id.is_not(None), Item.kind == "rank"))}
-        return cls(round_id, round_number, pair_split, pair_items, rounds, people, parts, only)
+        only = None if round_number is None else {i.pair_id for i in ranked if i.round == round_number}
+        return cls(round_number, sum(i.round == round_number for i in items), pair_split, pair_items, people, parts,
+                   only)
 
     def who(self, pair_id: str, label: FinalLabel) -> dict[str, list[Any]]:
         """The annotators and instruction versions behind ``label``: the deciding people, and the lead (after the
@@ -222,18 +208,10 @@ def _left_out(label: FinalLabel | None, fmt: str, min_agreement: float | None, *
 
 
 def _rewrites(conn: Connection, facts: _Facts, fmt: str) -> list[Example]:
-    from curate.store.schema import Annotator, Completion
-
-    query = (select(Completion.id, Completion.parent_id, Completion.record_id, Completion.round_id, Annotator.name)
-             .join(Annotator, Annotator.id == Completion.author_id, isouter=True)
-             .where(Completion.origin == "rewrite", Completion.parent_id.is_not(None)))
-    if facts.round_id is not None:
-        query = query.where(Completion.round_id == facts.round_id)
     out = []
-    for new, old, record_id, round_id, author in conn.execute(query.order_by(Completion.id)):
-        lineage = {"origin": "rewrite", "record_id": record_id, "pair_id": None,
-                   "round": facts.rounds.get(round_id), "item_id": None, "how": "rewrite",
-                   "annotators": [author] if author else [], "instruction_versions": []}
+    for new, old, record_id, number, author in exports.rewrites(conn, round_number=facts.number):
+        lineage = {"origin": "rewrite", "record_id": record_id, "pair_id": None, "round": number, "item_id": None,
+                   "how": "rewrite", "annotators": [author] if author else [], "instruction_versions": []}
         if fmt in ("dpo", "reward"):
             out.append(Example(record_id, "train", new, old, lineage=lineage))
         elif fmt == "sft":
@@ -245,21 +223,12 @@ def _rewrites(conn: Connection, facts: _Facts, fmt: str) -> list[Example]:
 
 
 def _rankings(conn: Connection, facts: _Facts, fmt: str) -> list[Example]:
-    from curate.store.schema import Annotator, Item, Judgment
-
-    query = (select(Judgment.record_id, Judgment.ranking, Judgment.item_id, Item.round_id, Annotator.name,
-                    Judgment.instruction_version)
-             .join(Item, Item.id == Judgment.item_id, isouter=True)
-             .join(Annotator, Annotator.id == Judgment.annotator_id, isouter=True)
-             .where(Judgment.kind == "ranking", Judgment.ranking.is_not(None)))
-    if facts.round_id is not None:
-        query = query.where(Item.round_id == facts.round_id)
     out = []
-    for record_id, groups, item_id, round_id, name, version in conn.execute(query.order_by(Judgment.id)):
+    for record_id, groups, item_id, number, name, version in exports.rankings(conn, round_number=facts.number):
         groups = [sorted(g) for g in groups if g]
         if len(groups) < 2:
             continue
-        lineage = {"origin": "ranking", "record_id": record_id, "pair_id": None, "round": facts.rounds.get(round_id),
+        lineage = {"origin": "ranking", "record_id": record_id, "pair_id": None, "round": number,
                    "item_id": item_id, "how": "ranking", "annotators": [name] if name else [],
                    "instruction_versions": [version] if version else []}
         if fmt in ("dpo", "reward"):

@@ -11,11 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select
-
 from curate.errors import CurateError
 from curate.export.examples import LEFT_OUT, SPLITS, Example, build_examples
 from curate.project import Project
+from curate.store import audit, exports
 
 LINEAGE = ("origin", "record_id", "pair_id", "round", "item_id", "source", "annotators", "how",
            "instruction_versions")
@@ -28,8 +27,6 @@ def render(project: Project, examples: list[Example], fmt: str, *, lineage: bool
     for a model with a chat template). TRL joins a standard prompt and completion as they are and texts are
     stored stripped, so a standard completion starts with a space. SFT targets and KTO examples appear once per
     prompt and completion (the first in sort order, with the highest weight)."""
-    from curate.store.schema import Completion, Record
-
     if fmt in ("sft", "kto"):
         best: dict[tuple[Any, ...], Example] = {}
         for e in examples:
@@ -39,10 +36,8 @@ def render(project: Project, examples: list[Example], fmt: str, *, lineage: bool
         examples = sorted(best.values(), key=Example.key)
     completion_ids = {c for e in examples for c in (e.chosen, e.rejected) if c}
     with project.store.read() as conn:
-        texts = {i: (t, m) for i, t, m in _chunked(conn, select(Completion.id, Completion.text, Completion.messages),
-                                                  Completion.id, completion_ids)}
-        prompts = {i: (t, m) for i, t, m in _chunked(conn, select(Record.id, Record.prompt, Record.messages),
-                                                    Record.id, {e.record_id for e in examples})}
+        texts = exports.completion_texts(conn, ids=completion_ids)
+        prompts = exports.prompts(conn, ids={e.record_id for e in examples})
     if chat is None:
         chat = any(m is not None for _, m in (*texts.values(), *prompts.values()))
 
@@ -137,19 +132,11 @@ def _digest(path: Path, split: str | None) -> str:
     return digest.hexdigest()
 
 
-def _chunked(conn: Connection, query: Any, column: Any, ids: set[str], size: int = 500) -> list[Any]:
-    ordered = sorted(ids)
-    return [row for i in range(0, len(ordered), size) for row in conn.execute(query.where(
-        column.in_(ordered[i:i + size])))]
-
-
 def export(project: Project, *, fmt: str, out: Path, round_number: int | None = None,
            min_agreement: float | None = None, with_imported: bool = False, lineage: bool = False,
            weights: bool = False) -> dict[str, Any]:
     """Build, render and write one export, and record it (format, options, files and their hashes, the pairs
     left out and why) in the audit log. Refuses an export with no examples."""
-    from curate.store.engine import audit
-
     examples = build_examples(project, fmt=fmt, round_number=round_number, min_agreement=min_agreement,
                               with_imported=with_imported, required=True)
     files = write_export(render(project, examples.rows, fmt, lineage=lineage, weights=weights), out)

@@ -3,16 +3,15 @@ pair. A decision is a judgment of source ``adjudication``: the label rule puts i
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
-
 from curate.errors import CurateError
-from curate.labels.rule import FinalLabel, final_labels
+from curate.labels.rule import FinalLabel, decide, final_labels
 from curate.labels.vocabulary import VOTER_SOURCES, Choice, How, Source, names
+from curate.labels.votes import gather, read_judgments
 from curate.project import Project
+from curate.store import Connection, audit, exports, judgments, pool, scores
 
 
 @dataclass(frozen=True)
@@ -33,17 +32,14 @@ def adjudication_queue(project: Project, *, round_number: int | None = None) -> 
     committee contradicts with ``[labels] committee_confidence`` or more, judged on the votes themselves whatever
     ``[labels] method`` is (a lead may overrule Dawid–Skene). ``round_number`` keeps that round's pairs (with all
     their votes). Ties come first, then the weakest majorities, then the strongest contradictions."""
-    from curate.store.schema import Item, Pair, Round, Score, ScoreRun
-
     rule = project.config.labels
     labels = final_labels(project, method="majority")
     with project.store.read() as conn:
-        records = dict(conn.execute(select(Pair.id, Pair.record_id)).all())
-        run = conn.scalar(select(ScoreRun.id).where(ScoreRun.kind == "committee").order_by(ScoreRun.id.desc()))
-        p_a = dict(conn.execute(select(Score.unit_id, Score.value).where(
-            Score.run_id == run, Score.name == "p_mean")).all()) if run is not None else {}
-        in_round = None if round_number is None else {p for (p,) in conn.execute(
-            select(Item.pair_id).join(Round, Round.id == Item.round_id).where(Round.number == round_number))}
+        records = {p: r for p, r, _, _ in pool.pairs(conn)}
+        run = scores.latest_run(conn, "committee")
+        p_a = {} if run is None else scores.unit_values(conn, run_id=run.id, name="p_mean")
+        in_round = None if round_number is None else {
+            i.pair_id for i in judgments.round_items(conn, round_number=round_number)}
     queue: list[tuple[tuple[int, float], QueueEntry]] = []
     for pair, label in labels.items():
         if label.source not in VOTER_SOURCES or (in_round is not None and pair not in in_round):
@@ -71,11 +67,6 @@ def adjudicate(project: Project, *, pair: str, choice: str, note: str, lead: str
     """Record lead ``lead``'s decision on ``pair`` (a pair id, or a unique prefix of 6+ characters) with a
     required note; the decision is a judgment (source ``adjudication``) plus an audit entry, in one
     transaction. A later decision on the same pair replaces it as the final label (both stay on record)."""
-    from curate.labels.rule import decide
-    from curate.labels.votes import gather, read_judgments
-    from curate.store.engine import audit
-    from curate.store.schema import Annotator, Item, Judgment
-
     if choice not in tuple(Choice):
         raise CurateError(f"choice must be one of {names(Choice)}, not {choice!r}")
     note = (note or "").strip()
@@ -83,19 +74,17 @@ def adjudicate(project: Project, *, pair: str, choice: str, note: str, lead: str
         raise CurateError("an adjudication needs a note saying why (--note)")
     with project.store.write() as conn:
         pair_id, record_id = _find_pair(conn, pair)
-        person = conn.execute(select(Annotator.id, Annotator.role).where(Annotator.name == lead)).first()
-        if person is None or person.role != "lead":
+        lead_id = judgments.lead_id(conn, name=lead)
+        if lead_id is None:
             raise CurateError(f"{lead!r} is not a lead: only leads adjudicate (curate user add NAME --role lead)")
-        item_id = conn.scalar(select(Item.id).where(Item.pair_id == pair_id, Item.kind == "rank")
-                              .order_by(Item.id.desc()).limit(1))
+        item_id = judgments.latest_rank_item(conn, pair_id=pair_id)
         known = gather(read_judgments(conn, pair_ids=[pair_id]))
         votes = decide(known)[pair_id].votes if known.pairs() else {}  # the people's (else the crowd's) votes
         previous = known.adjudicated.get(pair_id)
         was = {"choice": str(previous[0]), "lead": previous[1]} if previous else None
-        conn.execute(insert(Judgment).values(
-            id=uuid.uuid4().hex, kind="pair", source=Source.ADJUDICATION, record_id=record_id, pair_id=pair_id,
-            item_id=item_id, annotator_id=person.id, choice=choice, reason=note,
-            meta={"votes": votes, "previous": was}))
+        judgments.add_pair_judgment(conn, source=Source.ADJUDICATION, record_id=record_id, pair_id=pair_id,
+                                    item_id=item_id, annotator_id=lead_id, choice=choice, reason=note,
+                                    meta={"votes": votes, "previous": was})
         audit(conn, "adjudicate", entity="pair", entity_id=pair_id, actor=actor,
               details={"lead": lead, "choice": choice, "note": note, "votes": votes, "previous": was})
     return FinalLabel(pair_id, Choice(choice), How.ADJUDICATED, Source.ADJUDICATION, 1.0, votes, lead)
@@ -104,32 +93,20 @@ def adjudicate(project: Project, *, pair: str, choice: str, note: str, lead: str
 def pair_detail(project: Project, pair: str) -> dict[str, Any]:
     """What a lead needs to decide ``pair`` (an id or a unique prefix): the prompt, A and B, every judgment with
     its reason, and the final label so far."""
-    from curate.store.schema import Annotator, Completion, Judgment, Pair, Record
-
     with project.store.read() as conn:
         pair_id, _ = _find_pair(conn, pair)
-        row = conn.execute(select(Record.prompt, Pair.a_id, Pair.b_id).join(Record, Record.id == Pair.record_id)
-                           .where(Pair.id == pair_id)).one()
-        texts = dict(conn.execute(select(Completion.id, Completion.text)
-                                  .where(Completion.id.in_((row.a_id, row.b_id)))).all())
-        votes = conn.execute(select(Annotator.name, Judgment.source, Judgment.choice, Judgment.confidence,
-                                    Judgment.reason)
-                             .join(Annotator, Annotator.id == Judgment.annotator_id, isouter=True)
-                             .where(Judgment.pair_id == pair_id, Judgment.kind == "pair")
-                             .order_by(Judgment.created_at, Judgment.id)).all()
+        prompt, a, b = exports.pair_texts(conn, pair_id=pair_id)
+        votes = judgments.pair_judgments(conn, pair_id=pair_id)
     label = final_labels(project).get(pair_id)
-    return {"pair_id": pair_id, "prompt": row.prompt, "a": texts[row.a_id], "b": texts[row.b_id],
-            "judgments": [dict(v._mapping) for v in votes], "final": as_dict(label) if label else None}
+    return {"pair_id": pair_id, "prompt": prompt, "a": a, "b": b, "judgments": votes,
+            "final": as_dict(label) if label else None}
 
 
 def _find_pair(conn: Connection, pair: str) -> tuple[str, str]:
     """(pair id, record id) of the pair whose id is or starts with ``pair`` (6+ characters, unique)."""
-    from curate.store.schema import Pair
-
     if len(pair) < 6:
         raise CurateError(f"pair id {pair!r} is too short: give 6 or more characters")
-    found = conn.execute(select(Pair.id, Pair.record_id).where(Pair.id.startswith(pair, autoescape=True))
-                         .limit(2)).all()
+    found = judgments.pairs_with_prefix(conn, prefix=pair, limit=2)
     if len(found) != 1:
         raise CurateError(f"no pair {pair!r}" if not found else f"pair prefix {pair!r} is ambiguous: "
                           "give more characters")

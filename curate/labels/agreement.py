@@ -13,13 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
 from curate.errors import CurateError
 from curate.labels.rule import DS_MIN_LABELS, FinalLabel, dawid_skene, decided_votes, majority
 from curate.labels.vocabulary import CHOICES, Source
 from curate.labels.votes import LabelTable, Votes, counts_of, gather, read_judgments
 from curate.project import Project
+from curate.store import pool
 
 MIN_COMMON = 10  # items two annotators must share for their Cohen's kappa to be reported
 
@@ -140,15 +140,10 @@ def bootstrap(statistic: Callable[[np.ndarray], float], counts: np.ndarray, *, r
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
 
 
-def _by_cluster(project: Project, items: list[str], counts: np.ndarray, multi: np.ndarray) -> list[dict[str, Any]]:
-    from curate.store.schema import ClusterAssignment, ClusterRun
-
-    with project.store.read() as conn:
-        run = conn.scalar(select(ClusterRun.id).where(ClusterRun.field == "pair").order_by(ClusterRun.id.desc()))
-        if run is None:
-            return []
-        cluster_of = dict(conn.execute(select(ClusterAssignment.unit_id, ClusterAssignment.cluster)
-                                       .where(ClusterAssignment.run_id == run)).all())
+def by_cluster(items: list[str], counts: np.ndarray, multi: np.ndarray, cluster_of: dict[str, int]
+               ) -> list[dict[str, Any]]:
+    """Percent agreement per cluster (``cluster_of``: pair -> cluster) over the items with two or more labels
+    (``multi``); items without a cluster are left out."""
     clusters = np.array([cluster_of.get(p, -2) for p in items])
     return [{"cluster": int(c), "items": int(((clusters == c) & multi).sum()),
              "percent_agreement": percent_agreement(counts[(clusters == c) & multi])}
@@ -263,6 +258,9 @@ def agreement_report(project: Project, *, round_number: int | None = None, rater
 
     gold = np.array([CHOICES.index(votes.gold[p]) if p in votes.gold else -1 for p in table.items], dtype=np.int64)
     cohen = pairwise_cohen(table)
+    with project.store.read() as conn:
+        run = pool.latest_cluster_run(conn, field="pair")
+        cluster_of = {} if run is None else pool.cluster_labels(conn, run_id=run.id)
     scores = annotator_scores(table, all_counts, gold)
     return {
         "round": round_number, "raters": str(source), "note": note, "items": n_items,
@@ -283,5 +281,5 @@ def agreement_report(project: Project, *, round_number: int | None = None, rater
         if (gold >= 0).any() else None,
         "vs_imported": versus,
         "annotators_detail": [{"annotator": name, **s} for name, s in zip(table.annotators, scores, strict=True)],
-        "by_cluster": _by_cluster(project, table.items, all_counts, multi),
+        "by_cluster": by_cluster(table.items, all_counts, multi, cluster_of),
     }

@@ -179,12 +179,10 @@ def preferences(labels: dict[str, FinalLabel]) -> dict[str, int]:
 def training_labels(project: Project) -> dict[str, int]:
     """The binary labels a learner may fit on: every pair's final label that is A or B, outside the frozen
     test and calibration slices."""
-    from sqlalchemy import select
-
-    from curate.store.schema import Slice
+    from curate.store.rounds import slices
 
     with project.store.read() as conn:
-        sliced = {p for (p,) in conn.execute(select(Slice.pair_id))}
+        sliced = set(slices(conn))
     return {p: y for p, y in preferences(final_labels(project)).items() if p not in sliced}
 
 

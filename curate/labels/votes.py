@@ -1,8 +1,9 @@
 """Pair judgments as the label rule reads them: one cell per (pair, voter) for the sources where people vote,
 and one choice per pair for the sources that speak once (adjudication, gold, dataset).
 
-``read_judgments`` is the one query of pair choices; everything else here is arrays. A label table is a list
-of cells (item, annotator, code), so thousands of crowd workers stay cheap.
+``read_judgments`` is the one reader of pair choices (its query is ``curate.store.judgments.pair_choices``);
+everything else here is arrays. A label table is a list of cells (item, annotator, code), so thousands of crowd
+workers stay cheap.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Connection, select
 
 from curate.labels.vocabulary import CHOICES, VOTER_SOURCES, Choice, Source
+from curate.store import Connection, judgments
 
 
 @dataclass(frozen=True)
@@ -65,24 +66,9 @@ class Votes:
 
 def read_judgments(conn: Connection, *, pair_ids: Iterable[str] | None = None) -> list[Vote]:
     """Every pair choice in the store, oldest first (of ``pair_ids`` only, if given)."""
-    from curate.store.schema import Annotator, Item, Judgment, Round
-
-    query = (select(Judgment.pair_id, Judgment.source, Annotator.name, Judgment.choice, Judgment.confidence,
-                    Round.number)
-             .join(Annotator, Annotator.id == Judgment.annotator_id, isouter=True)
-             .join(Item, Item.id == Judgment.item_id, isouter=True)
-             .join(Round, Round.id == Item.round_id, isouter=True)
-             .where(Judgment.kind == "pair", Judgment.choice.is_not(None), Judgment.pair_id.is_not(None))
-             .order_by(Judgment.created_at, Judgment.id))
-    if pair_ids is not None:
-        wanted = sorted(set(pair_ids))
-        rows = [r for i in range(0, len(wanted), 500)  # a pair's rows are all in one chunk, oldest first
-                for r in conn.execute(query.where(Judgment.pair_id.in_(wanted[i:i + 500])))]
-    else:
-        rows = conn.execute(query).all()
-    return [Vote(pair, Source(source), name, Choice(choice), confidence or 0,
+    return [Vote(pair, Source(source), name, Choice(choice), confidence,
                  number if Source(source) == Source.APP else None)
-            for pair, source, name, choice, confidence, number in rows]
+            for pair, source, name, choice, confidence, number in judgments.pair_choices(conn, pair_ids=pair_ids)]
 
 
 def gather(votes: Iterable[Vote], *, round_number: int | None = None,

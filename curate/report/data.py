@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, func, select
 
 from curate.errors import CurateError
 from curate.labels.vocabulary import Source
 from curate.progress import Progress, no_progress
 from curate.project import Project
+from curate.store import Connection, judgments, reports
 
 ARMS = ("strategy", "random")  # the arms a learning curve compares; slice items (test/calibration) are not training
 EXAMPLES = 8  # items shown per round with the strategy's reason
@@ -36,7 +36,7 @@ def report_data(project: Project, *, progress: Progress | None = None) -> dict[s
     status = project_status(project)
     with project.store.read() as conn:
         rounds = _rounds(conn)
-        clusters = _pair_clusters(conn)
+        clusters = reports.pair_clusters(conn)
     for entry in rounds:  # one clustering (the latest) for every round, so their shares compare
         entry["clusters"] = {str(k): v for k, v in Counter(
             clusters[p] for arm in ARMS for p in entry["pairs_by_arm"][arm] if p in clusters).most_common()}
@@ -76,34 +76,24 @@ def write_report(project: Project, *, out: Path | None = None, progress: Progres
 
 
 def _has_rounds(project: Project) -> bool:
-    from curate.store.schema import Round
-
     with project.store.read() as conn:
-        return bool(conn.scalar(select(func.count(Round.id))))
+        return bool(reports.count_rows(conn, of="rounds"))
 
 
 def _rounds(conn: Connection) -> list[dict[str, Any]]:
     """Each round: strategy, seed, status, items by arm and route, its people's judgments and skips, the
     strategy arm's first items with their reasons, the pairs its training arms chose and their clusters."""
-    from curate.store.schema import Assignment, Completion, Item, Judgment, Pair, Record, Round
-
+    items_of: dict[int, list[judgments.RoundItem]] = {}
+    for item in judgments.round_items(conn):
+        items_of.setdefault(item.round, []).append(item)
     out = []
-    for r in conn.execute(select(Round.id, Round.number, Round.strategy, Round.seed, Round.status, Round.config,
-                                 Round.created_at).order_by(Round.number)):
-        items = conn.execute(select(Item.pair_id, Item.arm, Item.kind).where(Item.round_id == r.id)).all()
+    for r in reports.rounds(conn):
+        items = items_of.get(r.number, [])
         by_arm_route = Counter(f"{i.arm}/{i.kind}" for i in items)
-        judged = conn.scalar(select(func.count(Judgment.id)).join(Item, Item.id == Judgment.item_id)
-                             .where(Item.round_id == r.id, Judgment.source == Source.APP)) or 0
-        skipped = conn.scalar(select(func.count(Assignment.id)).join(Item, Item.id == Assignment.item_id)
-                              .where(Item.round_id == r.id, Assignment.status == "skipped")) or 0
-        generated = conn.scalar(
-            select(func.count(func.distinct(Item.id))).join(Pair, Pair.id == Item.pair_id)
-            .join(Completion, (Completion.id == Pair.a_id) | (Completion.id == Pair.b_id))
-            .where(Item.round_id == r.id, Completion.origin == "generated")) or 0
-        examples = conn.execute(select(Record.prompt, Item.kind, Item.arm, Item.reason)
-                                .join(Record, Record.id == Item.record_id)
-                                .where(Item.round_id == r.id, Item.arm == "strategy")
-                                .order_by(Item.id).limit(EXAMPLES)).all()
+        judged = judgments.round_judgments(conn, round_number=r.number, source=Source.APP)
+        skipped = reports.skipped_items(conn, round_number=r.number)
+        generated = reports.generated_items(conn, round_number=r.number)
+        examples = reports.round_examples(conn, round_number=r.number, arm="strategy", limit=EXAMPLES)
         config = r.config or {}
         out.append({
             "number": int(r.number), "strategy": r.strategy, "cold_start": bool(config.get("cold_start")),
@@ -112,27 +102,11 @@ def _rounds(conn: Connection) -> list[dict[str, Any]]:
             "routes": dict(Counter(i.kind for i in items)), "by_arm_route": dict(by_arm_route),
             "generated_items": int(generated), "judgments": int(judged), "skipped": int(skipped),
             "pool_pairs": (config.get("pool") or {}).get("pairs"),
-            "examples": [{"prompt": e.prompt[:300], "route": e.kind, "arm": e.arm, "why": e.reason}
-                         for e in examples],
+            "examples": [{"prompt": prompt[:300], "route": kind, "arm": arm, "why": reason}
+                         for prompt, kind, arm, reason in examples],
             "pairs_by_arm": {arm: sorted({i.pair_id for i in items if i.arm == arm and i.pair_id}) for arm in ARMS},
         })
     return out
-
-
-def _pair_clusters(conn: Connection) -> dict[str, int]:
-    """Each pair's cluster in the latest clustering of pairs or prompts (empty if there is none)."""
-    from curate.store.schema import ClusterAssignment, ClusterRun, Pair
-
-    run = conn.execute(select(ClusterRun.id, ClusterRun.field).where(ClusterRun.field.in_(("pair", "prompt")))
-                       .order_by(ClusterRun.id.desc()).limit(1)).first()
-    if run is None:
-        return {}
-    query = select(ClusterAssignment.unit_id, ClusterAssignment.cluster).where(ClusterAssignment.run_id == run.id)
-    if run.field == "prompt":
-        query = (select(Pair.id, ClusterAssignment.cluster).join(ClusterAssignment,
-                                                                 ClusterAssignment.unit_id == Pair.record_id)
-                 .where(ClusterAssignment.run_id == run.id))
-    return {uid: int(c) for uid, c in conn.execute(query)}
 
 
 def learning_curve(project: Project, *, progress: Progress | None = None) -> dict[str, Any]:
@@ -140,16 +114,16 @@ def learning_curve(project: Project, *, progress: Progress | None = None) -> dic
     far (and on both), scored on the frozen test slice's labelled pairs: accuracy and the labels it used.
     A point is None where an arm has too few labels to fit; ``note`` says why a curve is missing."""
     from curate.labels import final_labels, preferences
-    from curate.learners import make_learner
+    from curate.learners import configured_learner
     from curate.learners.base import MIN_LABELS
-    from curate.scores.committee import committee_features
-    from curate.store.schema import Item, Round, Slice
+    from curate.scores.features import project_pair_features
+    from curate.store.rounds import slices
 
     labels = preferences(final_labels(project))
     with project.store.read() as conn:
-        test = [p for (p,) in conn.execute(select(Slice.pair_id).where(Slice.name == "test")) if p in labels]
-        items = conn.execute(select(Round.number, Item.arm, Item.pair_id).join(Round, Round.id == Item.round_id)
-                             .where(Item.pair_id.is_not(None), Item.arm.in_(ARMS))).all()
+        test = [p for p, name in slices(conn).items() if name == "test" and p in labels]
+        items = [(i.round, i.arm, i.pair_id) for i in judgments.round_items(conn)
+                 if i.pair_id is not None and i.arm in ARMS]
     curve: dict[str, Any] = {"test_pairs": len(test), "rounds": [], "note": None,
                              **{arm: [] for arm in (*ARMS, "both")}}
     if len(test) < MIN_LABELS:
@@ -157,7 +131,7 @@ def learning_curve(project: Project, *, progress: Progress | None = None) -> dic
         return curve
     config = project.config.learner
     try:
-        ids, d, _, _ = committee_features(project, features=config.features, progress=progress)
+        ids, d, _, _ = project_pair_features(project, features=config.features, progress=progress)
     except CurateError as err:
         curve["note"] = f"no features for a curve: {err}"
         return curve
@@ -165,8 +139,6 @@ def learning_curve(project: Project, *, progress: Progress | None = None) -> dic
     test = [p for p in test if p in row]
     x_test = d[[row[p] for p in test]]
     y_test = np.array([labels[p] for p in test])
-    options = {"c": config.c, "members": config.members, "random_state": 0} if config.name == "committee" else \
-        {"c": config.c}
     for number in sorted({n for n, _, _ in items}):
         curve["rounds"].append(number)
         for arm in (*ARMS, "both"):
@@ -174,8 +146,8 @@ def learning_curve(project: Project, *, progress: Progress | None = None) -> dic
                              and p in labels and p in row})
             point: dict[str, Any] = {"labels": len(chosen), "accuracy": None}
             if len(chosen) >= MIN_LABELS and len({labels[p] for p in chosen}) == 2:
-                learner = make_learner(config.name, **options).fit(d[[row[p] for p in chosen]],
-                                                                   np.array([labels[p] for p in chosen]))
+                learner = configured_learner(config).fit(d[[row[p] for p in chosen]],
+                                                         np.array([labels[p] for p in chosen]))
                 point["accuracy"] = float(np.mean((learner.predict(x_test).p > 0.5) == (y_test == 1)))
             curve[arm].append(point)
     return curve
