@@ -8,7 +8,7 @@ lineage's ``source`` column says which is which. ``round_number`` exports the pe
 round's items (and adjudications of its pairs) only: an unjudged item gives nothing, a round nobody has
 judged is refused, and ``with_imported`` is refused with it.
 
-Rules, for every format at once:
+Rules, for every format at once (what each format makes of them is its class in ``curate.export.formats``):
 
 - a **pair** whose final label is A or B -> a preference, chosen = the winner; a tie -> nothing (no preference
   and nothing said about quality); both bad -> no preference, and both completions are KTO negatives; a tied
@@ -26,8 +26,9 @@ train (rewrites and rankings come from selected items, never from slice pairs). 
 with a fixed layout: the same database gives byte-identical files.
 """
 
-from curate.export.examples import FORMATS, LEFT_OUT, SPLITS, Example, Examples, build_examples
+from curate.export.examples import LEFT_OUT, Examples, build_examples
 from curate.export.files import LINEAGE, export, render, write_export
+from curate.export.formats import FORMATS, SPLITS, Example, ExportFormat, export_format
 
-__all__ = ["FORMATS", "LEFT_OUT", "LINEAGE", "SPLITS", "Example", "Examples", "build_examples", "export", "render",
-           "write_export"]
+__all__ = ["FORMATS", "LEFT_OUT", "LINEAGE", "SPLITS", "Example", "Examples", "ExportFormat", "build_examples",
+           "export", "export_format", "render", "write_export"]

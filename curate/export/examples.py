@@ -4,20 +4,18 @@ their weights and lineage, and which pairs were left out and why (the rules are 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from itertools import combinations
+from dataclasses import dataclass
 from typing import Any
 
 from curate.errors import CurateError
+from curate.export.formats import Evidence, Example, ExportFormat, export_format
 from curate.labels.rule import FinalLabel, final_labels
 from curate.labels.vocabulary import Choice, How, Source
 from curate.labels.votes import read_judgments
 from curate.project import Project
 from curate.store import Connection, exports, judgments, pool, rounds
-from curate.vocabulary import ItemKind, TrainingKind
+from curate.vocabulary import ItemKind
 
-FORMATS = tuple(TrainingKind)
-SPLITS = ("train", "test", "calibration")
 LEFT_OUT = {  # why a labelled or selected pair gave no example, as the export reports it
     "tied": "tied among the people: waiting for a lead (curate adjudicate)",
     "imported": "labelled only by the imported data (--with-imported adds them)",
@@ -26,24 +24,6 @@ LEFT_OUT = {  # why a labelled or selected pair gave no example, as the export r
     "both_bad": "final label both bad: no preference (KTO negatives only)",
     "unjudged": "selected in the round and not judged yet",
 }
-
-
-@dataclass(frozen=True)
-class Example:
-    """One row before rendering: completion ids (``chosen``/``rejected``, or ``completion`` with ``label``
-    for KTO), the weight and the lineage."""
-
-    record_id: str
-    split: str
-    chosen: str
-    rejected: str | None = None
-    label: bool | None = None
-    weight: float = 1.0
-    lineage: dict[str, Any] = field(default_factory=dict)
-
-    def key(self) -> tuple[Any, ...]:
-        return (SPLITS.index(self.split), self.record_id, self.chosen, self.rejected or "", self.label is False,
-                self.lineage.get("origin", ""), self.lineage.get("pair_id") or "")
 
 
 @dataclass(frozen=True)
@@ -63,8 +43,7 @@ def build_examples(project: Project, *, fmt: str, round_number: int | None = Non
     plus the whole test and calibration slices (their best answers, imported ones included: they are what
     every model is measured on); pair labels whose agreement is below ``min_agreement`` left out.
     ``required``: no train example is an error that says why."""
-    if fmt not in FORMATS:
-        raise CurateError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    form = export_format(fmt)
     if min_agreement is not None and not 0 <= min_agreement <= 1:
         raise CurateError(f"--min-agreement must be between 0 and 1, not {min_agreement}")
     if with_imported and round_number is not None:
@@ -79,8 +58,8 @@ def build_examples(project: Project, *, fmt: str, round_number: int | None = Non
         labels = whole if round_number is None else final_labels(project, round_number=round_number,
                                                                  judgments=votes)
         left_out: Counter[str] = Counter()
-        out = [*_pairs(labels, whole, facts, fmt, min_agreement, with_imported, left_out),
-               *_rewrites(conn, facts, fmt), *_rankings(conn, facts, fmt)]
+        out = [*_pairs(labels, whole, facts, form, min_agreement, with_imported, left_out),
+               *_rewrites(conn, facts, form), *_rankings(conn, facts, form)]
     unique: dict[tuple[Any, ...], Example] = {}
     for e in sorted(out, key=lambda e: (e.key(), -e.weight)):  # one row per example, its highest weight
         unique.setdefault(e.key(), e)
@@ -148,7 +127,7 @@ class _Facts:
         return out
 
 
-def _pairs(labels: dict[str, FinalLabel], whole: dict[str, FinalLabel], facts: _Facts, fmt: str,
+def _pairs(labels: dict[str, FinalLabel], whole: dict[str, FinalLabel], facts: _Facts, form: ExportFormat,
            min_agreement: float | None, with_imported: bool, left_out: Counter[str]) -> list[Example]:
     """The examples of the pairs in scope (the round's and the slices', or every labelled pair), counting in
     ``left_out`` those that give none. The frozen slices are whole in every export, whatever the round, with
@@ -159,7 +138,7 @@ def _pairs(labels: dict[str, FinalLabel], whole: dict[str, FinalLabel], facts: _
     for pair_id in scope:
         sliced = pair_id in facts.pair_split
         label = (whole if sliced else labels).get(pair_id)
-        reason = _left_out(label, fmt, min_agreement, imported=sliced or with_imported,
+        reason = _left_out(label, form, min_agreement, imported=sliced or with_imported,
                            selected=selected and not sliced)
         if reason:
             left_out[reason] += 1
@@ -172,24 +151,17 @@ def _pairs(labels: dict[str, FinalLabel], whole: dict[str, FinalLabel], facts: _
         lineage = {"origin": "pair", "record_id": record_id, "pair_id": pair_id, "round": round_item[0],
                    "item_id": round_item[1], "source": str(label.source), "how": str(label.how),
                    **facts.who(pair_id, label)}
-        weight = label.agreement
+        evidence = Evidence(record_id, split, label.agreement, lineage)
         if label.choice == Choice.BOTH_BAD:
-            out += [Example(record_id, split, c, label=False, weight=weight, lineage=lineage) for c in (a, b)]
-            continue
-        win, lose = (a, b) if label.choice == Choice.A else (b, a)
-        if fmt in ("dpo", "reward"):
-            out.append(Example(record_id, split, win, lose, weight=weight, lineage=lineage))
-        elif fmt == "sft":
-            out.append(Example(record_id, split, win, weight=weight, lineage=lineage))
+            out += form.both_bad(evidence, (a, b))
         else:
-            out += [Example(record_id, split, win, label=True, weight=weight, lineage=lineage),
-                    Example(record_id, split, lose, label=False, weight=weight, lineage=lineage)]
+            out += form.preference(evidence, *((a, b) if label.choice == Choice.A else (b, a)))
     return out
 
 
-def _left_out(label: FinalLabel | None, fmt: str, min_agreement: float | None, *, imported: bool,
+def _left_out(label: FinalLabel | None, form: ExportFormat, min_agreement: float | None, *, imported: bool,
               selected: bool) -> str | None:
-    """Why ``label`` gives no example of ``fmt`` (a key of ``LEFT_OUT``), or None where it gives one.
+    """Why ``label`` gives no example of ``form`` (a key of ``LEFT_OUT``), or None where it gives one.
     ``imported``: a label that came with the data may give one; ``selected``: the pair was chosen in the round
     exported, which has to have judged it."""
     if label is None or (selected and label.imported):
@@ -200,29 +172,23 @@ def _left_out(label: FinalLabel | None, fmt: str, min_agreement: float | None, *
         return "tied"
     if label.choice == Choice.TIE:
         return "tie"
-    if label.choice == Choice.BOTH_BAD and fmt != "kto":
+    if label.choice == Choice.BOTH_BAD and not form.keeps_both_bad:
         return "both_bad"
     if min_agreement is not None and label.agreement < min_agreement:
         return "agreement"
     return None
 
 
-def _rewrites(conn: Connection, facts: _Facts, fmt: str) -> list[Example]:
+def _rewrites(conn: Connection, facts: _Facts, form: ExportFormat) -> list[Example]:
     out = []
     for new, old, record_id, number, author in exports.rewrites(conn, round_number=facts.number):
         lineage = {"origin": "rewrite", "record_id": record_id, "pair_id": None, "round": number, "item_id": None,
                    "how": "rewrite", "annotators": [author] if author else [], "instruction_versions": []}
-        if fmt in ("dpo", "reward"):
-            out.append(Example(record_id, "train", new, old, lineage=lineage))
-        elif fmt == "sft":
-            out.append(Example(record_id, "train", new, lineage=lineage))
-        else:
-            out += [Example(record_id, "train", new, label=True, lineage=lineage),
-                    Example(record_id, "train", old, label=False, lineage=lineage)]
+        out += form.preference(Evidence(record_id, lineage=lineage), new, old)
     return out
 
 
-def _rankings(conn: Connection, facts: _Facts, fmt: str) -> list[Example]:
+def _rankings(conn: Connection, facts: _Facts, form: ExportFormat) -> list[Example]:
     out = []
     for record_id, groups, item_id, number, name, version in exports.rankings(conn, round_number=facts.number):
         groups = [sorted(g) for g in groups if g]
@@ -231,12 +197,5 @@ def _rankings(conn: Connection, facts: _Facts, fmt: str) -> list[Example]:
         lineage = {"origin": "ranking", "record_id": record_id, "pair_id": None, "round": number,
                    "item_id": item_id, "how": "ranking", "annotators": [name] if name else [],
                    "instruction_versions": [version] if version else []}
-        if fmt in ("dpo", "reward"):
-            out += [Example(record_id, "train", win, lose, lineage=lineage)
-                    for better, worse in combinations(groups, 2) for win in better for lose in worse]
-        elif fmt == "sft":
-            out += [Example(record_id, "train", c, lineage=lineage) for c in groups[0]]
-        else:
-            out += [Example(record_id, "train", c, label=True, lineage=lineage) for c in groups[0]]
-            out += [Example(record_id, "train", c, label=False, lineage=lineage) for c in groups[-1]]
+        out += form.ranking(Evidence(record_id, lineage=lineage), groups)
     return out

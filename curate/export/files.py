@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError
-from curate.export.examples import LEFT_OUT, SPLITS, Example, build_examples
+from curate.export.examples import LEFT_OUT, build_examples
+from curate.export.formats import SPLITS, Example, export_format
 from curate.project import Project
 from curate.store import audit, exports
 
@@ -27,7 +28,8 @@ def render(project: Project, examples: list[Example], fmt: str, *, lineage: bool
     for a model with a chat template). TRL joins a standard prompt and completion as they are and texts are
     stored stripped, so a standard completion starts with a space. SFT targets and KTO examples appear once per
     prompt and completion (the first in sort order, with the highest weight)."""
-    if fmt in ("sft", "kto"):
+    form = export_format(fmt)
+    if form.once_per_completion:
         best: dict[tuple[Any, ...], Example] = {}
         for e in examples:
             key = (e.split, e.record_id, e.chosen, e.label)
@@ -51,13 +53,7 @@ def render(project: Project, examples: list[Example], fmt: str, *, lineage: bool
 
     out: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for e in examples:
-        row: dict[str, Any] = {"prompt": prompt_of(e.record_id)}
-        if fmt in ("dpo", "reward"):
-            row.update(chosen=completion_of(e.chosen), rejected=completion_of(e.rejected or ""))
-        else:
-            row["completion"] = completion_of(e.chosen)
-            if fmt == "kto":
-                row["label"] = bool(e.label)
+        row: dict[str, Any] = {"prompt": prompt_of(e.record_id), **form.row(e, completion_of)}
         if weights:
             row["weight"] = round(e.weight, 6)
         if lineage:

@@ -8,6 +8,7 @@ changed between rounds. ``report_data`` returns the same facts as plain data (``
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from datetime import datetime, timezone
 from itertools import pairwise
@@ -193,7 +194,7 @@ def _changes(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "strategy": [before["strategy"], after["strategy"]],
                     "pool_pairs": [before["pool_pairs"], after["pool_pairs"]],
                     "generated_items": after["generated_items"],
-                    "cluster_shift": 0.5 * sum(abs(shares[0].get(k, 0) - shares[1].get(k, 0)) for k in keys)
+                    "cluster_shift": 0.5 * math.fsum(abs(shares[0].get(k, 0) - shares[1].get(k, 0)) for k in keys)
                     if keys else None})
     return out
 
