@@ -30,8 +30,10 @@ system-deps:
 	@(test -x /usr/bin/chromium && test -x /usr/bin/chromedriver) || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
+# ruff, and the architecture rules of docs/architecture.md (import-linter contracts in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Two pytest workers (one per core, each test one thread); a file's tests stay on one worker.
 test: $(STAMP) system-deps lint

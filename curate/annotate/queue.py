@@ -18,7 +18,7 @@ from curate.annotate.users import User
 from curate.config import AnnotateSection
 from curate.labels.vocabulary import Source
 from curate.select.routing import MAX_RANKED
-from curate.store import Connection, Store, assignments
+from curate.store import Connection, Store, assignments, pool
 from curate.store.assignments import Assigned, WorkItem
 
 __all__ = ["MAX_RANKED", "Shown", "next_item"]
@@ -117,10 +117,10 @@ def _suggestion(conn: Connection, item: WorkItem, order: list[str]) -> str | Non
 def _show(conn: Connection, assignment: Assigned) -> Shown:
     item = assignments.work_item(conn, item_id=assignment.item_id)
     prompt = assignments.record_prompt(conn, record_id=item.record_id)
-    texts = assignments.completion_texts(conn, completion_ids=assignment.shown_order)
+    texts = pool.completion_texts(conn, ids=assignment.shown_order)
     view = {"rewrite": "rewrite", "rank": "pair", "ranking": "rank"}[item.kind]
     return Shown(assignment=assignment.id, token=secrets.token_hex(16), view=view, round=item.round_number,
-                 prompt=prompt, completions=[texts[c] for c in assignment.shown_order],
+                 prompt=prompt, completions=[texts[c][0] for c in assignment.shown_order],
                  suggestion=assignment.suggestion)
 
 

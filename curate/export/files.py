@@ -15,7 +15,7 @@ from curate.errors import CurateError
 from curate.export.examples import LEFT_OUT, build_examples
 from curate.export.formats import SPLITS, Example, export_format
 from curate.project import Project
-from curate.store import audit, exports
+from curate.store import audit, pool
 
 LINEAGE = ("origin", "record_id", "pair_id", "round", "item_id", "source", "annotators", "how",
            "instruction_versions")
@@ -38,8 +38,8 @@ def render(project: Project, examples: list[Example], fmt: str, *, lineage: bool
         examples = sorted(best.values(), key=Example.key)
     completion_ids = {c for e in examples for c in (e.chosen, e.rejected) if c}
     with project.store.read() as conn:
-        texts = exports.completion_texts(conn, ids=completion_ids)
-        prompts = exports.prompts(conn, ids={e.record_id for e in examples})
+        texts = pool.completion_texts(conn, ids=completion_ids)
+        prompts = pool.prompts(conn, ids={e.record_id for e in examples})
     if chat is None:
         chat = any(m is not None for _, m in (*texts.values(), *prompts.values()))
 

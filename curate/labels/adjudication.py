@@ -11,7 +11,7 @@ from curate.labels.rule import FinalLabel, decide, final_labels
 from curate.labels.vocabulary import VOTER_SOURCES, Choice, How, Source, names
 from curate.labels.votes import gather, read_judgments
 from curate.project import Project
-from curate.store import Connection, audit, exports, judgments, pool, scores
+from curate.store import Connection, accounts, audit, exports, judgments, pool, scores
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def adjudicate(project: Project, *, pair: str, choice: str, note: str, lead: str
         raise CurateError("an adjudication needs a note saying why (--note)")
     with project.store.write() as conn:
         pair_id, record_id = _find_pair(conn, pair)
-        lead_id = judgments.lead_id(conn, name=lead)
+        lead_id = accounts.lead_id(conn, name=lead)
         if lead_id is None:
             raise CurateError(f"{lead!r} is not a lead: only leads adjudicate (curate user add NAME --role lead)")
         item_id = judgments.latest_rank_item(conn, pair_id=pair_id)

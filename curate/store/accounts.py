@@ -48,6 +48,12 @@ def annotator_id(conn: Connection, *, name: str) -> int | None:
     return None if found is None else int(found)
 
 
+def lead_id(conn: Connection, *, name: str) -> int | None:
+    """The id of the annotator called ``name`` if they are a lead, else None."""
+    row = conn.execute(select(Annotator.id, Annotator.role).where(Annotator.name == name)).first()
+    return int(row.id) if row is not None and row.role == "lead" else None
+
+
 def add_account(conn: Connection, *, name: str, role: str, password_hash: str) -> int:
     """Create the human account ``name`` with a password, unlocked; its id."""
     return int(conn.execute(insert(Annotator).values(

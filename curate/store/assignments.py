@@ -213,11 +213,6 @@ def record_prompt(conn: Connection, *, record_id: str) -> str:
     return str(conn.scalar(select(Record.prompt).where(Record.id == record_id)))
 
 
-def completion_texts(conn: Connection, *, completion_ids: Sequence[str]) -> dict[str, str]:
-    """Completion id -> text, of ``completion_ids``."""
-    return dict(conn.execute(select(Completion.id, Completion.text).where(Completion.id.in_(completion_ids))).all())
-
-
 def shown_pair(conn: Connection, *, assignment_id: int) -> tuple[str, str | None, str | None, list[str]]:
     """(item kind, pair id, the pair's side A, completions in shown order) of assignment ``assignment_id``."""
     kind, pair_id, a_id, order = conn.execute(

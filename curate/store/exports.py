@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, select
 
+from curate.store.pool import completion_texts
 from curate.store.schema import Annotator, Completion, Item, Judgment, Pair, Record, Round
-
-CHUNK = 500  # ids per query
-
-Texts = dict[str, tuple[str, list[Any] | None]]  # id -> (plain text, chat messages or None)
 
 
 def pair_texts(conn: Connection, *, pair_id: str) -> tuple[str, str, str]:
@@ -20,17 +16,6 @@ def pair_texts(conn: Connection, *, pair_id: str) -> tuple[str, str, str]:
                        .where(Pair.id == pair_id)).one()
     texts = completion_texts(conn, ids={row.a_id, row.b_id})
     return row.prompt, texts[row.a_id][0], texts[row.b_id][0]
-
-
-def completion_texts(conn: Connection, *, ids: Iterable[str]) -> Texts:
-    """Completion id -> (text, messages) of the completions ``ids``."""
-    return {i: (t, m) for i, t, m in _chunked(conn, select(Completion.id, Completion.text, Completion.messages),
-                                              Completion.id, ids)}
-
-
-def prompts(conn: Connection, *, ids: Iterable[str]) -> Texts:
-    """Record id -> (prompt, messages) of the records ``ids``."""
-    return {i: (t, m) for i, t, m in _chunked(conn, select(Record.id, Record.prompt, Record.messages), Record.id, ids)}
 
 
 def pair_judges(conn: Connection) -> list[tuple[str, str, str, str | None, int | None]]:
@@ -71,9 +56,3 @@ def rankings(conn: Connection, *, round_number: int | None = None
     if round_number is not None:
         query = query.where(Round.number == round_number)
     return [(r, g, i, n, a, v) for r, g, i, n, a, v in conn.execute(query.order_by(Judgment.id))]
-
-
-def _chunked(conn: Connection, query: Any, column: Any, ids: Iterable[str]) -> list[Any]:
-    ordered = sorted(set(ids))
-    return [row for i in range(0, len(ordered), CHUNK) for row in conn.execute(query.where(
-        column.in_(ordered[i:i + CHUNK])))]

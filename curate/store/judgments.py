@@ -78,12 +78,6 @@ def pairs_with_prefix(conn: Connection, *, prefix: str, limit: int = 2) -> list[
                                             .where(Pair.id.startswith(prefix, autoescape=True)).limit(limit))]
 
 
-def lead_id(conn: Connection, *, name: str) -> int | None:
-    """The id of the annotator called ``name`` if they are a lead, else None."""
-    row = conn.execute(select(Annotator.id, Annotator.role).where(Annotator.name == name)).first()
-    return int(row.id) if row is not None and row.role == "lead" else None
-
-
 def latest_rank_item(conn: Connection, *, pair_id: str) -> int | None:
     """The newest item that asked to rank ``pair_id``, if any."""
     return conn.scalar(select(Item.id).where(Item.pair_id == pair_id, Item.kind == ItemKind.RANK)

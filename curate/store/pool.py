@@ -25,9 +25,27 @@ from curate.store.schema import (
 )
 
 PoolPair = tuple[str, str, str, str]  # (pair id, record id, completion A id, completion B id)
+Texts = dict[str, tuple[str, list[Any] | None]]  # id -> (plain text, chat messages or None)
+CHUNK = 500  # ids per query
 
 
 # --- records, completions and pairs ---------------------------------------------------------------------------
+
+def completion_texts(conn: Connection, *, ids: Iterable[str]) -> Texts:
+    """Completion id -> (text, messages) of the completions ``ids``."""
+    return {i: (t, m) for i, t, m in _chunked(conn, select(Completion.id, Completion.text, Completion.messages),
+                                              Completion.id, ids)}
+
+
+def prompts(conn: Connection, *, ids: Iterable[str]) -> Texts:
+    """Record id -> (prompt, messages) of the records ``ids``."""
+    return {i: (t, m) for i, t, m in _chunked(conn, select(Record.id, Record.prompt, Record.messages), Record.id, ids)}
+
+
+def _chunked(conn: Connection, query: Any, column: Any, ids: Iterable[str]) -> list[Any]:
+    ordered = sorted(set(ids))
+    return [row for i in range(0, len(ordered), CHUNK) for row in conn.execute(query.where(
+        column.in_(ordered[i:i + CHUNK])))]
 
 def has_pairs(conn: Connection) -> bool:
     """Whether the project holds any pair."""
