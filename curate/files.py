@@ -4,6 +4,7 @@ a kill leaves the old file or the new one, never a half-written one."""
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,16 +12,15 @@ from pathlib import Path
 
 @contextmanager
 def staged(path: Path) -> Iterator[Path]:
-    """A temporary sibling of ``path`` to write; renamed onto ``path`` when the block ends, removed if it raises."""
+    """A new temporary sibling of ``path`` to write (its name keeps ``path``'s suffix, which tells writers the
+    format); fsynced and renamed onto ``path`` when the block ends, removed if the block raises."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # the suffix tells writers the format
+    # unique per process and call; created by the writer, so it gets the usual permissions (mkstemp's are 0600)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
     try:
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

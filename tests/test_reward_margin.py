@@ -136,10 +136,10 @@ def test_reward_models_end_to_end_through_the_cli(cli, pair_project, tiny_models
     assert first["pairs"] == 6 and first["completions"] >= 10
     assert set(first["computed"].values()) == {first["completions"]}
     with open_project(pair_project) as project:
-        from curate.store.pool import completion_rows, pair_rows
+        from curate.store import pool
 
         with project.store.read() as conn:
-            rows, pairs = completion_rows(conn), pair_rows(conn)
+            rows, pairs = pool.completion_rows(conn), [(p, a, b) for p, _, a, b in pool.pairs(conn)]
         rewards = []
         for name in names:
             model, tokenizer = load_reward_model(resolve_scorer(name, cache=pair_project / "cache"),
@@ -180,10 +180,10 @@ def test_dpo_margin_end_to_end_equals_the_log_ratios(cli, pair_project, tiny_mod
     policy = PeftModel.from_pretrained(LlamaForCausalLM.from_pretrained(tiny_models["causal"]),
                                        tiny_models["dpo_lora"]).eval()
     with open_project(pair_project) as project:
-        from curate.store.pool import completion_rows, pair_rows
+        from curate.store import pool
 
         with project.store.read() as conn:
-            rows, pairs = completion_rows(conn), pair_rows(conn)
+            rows, pairs = pool.completion_rows(conn), [(p, a, b) for p, _, a, b in pool.pairs(conn)]
         implicit = {}
         for cid, prompt, text in rows:
             with policy.disable_adapter():

@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr  # imported only by the app
 
-from curate.annotate import stats as prog
+from curate.annotate import stats
 from curate.annotate.diff import diff_html
 from curate.annotate.instructions import current_instructions
 from curate.annotate.queue import MAX_RANKED, Shown, next_item
@@ -71,7 +71,7 @@ class Handlers:
         return [
             shown.as_dict() if shown else None,
             str(shown.assignment) if shown else "", shown.token if shown else "",
-            prog.progress_line(self.store, user, self.rule),
+            stats.progress_line(self.store, user, self.rule),
             gr.update(value=_prompt_md(shown) if shown else "", visible=shown is not None),
             gr.update(visible=view == "pair"),
             texts[0] if view == "pair" else "", texts[1] if view == "pair" else "",
@@ -120,15 +120,15 @@ class Handlers:
 
     def on_stats(self, request: gr.Request) -> tuple[Any, Any, Any, Any]:  # line, table, lead tabs shown
         user = self.user_of(request)
-        rows = prog.annotator_stats(self.store, only=None if user.role == "lead" else user.id)
-        return (prog.progress_line(self.store, user, self.rule), _table(rows),
+        rows = stats.annotator_stats(self.store, only=None if user.role == "lead" else user.id)
+        return (stats.progress_line(self.store, user, self.rule), _table(rows),
                 gr.update(visible=user.role == "lead"), gr.update(visible=user.role == "lead"))
 
     def on_flagged(self, request: gr.Request) -> Any:
         user = self.user_of(request)
         if user.role != "lead":
             raise gr.Error("only leads can review flagged items")
-        return _table(prog.flagged_items(self.store))
+        return _table(stats.flagged_items(self.store))
 
     def on_instructions(self) -> str:
         number, body = current_instructions(self.store, self.instructions_file)

@@ -74,8 +74,8 @@ def select(
         raise CurateError(f"--route must be one of {', '.join(RouteMode)}, not '{route}'")
     if random_frac is not None and not 0 <= random_frac <= 1:
         raise CurateError(f"--random-frac must be between 0 and 1, not {random_frac}")
-    options = key_values(option or [], error="--option takes key=value, not '{part}'")
     with open_project(project_dir) as project:
+        options = key_values(option or [], error=lambda part: f"--option takes key=value, not '{part}'")
         result = select_round(project, budget=budget, strategy=strategy, options=options,
                               random_frac=random_frac, seed=seed, route=route,
                               quota=parse_quota(quota[0]) if quota else None)

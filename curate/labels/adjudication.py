@@ -11,7 +11,7 @@ from curate.labels.rule import FinalLabel, decide, final_labels
 from curate.labels.vocabulary import VOTER_SOURCES, Choice, How, Source, names
 from curate.labels.votes import gather, read_judgments
 from curate.project import Project
-from curate.store import Connection, accounts, audit, exports, judgments, pool, scores
+from curate.store import Connection, accounts, audit, judgments, pool, scores
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def pair_detail(project: Project, pair: str) -> dict[str, Any]:
     its reason, and the final label so far."""
     with project.store.read() as conn:
         pair_id, _ = _find_pair(conn, pair)
-        prompt, a, b = exports.pair_texts(conn, pair_id=pair_id)
+        prompt, a, b = pool.pair_texts(conn, pair_id=pair_id)
         votes = judgments.pair_judgments(conn, pair_id=pair_id)
     label = final_labels(project).get(pair_id)
     return {"pair_id": pair_id, "prompt": prompt, "a": a, "b": b, "judgments": votes,

@@ -59,19 +59,14 @@ def report_data(project: Project, *, progress: Progress | None = None) -> dict[s
 
 def write_report(project: Project, *, out: Path | None = None, progress: Progress | None = None) -> Path:
     """Write the report (default ``report.html`` in the project) whole, then rename it into place."""
-    import os
-
+    from curate.files import publish_text
     from curate.report.html import render_report
 
     out = Path(out) if out is not None else project.root / "report.html"
     page = render_report(project, report_data(project, progress=progress))
-    tmp = out.with_name(f".{out.name}.tmp")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, out)
+        publish_text(out, page)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise CurateError(f"{out}: cannot write the report ({err.strerror or err})") from None
     return out
 

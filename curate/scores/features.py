@@ -40,7 +40,8 @@ def pair_differences(prompts: Sequence[str], a: Sequence[str], b: Sequence[str],
     ``cache``)."""
     if check_features(features) == "embedding":
         assert embed is not None, "embedding features need embed"
-        return embedding_differences(embed(a), embed(b)), 0
+        vectors = embed([*a, *b])  # one batch, as stream mode encodes a pair
+        return embedding_differences(vectors[:len(a)], vectors[len(a):]), 0
     assert policy is not None and cache is not None, "LM features need a policy and a cache"
     from curate.scores.states import pair_state_differences
 

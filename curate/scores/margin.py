@@ -54,8 +54,8 @@ def score_margin(project: Project, *, policy: str, reference: str | None = None,
     from curate.scores.entropy import completion_stats
     from curate.scores.lm import adapter_config, model_paths, resolve_scorer
     from curate.scores.runs import save_run
+    from curate.store import pool
     from curate.store.model_versions import register_model
-    from curate.store.pool import completion_rows, pair_rows
 
     if not beta > 0:
         raise CurateError(f"beta must be positive, not {beta}")
@@ -70,7 +70,7 @@ def score_margin(project: Project, *, policy: str, reference: str | None = None,
     if base.fingerprint == trained.fingerprint:
         raise CurateError(f"the policy and the reference are the same model ({policy}); every margin would be 0")
     with project.store.read() as conn:
-        rows, pairs = completion_rows(conn), pair_rows(conn)
+        rows, pairs = pool.completion_rows(conn), [(p, a, b) for p, _, a, b in pool.pairs(conn)]
     if not rows:
         raise CurateError("the pool has no completions to score: ingest data first")
     stats_policy, computed = completion_stats(project, trained, rows, max_length=max_length, progress=progress)

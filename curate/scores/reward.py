@@ -106,15 +106,15 @@ def score_reward_models(project: Project, *, models: Sequence[str], max_length: 
     """Score every completion with each reward model (cached per model and text), then every pair."""
     from curate.scores.lm import load_reward_model, model_paths, resolve_scorer
     from curate.scores.runs import cached_completion_scores, save_run
+    from curate.store import pool
     from curate.store.model_versions import register_model
-    from curate.store.pool import completion_rows, pair_rows
 
     if not models:
         raise CurateError("name at least one reward model (--model, repeated for a committee)")
     if len(set(models)) != len(models):
         raise CurateError("a reward model is named twice; a committee needs different models")
     with project.store.read() as conn:
-        rows, pairs = completion_rows(conn), pair_rows(conn)
+        rows, pairs = pool.completion_rows(conn), [(p, a, b) for p, _, a, b in pool.pairs(conn)]
     if not rows:
         raise CurateError("the pool has no completions to score: ingest data first")
     root = project.root / "cache"

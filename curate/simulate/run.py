@@ -135,7 +135,8 @@ class Oracle:
 def parse_strategy(spec: str) -> tuple[str, dict[str, str]]:
     """``name`` or ``name:key=value:key=value`` (e.g. ``qbc:measure=bald``) -> (name, options)."""
     name, *parts = spec.split(":")
-    options = key_values(parts, error=f"strategy '{spec}': options are key=value after the name, e.g. qbc:measure=bald")
+    options = key_values(parts, error=lambda _: f"strategy '{spec}': options are key=value after the name, e.g. "
+                                                "qbc:measure=bald")
     if name not in (*SIMULATED, RELABEL):
         raise CurateError(f"simulate runs {', '.join((*SIMULATED, RELABEL))}; '{name}' needs scores an oracle "
                           "cannot give")
@@ -236,12 +237,12 @@ def default_cache() -> Path:
 def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray, *, strategies: Sequence[str],
              budget_per_round: int = 50, rounds: int = 10, seeds: Sequence[int] = (0, 1, 2), splits: int = 5,
              test_frac: float = 0.2, oracle: str = "gold", learner: str = "committee", cold_start: int | None = None,
-             stop_gain: float = STOP_GAIN, features: str = "embedding",
+             stop_gain: float = STOP_GAIN, features: str | None = None,
              progress: Progress | None = None) -> tuple[dict[str, Any], dict[str, float]]:
     """Learning curves of every strategy (and random) and their label-efficiency ratios, as the contract's
     dict (the same inputs and seeds give the same dict), and the seconds each strategy took. A strategy is
-    a name with options (``parse_strategy``); every request for a label costs one label. ``features`` names
-    what ``differences`` are (``features_label``)."""
+    a name with options (``parse_strategy``); every request for a label costs one label. ``features``, where
+    given, names what ``differences`` are in the result (``features_label``)."""
     parsed = check_request(data, strategies=strategies, oracle=oracle, learner=learner, test_frac=test_frac,
                            budget_per_round=budget_per_round, rounds=rounds, splits=splits, seeds=seeds)
     return _simulate(data, vectors, differences, parsed, budget_per_round=budget_per_round, rounds=rounds,
@@ -251,7 +252,7 @@ def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray,
 
 def _simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray,
               parsed: dict[str, tuple[str, dict]], *, budget_per_round: int, rounds: int, seeds: Sequence[int],
-              splits: int, test_frac: float, oracle: str, learner: str, stop_gain: float, features: str,
+              splits: int, test_frac: float, oracle: str, learner: str, stop_gain: float, features: str | None,
               cold_start: int | None = None, progress: Progress | None = None
               ) -> tuple[dict[str, Any], dict[str, float]]:
     import time
@@ -313,7 +314,8 @@ def _simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray
         [(~t).sum() for t in tests])), n_test=int(np.mean([t.sum() for t in tests])), seeds=list(seeds),
         splits=splits, budget_per_round=budget_per_round, rounds=rounds, learner=learner, stop_gain=stop_gain)
     result["oracle"] = oracle
-    result["features"] = features
+    if features is not None:
+        result["features"] = features
     for spec, shares in reasked.items():
         result["strategies"][spec]["reasked_share"] = round(float(np.mean(shares)), 6)
     return result, seconds

@@ -1,4 +1,4 @@
-"""Queries an export reads: pairs and their texts, prompts, rewrites, rankings and who judged each pair."""
+"""Queries an export reads beside the labels: who judged each pair, the rewrites and the rankings."""
 
 from __future__ import annotations
 
@@ -6,16 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from curate.store.pool import completion_texts
-from curate.store.schema import Annotator, Completion, Item, Judgment, Pair, Record, Round
-
-
-def pair_texts(conn: Connection, *, pair_id: str) -> tuple[str, str, str]:
-    """The prompt of ``pair_id`` and the texts of its completions A and B."""
-    row = conn.execute(select(Record.prompt, Pair.a_id, Pair.b_id).join(Record, Record.id == Pair.record_id)
-                       .where(Pair.id == pair_id)).one()
-    texts = completion_texts(conn, ids={row.a_id, row.b_id})
-    return row.prompt, texts[row.a_id][0], texts[row.b_id][0]
+from curate.store.schema import Annotator, Completion, Item, Judgment, Round
 
 
 def pair_judges(conn: Connection) -> list[tuple[str, str, str, str | None, int | None]]:

@@ -37,6 +37,14 @@ def completion_texts(conn: Connection, *, ids: Iterable[str]) -> Texts:
                                               Completion.id, ids)}
 
 
+def pair_texts(conn: Connection, *, pair_id: str) -> tuple[str, str, str]:
+    """The prompt of ``pair_id`` and the texts of its completions A and B."""
+    row = conn.execute(select(Record.prompt, Pair.a_id, Pair.b_id).join(Record, Record.id == Pair.record_id)
+                       .where(Pair.id == pair_id)).one()
+    texts = completion_texts(conn, ids={row.a_id, row.b_id})
+    return row.prompt, texts[row.a_id][0], texts[row.b_id][0]
+
+
 def prompts(conn: Connection, *, ids: Iterable[str]) -> Texts:
     """Record id -> (prompt, messages) of the records ``ids``."""
     return {i: (t, m) for i, t, m in _chunked(conn, select(Record.id, Record.prompt, Record.messages), Record.id, ids)}
@@ -73,11 +81,6 @@ def completion_rows(conn: Connection) -> list[tuple[str, str, str]]:
     """(completion id, prompt, completion text) of every completion, by id."""
     return [tuple(r) for r in conn.execute(select(Completion.id, Record.prompt, Completion.text)
                                            .join(Record, Record.id == Completion.record_id).order_by(Completion.id))]
-
-
-def pair_rows(conn: Connection) -> list[tuple[str, str, str]]:
-    """(pair id, completion A id, completion B id) of every pair, by id."""
-    return [tuple(r) for r in conn.execute(select(Pair.id, Pair.a_id, Pair.b_id).order_by(Pair.id))]
 
 
 def pairs(conn: Connection) -> list[PoolPair]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError
+from curate.files import publish_text
 from curate.progress import Progress, no_progress
 from curate.project import Project
 from curate.train.recipe import Recipe, load_recipe
@@ -260,8 +261,7 @@ def _register(project: Project, plan: TrainPlan, adapter: Path, metrics: dict[st
                                    round_number=plan.round, metrics=record)
         audit(conn, "train", entity="model_version", entity_id=plan.name,
               details={"recipe": plan.source, "data": plan.data, "fingerprint": fingerprint})
-    (plan.output / "model-version.json").write_text(json.dumps({"name": plan.name, **record}, indent=2,
-                                                               default=str), encoding="utf-8")
+    publish_text(plan.output / "model-version.json", json.dumps({"name": plan.name, **record}, indent=2, default=str))
     return {"name": plan.name, "path": str(adapter), "fingerprint": fingerprint, **record}
 
 
