@@ -133,7 +133,9 @@ BAD_MAPS = [("prompt=q,a=o", None, "both a and b"), ("completion=o", None, "a pr
             ("prompt=q,label=o", None, "label needs"), ("prompt", None, "is not ROLE=COLUMN"),
             ("prompt=q,prompt=o", None, "given twice"), ("prompt=q,a=o+q,b=o", None, "only prompt and label"),
             ("prompt=q,a=o,b=o,label=o", "1=winner", "must be VALUE=ONE_OF"),
-            ("prompt=q,completion=o", "1=good", "--label-values needs a label column")]
+            ("prompt=q,completion=o", "1=good", "--label-values needs a label column"),
+            ("prompt=q,a=o,b=o", None, "column 'o' is given to both a and b"),
+            ("prompt=o,completion=o", None, "column 'o' is given to both prompt and completion")]
 
 
 @pytest.mark.parametrize(("spec", "values", "message"), BAD_MAPS)

@@ -14,10 +14,13 @@ from curate.errors import InputError
 from curate.ids import normalise_text
 from curate.ingest.values import (
     RowProblem,
+    blank,
     cell,
+    checked_text,
     is_messages,
     map_label,
     messages_value,
+    meta_value,
     render_messages,
     source_id,
     text_value,
@@ -117,8 +120,11 @@ class UKPConvArg:
                 raise RowProblem(f"wrong list shape: workers vote {number} needs 'worker' and 'value'")
             worker = text_value(vote, "worker")
             reason = text_value(vote, "reason", allow_empty=True) if vote.get("reason") is not None else None
-            meta = {"competence": vote["competence"]} if isinstance(vote.get("competence"), (int, float)) else {}
-            parsed.judgments.append(Judged(Source.CROWD, annotator=f"ukp:{worker}", reason=reason or None, meta=meta,
+            competence = vote.get("competence")
+            meta = ({"competence": meta_value(competence, f"workers vote {number} competence")}
+                    if isinstance(competence, (int, float)) else {})
+            parsed.judgments.append(Judged(Source.CROWD, annotator=f"ukp:{worker}", meta=meta,
+                                           reason=None if reason is None or blank(reason) else reason,
                                            choice=map_label(vote["value"], f"workers[{number}].value", self.VALUES)))
         return parsed
 
@@ -139,12 +145,13 @@ class PandaLM:
     def parse(self, row: dict[str, Any]) -> Parsed:
         parts = [text_value(row, "instruction", allow_empty=True)]
         parts += [text_value(row, "input", allow_empty=True)] if "input" in row else []
-        prompt = "\n\n".join(p for p in parts if p.strip())
+        prompt = "\n\n".join(p for p in parts if not blank(p))
         if not prompt:
             raise RowProblem("fields 'instruction' and 'input' are both empty")
-        models = str(row.get("cmp_key") or "").split("_")
+        meta = {k: meta_value(row[k], f"field '{k}'") for k in ("motivation_app", "cmp_key") if k in row}
+        models = checked_text(str(row.get("cmp_key") or ""), "field 'cmp_key'").split("_")
         models = models if len(models) == 2 else [None, None]
-        parsed = Parsed(prompt=Text(prompt), meta={k: row[k] for k in ("motivation_app", "cmp_key") if k in row})
+        parsed = Parsed(prompt=Text(prompt), meta=meta)
         for number, model in zip((1, 2), models, strict=True):
             key = f"response{number}"
             value = row.get(key)
@@ -154,7 +161,7 @@ class PandaLM:
                 value = "True" if value else "False"
             else:
                 value = text_value(row, key, allow_empty=True)
-                if not value.strip():
+                if blank(value):
                     parsed.notes.append(NOTE_EMPTY)
             parsed.completions.append(Text(value, model=model))
         if "idx" in row:
@@ -233,7 +240,7 @@ class Fields:
             messages = messages_value(row, keys[0])
             return Text(render_messages(messages), messages)
         parts = [text_value(row, key, allow_empty=len(keys) > 1) for key in keys]
-        prompt = "\n\n".join(p for p in parts if p.strip())
+        prompt = "\n\n".join(p for p in parts if not blank(p))
         if not prompt:
             raise RowProblem(f"fields {', '.join(repr(k) for k in keys)} are all empty")
         return Text(prompt)
@@ -294,15 +301,15 @@ def implicit_prompt(row: dict[str, Any], first: str, second: str) -> Parsed:
     if marker >= 0:
         cut = marker + len(HH_MARKER)
         parsed.completions = [Text(one[cut:]), Text(two[cut:])]
-        if any(not c.text.strip() for c in parsed.completions):
+        if any(blank(c.text) for c in parsed.completions):
             parsed.notes.append(NOTE_EMPTY)
     else:
         cut = max(one.rfind(" ", 0, end), one.rfind("\n", 0, end))
         parsed.completions = [Text(one[cut:]), Text(two[cut:])]
-        if cut <= 0 or any(not c.text.strip() for c in parsed.completions):
+        if cut <= 0 or any(blank(c.text) for c in parsed.completions):
             raise RowProblem(f"'{first}' and '{second}' share no prompt to split off (add a prompt column)")
     parsed.prompt = Text(one[:cut])
-    if not parsed.prompt.text.strip():
+    if blank(parsed.prompt.text):
         raise RowProblem(f"'{first}' and '{second}' share no prompt to split off (add a prompt column)")
     return parsed
 
@@ -372,4 +379,10 @@ def mapped_layout(spec: str, label_values: str | None, *, annotator_prefix: str)
         values[value.strip().lower()] = target
     if label_values and "label" not in roles:
         raise InputError("--label-values needs a label column in --map")
+    roles_of: dict[str, str] = {}
+    for role, names in columns.items():
+        for name in names:
+            if name in roles_of:  # a=X,b=X would pair every text with itself
+                raise InputError(f"--map: column '{name}' is given to both {roles_of[name]} and {role}")
+            roles_of[name] = role
     return Fields("map", columns, values, annotator_prefix)

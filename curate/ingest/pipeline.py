@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from curate.errors import InputError
+from curate.files import staged
 from curate.ids import content_id, normalise_text
 from curate.ingest.layouts import Layout, Parsed, Text, detect_layout, mapped_layout
 from curate.ingest.readers import Source, detect_format, read_rows
@@ -22,7 +25,6 @@ from curate.project import Project
 from curate.store import Connection, audit, pool
 
 SWAP = {"a": "b", "b": "a"}
-
 
 
 @dataclass
@@ -63,17 +65,11 @@ def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: 
         more = f" (and {len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
         raise InputError(f"{problems[0]}{more}; nothing was ingested (--skip-bad ingests the good rows)", problems)
     target = (rejects_path or _default_rejects(project.root)) if problems else None
-    staged = _stage_rejects(target, files) if target else None  # before the commit: a bad path writes nothing
-    reports = []
-    try:
+    with ExitStack() as stack:
+        if target:  # written aside before the commit, renamed onto target after it: a bad path writes nothing
+            _stage_rejects(stack, target, files)
         with project.store.write() as conn:
             reports = [_write_file(conn, f, labels=labels) for f in progress(files, "writing", len(files))]
-    except BaseException:
-        if staged:
-            staged.unlink(missing_ok=True)
-        raise
-    if staged and target:
-        os.replace(staged, target)
     return IngestReport(files=reports, problems=problems, rejects_path=target)
 
 
@@ -247,19 +243,20 @@ def _write_file(conn: Connection, read: ReadFile, *, labels: bool = True) -> Fil
 
 
 def _default_rejects(root: Path) -> Path:
+    """A new name per run, even for runs in the same second."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return root / "rejects" / f"ingest-{stamp}.jsonl"
+    return root / "rejects" / f"ingest-{stamp}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
 
 
-def _stage_rejects(path: Path, files: list[ReadFile]) -> Path:
-    """Bad rows with their reasons, one JSON object per line, in a temp file next to ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
+def _stage_rejects(stack: ExitStack, path: Path, files: list[ReadFile]) -> None:
+    """Bad rows with their reasons, one JSON object per line, in a temp file of this run that ``stack`` renames
+    onto ``path`` when it closes without an error (and removes otherwise)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as fh:
+        tmp = stack.enter_context(staged(path))
+        # a lone surrogate in a row is written as its JSON escape (\udXXX): the file stays valid UTF-8 and JSON
+        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as fh:
             for f in files:
                 for reject in f.rejects:
                     fh.write(json.dumps(reject, ensure_ascii=False, default=str) + "\n")
     except OSError as err:
         raise InputError(f"{path}: cannot write the rejects file ({err.strerror or err})") from None
-    return tmp

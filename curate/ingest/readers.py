@@ -1,6 +1,9 @@
 """File readers: each yields ``(location, row)``; a row that cannot be read yields a ``RowProblem``.
 
-Locations are line numbers for text files (``file:3:``) and row numbers otherwise (``file:row 3:``).
+Locations are line numbers for text files (``file:3:``; a JSON array's item at the line it starts on) and row
+numbers otherwise (``file:row 3:``). Only regular files and ``datasets`` folders are read, and memory stays bounded
+whatever a file holds: lines (and CSV rows) are read in chunks up to ``MAX_LINE``, JSON arrays up to
+``MAX_JSON_ARRAY``.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ import csv
 import gzip
 import io
 import json
+import re
+import stat
 import sys
 import zlib
 from collections.abc import Iterator
@@ -31,6 +36,10 @@ class FileFormat(str, Enum):
 
 FORMATS = tuple(f.value for f in FileFormat if f is not FileFormat.auto)
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long completions are normal; the default 128 KiB is not
+MAX_LINE = 64 << 20  # bytes of one line (a CSV row): memory stays bounded whatever a file holds
+MAX_JSON_ARRAY = 128 << 20  # bytes of a JSON array file, which is read whole
+_CHUNK = 1 << 20
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
 @dataclass(frozen=True)
@@ -42,9 +51,8 @@ class Source:
 
 
 def detect_format(path: Path, requested: str = "auto") -> Source:
-    """Pick the reader for ``path`` from ``requested`` or from its name."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file or directory")
+    """Pick the reader for ``path`` from ``requested`` or from its name; only regular files and folders are read."""
+    _check_kind(path)
     fmt = FileFormat(requested).value if requested in {f.value for f in FileFormat} else requested
     if fmt == "auto":
         if path.is_dir():
@@ -66,6 +74,29 @@ def detect_format(path: Path, requested: str = "auto") -> Source:
     return Source(path=path, file_format=fmt)
 
 
+_KINDS = {stat.S_IFIFO: "a named pipe (FIFO)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket"}
+
+
+def _check_kind(path: Path) -> None:
+    """A missing path, or anything but a regular file or a folder (a FIFO would block, /dev/zero never ends)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        broken = path.is_symlink()
+        raise InputError(f"{path}: {'a symbolic link to a missing file' if broken else 'no such file or directory'}"
+                         ) from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = _KINDS.get(stat.S_IFMT(mode), "a special file")
+        raise InputError(f"{path}: {kind}, not a regular file; only files and `datasets` folders are read")
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{path}: the file name is not valid UTF-8; rename the file") from None
+
+
 def read_rows(source: Source) -> Iterator[tuple[int | str, dict[str, Any] | RowProblem]]:
     """Yield every row of ``source``; unreadable files raise InputError."""
     reader = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet, "hf": _read_hf}
@@ -81,20 +112,105 @@ def _open_binary(path: Path) -> io.BufferedIOBase:
     return gzip.open(path, "rb") if gz else open(path, "rb")  # type: ignore[return-value]
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
+def _lines(path: Path, fh: io.BufferedIOBase) -> Iterator[tuple[int, bytes | bytearray]]:
+    """The physical lines of ``fh`` with their numbers, each read in bounded chunks (at most ``MAX_LINE`` bytes)."""
+    number = 0
+    while True:
+        number += 1
+        try:
+            raw: bytes | bytearray = fh.readline(_CHUNK)
+            if len(raw) == _CHUNK and not raw.endswith(b"\n"):  # a long line: read on, chunk by chunk
+                raw = bytearray(raw)
+                while len(raw) <= MAX_LINE and (part := fh.readline(_CHUNK)):
+                    raw += part
+                    if part.endswith(b"\n"):
+                        break
+        except (OSError, EOFError, zlib.error) as err:
+            raise InputError(f"{path}:{number}: cannot read ({getattr(err, 'strerror', None) or err})") from None
+        if len(raw) > MAX_LINE:
+            raise InputError(f"{path}:{number}: line longer than the {_size(MAX_LINE)} limit (not a file of rows?)")
+        if not raw:
+            return
+        yield number, raw
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # NaN and Infinity are not JSON
+def _size(limit: int) -> str:
+    return f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit} bytes"
+
+
+def _skip(text: str, pos: int) -> int:
+    """The position of the first character at or after ``pos`` that is not JSON whitespace."""
+    found = _WHITESPACE.match(text, pos)
+    return found.end() if found else pos
+
+
+def _line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+class _Decoder:
+    """Strict JSON: duplicate keys, NaN and Infinity are noted as problems (the value is still delimited)."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self._json = json.JSONDecoder(object_pairs_hook=self._object, parse_constant=self._constant)
+
+    def _object(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        value = dict(pairs)
+        if len(value) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    self.problems.append(f"duplicate key {key!r}")
+                    break
+                seen.add(key)
+        return value
+
+    def _constant(self, name: str) -> None:
+        self.problems.append(f"{name} is not valid JSON")
+
+    def raw_decode(self, text: str, start: int) -> tuple[Any, int]:
+        """The value at ``start`` and where it ends; JSONDecodeError and RecursionError pass through."""
+        self.problems.clear()
+        return self._json.raw_decode(text, start)
+
+    def parse(self, text: str) -> dict[str, Any] | RowProblem:
+        """The one JSON object in ``text``, or why it is not one."""
+        self.problems.clear()
+        try:
+            value = self._json.decode(text)
+        except RecursionError:
+            return RowProblem("invalid JSON (nested too deeply)")
+        except ValueError as err:
+            return RowProblem(f"invalid JSON ({err})")
+        return self.row(value)
+
+    def row(self, value: Any) -> dict[str, Any] | RowProblem:
+        """The value just decoded as a row, or why it is not one."""
+        if self.problems:
+            return RowProblem(f"invalid JSON ({self.problems[0]})")
+        if not isinstance(value, dict):
+            return RowProblem(f"expected a JSON object, got {type(value).__name__}")
+        return value
+
+
+def parse_object(line: str) -> dict[str, Any] | RowProblem:
+    """One JSON object (NaN, Infinity, duplicate keys and other values are problems, not rows)."""
+    return _Decoder().parse(line)
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
     with _open_binary(path) as fh:
         head = fh.peek(64)[:64].removeprefix(b"\xef\xbb\xbf").lstrip() if hasattr(fh, "peek") else b""
         if head.startswith(b"["):
-            yield from _read_json_array(fh.read())
+            data = fh.read(MAX_JSON_ARRAY + 1)
+            if len(data) > MAX_JSON_ARRAY:
+                raise InputError(f"{path}: a JSON array larger than the {_size(MAX_JSON_ARRAY)} limit; "
+                                 "write it as JSONL (one object per line)")
+            yield from _read_json_array(path, data)
             return
-        for number, raw in enumerate(fh, start=1):
+        decoder = _Decoder()
+        for number, raw in _lines(path, fh):
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as err:
@@ -102,67 +218,94 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]
                 continue
             if not line.strip():
                 continue
-            yield number, parse_object(line)
+            yield number, decoder.parse(line)
 
 
-def _read_json_array(data: bytes) -> Iterator[tuple[int | str, dict[str, Any] | RowProblem]]:
+def _read_json_array(path: Path, data: bytes) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
+    """Each item of a JSON array at the line it starts on. A syntax error ends the file (the items after it cannot
+    be told apart); a problem inside an item is that item's."""
     try:
-        items = _DECODER.decode(data.decode("utf-8-sig"))
-    except RecursionError:
-        yield 1, RowProblem("invalid JSON (nested too deeply)")
-        return
-    except (UnicodeDecodeError, ValueError) as err:
-        yield 1, RowProblem(f"invalid JSON ({err})")
-        return
-    for number, item in enumerate(items, start=1):
-        yield f"item {number}", item if isinstance(item, dict) else RowProblem(
-            f"expected a JSON object, got {type(item).__name__}")
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text") from None
+    decoder = _Decoder()
+    pos = _skip(text, _skip(text, 0) + 1)  # after "["
+    line, counted = 1, 0
+    if not text.startswith("]", pos):
+        while True:
+            line, counted = line + text.count("\n", counted, pos), pos
+            try:
+                value, pos = decoder.raw_decode(text, pos)
+            except RecursionError:
+                raise InputError(f"{path}:{line}: invalid JSON (nested too deeply)") from None
+            except json.JSONDecodeError as err:
+                raise InputError(f"{path}:{err.lineno}: invalid JSON ({err.msg}: column {err.colno})") from None
+            yield line, decoder.row(value)
+            pos = _skip(text, pos)
+            if text.startswith("]", pos):
+                break
+            if not text.startswith(",", pos):
+                raise InputError(f"{path}:{_line_of(text, pos)}: invalid JSON (expected ',' or ']' after an item)")
+            pos = _skip(text, pos + 1)
+    pos = _skip(text, pos + 1)
+    if pos < len(text):
+        raise InputError(f"{path}:{_line_of(text, pos)}: invalid JSON (extra data after the array)")
 
 
-def parse_object(line: str) -> dict[str, Any] | RowProblem:
-    """One JSON object (NaN, Infinity and other values are problems, not rows)."""
-    try:
-        value = _DECODER.decode(line)
-    except RecursionError:
-        return RowProblem("invalid JSON (nested too deeply)")
-    except ValueError as err:
-        return RowProblem(f"invalid JSON ({err})")
-    if not isinstance(value, dict):
-        return RowProblem(f"expected a JSON object, got {type(value).__name__}")
-    return value
+@dataclass
+class _CsvRow:
+    """Where the CSV reader is: the last line it was handed, the line and size of the row it is reading."""
+
+    line: int = 0
+    start: int = 1
+    size: int = 0
 
 
 def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
+    """CSV rows at the physical line they start on. Lines are decoded one by one, so invalid UTF-8 is a problem of
+    the row holding it, at its own line; a row (quoted fields may span lines) is at most ``MAX_LINE`` bytes."""
     delimiter = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
-    with _open_binary(path) as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        reader = csv.reader(text, delimiter=delimiter)
-        try:
-            header = next(reader, None)
-        except UnicodeDecodeError as err:
-            raise InputError(f"{path}:1: not UTF-8 text (byte {err.start})") from None
-        if header is None:
-            return
-        if len(set(header)) != len(header) or any(not h.strip() for h in header):
-            raise InputError(f"{path}:1: the header has empty or repeated column names")
-        line = reader.line_num
+    bad: dict[int, int] = {}  # line number -> offset of its first byte that is not UTF-8
+    at = _CsvRow()
+
+    def decoded(fh: io.BufferedIOBase) -> Iterator[str]:
+        for number, raw in _lines(path, fh):
+            at.line, at.size = number, at.size + len(raw)
+            if at.size > MAX_LINE:
+                raise InputError(f"{path}:{at.start}: CSV row longer than the {_size(MAX_LINE)} limit "
+                                 "(a quote that is never closed?)")
+            encoding = "utf-8-sig" if number == 1 else "utf-8"
+            try:
+                yield raw.decode(encoding)
+            except UnicodeDecodeError as err:
+                bad.setdefault(number, err.start)
+                yield raw.decode(encoding, "surrogateescape")  # still delimited; the row is refused below
+
+    with _open_binary(path) as fh:
+        reader = csv.reader(decoded(fh), delimiter=delimiter, strict=True)  # an unclosed quote is an error
+        header: list[str] | None = None
         while True:
-            start = line + 1
+            at.start, at.size = at.line + 1, 0
             try:
                 cells = next(reader)
             except StopIteration:
                 return
-            except UnicodeDecodeError as err:
-                raise InputError(f"{path}:{start}: not UTF-8 text (byte {err.start})") from None
             except csv.Error as err:
-                raise InputError(f"{path}:{start}: invalid CSV ({err})") from None
-            line = reader.line_num
-            if not cells:
-                continue
-            if len(cells) != len(header):
-                yield start, RowProblem(f"row has {len(cells)} fields, the header has {len(header)}")
-                continue
-            yield start, dict(zip(header, cells, strict=True))
+                raise InputError(f"{path}:{at.start}: invalid CSV ({err})") from None
+            broken = next((n for n in range(at.start, at.line + 1) if n in bad), None)
+            if header is None:
+                if broken is not None:
+                    raise InputError(f"{path}:{broken}: not UTF-8 text (byte {bad[broken]})")
+                if len(set(cells)) != len(cells) or any(not h.strip() for h in cells):
+                    raise InputError(f"{path}:{at.start}: the header has empty or repeated column names")
+                header = cells
+            elif broken is not None:
+                yield broken, RowProblem(f"not UTF-8 text (byte {bad[broken]})")
+            elif cells and len(cells) != len(header):
+                yield at.start, RowProblem(f"row has {len(cells)} fields, the header has {len(header)}")
+            elif cells:
+                yield at.start, dict(zip(header, cells, strict=True))
 
 
 def _read_parquet(path: Path) -> Iterator[tuple[str, dict[str, Any] | RowProblem]]:

@@ -1,11 +1,21 @@
-"""Checks on single values of a row: text, chat messages and label values. Each raises RowProblem."""
+"""Checks on single values of a row: text, chat messages and label values. Each raises RowProblem.
+
+Every text a layout stores passes ``checked_text`` (valid Unicode that both databases can hold: no lone
+surrogates, no NUL) and ``blank`` (no visible character: whitespace, zero-width and other invisible
+characters only) is the one meaning of "empty".
+"""
 
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from typing import Any
 
 ROLES = ("system", "user", "assistant", "tool")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL (PostgreSQL refuses it) and lone surrogates (not Unicode)
+_INVISIBLE = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Mn", "Me", "Zs", "Zl", "Zp"))
+_FILLERS = frozenset("\u115f\u1160\u2800\u3164\uffa0")  # letters and symbols that show nothing
 
 
 class RowProblem(Exception):
@@ -19,10 +29,48 @@ def cell(row: dict[str, Any], key: str) -> Any:
     return row[key]
 
 
-def text_value(row: dict[str, Any], key: str, *, allow_empty: bool = False) -> str:
-    """The text in ``row[key]``; missing, null, NaN, non-text or empty text is a problem.
+def checked_text(text: str, what: str) -> str:
+    """``text`` if both databases can store it; a NUL or a lone surrogate is a problem about ``what``."""
+    bad = _UNSTORABLE.search(text)
+    if bad is None:
+        return text
+    char = bad.group()
+    kind = "a NUL character" if char == "\x00" else "a lone surrogate, which is not valid Unicode"
+    raise RowProblem(f"{what} holds {kind} (\\u{ord(char):04x}) at character {bad.start() + 1}")
 
-    With ``allow_empty`` (optional parts such as an instruction's input) empty text and null are "".
+
+def blank(text: str) -> bool:
+    """True when ``text`` shows nothing: only whitespace, zero-width and other invisible characters."""
+    return not any(_visible(char) for char in text)
+
+
+def _visible(char: str) -> bool:
+    if char.isascii():
+        return "!" <= char <= "~"
+    return unicodedata.category(char) not in _INVISIBLE and char not in _FILLERS
+
+
+def meta_value(value: Any, what: str) -> Any:
+    """``value`` if it can be stored as JSON on both databases (checked text, finite numbers, str keys)."""
+    if isinstance(value, str):
+        return checked_text(value, what)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RowProblem(f"{what} is {value}, not a JSON number")
+    if isinstance(value, list):
+        return [meta_value(item, what) for item in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise RowProblem(f"{what} has an object key that is not text")
+        return {checked_text(k, what): meta_value(v, what) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    raise RowProblem(f"{what} is {_kind(value)}, not a JSON value")
+
+
+def text_value(row: dict[str, Any], key: str, *, allow_empty: bool = False) -> str:
+    """The text in ``row[key]``; missing, null, NaN, non-text, unstorable or blank text is a problem.
+
+    With ``allow_empty`` (optional parts such as an instruction's input) blank text is kept and null is "".
     """
     value = cell(row, key)
     if value is None:
@@ -33,7 +81,8 @@ def text_value(row: dict[str, Any], key: str, *, allow_empty: bool = False) -> s
         raise RowProblem(f"field '{key}' is NaN, expected text")
     if not isinstance(value, str):
         raise RowProblem(f"field '{key}' is {_kind(value)}, expected text")
-    if not allow_empty and not value.strip():
+    checked_text(value, f"field '{key}'")
+    if not allow_empty and blank(value):
         raise RowProblem(f"field '{key}' is empty")
     return value
 
@@ -53,7 +102,8 @@ def messages_value(row: dict[str, Any], key: str) -> list[dict[str, str]]:
                              f"(known: {', '.join(ROLES)})")
         if not isinstance(content, str):
             raise RowProblem(f"field '{key}' message {number} content is {_kind(content)}, expected text")
-        if not content.strip():
+        checked_text(content, f"field '{key}' message {number} content")
+        if blank(content):
             raise RowProblem(f"field '{key}' message {number} content is empty")
         messages.append({"role": role, "content": content})
     return messages
@@ -89,9 +139,9 @@ def label_key(value: Any, key: str) -> str:
 def source_id(row: dict[str, Any], key: str) -> str:
     """A row id named by the source, kept exactly (``A`` and ``a`` stay two ids)."""
     value = cell(row, key)
-    if type(value) is int or (type(value) is str and value.strip()):
-        return str(value)
-    raise RowProblem(f"field '{key}' is {'empty' if value == '' else _kind(value)}, expected a row id")
+    if type(value) is int or (type(value) is str and not blank(value)):
+        return checked_text(str(value), f"field '{key}'")
+    raise RowProblem(f"field '{key}' is {'empty' if isinstance(value, str) else _kind(value)}, expected a row id")
 
 
 def map_label(value: Any, key: str, values: dict[str, str]) -> str:
