@@ -1,26 +1,90 @@
-"""Files published whole: each is written beside its target and renamed into place in one step, so a crash or
-a kill leaves the old file or the new one, never a half-written one."""
+"""Outputs published whole, by one rule: everything is written aside, under a staging name that carries its
+writer's host and process id, and made visible by one atomic rename; the old output stays in place until the
+new one is complete, and a later writer removes what a dead writer left.
+
+- One file (``staged``, ``publish_text``): a hidden sibling, renamed onto it.
+- A set of files or folders (``publishing``: an export's splits, a ``datasets`` folder, an adapter folder): each
+  name ``X`` beside the anchor is a relative symlink ``X -> .A.versions/current/X``, and ``current`` is a symlink
+  to the complete version folder ``v-<token>``. A new set is written into a staging folder in ``.A.versions/``,
+  renamed to its version and published by replacing ``current`` (one ``os.replace`` of a symlink), so a reader
+  sees the old set or the new one, whole, never a mix; a name the new set lacks dangles (reads as absent) and is
+  removed. Publishing takes a lock (``flock``, released when its holder dies) on ``.A.versions/lock``.
+
+POSIX only (symlinks, ``flock``, directory fsync)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import secrets
-from collections.abc import Iterator
+import shutil
+import socket
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_OWNED = re.compile(r"([0-9a-f]{8})-(\d+)-[0-9a-f]{8}")  # host-pid-token, in every staging name
+
+
+def _tag() -> str:
+    return f"{HOST}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def owner_alive(name: str) -> bool:
+    """Whether the writer a staging ``name`` names may still be running: true for this process, another host's
+    writer and a name without an owner; false only for a process of this host that no longer exists."""
+    found = _OWNED.search(name)
+    if found is None or found[1] != HOST or int(found[2]) == os.getpid():
+        return True
+    try:
+        os.kill(int(found[2]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_tree(root: Path) -> None:
+    """fsync every file and folder under ``root`` (and ``root``), so a rename never publishes unwritten data."""
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            _fsync(Path(folder, name))
+        _fsync(Path(folder))
 
 
 @contextmanager
 def staged(path: Path) -> Iterator[Path]:
     """A new temporary sibling of ``path`` to write (its name keeps ``path``'s suffix, which tells writers the
-    format); fsynced and renamed onto ``path`` when the block ends, removed if the block raises."""
+    format); fsynced and renamed onto ``path`` when the block ends, removed if the block raises. Temporaries of
+    ``path`` left by dead writers are removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.{_OWNED.pattern}\.tmp{re.escape(path.suffix)}")
+    for leftover in path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"):
+        if pattern.fullmatch(leftover.name) and not owner_alive(leftover.name):
+            leftover.unlink(missing_ok=True)
     # unique per process and call; created by the writer, so it gets the usual permissions (mkstemp's are 0600)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.{_tag()}.tmp{path.suffix}")
     try:
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        _fsync(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -31,3 +95,102 @@ def publish_text(path: Path, text: str) -> Path:
     with staged(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
+
+
+def versions_folder(anchor: Path) -> Path:
+    """Where the versions of the set named after ``anchor`` live: ``.NAME.versions`` beside it."""
+    return anchor.with_name(f".{anchor.name}.versions")
+
+
+@contextmanager
+def publishing(anchor: Path, *, names: Iterable[str] = ()) -> Iterator[Path]:
+    """An empty staging folder for the output set named after ``anchor``: write each of its files or folders in it
+    under the name it is to have beside ``anchor``. When the block ends the set replaces the previous one at once
+    (see the module's rule); if the block raises or the process dies, the previous set stays as it was. ``names``:
+    other names beside ``anchor`` the previous set may hold (an export's split files), removed if the new set
+    lacks them."""
+    store = versions_folder(anchor)
+    store.mkdir(parents=True, exist_ok=True)
+    stage = store / f"partial-{_tag()}"
+    stage.mkdir()
+    try:
+        yield stage
+        entries = sorted(p.name for p in stage.iterdir())
+        _sync_tree(stage)
+        with _locked(store):
+            _adopt(store, anchor.parent, {*entries, *names})
+            version = store / f"v-{secrets.token_hex(8)}"
+            os.rename(stage, version)
+            for name in entries:  # new names dangle until current moves: a reader sees them absent, as before
+                _link(anchor.parent / name, f"{store.name}/current/{name}")
+            _link(store / "current", version.name)  # the one step that publishes the whole set
+            _fsync(store)
+            _fsync(anchor.parent)
+            _tidy(store, anchor.parent)
+    finally:
+        _remove(stage)
+
+
+@contextmanager
+def _locked(store: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(store / "lock", "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield
+
+
+def _link(path: Path, target: str) -> None:
+    """Make ``path`` a symlink to ``target`` in one step (a new link renamed over whatever file or link is there)."""
+    if path.is_symlink() and os.readlink(path) == target:
+        return
+    tmp = path.with_name(f".{path.name}.{_tag()}.link")
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _adopt(store: Path, parent: Path, names: set[str]) -> None:
+    """Bring files and folders of ``names`` that are not links into this layout yet (written before it, or by
+    hand) into the current version, unchanged, so the swap replaces them along with the rest of the set. A file
+    is hard-linked (or copied) first, so its name never disappears; a folder is moved, its name is absent for
+    the moment between the move and the link."""
+    found = [n for n in sorted(names) if (parent / n).exists() and not (parent / n).is_symlink()]
+    if not found:
+        return
+    current = store / "current"
+    if not current.exists():
+        version = store / f"v-{secrets.token_hex(8)}"
+        version.mkdir()
+        _link(current, version.name)
+    folder = store / os.readlink(current)
+    for name in found:
+        old, kept = parent / name, folder / name
+        _remove(kept)
+        if old.is_dir():
+            os.rename(old, kept)
+        else:
+            try:
+                os.link(old, kept)
+            except OSError:  # no hard links here
+                shutil.copy2(old, kept)
+        _link(old, f"{store.name}/current/{name}")
+
+
+def _tidy(store: Path, parent: Path) -> None:
+    """Remove superseded versions, dead writers' staging and links, and names of this set that now dangle."""
+    current = os.readlink(store / "current")
+    for entry in store.iterdir():
+        if entry.name in ("current", "lock", current):
+            continue
+        if entry.name.startswith("v-") or not owner_alive(entry.name):
+            _remove(entry)
+    prefix = f"{store.name}/current/"
+    for entry in parent.iterdir():
+        if not entry.is_symlink():
+            continue
+        dangles = os.readlink(entry).startswith(prefix) and not entry.exists()
+        if dangles or (entry.name.endswith(".link") and not owner_alive(entry.name)):
+            entry.unlink(missing_ok=True)

@@ -220,3 +220,47 @@ def test_a_conversational_export_trains_a_dpo_step(sqlite_project, shared_data, 
         train_dataset=load_dataset("json", data_files=str(tmp_path / "dpo.jsonl"), split="train"),
         processing_class=tokenizer)
     assert math.isfinite(trainer.train().training_loss)
+
+
+@pytest.mark.parametrize("name", ["x.jsonl", "x.parquet", "folder"])
+def test_an_export_replaces_the_previous_set_whole_and_a_failed_one_changes_nothing(tmp_path, monkeypatch, name):
+    import curate.export.files as files
+    from curate.export import write_export
+
+    def rows(tag: str, splits=("train", "test", "calibration")) -> dict:
+        return {s: [{"prompt": "p", "chosen": f" {tag} {s}", "rejected": " r"}] for s in splits}
+
+    def seen() -> dict[str, bytes]:  # every file a reader finds (through the links), hidden ones aside
+        import os
+        from pathlib import Path
+
+        found = {}
+        for folder, dirs, names in os.walk(tmp_path, followlinks=True):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for f in names:
+                path = Path(folder, f)
+                if not f.startswith(".") and path.is_file():
+                    found[path.relative_to(tmp_path).as_posix()] = path.read_bytes()
+        return found
+
+    if name != "folder":  # files an older curate wrote in place: replaced with the rest of the set
+        for split in ("", ".test", ".calibration"):
+            (tmp_path / name.replace(".", f"{split}.")).write_text("older curate\n")
+    first = write_export(rows("one"), tmp_path / name)
+    before = seen()
+    assert before and b"older curate" not in b"".join(before.values())
+    assert {s: i["sha256"] for s, i in write_export(rows("one"), tmp_path / name).items()} == \
+        {s: i["sha256"] for s, i in first.items()}
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files, "_write_file" if name != "folder" else "_save_datasets", fail)
+    with pytest.raises(OSError):
+        write_export(rows("two"), tmp_path / name)
+    assert seen() == before and not list(tmp_path.glob(".*.versions/partial-*"))
+    monkeypatch.undo()
+    write_export(rows("three", ("train", "test")), tmp_path / name)  # no calibration split this time
+    after = seen()
+    assert b" three train" in b"".join(after.values()) and not [p for p in after if "calibration" in p]
+    assert all(not p.name.startswith(".") or p.name.endswith(".versions") for p in tmp_path.iterdir())

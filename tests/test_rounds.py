@@ -67,8 +67,9 @@ def test_select_end_to_end(cli, scored):
     assert status["rounds"] == 2 and status["latest_round"]["number"] == 2
     assert status["items"] == 80 + len(first["slice_items"])  # slice pairs without a label are items too
     assert status["slices"] == {k: len(v) for k, v in first["slices_reserved"].items()}
+    assert status["manifest_problems"] == []  # each manifest is what the store says, byte for byte
     code, out, _ = cli("status", "--project", root)
-    assert "round 2 (coreset, open)" in out and "slice: test" in out
+    assert "round 2 (coreset, open)" in out and "slice: test" in out and "round repair" not in out
     from sqlalchemy import select
 
     from curate.store.schema import AuditEntry
@@ -308,3 +309,46 @@ def test_strategy_options_are_typed_and_bad_values_are_one_line_errors(cli, scor
     code, _, err = cli("select", "--project", scored.root, "--budget", "5", "--strategy", "rules", "-o",
                        f"path={rules}")
     assert code == 0, err  # a rules file whose name is a number stays a path
+
+
+def test_a_round_without_its_manifest_is_flagged_and_rewritten_from_the_store(cli, tmp_path, samples):
+    from curate import ingest_files, init_project
+
+    root = tmp_path / "proj"
+    with init_project(root) as project:
+        ingest_files(project, [samples["ukp"]])
+    for seed in ("1", "2"):
+        assert cli("select", "--project", root, "-n", "5", "--strategy", "random", "--seed", seed)[0] == 0
+    paths = [root / "rounds" / f"{n:04d}" / "manifest.json" for n in (1, 2)]
+    written = [p.read_bytes() for p in paths]
+    paths[0].unlink()  # killed between storing round 1 and writing its manifest
+    paths[1].write_bytes(written[1][:100])  # a manifest cut short (written by hand, or by a tool that crashed)
+
+    def problems() -> list[dict]:
+        code, out, err = cli("status", "--project", root, "--json")
+        assert code == 0, err
+        return json.loads(out)["manifest_problems"]
+
+    assert problems() == [{"round": 1, "problem": "missing"}, {"round": 2, "problem": "incomplete"}]
+    code, out, _ = cli("status", "--project", root)
+    assert "round 1: rounds/0001/manifest.json is missing (curate round repair 1 rewrites it from the store)" in out
+    code, out, err = cli("round", "repair", "1", "--project", root)
+    assert code == 0 and "rewritten from the store (it was missing)" in out, err
+    assert paths[0].read_bytes() == written[0]
+    # the next select repairs the rest before it proceeds, and says so
+    code, out, err = cli("select", "--project", root, "-n", "5", "--strategy", "random", "--seed", "3", "--json")
+    assert code == 0, err
+    assert json.loads(out)["notes"][:1] == ["round 2's manifest was incomplete: rewritten from the store"]
+    assert paths[1].read_bytes() == written[1] and problems() == []
+    # an edited manifest is reported, left to `round repair` (select does not overwrite it)
+    paths[0].write_text(paths[0].read_text().replace('"seed": 1', '"seed": 7'))
+    assert problems() == [{"round": 1, "problem": "differs from the store"}]
+    assert cli("select", "--project", root, "-n", "5", "--strategy", "random", "--seed", "4")[0] == 0
+    assert problems() == [{"round": 1, "problem": "differs from the store"}]
+    code, out, err = cli("round", "repair", "--project", root, "--json")
+    assert code == 0 and json.loads(out)[0]["was"] == "differs from the store" and problems() == [], err
+    assert paths[0].read_bytes() == written[0]
+    code, out, _ = cli("round", "repair", "--project", root)
+    assert out.strip() == "every round's manifest matches the store"
+    code, _, err = cli("round", "repair", "9", "--project", root)
+    assert code == 1 and "there is no round 9" in err and len(err.strip().splitlines()) == 1

@@ -30,7 +30,10 @@ def status(project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> No
         summary = project_status(project)
     if as_json:
         print_json(summary)
-    else:
-        from curate.commands.views import status_table
+        return
+    from curate.commands.views import status_table
 
-        out.print(status_table(summary))
+    out.print(status_table(summary))
+    for problem in summary["manifest_problems"]:
+        out.print(f"[yellow]round {problem['round']}: rounds/{problem['round']:04d}/manifest.json is "
+                  f"{problem['problem']}[/] (curate round repair {problem['round']} rewrites it from the store)")

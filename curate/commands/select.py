@@ -116,7 +116,8 @@ def _pretty(counts: dict[str, int]) -> str:
     return ", ".join(f"{v} {k}" for k, v in counts.items())
 
 
-round_app = typer.Typer(no_args_is_help=True, help="Close a round (the app stops handing it out) or reopen it.")
+round_app = typer.Typer(no_args_is_help=True, help="Close a round (the app stops handing it out), reopen it, or "
+                                                   "repair its manifest.")
 
 
 @round_app.command("close")
@@ -131,6 +132,27 @@ def round_reopen(number: Annotated[int, typer.Argument(help="Round number.")], p
                  ) -> None:
     """Open round NUMBER again."""
     _set_round(project_dir, number, "open")
+
+
+@round_app.command("repair")
+def round_repair(number: Annotated[int | None, typer.Argument(help="Round number (default: every round whose "
+                                                               "manifest is missing or wrong).")] = None,
+                 project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
+    """Rewrite rounds/NNNN/manifest.json from the store, byte for byte as select wrote it (after a kill, or an
+    edit); curate status lists the rounds that need it."""
+    from curate.project import open_project
+    from curate.select.rounds import manifest_path, repair_manifests
+
+    with open_project(project_dir) as project:
+        repaired = repair_manifests(project, number=number)
+        paths = {n: manifest_path(project, n) for n in repaired}
+    if as_json:
+        print_json([{"round": n, "was": why, "manifest": str(paths[n])} for n, why in repaired.items()])
+        return
+    if not repaired:
+        out.print("every round's manifest matches the store")
+    for n, why in repaired.items():
+        out.print(f"round {n}: {paths[n]} rewritten from the store (it was {why})")
 
 
 def _set_round(project_dir: Path, number: int, status: str) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 from curate.errors import CurateError
 from curate.export.examples import LEFT_OUT, build_examples
 from curate.export.formats import SPLITS, Example, export_format
+from curate.files import publishing
 from curate.project import Project
 from curate.store import audit, pool
 
@@ -64,8 +63,9 @@ def render(project: Project, examples: list[Example], fmt: str, *, lineage: bool
 
 def write_export(rows: dict[str, list[dict[str, Any]]], out: Path) -> dict[str, dict[str, Any]]:
     """Write each split (train to ``out``, the others beside it: ``x.test.jsonl``, or splits of one ``datasets``
-    folder) as .jsonl, .parquet or a ``datasets`` folder (any other name); all or nothing. Per split: path,
-    rows and sha256."""
+    folder) as .jsonl, .parquet or a ``datasets`` folder (any other name), published as one set
+    (``curate.files.publishing``): a reader sees the previous export or this one, whole. Per split: path, rows and
+    sha256."""
     if not rows.get("train"):
         raise CurateError("nothing to train on: every labelled example is in the test or calibration slice")
     out = out.expanduser()
@@ -74,33 +74,29 @@ def write_export(rows: dict[str, list[dict[str, Any]]], out: Path) -> dict[str, 
     kind = {".jsonl": "jsonl", ".parquet": "parquet"}.get(out.suffix, "datasets")
     targets = {s: out if s == "train" or kind == "datasets" else out.with_name(f"{out.stem}.{s}{out.suffix}")
                for s in rows}
-    staged = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    try:
+    stale = [] if kind == "datasets" else [out.with_name(f"{out.stem}.{s}{out.suffix}").name for s in SPLITS[1:]]
+    with publishing(out, names=stale) as stage:  # split files an earlier export of this name had go with it
         if kind == "datasets":
-            from datasets import Dataset, DatasetDict
-
-            DatasetDict({s: Dataset.from_list(r) for s, r in rows.items()}).save_to_disk(str(staged))
-            written = {"datasets": staged}
+            _save_datasets(rows, stage / out.name)
         else:
-            written = {s: staged.with_name(f"{staged.name}.{s}") for s in rows}
-            for s, path in written.items():
-                _write_file(rows[s], path, kind)
-        if kind == "datasets":
-            if out.exists():
-                shutil.rmtree(out) if out.is_dir() else out.unlink()
-            os.replace(staged, out)
-        else:
-            for s in SPLITS:  # a split file left from an earlier export of this name would mislead
-                stale = out.with_name(f"{out.stem}.{s}{out.suffix}")
-                if s != "train" and s not in rows and stale.exists():
-                    stale.unlink()
-            for s, path in written.items():
-                os.replace(path, targets[s])
-    finally:
-        for leftover in out.parent.glob(f".{out.name}.partial-{os.getpid()}*"):
-            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+            for s, path in targets.items():
+                _write_file(rows[s], stage / path.name, kind)
+        digests = {s: _digest(stage / targets[s].name, s if kind == "datasets" else None) for s in rows}
     return {s: {"path": str(targets[s]) + (f" [{s}]" if kind == "datasets" else ""), "rows": len(r),
-                "sha256": _digest(targets[s], s if kind == "datasets" else None)} for s, r in rows.items()}
+                "sha256": digests[s]} for s, r in rows.items()}
+
+
+def _save_datasets(rows: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    """The splits as one ``datasets`` DatasetDict folder, without the progress bars ``datasets`` shows."""
+    import datasets
+
+    shown = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        datasets.DatasetDict({s: datasets.Dataset.from_list(r) for s, r in rows.items()}).save_to_disk(str(path))
+    finally:
+        if shown:
+            datasets.enable_progress_bars()
 
 
 def _write_file(rows: list[dict[str, Any]], path: Path, kind: str) -> None:
@@ -108,8 +104,6 @@ def _write_file(rows: list[dict[str, Any]], path: Path, kind: str) -> None:
         with path.open("w", encoding="utf-8", newline="\n") as fh:
             for row in rows:
                 fh.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
         return
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -9,11 +9,14 @@ from curate.annotate.stats import round_progress
 from curate.labels.vocabulary import Source
 from curate.project import Project
 from curate.scores.runs import score_status
+from curate.select.rounds import manifest_problems
 from curate.store import SCHEMA_VERSION, Connection, judgments, redact, reports
 
 
 def project_status(project: Project) -> dict[str, Any]:
-    """Counts of everything in the project, under stable keys (``records``, ``pairs``, ``judgments``, ``rounds``)."""
+    """Counts of everything in the project, under stable keys (``records``, ``pairs``, ``judgments``, ``rounds``),
+    and ``manifest_problems``: rounds in the store whose ``rounds/NNNN/manifest.json`` is missing or wrong."""
+    manifests = [{"round": n, "problem": why} for n, why in sorted(manifest_problems(project).items())]
     with project.store.read() as conn:
         def count(of: str) -> int:
             return reports.count_rows(conn, of=of)
@@ -40,6 +43,7 @@ def project_status(project: Project) -> dict[str, Any]:
             "latest_round": _latest_round(conn),
             "annotation": _annotation(conn, project.config.annotate.overlap),
             "scores": score_status(project),
+            "manifest_problems": manifests,
             **_lineage(conn),
         }
 

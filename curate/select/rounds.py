@@ -112,6 +112,7 @@ def select_round(project: Project, *, budget: int, strategy: str | None = None, 
         raise CurateError(f"the seed must be 0 or more and the random fraction between 0 and 1, not {seed} and "
                           f"{random_frac}")
     chosen_strategy, cold = choose_strategy(project, strategy, options or {})
+    repaired = repair_manifests(project, problems=("missing", "incomplete"))  # an earlier select killed midway
     pool, context = build_pool_view(project, with_texts=chosen_strategy.name == "rules")
     rng = np.random.default_rng(seed)
     reserved = {}
@@ -147,9 +148,11 @@ def select_round(project: Project, *, budget: int, strategy: str | None = None, 
     manifest["quota"] = dict(zip(("by", "min_share", "max_share"), quota, strict=True)) if quota else None
     number = _store_round(project, pool, context, positions, arms, routes, reserved, manifest)
     path = write_manifest(project, number, manifest)
+    notes = [f"round {n}'s manifest was {why}: rewritten from the store" for n, why in repaired.items()]
     return RoundResult(number=number, strategy=chosen_strategy.name, cold_start=cold, items=len(positions),
                        routes=_count(str(r.kind) for r in routes), arms=_count(arms),
-                       reserved={k: len(v) for k, v in reserved.items()}, manifest=path, notes=context.notes)
+                       reserved={k: len(v) for k, v in reserved.items()}, manifest=path,
+                       notes=notes + context.notes)
 
 
 def _completions_per_pair(project: Project, context: PoolContext) -> np.ndarray:
@@ -226,11 +229,64 @@ def _store_round(project: Project, pool: PoolView, context: PoolContext, positio
     return number
 
 
+def manifest_path(project: Project, number: int) -> Path:
+    """Where round ``number``'s manifest lives: ``rounds/NNNN/manifest.json``."""
+    return project.root / "rounds" / f"{number:04d}" / "manifest.json"
+
+
+def _manifest_text(number: int, manifest: dict[str, Any]) -> str:
+    return json.dumps({"round": number, **manifest}, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def write_manifest(project: Project, number: int, manifest: dict[str, Any]) -> Path:
     """``rounds/NNNN/manifest.json``, written whole and renamed into place."""
-    path = project.root / "rounds" / f"{number:04d}" / "manifest.json"
-    publish_text(path, json.dumps({"round": number, **manifest}, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    return path
+    return publish_text(manifest_path(project, number), _manifest_text(number, manifest))
+
+
+def manifest_problems(project: Project) -> dict[int, str]:
+    """Rounds in the store whose manifest is ``missing`` (a kill between storing the round and writing it),
+    ``incomplete`` (not JSON) or ``differs from the store`` (edited): round number -> which."""
+    from curate.store import reports
+
+    with project.store.read() as conn:
+        stored = reports.rounds(conn)
+    problems = {}
+    for round_ in stored:
+        try:
+            text = manifest_path(project, round_.number).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            problems[round_.number] = "missing"
+            continue
+        except UnicodeDecodeError:
+            text = ""
+        if text == _manifest_text(round_.number, round_.config):
+            continue
+        try:
+            json.loads(text)
+            problems[round_.number] = "differs from the store"
+        except ValueError:
+            problems[round_.number] = "incomplete"
+    return problems
+
+
+def repair_manifests(project: Project, *, number: int | None = None,
+                     problems: tuple[str, ...] = ("missing", "incomplete", "differs from the store")
+                     ) -> dict[int, str]:
+    """Rewrite from the store (the round row keeps the whole manifest) the manifest of round ``number``, or of
+    every round with one of ``problems``: byte for byte what ``select`` wrote. Round number -> what was wrong
+    (``ok`` for a named round whose manifest was right)."""
+    from curate.store import reports
+
+    with project.store.read() as conn:
+        stored = {r.number: r.config for r in reports.rounds(conn)}
+    if number is not None and number not in stored:
+        raise CurateError(f"there is no round {number} (see curate status)")
+    found = manifest_problems(project)
+    wanted = {number: found.get(number, "ok")} if number is not None else \
+        {n: why for n, why in found.items() if why in problems}
+    for n in wanted:
+        write_manifest(project, n, stored[n])
+    return wanted
 
 
 def set_round_status(project: Project, number: int, status: str) -> None:
