@@ -245,12 +245,14 @@ def dump_config(config: ProjectConfig) -> str:
 
 def update_config(path: Path, section: str, **values: Any) -> ProjectConfig:
     """Set keys of one section of the ``curate.toml`` at ``path``, validated as curate reads it; the new config.
-    The file is rewritten as ``dump_config`` writes it (comments of one's own are not kept)."""
+    The file is rewritten as ``dump_config`` writes it (comments of one's own are not kept), with its mode."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+        mode = path.stat().st_mode & 0o777
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"{path}: cannot read ({err})") from None
     data.setdefault(section, {}).update(values)
     config = from_mapping(ProjectConfig, data, where=str(path))
     publish_text(path, dump_config(config))
+    path.chmod(mode)
     return config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from curate.config import (
     load_config,
 )
 from curate.errors import ProjectError
-from curate.store import Store, create_store, open_store, resolve_url, sqlite_file
+from curate.store import Store, create_store, has_password, open_store, resolve_url, sqlite_file
 
 FOLDERS = ("cache", "rounds", "exports", "models")
 SQLITE_FILE = "curate.db"
@@ -54,8 +55,15 @@ class Project:
 
 
 def init_project(directory: Path | str, *, db_url: str | None = None) -> Project:
-    """Create a project in ``directory`` (which may exist but must not hold a project)."""
+    """Create a project in ``directory`` (which may exist but must not hold a project). The folders it creates
+    are the owner's only (0700), and so are curate.toml and the SQLite files (0600). ``db_url`` must hold no
+    password: curate.toml keeps the URL, and the password comes from $PGPASSWORD, ~/.pgpass or
+    $CURATE_DATABASE_URL."""
     root = Path(directory).resolve()
+    if db_url and has_password(db_url):
+        raise ProjectError("the database URL must not hold a password (it would be written to curate.toml): give "
+                           "postgresql://USER@HOST/DB and the password in $PGPASSWORD, ~/.pgpass or "
+                           "$CURATE_DATABASE_URL")
     if (root / CONFIG_FILE).exists() or (root / SQLITE_FILE).exists():
         raise ProjectError(f"{root} already holds a curate project; refusing to overwrite it")
     if root.exists() and not root.is_dir():
@@ -70,17 +78,19 @@ def init_project(directory: Path | str, *, db_url: str | None = None) -> Project
     made = [Path(f"{db_file}{suffix}") for suffix in ("", "-wal", "-shm")] if db_file else []
     store: Store | None = None
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
         for name in FOLDERS:
             if not (root / name).exists():
-                (root / name).mkdir()
+                (root / name).mkdir(mode=0o700)
                 made.append(root / name)
+        if db_file:  # SQLite gives its -wal and -shm files the database file's mode
+            os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         store = create_store(url)
         instructions = root / config.annotate.instructions
         if not instructions.exists():  # the annotators' instructions, for the lead to edit
             made.append(instructions)
             instructions.write_text(DEFAULT_INSTRUCTIONS, encoding="utf-8")
-        (root / CONFIG_FILE).write_text(dump_config(config), encoding="utf-8")
+        _write_private(root / CONFIG_FILE, dump_config(config))
     except BaseException:
         # Nothing half-written: remove what this call created.
         if store is not None:
@@ -91,6 +101,12 @@ def init_project(directory: Path | str, *, db_url: str | None = None) -> Project
             shutil.rmtree(root, ignore_errors=True)
         raise
     return Project(root=root, config=config, store=store)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` holding ``text``, readable by its owner only."""
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def open_project(directory: Path | str = ".") -> Project:

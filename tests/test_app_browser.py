@@ -51,6 +51,13 @@ def log_in(driver, url: str, name: str, ready: str = TOKEN) -> str:
     return wait_for(driver, ready, 60)
 
 
+def open_tab(driver, label: str, shown_id: str) -> None:
+    """Click the tab called ``label`` until ``shown_id`` is visible (the lead tabs are re-rendered when the
+    page's statistics load makes them visible, which can swallow a click made just before)."""
+    wait_for(driver, f"({VISIBLE})('{shown_id}') || void [...document.querySelectorAll('button[role=tab]')]"
+                     f".find(b => b.innerText.includes('{label}'))?.click()", 60)
+
+
 def view_is(driver, view_id: str) -> bool:
     return driver.execute_script(f"return ({VISIBLE})('{view_id}')")
 
@@ -131,7 +138,7 @@ def test_two_annotators_in_two_browsers_keyboard_rewrite_ranking_and_screenshots
             lead = carol
             lead.delete_all_cookies()
             log_in(lead, url, "alice", ready="document.body.innerText.includes('Nothing left to do')")
-            lead.find_element(By.XPATH, "//button[@role='tab' and contains(., 'Adjudicate')]").click()
+            open_tab(lead, "Adjudicate", "adjudicate-detail")
             wait_for(lead, "(document.querySelector('#adjudicate-detail') || {}).innerText?.includes('Votes')", 120)
             assert first.pair_id[:12] in lead.find_element(By.CSS_SELECTOR, "#adjudicate-pair input").get_attribute(
                 "value")

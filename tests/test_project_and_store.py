@@ -75,9 +75,15 @@ def test_newer_schema_is_refused(project):
 
 def test_schema_1_project_is_upgraded_to_the_current_schema(project):
     """The real path from the first release: schema 2 added cluster and near-duplicate tables, 3 scores,
-    4 the annotation app's tables, 5 generation runs (and the run of each generated completion)."""
+    4 the annotation app's tables, 5 generation runs (and the run of each generated completion), 6 each
+    account's status and session generation."""
+    from curate.annotate.users import add_user, get_user
+
     app_tables = ("submissions", "assignments", "flags", "instruction_versions")
+    add_user(project.store, "alice", role="lead", password="alice-password")
     with project.store.write() as conn:
+        for column in ("status", "session_generation"):
+            conn.execute(text(f"ALTER TABLE annotators DROP COLUMN {column}"))
         if conn.dialect.name == "sqlite":  # SQLite cannot drop a foreign-key column: rebuild the table without it
             columns = ", ".join(c["name"] for c in inspect(conn).get_columns("completions")
                                 if c["name"] != "generation_id")
@@ -91,14 +97,17 @@ def test_schema_1_project_is_upgraded_to_the_current_schema(project):
             conn.execute(text(f"DROP TABLE {name}"))
         conn.execute(update(Meta).where(Meta.key == "schema_version").values(value="1"))
     with open_project(project.root) as reopened, reopened.store.read() as conn:
-        assert reopened.store.schema_version(conn) == SCHEMA_VERSION == 5
+        assert reopened.store.schema_version(conn) == SCHEMA_VERSION == 6
         for name in ("cluster_runs", "cluster_assignments", "near_duplicates", "score_runs", "scores", *app_tables,
                      "generation_runs", "generation_prompts"):
             assert inspect(conn).has_table(name)
         assert "generation_id" in {c["name"] for c in inspect(conn).get_columns("completions")}
         assert "ix_completions_generation_id" in {i["name"] for i in inspect(conn).get_indexes("completions")}
-        assert ("schema.upgrade", {"from": 1, "to": 5}) in conn.execute(
+        assert ("schema.upgrade", {"from": 1, "to": 6}) in conn.execute(
             select(AuditEntry.action, AuditEntry.details)).all()
+        assert {"status", "session_generation"} <= {c["name"] for c in inspect(conn).get_columns("annotators")}
+    with open_project(project.root) as reopened:  # the account made before the upgrade is active, generation 0
+        assert get_user(reopened.store, "alice", generation=0).role == "lead"
 
 
 def test_a_future_upgrade_step_runs_in_one_transaction(project, monkeypatch):

@@ -1,4 +1,5 @@
-"""App accounts: argon2-hashed passwords, roles and lock-out after repeated wrong passwords."""
+"""App accounts: argon2-hashed passwords, roles, lock-out after repeated wrong passwords, disable / enable /
+remove, and the session generation that ends every session of an account when it changes."""
 
 from __future__ import annotations
 
@@ -24,6 +25,18 @@ class User:
     role: str
 
 
+class SessionEnded(RefusedError):
+    """A session that no longer counts: its account was reset, disabled or removed since it logged in."""
+
+
+@dataclass(frozen=True)
+class Login:
+    """A successful login: the account and the session generation the new session belongs to."""
+
+    user_id: int
+    generation: int
+
+
 def _hasher():  # type: ignore[no-untyped-def]
     from argon2 import PasswordHasher
 
@@ -42,6 +55,8 @@ def add_user(store: Store, name: str, *, role: str, password: str, reset: bool =
     hashed = _hasher().hash(password)
     with store.write() as conn:
         found = accounts.annotator_id(conn, name=name)
+        if accounts.account_status(conn, name=name) == accounts.REMOVED:
+            raise CurateError(f"user '{name}' was removed (their judgments keep the name); choose another name")
         if found is not None and not reset:
             raise CurateError(f"user '{name}' exists; use --reset to set a new password or role")
         if found is None:
@@ -55,8 +70,9 @@ def add_user(store: Store, name: str, *, role: str, password: str, reset: bool =
 
 
 def check_login(store: Store, name: str, password: str, rule: AnnotateSection, *,
-                now: datetime | None = None) -> bool:
-    """Whether ``password`` is right for ``name``; counts failures and locks the account after too many."""
+                now: datetime | None = None) -> Login | None:
+    """The login if ``password`` is right for the active account ``name``, else None; counts failures and locks
+    the account after too many (a lock-out refuses new logins only: sessions already open go on)."""
     from argon2.exceptions import InvalidHashError, VerificationError
 
     now = now or datetime.now(timezone.utc)
@@ -64,8 +80,8 @@ def check_login(store: Store, name: str, password: str, rule: AnnotateSection, *
         found = accounts.login_hash(conn, name=name)
     if found is None or found[1] is None:
         _verify_dummy(password)  # the same work as a real check, so timing does not tell names apart
-        return False
-    user_id, hashed = found
+        return None
+    user_id, hashed, generation = found
     try:
         ok = _hasher().verify(hashed, password)
     except (VerificationError, InvalidHashError):
@@ -73,17 +89,17 @@ def check_login(store: Store, name: str, password: str, rule: AnnotateSection, *
     with store.write() as conn:  # the lock-out is read and counted in one transaction
         failed, locked_until = accounts.lockout(conn, account_id=user_id)
         if locked_until is not None and locked_until > now:
-            return False
+            return None
         if ok:
             accounts.set_lockout(conn, account_id=user_id, failed=0, locked_until=None)
-            return True
+            return Login(user_id, generation)
         failed += 1
         locked = now + timedelta(minutes=rule.lockout_minutes) if failed >= rule.max_failed_logins else None
         accounts.set_lockout(conn, account_id=user_id, failed=0 if locked else failed, locked_until=locked)
         if locked:
             audit(conn, "user.locked", entity="annotator", entity_id=name, actor=f"app:{name}",
                   details={"until": locked.isoformat(), "failures": failed})
-    return False
+    return None
 
 
 def unlock_user(store: Store, name: str) -> None:
@@ -94,28 +110,55 @@ def unlock_user(store: Store, name: str) -> None:
         audit(conn, "user.unlock", entity="annotator", entity_id=name)
 
 
-def get_user(store: Store, name: str | None) -> User:
-    """The logged-in app user called ``name`` (from ``gr.Request.username``); anything else is refused,
-    and so is a session of an account locked since it logged in."""
+def disable_user(store: Store, name: str) -> None:
+    """Refuse the account's logins and end its sessions until :func:`enable_user`."""
+    _set_status(store, name, accounts.DISABLED, "user.disable")
+
+
+def enable_user(store: Store, name: str) -> None:
+    """Let a disabled account log in again."""
+    _set_status(store, name, accounts.ACTIVE, "user.enable")
+
+
+def remove_user(store: Store, name: str) -> None:
+    """Delete the account's password and end its sessions for good. The person stays in the store under their
+    name, so the judgments, rewrites and decisions they gave keep their author; the name cannot be reused."""
+    _set_status(store, name, accounts.REMOVED, "user.remove")
+
+
+def get_user(store: Store, name: str | None, *, generation: int | None = None) -> User:
+    """The logged-in app user called ``name`` (from ``gr.Request.username``); anything else is refused. With
+    ``generation`` (the session's), a session opened before the account's password reset, role change, disable or
+    removal is refused too. A lock-out does not end sessions already open."""
     if not name:
         raise RefusedError("not logged in")
     with store.read() as conn:
         found = accounts.app_accounts(conn, name=name)
     if not found:
-        raise RefusedError(f"no app user '{name}'")
+        raise SessionEnded(f"no app user '{name}' (removed?): log in again")
     account = found[0]
-    if account.locked_until is not None and account.locked_until > datetime.now(timezone.utc):
-        raise RefusedError(f"the account '{name}' is locked (a lead can run: curate user unlock {name})")
+    if account.status != accounts.ACTIVE:
+        raise SessionEnded(f"the account '{name}' is {account.status}")
+    if generation is not None and generation != account.generation:
+        raise SessionEnded("this session has ended (new password, role or account status): log in again")
     return User(account.id, account.name, account.role or "annotator")
 
 
 def list_users(store: Store, *, now: datetime | None = None) -> list[dict[str, object]]:
-    """Every app account: name, role, whether it is locked."""
+    """Every app account (removed ones are gone): name, role, status, whether it is locked."""
     now = now or datetime.now(timezone.utc)
     with store.read() as conn:
         rows = accounts.app_accounts(conn)
-    return [{"name": r.name, "role": r.role, "locked": r.locked_until is not None and r.locked_until > now,
+    return [{"name": r.name, "role": r.role, "status": r.status,
+             "locked": r.locked_until is not None and r.locked_until > now,
              "created": r.created_at.isoformat(timespec="seconds")} for r in rows]
+
+
+def _set_status(store: Store, name: str, status: str, action: str) -> None:
+    with store.write() as conn:
+        if not accounts.set_status(conn, name=name, status=status):
+            raise CurateError(f"no user '{name}' (see curate user list)")
+        audit(conn, action, entity="annotator", entity_id=name)
 
 
 def _verify_dummy(password: str) -> None:

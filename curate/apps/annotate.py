@@ -14,9 +14,10 @@ from typing import Any, NamedTuple
 import gradio as gr  # this module is imported only by `curate serve` and the tests
 
 from curate.annotate.queue import MAX_RANKED
-from curate.annotate.users import check_login
+from curate.apps import inputs
 from curate.apps.handlers import Handlers
 from curate.apps.lead import lead_tab
+from curate.apps.sessions import LoginBackoff, LoginGuard, Sessions, login_check
 from curate.labels.vocabulary import Choice
 from curate.project import Project
 
@@ -111,9 +112,10 @@ class _SideTabs(NamedTuple):
     adjudicate_tab: Any
 
 
-def build_app(project: Project) -> Any:
-    """The Gradio Blocks of the annotation app for ``project`` (launch it with :func:`launch`)."""
-    handlers = Handlers(project)
+def build_app(project: Project, sessions: Sessions) -> Any:
+    """The Gradio Blocks of the annotation app for ``project`` (launch it with :func:`launch`, which makes
+    ``sessions`` Gradio's map of logged-in sessions)."""
+    handlers = Handlers(project, sessions)
     with gr.Blocks(title=f"curate · {project.config.project.name}", analytics_enabled=False) as app:
         header = gr.Markdown(elem_id="progress")
         with gr.Tabs():
@@ -130,8 +132,8 @@ def _annotate_tab() -> _AnnotateTab:
         prompt = gr.Markdown(elem_id="prompt", line_breaks=True)
         pair, rank, rewrite = _pair_view(), _rank_view(), _rewrite_view()
         with gr.Row():
-            confidence = gr.Radio([1, 2, 3, 4, 5], label="Confidence (optional)", elem_id="confidence")
-            reason = gr.Textbox(label="Reason (optional; required to flag)", elem_id="reason")
+            confidence = inputs.choice(gr.Radio([1, 2, 3, 4, 5], label="Confidence (optional)", elem_id="confidence"))
+            reason = inputs.text(gr.Textbox(label="Reason (optional; required to flag)", elem_id="reason"))
         with gr.Row():
             skip_button = gr.Button("Skip", elem_id="skip")
             flag_button = gr.Button("Flag", variant="stop", elem_id="flag")
@@ -144,9 +146,9 @@ def _annotate_tab() -> _AnnotateTab:
             message=message, prompt=prompt, pair=pair, rank=rank, rewrite=rewrite, confidence=confidence,
             reason=reason, skip=skip_button, flag=flag_button, undo=undo_button, reload=reload_button, empty=empty,
             item=gr.JSON(visible="hidden", elem_id="item"), result=gr.JSON(visible="hidden", elem_id="result"),
-            assignment=gr.Textbox(visible="hidden", elem_id="assignment"),
-            token=gr.Textbox(visible="hidden", elem_id="token"),
-            last_done=gr.Textbox(visible="hidden", elem_id="last-done"))
+            assignment=inputs.text(gr.Textbox(label="assignment", visible="hidden", elem_id="assignment")),
+            token=inputs.text(gr.Textbox(label="token", visible="hidden", elem_id="token")),
+            last_done=inputs.text(gr.Textbox(label="last judgment", visible="hidden", elem_id="last-done")))
 
 
 def _pair_view() -> _PairView:
@@ -158,7 +160,7 @@ def _pair_view() -> _PairView:
             with gr.Column():
                 gr.Markdown("### B")
                 right = gr.Markdown(elem_classes="completion", elem_id="right", line_breaks=True)
-        choice = gr.Radio(BUTTONS, label="Which is better?", elem_id="choice")
+        choice = inputs.choice(gr.Radio(BUTTONS, label="Which is better?", elem_id="choice"))
         submit = gr.Button("Submit (Enter)", variant="primary", elem_id="submit-pair")
     return _PairView(group, left, right, choice, submit)
 
@@ -170,16 +172,16 @@ def _rank_view() -> _RankView:
         for i in range(MAX_RANKED):
             with gr.Row(equal_height=True):
                 texts.append(gr.Markdown(elem_classes="completion", visible=False, line_breaks=True))
-                boxes.append(gr.Number(label="rank", precision=0, minimum=1, maximum=MAX_RANKED,
-                                       visible=False, scale=0, min_width=90, elem_id=f"rank-{i}"))
+                boxes.append(inputs.number(gr.Number(label="rank", precision=0, minimum=1, maximum=MAX_RANKED,
+                                                     visible=False, scale=0, min_width=90, elem_id=f"rank-{i}")))
         submit = gr.Button("Submit ranking (Enter)", variant="primary", elem_id="submit-rank")
     return _RankView(group, texts, boxes, submit)
 
 
 def _rewrite_view() -> _RewriteView:
     with gr.Group(visible=False, elem_id="rewrite-view") as group:
-        original = gr.Textbox(label="Original", interactive=False, lines=6, elem_id="original")
-        editor = gr.Textbox(label="Your rewrite", lines=10, elem_id="editor")
+        original = inputs.text(gr.Textbox(label="Original", interactive=False, lines=6, elem_id="original"))
+        editor = inputs.text(gr.Textbox(label="Your rewrite", lines=10, elem_id="editor"))
         diff = gr.HTML(elem_classes="diff", elem_id="diff")
         submit = gr.Button("Save rewrite (Ctrl+Enter)", variant="primary", elem_id="submit-rewrite")
     return _RewriteView(group, original, editor, diff, submit)
@@ -204,12 +206,12 @@ def _wire(app: Any, handlers: Handlers, outputs: list[Any], tab: _AnnotateTab, s
     app.load(handlers.serve_next, None, outputs, api_name="next", queue=False)
     gr.api(handlers.api_item, api_name="item", queue=False)
     tab.reload.click(handlers.serve_next, None, outputs, api_name=False, queue=False)
-    app.load(handlers.on_instructions, None, side.instructions, api_name=False)
+    app.load(handlers.on_instructions, None, side.instructions, api_name=False)  # private: for the page only
     stats_outputs = [side.stats_line, side.stats, side.review_tab, side.adjudicate_tab]
     app.load(handlers.on_stats, None, stats_outputs, api_name=False)
     acknowledged = [tab.result, tab.message, tab.last_done]
     common = [tab.confidence, tab.reason]
-    for button, handler, inputs, name in [
+    for button, handler, fields, name in [
             (tab.pair.submit, handlers.on_pair, [tab.assignment, tab.token, tab.pair.choice, *common], "submit_pair"),
             (tab.rank.submit, handlers.on_rank, [tab.assignment, tab.token, *common, *tab.rank.boxes], "submit_rank"),
             (tab.rewrite.submit, handlers.on_rewrite, [tab.assignment, tab.token, tab.rewrite.editor, *common],
@@ -218,7 +220,7 @@ def _wire(app: Any, handlers: Handlers, outputs: list[Any], tab: _AnnotateTab, s
             (tab.flag, handlers.on_flag, [tab.assignment, tab.token, tab.reason], "flag"),
             (tab.undo, handlers.on_undo, [tab.last_done], "undo")]:
         # The write is acknowledged first; the next item follows (as /next does for API callers).
-        button.click(handler, inputs, acknowledged, api_name=name, queue=False).success(
+        button.click(handler, fields, acknowledged, api_name=name, queue=False).success(
             handlers.serve_next, None, outputs, api_name=False, queue=False)
     tab.rewrite.editor.input(handlers.on_edit, [tab.rewrite.original, tab.rewrite.editor], tab.rewrite.diff,
                              api_name=False, show_progress="hidden")
@@ -228,19 +230,20 @@ def _wire(app: Any, handlers: Handlers, outputs: list[Any], tab: _AnnotateTab, s
 
 
 def launch(project: Project, *, host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> Any:
-    """Serve the app: Gradio auth against the store, local only unless ``host`` says otherwise, no share
-    link, no uploads, no files served from disk. With ``block=False`` it returns the running app."""
-    app = build_app(project)
-    rule = project.config.annotate
+    """Serve the app: Gradio auth against the store (sessions bound to their account's generation, a
+    per-client back-off on failed logins, one password check at a time), local only unless ``host`` says
+    otherwise, no share link, no uploads, no files served from disk. With ``block=False`` it returns the
+    running app."""
+    from starlette.middleware import Middleware
 
-    async def auth(name: str, password: str) -> bool:  # argon2 and a write off the event loop
-        import anyio
-
-        return await anyio.to_thread.run_sync(lambda: check_login(project.store, name, password, rule))
-
-    app.launch(server_name=host, server_port=port, share=False, auth=auth, run_history=False,
+    sessions = Sessions()
+    app = build_app(project, sessions)
+    app.launch(server_name=host, server_port=port, share=False, auth=login_check(project), run_history=False,
                auth_message="Log in with the account your lead created (curate user add).",
                head=KEYS_JS, css=CSS, max_file_size=1, allowed_paths=[], blocked_paths=[str(Path(project.root))],
-               show_error=False, quiet=True, ssr_mode=False, footer_links=[], prevent_thread_lock=not block,
-               inbrowser=False)
+               show_error=False, quiet=True, ssr_mode=False, footer_links=[], prevent_thread_lock=True,
+               inbrowser=False, app_kwargs={"middleware": [Middleware(LoginGuard, backoff=LoginBackoff())]})
+    app.server_app.tokens = sessions  # before anyone can log in: the server has only just started
+    if block:
+        app.block_thread()
     return app

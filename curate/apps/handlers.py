@@ -13,7 +13,8 @@ from curate.annotate.diff import diff_html
 from curate.annotate.instructions import current_instructions
 from curate.annotate.queue import MAX_RANKED, Shown, next_item
 from curate.annotate.submit import Saved, skip, submit, undo
-from curate.annotate.users import User, get_user
+from curate.annotate.users import SessionEnded, User, get_user
+from curate.apps.sessions import Sessions
 from curate.errors import CurateError
 from curate.project import Project
 
@@ -26,16 +27,22 @@ _VIEW_TITLES = {"pair": "Which answer is better?", "rank": "Order these answers"
 class Handlers:
     """What the annotation app does for the logged-in user (from ``gr.Request.username``) in ``project``."""
 
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, sessions: Sessions) -> None:
         self.project = project
+        self.sessions = sessions
         self.store = project.store
         self.rule = project.config.annotate
         self.instructions_file = project.root / self.rule.instructions
         self._seen_instructions: dict[tuple[int, int], int] = {}
 
     def user_of(self, request: gr.Request) -> User:
+        """The session's user; a session of an older generation (or none) is refused, and ended."""
+        name = getattr(request, "username", None)
         try:
-            return get_user(self.store, getattr(request, "username", None))
+            return get_user(self.store, name, generation=getattr(name, "generation", -1))
+        except SessionEnded as err:
+            self.sessions.end(name or "")
+            raise gr.Error(str(err)) from None
         except CurateError as err:
             raise gr.Error(str(err)) from None
 
@@ -130,14 +137,15 @@ class Handlers:
             raise gr.Error("only leads can review flagged items")
         return _table(stats.flagged_items(self.store))
 
-    def on_instructions(self) -> str:
+    def on_instructions(self, request: gr.Request) -> str:
+        self.user_of(request)
         number, body = current_instructions(self.store, self.instructions_file)
         return f"{body}\n\n*Instructions version {number}.*"
 
-    @staticmethod
-    def on_edit(old: str, new: str) -> str:
+    def on_edit(self, old: str, new: str, request: gr.Request) -> str:
         """The rewrite's diff against the original, as HTML."""
-        return diff_html(old, new)
+        self.user_of(request)
+        return diff_html(old or "", new or "")
 
     def _run(self, request: gr.Request, action: Callable[[User], Any], done: str) -> Acknowledged:
         """Do ``action`` for the logged-in user: (result, message, the assignment Undo would take back).

@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr  # imported only by the app
 
 from curate.annotate.users import User
+from curate.apps import inputs
 from curate.errors import CurateError
 from curate.labels.adjudication import adjudicate, adjudication_queue, pair_detail
 from curate.labels.agreement import agreement_report, confusion_with_final, label_table
@@ -83,10 +84,10 @@ def lead_tab(project: Project, user_of: Callable[[gr.Request], User]) -> tuple[A
             confusion = gr.Plot(elem_id="confusion", show_label=False)
         queue_title = gr.Markdown(elem_id="queue-title")
         queue = gr.Dataframe(interactive=False, elem_id="adjudication-queue", max_height=240)
-        pair = gr.Dropdown(label="Pair to decide", elem_id="adjudicate-pair", allow_custom_value=True)
+        pair = inputs.text(gr.Dropdown(label="Pair to decide", elem_id="adjudicate-pair", allow_custom_value=True))
         detail = gr.Markdown(elem_id="adjudicate-detail", line_breaks=True)
-        decision = gr.Radio(DECISIONS, label="Final label", elem_id="decision")
-        note = gr.Textbox(label="Note (required: why this label)", elem_id="adjudicate-note")
+        decision = inputs.choice(gr.Radio(DECISIONS, label="Final label", elem_id="decision"))
+        note = inputs.text(gr.Textbox(label="Note (required: why this label)", elem_id="adjudicate-note"))
         decide = gr.Button("Decide", variant="primary", elem_id="decide")
         final = gr.Markdown(elem_id="final-label")
     outputs = [summary, bars, confusion, queue_title, queue, pair]

@@ -12,7 +12,7 @@ from curate.commands.common import JsonFlag, ProjectDir, out, print_json
 from curate.errors import CurateError
 
 PASSWORD_ENV = "CURATE_PASSWORD"
-user_app = typer.Typer(no_args_is_help=True, help="App accounts: add, list, unlock.")
+user_app = typer.Typer(no_args_is_help=True, help="App accounts: add, list, unlock, disable, enable, remove.")
 
 
 def serve(project_dir: ProjectDir = Path("."),
@@ -37,7 +37,7 @@ def user_add(name: Annotated[str, typer.Argument(help="Login name.")],
              role: Annotated[str, typer.Option("--role", help="annotator | lead (leads review flagged items).")
                              ] = "annotator",
              reset: Annotated[bool, typer.Option("--reset", help="Set a new password (and role) for an existing "
-                                                 "user.")] = False,
+                                                 "user; their open sessions end.")] = False,
              project_dir: ProjectDir = Path(".")) -> None:
     """Add an app user. The password is read from $CURATE_PASSWORD or asked for (never an argument)."""
     from curate.annotate.users import add_user
@@ -64,9 +64,10 @@ def user_list(project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) ->
     if as_json:
         print_json(users)
         return
-    table = Table("user", "role", "locked", "created")
+    table = Table("user", "role", "status", "locked", "created")
     for u in users:
-        table.add_row(str(u["name"]), str(u["role"]), "yes" if u["locked"] else "", str(u["created"]))
+        table.add_row(str(u["name"]), str(u["role"]), str(u["status"]), "yes" if u["locked"] else "",
+                      str(u["created"]))
     out.print(table)
 
 
@@ -79,3 +80,37 @@ def user_unlock(name: Annotated[str, typer.Argument()], project_dir: ProjectDir 
     with open_project(project_dir) as project:
         unlock_user(project.store, name)
     out.print(f"unlocked {name}")
+
+
+@user_app.command("disable")
+def user_disable(name: Annotated[str, typer.Argument()], project_dir: ProjectDir = Path(".")) -> None:
+    """Refuse a user's logins and end their open sessions at once (curate user enable undoes it)."""
+    from curate.annotate.users import disable_user
+    from curate.project import open_project
+
+    with open_project(project_dir) as project:
+        disable_user(project.store, name)
+    out.print(f"disabled {name}; their open sessions are refused from their next call")
+
+
+@user_app.command("enable")
+def user_enable(name: Annotated[str, typer.Argument()], project_dir: ProjectDir = Path(".")) -> None:
+    """Let a disabled user log in again."""
+    from curate.annotate.users import enable_user
+    from curate.project import open_project
+
+    with open_project(project_dir) as project:
+        enable_user(project.store, name)
+    out.print(f"enabled {name}")
+
+
+@user_app.command("remove")
+def user_remove(name: Annotated[str, typer.Argument()], project_dir: ProjectDir = Path(".")) -> None:
+    """Remove a user's account for good: their password is deleted and their sessions end. The judgments,
+    rewrites and decisions they gave stay, under their name (which cannot be given to a new account)."""
+    from curate.annotate.users import remove_user
+    from curate.project import open_project
+
+    with open_project(project_dir) as project:
+        remove_user(project.store, name)
+    out.print(f"removed {name}; their judgments stay in the project")

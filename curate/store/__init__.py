@@ -6,8 +6,17 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from curate.store.engine import Store, audit, create_store, open_store, redact, resolve_url, sqlite_file
+from curate.store.engine import (
+    Store,
+    audit,
+    create_store,
+    has_password,
+    open_store,
+    redact,
+    resolve_url,
+    sqlite_file,
+)
 from curate.store.schema import SCHEMA_VERSION
 
-__all__ = ["SCHEMA_VERSION", "Connection", "Store", "audit", "create_store", "open_store", "redact", "resolve_url",
-           "sqlite_file"]
+__all__ = ["SCHEMA_VERSION", "Connection", "Store", "audit", "create_store", "has_password", "open_store", "redact",
+           "resolve_url", "sqlite_file"]

@@ -1,4 +1,5 @@
-"""Queries of annotator accounts: app logins (password hashes, roles, lock-outs) and simulated annotators."""
+"""Queries of annotator accounts: app logins (password hashes, roles, lock-outs, status, session generations) and
+simulated annotators."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from curate.store.bulk import insert_new
 from curate.store.schema import Annotator
 
 HUMAN = "human"  # Annotator.kind of people; an app account is a human with a password
+ACTIVE, DISABLED, REMOVED = "active", "disabled", "removed"  # Annotator.status
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,8 @@ class Account:
     role: str | None
     locked_until: datetime | None
     created_at: datetime
+    status: str
+    generation: int
 
 
 def aware(when: datetime) -> datetime:
@@ -32,14 +36,20 @@ def aware(when: datetime) -> datetime:
 
 def app_accounts(conn: Connection, *, name: str | None = None, account_id: int | None = None) -> list[Account]:
     """Every app account by name (only the one called ``name`` or with id ``account_id``, if given)."""
-    query = (select(Annotator.id, Annotator.name, Annotator.role, Annotator.locked_until, Annotator.created_at)
+    query = (select(Annotator.id, Annotator.name, Annotator.role, Annotator.locked_until, Annotator.created_at,
+                    Annotator.status, Annotator.session_generation)
              .where(Annotator.kind == HUMAN, Annotator.password_hash.is_not(None)).order_by(Annotator.name))
     if name is not None:
         query = query.where(Annotator.name == name)
     if account_id is not None:
         query = query.where(Annotator.id == account_id)
-    return [Account(int(i), n, role, None if locked is None else aware(locked), aware(created))
-            for i, n, role, locked, created in conn.execute(query)]
+    return [Account(int(i), n, role, None if locked is None else aware(locked), aware(created), status, int(gen))
+            for i, n, role, locked, created, status, gen in conn.execute(query)]
+
+
+def account_status(conn: Connection, *, name: str) -> str | None:
+    """The status of the human annotator ``name`` (active, disabled, removed), or None if there is none."""
+    return conn.scalar(select(Annotator.status).where(Annotator.name == name, Annotator.kind == HUMAN))
 
 
 def annotator_id(conn: Connection, *, name: str) -> int | None:
@@ -62,16 +72,27 @@ def add_account(conn: Connection, *, name: str, role: str, password_hash: str) -
 
 
 def reset_account(conn: Connection, *, account_id: int, role: str, password_hash: str) -> None:
-    """Give account ``account_id`` a new password and role, and clear its lock-out."""
+    """Give account ``account_id`` a new password and role, clear its lock-out and end its sessions."""
     conn.execute(update(Annotator).where(Annotator.id == account_id).values(
-        role=role, password_hash=password_hash, failed_logins=0, locked_until=None))
+        role=role, password_hash=password_hash, failed_logins=0, locked_until=None,
+        session_generation=Annotator.session_generation + 1))
 
 
-def login_hash(conn: Connection, *, name: str) -> tuple[int, str | None] | None:
-    """(id, password hash or None) of the human annotator ``name``, or None."""
-    row = conn.execute(select(Annotator.id, Annotator.password_hash).where(
-        Annotator.name == name, Annotator.kind == HUMAN)).first()
-    return None if row is None else (int(row.id), row.password_hash)
+def set_status(conn: Connection, *, name: str, status: str) -> bool:
+    """Set the status of app account ``name`` and end its sessions; whether there is such an account. Removing one
+    also deletes its password hash and lock-out (the row stays: judgments name it)."""
+    values: dict[str, object] = {"status": status, "session_generation": Annotator.session_generation + 1}
+    if status == REMOVED:
+        values |= {"password_hash": None, "failed_logins": 0, "locked_until": None}
+    account = (Annotator.name == name) & (Annotator.kind == HUMAN) & Annotator.password_hash.is_not(None)
+    return bool(conn.execute(update(Annotator).where(account).values(**values)).rowcount)
+
+
+def login_hash(conn: Connection, *, name: str) -> tuple[int, str | None, int] | None:
+    """(id, password hash or None, session generation) of the active human annotator ``name``, or None."""
+    row = conn.execute(select(Annotator.id, Annotator.password_hash, Annotator.session_generation).where(
+        Annotator.name == name, Annotator.kind == HUMAN, Annotator.status == ACTIVE)).first()
+    return None if row is None else (int(row.id), row.password_hash, int(row.session_generation))
 
 
 def lockout(conn: Connection, *, account_id: int) -> tuple[int, datetime | None]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import getpass
+import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -19,6 +21,10 @@ from curate.store import migrations
 from curate.store.schema import SCHEMA_VERSION, AuditEntry, Base, Meta
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
+# The project's PostgreSQL URL with its password; curate.toml holds it without one (libpq itself also reads
+# $PGPASSWORD, $PGPASSFILE and ~/.pgpass when a URL has no password).
+DATABASE_URL_ENV = "CURATE_DATABASE_URL"
+_DEFAULT_PORT = 5432
 
 _APPEND_ONLY_SQLITE = [
     f"CREATE TRIGGER IF NOT EXISTS audit_log_no_{op.lower()} BEFORE {op} ON audit_log "
@@ -36,11 +42,9 @@ _APPEND_ONLY_POSTGRES = [
 
 
 def resolve_url(url: str, root: Path) -> str:
-    """Make a project's database URL absolute (SQLite paths are relative to the project) and pick drivers."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError as err:
-        raise ProjectError(f"invalid database URL {url!r}: {err}") from None
+    """Make a project's database URL absolute (SQLite paths are relative to the project) and pick drivers; a
+    PostgreSQL URL without a password takes the one ``$CURATE_DATABASE_URL`` gives for the same database."""
+    parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
         if not db or db == ":memory:":
@@ -49,8 +53,16 @@ def resolve_url(url: str, root: Path) -> str:
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.password is None:
+            parsed = parsed.set(password=_password_from_env(parsed))
         return parsed.render_as_string(hide_password=False)
-    raise ProjectError(f"unsupported database {parsed.get_backend_name()!r} in {url!r}: use sqlite or postgresql")
+    raise ProjectError(f"unsupported database {parsed.get_backend_name()!r} in {redact(url)!r}: use sqlite or "
+                       "postgresql")
+
+
+def has_password(url: str) -> bool:
+    """Whether database ``url`` holds a password."""
+    return _parse(url).password is not None
 
 
 def sqlite_file(url: str) -> str | None:
@@ -59,7 +71,31 @@ def sqlite_file(url: str) -> str | None:
 
 
 def redact(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+    """``url`` with its password masked (also when it cannot be parsed)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return re.sub(r"(://[^:/@]*):[^/]*@", r"\1:***@", url)
+
+
+def _parse(url: str) -> Any:
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError) as err:
+        raise ProjectError(f"invalid database URL {redact(url)!r}: {_first_line(err)}") from None
+
+
+def _password_from_env(url: Any) -> str | None:
+    """The password ``$CURATE_DATABASE_URL`` gives if it names the same user, server and database as ``url``."""
+    given = os.environ.get(DATABASE_URL_ENV)
+    if not given:
+        return None
+    other = _parse(given)
+
+    def key(u: Any) -> tuple[Any, ...]:
+        return u.get_backend_name(), u.username, u.host, u.port or _DEFAULT_PORT, u.database
+
+    return other.password if key(other) == key(url) else None
 
 
 class Store:
@@ -111,7 +147,10 @@ def _closed_on_error(store: Store, verb: str) -> Iterator[None]:
         yield
     except DBAPIError as err:  # unreachable server, corrupt file, missing permissions, ...
         store.close()
-        raise ProjectError(f"cannot {verb} the database at {redact(store.url)}: {_first_line(err)}") from None
+        reason = _first_line(err)
+        if "password" in reason:
+            reason += f" (curate reads the password from $PGPASSWORD, ~/.pgpass or ${DATABASE_URL_ENV})"
+        raise ProjectError(f"cannot {verb} the database at {redact(store.url)}: {reason}") from None
     except BaseException:
         store.close()
         raise

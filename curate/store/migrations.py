@@ -49,8 +49,17 @@ def _add_generation_runs(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_completions_generation_id ON completions (generation_id)"))
 
 
+def _add_account_status(conn: Connection) -> None:
+    """Schema 6: each account's status (active, disabled, removed) and session generation."""
+    from sqlalchemy import text
+
+    conn.execute(text("ALTER TABLE annotators ADD COLUMN status VARCHAR(16) DEFAULT 'active' NOT NULL"))
+    conn.execute(text("ALTER TABLE annotators ADD COLUMN session_generation INTEGER DEFAULT 0 NOT NULL"))
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_cluster_and_duplicate_tables, 2: _add_score_tables,
-                                                       3: _add_annotation_tables, 4: _add_generation_runs}
+                                                       3: _add_annotation_tables, 4: _add_generation_runs,
+                                                       5: _add_account_status}
 
 
 def upgrade(conn: Connection, current: int, target: int) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Bump when a table changes, and add the step to ``migrations.MIGRATIONS``.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 ID = String(32)
 
 
@@ -100,6 +100,10 @@ class Annotator(Base):
     password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # active | disabled | removed (a removed account has no password; its row stays for its judgments' lineage)
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    # Bumped by a password reset, a role change, disable and remove: sessions opened before are refused.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
