@@ -3,7 +3,9 @@ writer's host and process id, and made visible by one atomic rename; the old out
 new one is complete, and a later writer removes what a dead writer left.
 
 - One file (``staged``, ``publish_text``): a hidden sibling, renamed onto it.
-- A set of files or folders (``publishing``: an export's splits, a ``datasets`` folder, an adapter folder): each
+- One folder that readers open whole (``staged_folder``: a trained adapter, a dequantised model): a hidden
+  sibling folder, renamed onto it.
+- A set of files or folders (``publishing``: an export's splits, a ``datasets`` folder): each
   name ``X`` beside the anchor is a relative symlink ``X -> .A.versions/current/X``, and ``current`` is a symlink
   to the complete version folder ``v-<token>``. A new set is written into a staging folder in ``.A.versions/``,
   renamed to its version and published by replacing ``current`` (one ``os.replace`` of a symlink), so a reader
@@ -14,6 +16,7 @@ POSIX only (symlinks, ``flock``, directory fsync)."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import re
@@ -76,10 +79,7 @@ def staged(path: Path) -> Iterator[Path]:
     format); fsynced and renamed onto ``path`` when the block ends, removed if the block raises. Temporaries of
     ``path`` left by dead writers are removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    pattern = re.compile(rf"\.{re.escape(path.stem)}\.{_OWNED.pattern}\.tmp{re.escape(path.suffix)}")
-    for leftover in path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"):
-        if pattern.fullmatch(leftover.name) and not owner_alive(leftover.name):
-            leftover.unlink(missing_ok=True)
+    _remove_dead(path.parent, f".{path.stem}.", f".tmp{path.suffix}")
     # unique per process and call; created by the writer, so it gets the usual permissions (mkstemp's are 0600)
     tmp = path.with_name(f".{path.stem}.{_tag()}.tmp{path.suffix}")
     try:
@@ -88,6 +88,41 @@ def staged(path: Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def staged_folder(path: Path, *, keep_existing: bool = False) -> Iterator[Path]:
+    """A new staging folder beside ``path`` to write a whole folder in (a model, an adapter); renamed onto
+    ``path`` when the block ends, removed if it raises. A folder already at ``path`` is replaced only then (moved
+    aside, the new one renamed in, the old one removed), or with ``keep_existing`` kept (a cache another writer
+    filled first). Staging folders of ``path`` left by dead writers are removed first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead(path.parent, f".{path.name}.", ".partial")
+    stage = path.with_name(f".{path.name}.{_tag()}.partial")
+    stage.mkdir()
+    try:
+        yield stage
+        _sync_tree(stage)
+        if path.exists() and keep_existing:
+            return
+        if path.exists():
+            old = path.with_name(f".{path.name}.{_tag()}.partial")
+            os.rename(path, old)
+            os.rename(stage, path)
+            _remove(old)
+        else:
+            os.rename(stage, path)
+        _fsync(path.parent)
+    finally:
+        _remove(stage)
+
+
+def _remove_dead(folder: Path, prefix: str, suffix: str) -> None:
+    """Remove ``prefix<host-pid-token>suffix`` entries of ``folder`` whose writer is dead."""
+    pattern = re.compile(rf"{re.escape(prefix)}{_OWNED.pattern}{re.escape(suffix)}")
+    for leftover in folder.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+        if pattern.fullmatch(leftover.name) and not owner_alive(leftover.name):
+            _remove(leftover)
 
 
 def publish_text(path: Path, text: str) -> Path:

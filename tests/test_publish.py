@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from curate.files import HOST, owner_alive, publish_text, publishing, staged, versions_folder
+from curate.files import HOST, owner_alive, publish_text, publishing, staged, staged_folder, versions_folder
 
 
 def dead_pid() -> int:
@@ -113,3 +113,26 @@ def test_staged_keeps_the_old_file_when_the_writer_fails(tmp_path):
         tmp.write_text("new")
         raise RuntimeError("failed")
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_a_folder_is_staged_whole_replaced_only_when_complete_and_dead_stagings_go(tmp_path):
+    target = tmp_path / "adapter"
+    dead = dead_pid()
+    (tmp_path / f".adapter.{HOST}-{dead}-0badf00d.partial").mkdir()  # a writer killed midway
+    (tmp_path / f".adapter.0000beef-{dead}-0badf00d.partial").mkdir()  # another host's
+    with staged_folder(target) as stage:
+        (stage / "weights").write_text("one")
+        assert not target.exists()  # nothing is visible before the folder is complete
+    assert (target / "weights").read_text() == "one"
+    with pytest.raises(RuntimeError), staged_folder(target) as stage:
+        (stage / "weights").write_text("half")
+        raise RuntimeError("killed")
+    assert (target / "weights").read_text() == "one"
+    with staged_folder(target) as stage:
+        (stage / "weights").write_text("two")
+        assert (target / "weights").read_text() == "one"  # the old folder stays until the new one is whole
+    assert (target / "weights").read_text() == "two"
+    with staged_folder(target, keep_existing=True) as stage:  # a cache another writer filled first
+        (stage / "weights").write_text("three")
+    assert (target / "weights").read_text() == "two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".adapter.0000beef-{dead}-0badf00d.partial", "adapter"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError
-from curate.files import publish_text
+from curate.files import publish_text, staged_folder
 from curate.progress import Progress, no_progress
 from curate.project import Project
 from curate.train.recipe import Recipe, load_recipe
@@ -138,9 +138,10 @@ def _train(project: Project, plan: TrainPlan, *, resume: bool, progress: Progres
     trainer.remove_callback(PrinterCallback)  # the library never prints; the CLI shows a progress bar
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     adapter = plan.output / "adapter"
-    trainer.save_model(str(adapter))
-    (adapter / "training_args.bin").unlink(missing_ok=True)  # a pickle; the registry keeps the arguments as JSON
-    tokenizer.save_pretrained(str(adapter))
+    with staged_folder(adapter) as stage:  # a kill leaves the previous adapter or this one, whole
+        trainer.save_model(str(stage))
+        (stage / "training_args.bin").unlink(missing_ok=True)  # a pickle; the registry keeps the arguments as JSON
+        tokenizer.save_pretrained(str(stage))
     seconds = result.metrics.get("train_runtime")  # of this run (a resumed one: since its checkpoint)
     metrics = {"train_loss": result.training_loss, "steps": trainer.state.global_step, "train_seconds": seconds,
                "steps_per_second": callback.done / seconds if seconds else None, "test": _evaluate(trainer, plan)}
