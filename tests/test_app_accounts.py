@@ -224,6 +224,9 @@ def test_a_password_in_the_database_url_is_refused_and_never_shown(cli, tmp_path
     with pytest.raises(Exception) as refused:
         init_project(tmp_path / "q", db_url="mysql://curate:s3cret-pw@db/curate")
     assert "s3cret-pw" not in str(refused.value)
+    for unreadable in ("postgresql://curate:s3cret-pw@db:port/curate", "not a url curate:s3cret-pw@db"):
+        code, _, err = cli("init", tmp_path / "r", "--db", unreadable)
+        assert code == 1 and "s3cret-pw" not in err and not (tmp_path / "r").exists()
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,7 @@ def redact(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
-        return re.sub(r"(://[^:/@]*):[^/]*@", r"\1:***@", url)
+        return re.sub(r"(?<=:)[^:/@\s]+(?=@)", "***", url)  # user:password@host
 
 
 def _parse(url: str) -> Any:
