@@ -5,6 +5,7 @@ x 500 submits at once."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from collections import Counter
@@ -161,6 +162,27 @@ def test_someone_elses_item_is_refused(served):
         with pytest.raises(RefusedError, match="not assigned to you"):
             carol.skip(item, "mine now")
         assert not bob.submit_pair(item, "A")["duplicate"]
+
+
+def judgments(root) -> int:
+    with open_project(root) as project, project.store.read() as conn:
+        return conn.scalar(select(func.count()).select_from(Judgment))
+
+
+def test_text_no_database_can_store_is_refused_naming_the_field(served):
+    url, root = served
+    before = judgments(root)
+    with AppClient(url, "bob", "bob-password") as bob:
+        item = bob.item()
+        with pytest.raises(RefusedError, match=r"Reason \(optional; required to flag\) holds a NUL character"):
+            bob.submit_pair(item, "A", reason="fine\x00")
+        body = json.dumps({"data": [str(item["assignment"]), item["token"], "A", None, "fine\ud800"],
+                           "session_hash": bob._session})  # the JSON escape: httpx would not encode it
+        response = bob._http.post("/gradio_api/run/submit_pair", content=body,
+                                  headers={"content-type": "application/json"})
+        assert "holds a lone surrogate, which is not valid Unicode (\\ud800) at character 5" in response.json()["error"]
+        assert judgments(root) == before
+        assert not bob.submit_pair(item, "A", reason="fine")["duplicate"]
 
 
 def test_nothing_is_served_outside_the_app(served):

@@ -154,6 +154,11 @@ HOSTILE = [
     Case("csv-header-not-utf8", "d.csv", b"prompt,ch\xffosen,rejected\nx,y,z\n", ":1: not UTF-8 text (byte 9)"),
     Case("csv-unclosed-quote", "d.csv", _csv(b"x,y,z", b'x2,y,"z', b"x3,y,z"), ":3: invalid CSV (unexpected end"),
     Case("csv-crlf", "d.csv", _csv(b'x,"two\r\nlines",z', b",y,z", eol=b"\r\n"), ":4: field 'prompt' is empty"),
+    Case("csv-old-mac-line-ends", "d.csv", _csv(b'x,"two\rlines",z', b",y,z", eol=b"\r"),
+         ":4: field 'prompt' is empty"),
+    Case("csv-old-mac-not-utf8", "d.csv", _csv(b"x,y,z", b"x2,\xff,z", eol=b"\r"), ":3: not UTF-8 text (byte 3)"),
+    Case("csv-text-after-a-quote", "d.csv", _csv(b"x,y,z", b'"x2"y,y,z', b"x3,y,z"),
+         ":3: invalid CSV (',' expected after '\"')"),
     Case("csv-row-too-long", "d.csv", _csv(b"x,y,z", b'x2,y,"' + b"word\n" * 300 + b'"'),
          ":3: CSV row longer than the 1000 bytes limit", limits={"MAX_LINE": 1000}),
     # sizes and compression
@@ -291,6 +296,18 @@ def test_skip_bad_skips_a_csv_row_that_is_not_utf8(cli, seeded, tmp_path):
     assert code == 0, err
     assert [json.loads(line)["location"] for line in rejects.read_text().splitlines()] == [f"{path}:4"]
     assert {"x", "x3"} <= _prompts(seeded) and "x2" not in _prompts(seeded)
+
+
+def test_skip_bad_skips_malformed_csv_rows_of_an_old_mac_file(cli, seeded, tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes(_csv(b"x,y,z", b'"x2"y,y,z', b'x3,"two\rlines \xff",z', b"x4,y,z", eol=b"\r"))
+    rejects = tmp_path / "rejects.jsonl"
+    code, _, err = cli("ingest", path, "--project", seeded.root, "--skip-bad", "--rejects", rejects)
+    assert code == 0, err
+    found = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert [r["location"] for r in found] == [f"{path}:3", f"{path}:5"]
+    assert "',' expected after '\"'" in found[0]["reason"] and "not UTF-8" in found[1]["reason"]
+    assert {"x", "x4"} <= _prompts(seeded) and not {"x2", "x3"} & _prompts(seeded)
 
 
 def test_skip_bad_skips_a_bad_item_of_a_json_array(cli, seeded, tmp_path):

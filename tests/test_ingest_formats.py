@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from curate import ingest_files, project_status
 from curate.errors import InputError
+from curate.ingest import readers
 from curate.ingest.layouts import CHOICES, LAYOUTS, detect_layout
-from curate.ingest.values import RowProblem
+from curate.ingest.values import RowProblem, blank
 from curate.store.schema import Annotator, Completion, Judgment, Pair, Record
 
 USER = {"role": "user", "content": "What is 2+2?"}
@@ -200,3 +201,37 @@ def test_optional_prompt_part_may_be_null(sqlite_project, tmp_path):
                  "completion=output")
     with sqlite_project.store.read() as conn:
         assert conn.scalar(select(Record.prompt)) == "Say hi"
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 3], ids=["whole-lines", "lines-cut-in-chunks"])
+def test_csv_with_old_mac_line_ends_reads_its_rows_at_their_lines(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(readers, "_CHUNK", chunk)  # a \r\n cut between two chunks is still one line end
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b'prompt,completion\rp1,c1\rp2,"two\rlines"\r\np3,c3\r\r"p4",c4')
+    rows = list(readers.read_rows(readers.Source(path, "csv")))
+    assert rows == [(2, {"prompt": "p1", "completion": "c1"}), (3, {"prompt": "p2", "completion": "two\rlines"}),
+                    (5, {"prompt": "p3", "completion": "c3"}), (7, {"prompt": "p4", "completion": "c4"})]
+
+
+def test_csv_with_old_mac_line_ends_is_ingested(sqlite_project, tmp_path):
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b"prompt,chosen,rejected\rSay hi,Hi!,Go away.\rSay bye,Bye!,No.\r")
+    report = ingest_files(sqlite_project, [path])
+    assert report.files[0].pairs == 2
+    assert _winners(sqlite_project) == {"Say hi": "Hi!", "Say bye": "Bye!"}
+
+
+@pytest.mark.parametrize(("text", "empty"), [
+    ("\U0001fae8", False),  # an emoji newer than Python's Unicode tables (unassigned there)
+    ("\ue000", False),  # private use: a font may draw it
+    ("\u0301", False),  # a combining mark alone still shows
+    (" \u200b\u2060\ufeff\u00ad\u3000", True),  # whitespace and format characters
+    ("\u034f\ufe0f\U000e0041\u3164\u2800", True),  # default-ignorable code points, the braille blank
+])
+def test_blank_means_nothing_visible(text, empty):
+    assert blank(text) is empty
+
+
+def test_a_completion_of_one_new_emoji_is_not_empty(sqlite_project, tmp_path):
+    path = _write_jsonl(tmp_path / "d.jsonl", [{"prompt": "React", "completion": "\U0001fae8"}])
+    assert ingest_files(sqlite_project, [path]).files[0].completions == 1

@@ -40,6 +40,7 @@ MAX_LINE = 64 << 20  # bytes of one line (a CSV row): memory stays bounded whate
 MAX_JSON_ARRAY = 128 << 20  # bytes of a JSON array file, which is read whole
 _CHUNK = 1 << 20
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_LONE_CR = re.compile(rb"\r(?!\n)")
 
 
 @dataclass(frozen=True)
@@ -112,26 +113,47 @@ def _open_binary(path: Path) -> io.BufferedIOBase:
     return gzip.open(path, "rb") if gz else open(path, "rb")  # type: ignore[return-value]
 
 
-def _lines(path: Path, fh: io.BufferedIOBase) -> Iterator[tuple[int, bytes | bytearray]]:
-    """The physical lines of ``fh`` with their numbers, each read in bounded chunks (at most ``MAX_LINE`` bytes)."""
-    number = 0
-    while True:
-        number += 1
-        try:
-            raw: bytes | bytearray = fh.readline(_CHUNK)
-            if len(raw) == _CHUNK and not raw.endswith(b"\n"):  # a long line: read on, chunk by chunk
-                raw = bytearray(raw)
-                while len(raw) <= MAX_LINE and (part := fh.readline(_CHUNK)):
-                    raw += part
-                    if part.endswith(b"\n"):
-                        break
-        except (OSError, EOFError, zlib.error) as err:
-            raise InputError(f"{path}:{number}: cannot read ({getattr(err, 'strerror', None) or err})") from None
-        if len(raw) > MAX_LINE:
-            raise InputError(f"{path}:{number}: line longer than the {_size(MAX_LINE)} limit (not a file of rows?)")
-        if not raw:
-            return
-        yield number, raw
+def _lines(path: Path, fh: io.BufferedIOBase, *, lone_cr: bool = False) -> Iterator[tuple[int, bytes | bytearray]]:
+    """The physical lines of ``fh`` with their numbers, each read in bounded chunks (at most ``MAX_LINE`` bytes).
+
+    A line ends at ``\\n``; with ``lone_cr`` also at a ``\\r`` not followed by ``\\n`` (old Mac files)."""
+    number, line = 0, bytearray()  # a long line, read on chunk by chunk
+    try:
+        for part in _pieces(fh, lone_cr):
+            if len(line) + len(part) > MAX_LINE:
+                raise InputError(f"{path}:{number + 1}: line longer than the {_size(MAX_LINE)} limit "
+                                 "(not a file of rows?)")
+            ended = part.endswith(b"\n") or (lone_cr and part.endswith(b"\r"))
+            if ended and not line:
+                number += 1
+                yield number, part
+            elif ended:
+                line += part
+                number += 1
+                yield number, line
+                line = bytearray()
+            else:
+                line += part
+    except (OSError, EOFError, zlib.error) as err:
+        raise InputError(f"{path}:{number + 1}: cannot read ({getattr(err, 'strerror', None) or err})") from None
+    if line:
+        yield number + 1, line
+
+
+def _pieces(fh: io.BufferedIOBase, lone_cr: bool) -> Iterator[bytes]:
+    """``fh`` in pieces of about ``_CHUNK`` bytes; a piece that ends a line ends with its line end."""
+    while chunk := fh.readline(_CHUNK):
+        if not lone_cr:
+            yield chunk
+            continue
+        if chunk.endswith(b"\r") and fh.peek(1)[:1] == b"\n":  # type: ignore[attr-defined]  # \r\n cut by _CHUNK
+            chunk += fh.read(1)
+        start = 0
+        for end in _LONE_CR.finditer(chunk):
+            yield chunk[start:end.end()]
+            start = end.end()
+        if start < len(chunk):
+            yield chunk[start:]
 
 
 def _size(limit: int) -> str:
@@ -255,22 +277,25 @@ def _read_json_array(path: Path, data: bytes) -> Iterator[tuple[int, dict[str, A
 
 @dataclass
 class _CsvRow:
-    """Where the CSV reader is: the last line it was handed, the line and size of the row it is reading."""
+    """Where the CSV reader is: the last line it was handed, the line and size of the row it is reading, and
+    whether the file has ended."""
 
     line: int = 0
     start: int = 1
     size: int = 0
+    ended: bool = False
 
 
 def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
     """CSV rows at the physical line they start on. Lines are decoded one by one, so invalid UTF-8 is a problem of
-    the row holding it, at its own line; a row (quoted fields may span lines) is at most ``MAX_LINE`` bytes."""
+    the row holding it, at its own line; a row (quoted fields may span lines) is at most ``MAX_LINE`` bytes. A lone
+    ``\\r`` ends a line too. A malformed row (``"a"b``) is that row's problem; a quote never closed ends the file."""
     delimiter = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
     bad: dict[int, int] = {}  # line number -> offset of its first byte that is not UTF-8
     at = _CsvRow()
 
     def decoded(fh: io.BufferedIOBase) -> Iterator[str]:
-        for number, raw in _lines(path, fh):
+        for number, raw in _lines(path, fh, lone_cr=True):
             at.line, at.size = number, at.size + len(raw)
             if at.size > MAX_LINE:
                 raise InputError(f"{path}:{at.start}: CSV row longer than the {_size(MAX_LINE)} limit "
@@ -281,6 +306,7 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
             except UnicodeDecodeError as err:
                 bad.setdefault(number, err.start)
                 yield raw.decode(encoding, "surrogateescape")  # still delimited; the row is refused below
+        at.ended = True
 
     with _open_binary(path) as fh:
         reader = csv.reader(decoded(fh), delimiter=delimiter, strict=True)  # an unclosed quote is an error
@@ -292,7 +318,10 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
             except StopIteration:
                 return
             except csv.Error as err:
-                raise InputError(f"{path}:{at.start}: invalid CSV ({err})") from None
+                if header is None or at.ended:  # the reader goes on at the next line, unless there is none
+                    raise InputError(f"{path}:{at.start}: invalid CSV ({err})") from None
+                yield at.start, RowProblem(f"invalid CSV ({err})")
+                continue
             broken = next((n for n in range(at.start, at.line + 1) if n in bad), None)
             if header is None:
                 if broken is not None:

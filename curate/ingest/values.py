@@ -1,21 +1,17 @@
 """Checks on single values of a row: text, chat messages and label values. Each raises RowProblem.
 
 Every text a layout stores passes ``checked_text`` (valid Unicode that both databases can hold: no lone
-surrogates, no NUL) and ``blank`` (no visible character: whitespace, zero-width and other invisible
-characters only) is the one meaning of "empty".
+surrogates, no NUL) and ``blank`` is the one meaning of "empty" (both rules live in ``curate.text``).
 """
 
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from typing import Any
 
+from curate.text import blank, unstorable
+
 ROLES = ("system", "user", "assistant", "tool")
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL (PostgreSQL refuses it) and lone surrogates (not Unicode)
-_INVISIBLE = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Mn", "Me", "Zs", "Zl", "Zp"))
-_FILLERS = frozenset("\u115f\u1160\u2800\u3164\uffa0")  # letters and symbols that show nothing
 
 
 class RowProblem(Exception):
@@ -31,23 +27,10 @@ def cell(row: dict[str, Any], key: str) -> Any:
 
 def checked_text(text: str, what: str) -> str:
     """``text`` if both databases can store it; a NUL or a lone surrogate is a problem about ``what``."""
-    bad = _UNSTORABLE.search(text)
-    if bad is None:
+    why = unstorable(text)
+    if why is None:
         return text
-    char = bad.group()
-    kind = "a NUL character" if char == "\x00" else "a lone surrogate, which is not valid Unicode"
-    raise RowProblem(f"{what} holds {kind} (\\u{ord(char):04x}) at character {bad.start() + 1}")
-
-
-def blank(text: str) -> bool:
-    """True when ``text`` shows nothing: only whitespace, zero-width and other invisible characters."""
-    return not any(_visible(char) for char in text)
-
-
-def _visible(char: str) -> bool:
-    if char.isascii():
-        return "!" <= char <= "~"
-    return unicodedata.category(char) not in _INVISIBLE and char not in _FILLERS
+    raise RowProblem(f"{what} holds {why}")
 
 
 def meta_value(value: Any, what: str) -> Any:
