@@ -12,7 +12,7 @@ from typing import Any, TypeVar, get_type_hints
 import tomllib
 
 from curate.errors import ConfigError
-from curate.files import publish_text
+from curate.files import staged
 from curate.vocabulary import Method, RouteMode
 
 T = TypeVar("T")
@@ -253,6 +253,7 @@ def update_config(path: Path, section: str, **values: Any) -> ProjectConfig:
         raise ConfigError(f"{path}: cannot read ({err})") from None
     data.setdefault(section, {}).update(values)
     config = from_mapping(ProjectConfig, data, where=str(path))
-    publish_text(path, dump_config(config))
-    path.chmod(mode)
+    with staged(path) as tmp:  # the mode is set before the file is in place
+        tmp.write_text(dump_config(config), encoding="utf-8")
+        tmp.chmod(mode)
     return config

@@ -8,14 +8,18 @@ new one is complete, and a later writer removes what a dead writer left.
 - A set of files or folders (``publishing``: an export's splits, a ``datasets`` folder): each
   name ``X`` beside the anchor is a relative symlink ``X -> .A.versions/current/X``, and ``current`` is a symlink
   to the complete version folder ``v-<token>``. A new set is written into a staging folder in ``.A.versions/``,
-  renamed to its version and published by replacing ``current`` (one ``os.replace`` of a symlink), so a reader
-  sees the old set or the new one, whole, never a mix; a name the new set lacks dangles (reads as absent) and is
-  removed. Publishing takes a lock (``flock``, released when its holder dies) on ``.A.versions/lock``.
+  renamed to its version and published by replacing ``current`` (one ``os.replace`` of a symlink), so the files
+  on disk are the old set or the new one, whole, never a mix, whenever a kill comes; a name the new set lacks
+  dangles (reads as absent) and is removed. The version just replaced is kept until the next publish, so a
+  reader that resolves ``current`` once (``os.path.realpath``) reads one whole set even while a new one lands.
+  Publishing takes a lock (``flock``, released when its holder dies) on ``.A.versions/lock``.
 
 POSIX only (symlinks, ``flock``, directory fsync)."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import glob
 import hashlib
 import os
@@ -27,7 +31,16 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+def _host() -> str:
+    """This machine and PID namespace (containers that share a host name do not share process ids)."""
+    where = socket.gethostname()
+    with contextlib.suppress(OSError):
+        where += f"/{os.stat('/proc/self/ns/pid').st_ino}"
+    return hashlib.sha256(where.encode()).hexdigest()[:8]
+
+
+HOST = _host()
 _OWNED = re.compile(r"([0-9a-f]{8})-(\d+)-[0-9a-f]{8}")  # host-pid-token, in every staging name
 
 
@@ -92,37 +105,67 @@ def staged(path: Path) -> Iterator[Path]:
 
 @contextmanager
 def staged_folder(path: Path, *, keep_existing: bool = False) -> Iterator[Path]:
-    """A new staging folder beside ``path`` to write a whole folder in (a model, an adapter); renamed onto
-    ``path`` when the block ends, removed if it raises. A folder already at ``path`` is replaced only then (moved
-    aside, the new one renamed in, the old one removed), or with ``keep_existing`` kept (a cache another writer
-    filled first). Staging folders of ``path`` left by dead writers are removed first."""
+    """A new staging folder beside ``path`` to write a whole folder in (a model, an adapter); put in place of
+    ``path`` when the block ends, removed if it raises. A folder already at ``path`` is replaced in one atomic
+    exchange (Linux ``renameat2``; elsewhere it is moved aside first, and a writer killed in between leaves it
+    as ``.NAME.<owner>.old``, which the next writer puts back), or with ``keep_existing`` kept (a cache another
+    writer filled first). Staging folders of ``path`` left by dead writers are removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_dead(path.parent, f".{path.name}.", ".partial")
+    for old in _dead(path.parent, f".{path.name}.", ".old"):  # moved aside by a writer killed before its rename
+        if path.exists():
+            _remove(old)
+        else:
+            os.rename(old, path)
     stage = path.with_name(f".{path.name}.{_tag()}.partial")
     stage.mkdir()
     try:
         yield stage
         _sync_tree(stage)
-        if path.exists() and keep_existing:
-            return
-        if path.exists():
-            old = path.with_name(f".{path.name}.{_tag()}.partial")
-            os.rename(path, old)
-            os.rename(stage, path)
-            _remove(old)
-        else:
-            os.rename(stage, path)
+        try:
+            if not path.exists():
+                os.rename(stage, path)
+            elif not keep_existing and not _exchange(stage, path):
+                old = path.with_name(f".{path.name}.{_tag()}.old")
+                os.rename(path, old)
+                os.rename(stage, path)
+                _remove(old)
+        except OSError as err:  # another writer put its folder there first
+            if not (keep_existing and err.errno in (errno.EEXIST, errno.ENOTEMPTY)):
+                raise
         _fsync(path.parent)
     finally:
-        _remove(stage)
+        _remove(stage)  # after an exchange: the previous folder
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap ``a`` and ``b`` in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where that is not available."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_cwd, exchange = -100, 2
+    if renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # not this kernel or file system
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _dead(folder: Path, prefix: str, suffix: str) -> list[Path]:
+    """The ``prefix<host-pid-token>suffix`` entries of ``folder`` whose writer is dead."""
+    pattern = re.compile(rf"{re.escape(prefix)}{_OWNED.pattern}{re.escape(suffix)}")
+    return [p for p in folder.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}")
+            if pattern.fullmatch(p.name) and not owner_alive(p.name)]
 
 
 def _remove_dead(folder: Path, prefix: str, suffix: str) -> None:
     """Remove ``prefix<host-pid-token>suffix`` entries of ``folder`` whose writer is dead."""
-    pattern = re.compile(rf"{re.escape(prefix)}{_OWNED.pattern}{re.escape(suffix)}")
-    for leftover in folder.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
-        if pattern.fullmatch(leftover.name) and not owner_alive(leftover.name):
-            _remove(leftover)
+    for leftover in _dead(folder, prefix, suffix):
+        _remove(leftover)
 
 
 def publish_text(path: Path, text: str) -> Path:
@@ -154,6 +197,7 @@ def publishing(anchor: Path, *, names: Iterable[str] = ()) -> Iterator[Path]:
         _sync_tree(stage)
         with _locked(store):
             _adopt(store, anchor.parent, {*entries, *names})
+            previous = os.readlink(store / "current") if (store / "current").is_symlink() else None
             version = store / f"v-{secrets.token_hex(8)}"
             os.rename(stage, version)
             for name in entries:  # new names dangle until current moves: a reader sees them absent, as before
@@ -161,7 +205,7 @@ def publishing(anchor: Path, *, names: Iterable[str] = ()) -> Iterator[Path]:
             _link(store / "current", version.name)  # the one step that publishes the whole set
             _fsync(store)
             _fsync(anchor.parent)
-            _tidy(store, anchor.parent)
+            _tidy(store, anchor.parent, keep=previous)
     finally:
         _remove(stage)
 
@@ -214,11 +258,12 @@ def _adopt(store: Path, parent: Path, names: set[str]) -> None:
         _link(old, f"{store.name}/current/{name}")
 
 
-def _tidy(store: Path, parent: Path) -> None:
-    """Remove superseded versions, dead writers' staging and links, and names of this set that now dangle."""
+def _tidy(store: Path, parent: Path, *, keep: str | None) -> None:
+    """Remove superseded versions but ``keep`` (the one just replaced, which a reader may still be reading), dead
+    writers' staging and links, and names of this set that now dangle."""
     current = os.readlink(store / "current")
     for entry in store.iterdir():
-        if entry.name in ("current", "lock", current):
+        if entry.name in ("current", "lock", current, keep):
             continue
         if entry.name.startswith("v-") or not owner_alive(entry.name):
             _remove(entry)

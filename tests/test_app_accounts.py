@@ -127,6 +127,26 @@ def test_per_client_back_off_on_failed_logins(served):
     assert login_status(url, "nobody", "guess", client="10.3.0.1") == 429
 
 
+def test_one_client_cannot_queue_more_than_a_few_logins_at_once(served):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from curate.apps.sessions import FREE_FAILURES, IN_FLIGHT_PER_CLIENT
+
+    url, _ = served
+    attempts = FREE_FAILURES - 1  # below the back-off: only the in-flight cap can refuse them
+    start = threading.Barrier(attempts)
+
+    def attempt(_: int) -> int:
+        start.wait()
+        return login_status(url, "nobody", "guess", client="10.5.0.1")
+
+    with ThreadPoolExecutor(attempts) as pool:
+        statuses = list(pool.map(attempt, range(attempts)))
+    assert set(statuses) <= {400, 429} and statuses.count(429) >= 1, statuses  # a flood queues no more than
+    assert statuses.count(400) >= 1 and attempts > IN_FLIGHT_PER_CLIENT  # IN_FLIGHT_PER_CLIENT password checks
+    assert login_status(url, "dave", "dave-password", client="10.5.0.2") == 200
+
+
 def test_forty_parallel_logins_do_not_starve_a_logged_in_annotator(annotation_base, tmp_path):
     root = tmp_path / "proj"
     shutil.copytree(annotation_base, root)
@@ -224,9 +244,10 @@ def test_a_password_in_the_database_url_is_refused_and_never_shown(cli, tmp_path
     with pytest.raises(Exception) as refused:
         init_project(tmp_path / "q", db_url="mysql://curate:s3cret-pw@db/curate")
     assert "s3cret-pw" not in str(refused.value)
-    for unreadable in ("postgresql://curate:s3cret-pw@db:port/curate", "not a url curate:s3cret-pw@db"):
+    for unreadable in ("postgresql://curate:s3cret-pw@db:port/curate", "not a url curate:s3cret-pw@db",
+                       "postgresql://curate@db/curate?password=s3cret-pw", "postgresql://curate:s3c@ret-pw@db/c"):
         code, _, err = cli("init", tmp_path / "r", "--db", unreadable)
-        assert code == 1 and "s3cret-pw" not in err and not (tmp_path / "r").exists()
+        assert code == 1 and "s3cret-pw" not in err and "ret-pw" not in err and not (tmp_path / "r").exists()
 
 
 @pytest.fixture(scope="module")
@@ -288,3 +309,7 @@ def test_the_database_password_comes_from_the_environment_or_pgpass(scram_server
     monkeypatch.setenv("CURATE_DATABASE_URL", scram_server.replace("curate@", "curate:wrong-pw@"))
     code, _, err = cli("status", "--project", tmp_path / "p")
     assert code == 1 and "password authentication failed" in err and "wrong-pw" not in err
+    monkeypatch.setenv("CURATE_DATABASE_URL", scram_server.replace("curate@", "curate:curate-db-pw@")
+                       .replace("127.0.0.1", "localhost"))  # the same server by another name: not used, and said so
+    code, _, err = cli("status", "--project", tmp_path / "p")
+    assert code == 1 and "is set but names another" in err and "curate-db-pw" not in err

@@ -256,7 +256,7 @@ def test_an_export_replaces_the_previous_set_whole_and_a_failed_one_changes_noth
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(files, "_write_file" if name != "folder" else "_save_datasets", fail)
-    with pytest.raises(OSError):
+    with pytest.raises(CurateError, match=r"cannot write the export \(No space left on device\); nothing was changed"):
         write_export(rows("two"), tmp_path / name)
     assert seen() == before and not list(tmp_path.glob(".*.versions/partial-*"))
     monkeypatch.undo()
@@ -264,3 +264,19 @@ def test_an_export_replaces_the_previous_set_whole_and_a_failed_one_changes_noth
     after = seen()
     assert b" three train" in b"".join(after.values()) and not [p for p in after if "calibration" in p]
     assert all(not p.name.startswith(".") or p.name.endswith(".versions") for p in tmp_path.iterdir())
+
+
+def test_an_export_never_replaces_a_folder_that_is_not_one(tmp_path):
+    from curate.export import write_export
+
+    rows = {"train": [{"prompt": "p", "chosen": " c", "rejected": " r"}]}
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "thesis.tex").write_text("mine")
+    (tmp_path / "x.jsonl").mkdir()
+    for out, why in (("data", "is not a `datasets` export"), ("x.jsonl", "a folder, not a file")):
+        with pytest.raises(CurateError, match=why):
+            write_export(rows, tmp_path / out)
+    assert (tmp_path / "data" / "thesis.tex").read_text() == "mine"
+    write_export(rows, tmp_path / "empty")  # a new name, then the same export again: replaced
+    write_export(rows, tmp_path / "empty")
+    assert (tmp_path / "empty" / "dataset_dict.json").exists()

@@ -38,7 +38,11 @@ def test_a_set_is_published_whole_and_a_smaller_set_leaves_no_stale_name(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == [".x.jsonl.versions", "x.jsonl", "x.test.jsonl"]
     store = versions_folder(anchor)
     assert sorted(p.name for p in store.iterdir() if not p.name.startswith("v-")) == ["current", "lock"]
-    assert len(list(store.glob("v-*"))) == 1  # the superseded version is gone
+    current = os.readlink(store / "current")
+    kept = sorted(p.name for p in store.glob("v-*") if p.name != current)
+    assert len(kept) == 1 and (store / kept[0] / "x.jsonl").read_text() == "train 1"  # the one just replaced stays
+    write_set(anchor, {"x.jsonl": "train 3"})
+    assert sorted(p.name for p in store.glob("v-*")) == sorted([current, os.readlink(store / "current")])
 
 
 def test_a_failure_midway_keeps_the_old_set_and_leaves_nothing(tmp_path):
@@ -59,7 +63,7 @@ def test_a_folder_is_replaced_by_one_swap(tmp_path):
             (stage / "data" / "train").mkdir(parents=True)
             (stage / "data" / "train" / "rows.arrow").write_text(f"rows {n}")
         assert (anchor / "train" / "rows.arrow").read_text() == f"rows {n}" and anchor.is_symlink()
-    assert len(list(versions_folder(anchor).glob("v-*"))) == 1
+    assert len(list(versions_folder(anchor).glob("v-*"))) == 2  # this one and the one it replaced
 
 
 def test_files_and_folders_written_before_this_layout_are_replaced(tmp_path):
@@ -95,7 +99,7 @@ def test_dead_writers_leftovers_are_removed_and_a_live_writers_staging_is_kept(t
         write_set(anchor, {"x.jsonl": "two"})
         left = sorted(p.name for p in store.iterdir() if not p.name.startswith("v-"))
         assert left == ["current", "lock", f"partial-0000beef-{dead}-0badf00d", f"partial-{HOST}-{live.pid}-0badf00d"]
-        assert len(list(store.glob("v-*"))) == 1 and visible(tmp_path) == {"x.jsonl": "two"}
+        assert len(list(store.glob("v-*"))) == 2 and visible(tmp_path) == {"x.jsonl": "two"}  # and "one"
         assert not list(tmp_path.glob(".x.jsonl.*.link"))
         publish_text(tmp_path / "m.json", "{}")  # a single file's dead temporaries go the same way
         assert sorted(p.name for p in tmp_path.glob(".m.*")) == []
@@ -136,3 +140,15 @@ def test_a_folder_is_staged_whole_replaced_only_when_complete_and_dead_stagings_
         (stage / "weights").write_text("three")
     assert (target / "weights").read_text() == "two"
     assert sorted(p.name for p in tmp_path.iterdir()) == [f".adapter.0000beef-{dead}-0badf00d.partial", "adapter"]
+
+
+def test_a_folder_moved_aside_by_a_killed_writer_is_put_back_never_removed(tmp_path):
+    target = tmp_path / "adapter"
+    dead = dead_pid()
+    aside = tmp_path / f".adapter.{HOST}-{dead}-0badf00d.old"  # killed between moving the old one aside and the rename
+    aside.mkdir()
+    (aside / "weights").write_text("old")
+    with pytest.raises(RuntimeError), staged_folder(target) as stage:
+        (stage / "weights").write_text("half")
+        raise RuntimeError("killed again")
+    assert (target / "weights").read_text() == "old" and not aside.exists()

@@ -331,9 +331,9 @@ def test_a_round_without_its_manifest_is_flagged_and_rewritten_from_the_store(cl
 
     assert problems() == [{"round": 1, "problem": "missing"}, {"round": 2, "problem": "incomplete"}]
     code, out, _ = cli("status", "--project", root)
-    assert "round 1: rounds/0001/manifest.json is missing (curate round repair 1 rewrites it from the store)" in out
+    assert "round 1: rounds/0001/manifest.json: missing (curate round repair 1 rewrites it from the store)" in out
     code, out, err = cli("round", "repair", "1", "--project", root)
-    assert code == 0 and "rewritten from the store (it was missing)" in out, err
+    assert code == 0 and "rewritten from the store (missing)" in out, err
     assert paths[0].read_bytes() == written[0]
     # the next select repairs the rest before it proceeds, and says so
     code, out, err = cli("select", "--project", root, "-n", "5", "--strategy", "random", "--seed", "3", "--json")
@@ -352,3 +352,6 @@ def test_a_round_without_its_manifest_is_flagged_and_rewritten_from_the_store(cl
     assert out.strip() == "every round's manifest matches the store"
     code, _, err = cli("round", "repair", "9", "--project", root)
     assert code == 1 and "there is no round 9" in err and len(err.strip().splitlines()) == 1
+    paths[0].unlink()
+    paths[0].mkdir()  # not a file at all: reported, not a traceback
+    assert problems() == [{"round": 1, "problem": "unreadable (Is a directory)"}]

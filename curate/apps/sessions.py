@@ -25,6 +25,7 @@ FREE_FAILURES = 10  # failed logins one client may make in a window before it mu
 WINDOW_S = 15 * 60.0  # a client's failures are forgotten this long after its last one
 MAX_WAIT_S = 15 * 60.0  # the longest wait the back-off imposes
 CONCURRENT_CHECKS = 1  # argon2 verifications at once (each takes a core for ~50 ms)
+IN_FLIGHT_PER_CLIENT = 4  # logins one client address may have waiting for their check at once
 
 _verified: ContextVar[tuple[str, int] | None] = ContextVar("curate_verified_login", default=None)
 
@@ -85,7 +86,22 @@ class LoginBackoff:
     the password until then."""
 
     clients: dict[str, _Client] = field(default_factory=dict)
+    in_flight: dict[str, int] = field(default_factory=dict)
     lock: Lock = field(default_factory=Lock)
+
+    def start(self, client: str) -> bool:
+        """Count a login attempt of ``client`` as under way; False (refuse it) when it has too many already."""
+        with self.lock:
+            if self.in_flight.get(client, 0) >= IN_FLIGHT_PER_CLIENT:
+                return False
+            self.in_flight[client] = self.in_flight.get(client, 0) + 1
+            return True
+
+    def done(self, client: str) -> None:
+        with self.lock:
+            left = self.in_flight.pop(client, 1) - 1
+            if left:
+                self.in_flight[client] = left
 
     def wait(self, client: str, now: float) -> float:
         """Seconds ``client`` must wait before its next login attempt (0: it may try now)."""
@@ -112,8 +128,9 @@ class LoginBackoff:
 
 
 class LoginGuard:
-    """ASGI middleware in front of Gradio's ``POST /login``: a client in back-off gets 429 (with Retry-After)
-    before any password is checked; a 400 answer (wrong credentials) counts as a failure of its client."""
+    """ASGI middleware in front of Gradio's ``POST /login``: a client in back-off, or with
+    ``IN_FLIGHT_PER_CLIENT`` logins already waiting for their check, gets 429 (with Retry-After) before any password
+    is checked; a 400 answer (wrong credentials) counts as a failure of its client."""
 
     def __init__(self, app: Any, backoff: LoginBackoff) -> None:
         self.app = app
@@ -125,8 +142,8 @@ class LoginGuard:
             return
         client = (scope.get("client") or ("unknown",))[0]
         wait = self.backoff.wait(client, time.monotonic())
-        if wait > 0:
-            await _too_many(send, wait)
+        if wait > 0 or not self.backoff.start(client):  # in back-off, or too many of its logins waiting already
+            await _too_many(send, max(wait, 1.0))
             return
 
         async def noted(message: dict[str, Any]) -> None:
@@ -134,7 +151,10 @@ class LoginGuard:
                 self.backoff.failed(client, time.monotonic())
             await send(message)
 
-        await self.app(scope, receive, noted)
+        try:
+            await self.app(scope, receive, noted)
+        finally:
+            self.backoff.done(client)
 
 
 async def _too_many(send: Any, wait: float) -> None:

@@ -35,5 +35,5 @@ def status(project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> No
 
     out.print(status_table(summary))
     for problem in summary["manifest_problems"]:
-        out.print(f"[yellow]round {problem['round']}: rounds/{problem['round']:04d}/manifest.json is "
+        out.print(f"[yellow]round {problem['round']}: rounds/{problem['round']:04d}/manifest.json: "
                   f"{problem['problem']}[/] (curate round repair {problem['round']} rewrites it from the store)")

@@ -152,7 +152,7 @@ def round_repair(number: Annotated[int | None, typer.Argument(help="Round number
     if not repaired:
         out.print("every round's manifest matches the store")
     for n, why in repaired.items():
-        out.print(f"round {n}: {paths[n]} rewritten from the store (it was {why})")
+        out.print(f"round {n}: {paths[n]} rewritten from the store ({'it matched already' if why == 'ok' else why})")
 
 
 def _set_round(project_dir: Path, number: int, status: str) -> None:

@@ -74,16 +74,31 @@ def write_export(rows: dict[str, list[dict[str, Any]]], out: Path) -> dict[str, 
     kind = {".jsonl": "jsonl", ".parquet": "parquet"}.get(out.suffix, "datasets")
     targets = {s: out if s == "train" or kind == "datasets" else out.with_name(f"{out.stem}.{s}{out.suffix}")
                for s in rows}
+    _check_replaceable(out, kind)
     stale = [] if kind == "datasets" else [out.with_name(f"{out.stem}.{s}{out.suffix}").name for s in SPLITS[1:]]
-    with publishing(out, names=stale) as stage:  # split files an earlier export of this name had go with it
-        if kind == "datasets":
-            _save_datasets(rows, stage / out.name)
-        else:
-            for s, path in targets.items():
-                _write_file(rows[s], stage / path.name, kind)
-        digests = {s: _digest(stage / targets[s].name, s if kind == "datasets" else None) for s in rows}
+    try:
+        with publishing(out, names=stale) as stage:  # split files an earlier export of this name had go with it
+            if kind == "datasets":
+                _save_datasets(rows, stage / out.name)
+            else:
+                for s, path in targets.items():
+                    _write_file(rows[s], stage / path.name, kind)
+            digests = {s: _digest(stage / targets[s].name, s if kind == "datasets" else None) for s in rows}
+    except OSError as err:  # a full disk, a read-only folder: the previous export stays as it was
+        raise CurateError(f"{out}: cannot write the export ({err.strerror or err}); nothing was changed") from None
     return {s: {"path": str(targets[s]) + (f" [{s}]" if kind == "datasets" else ""), "rows": len(r),
                 "sha256": digests[s]} for s, r in rows.items()}
+
+
+def _check_replaceable(out: Path, kind: str) -> None:
+    """Refuse to replace what is not an export: a folder of other files, or a folder where a file goes."""
+    if out.is_symlink() or not out.exists():
+        return
+    if kind != "datasets" and out.is_dir():
+        raise CurateError(f"{out}: a folder, not a file; choose another --out")
+    if kind == "datasets" and (not out.is_dir() or (any(out.iterdir()) and not (out / "dataset_dict.json").exists())):
+        raise CurateError(f"{out}: exists and is not a `datasets` export; choose another --out (a name without "
+                          ".jsonl or .parquet is saved as a `datasets` folder)")
 
 
 def _save_datasets(rows: dict[str, list[dict[str, Any]]], path: Path) -> None:

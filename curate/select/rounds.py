@@ -245,7 +245,7 @@ def write_manifest(project: Project, number: int, manifest: dict[str, Any]) -> P
 
 def manifest_problems(project: Project) -> dict[int, str]:
     """Rounds in the store whose manifest is ``missing`` (a kill between storing the round and writing it),
-    ``incomplete`` (not JSON) or ``differs from the store`` (edited): round number -> which."""
+    ``incomplete`` (not JSON), ``differs from the store`` (edited) or ``unreadable``: round number -> which."""
     from curate.store import reports
 
     with project.store.read() as conn:
@@ -256,6 +256,9 @@ def manifest_problems(project: Project) -> dict[int, str]:
             text = manifest_path(project, round_.number).read_text(encoding="utf-8")
         except FileNotFoundError:
             problems[round_.number] = "missing"
+            continue
+        except (IsADirectoryError, PermissionError) as err:
+            problems[round_.number] = f"unreadable ({err.strerror})"
             continue
         except UnicodeDecodeError:
             text = ""

@@ -62,7 +62,8 @@ def resolve_url(url: str, root: Path) -> str:
 
 def has_password(url: str) -> bool:
     """Whether database ``url`` holds a password."""
-    return _parse(url).password is not None
+    parsed = _parse(url)
+    return parsed.password is not None or "password" in parsed.query
 
 
 def sqlite_file(url: str) -> str | None:
@@ -71,11 +72,15 @@ def sqlite_file(url: str) -> str | None:
 
 
 def redact(url: str) -> str:
-    """``url`` with its password masked (also when it cannot be parsed)."""
+    """``url`` with its password masked, in the user part or the query (also when it cannot be parsed)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        if "password" in parsed.query:
+            parsed = parsed.update_query_dict({"password": "xxx"})
+        return parsed.render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
-        return re.sub(r"(?<=:)[^:/@\s]+(?=@)", "***", url)  # user:password@host
+        masked = re.sub(r"(?i)(password=)[^&\s]*", r"\1xxx", url)
+        return re.sub(r"((?:://)?[^\s:/@]*:)\S*@" if "://" not in url else r"(://[^\s:/@]*:)\S*@", r"\1***@", masked)
 
 
 def _parse(url: str) -> Any:
@@ -149,7 +154,10 @@ def _closed_on_error(store: Store, verb: str) -> Iterator[None]:
         store.close()
         reason = _first_line(err)
         if "password" in reason:
-            reason += f" (curate reads the password from $PGPASSWORD, ~/.pgpass or ${DATABASE_URL_ENV})"
+            given = os.environ.get(DATABASE_URL_ENV)
+            unused = f"; ${DATABASE_URL_ENV} is set but names another user, server or database: {redact(given)}" \
+                if given and make_url(store.url).password is None else ""
+            reason += f" (curate reads the password from $PGPASSWORD, ~/.pgpass or ${DATABASE_URL_ENV}{unused})"
         raise ProjectError(f"cannot {verb} the database at {redact(store.url)}: {reason}") from None
     except BaseException:
         store.close()
