@@ -53,6 +53,14 @@ class Project:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def exposed_files(self) -> list[str]:
+        """The project's private files (the config, the SQLite database with its password hashes) that others may
+        read: projects made before curate created them 0600."""
+        db = sqlite_file(self.store.url)
+        names = [CONFIG_FILE, *([f"{db}{s}" for s in ("", "-wal", "-shm")] if db else [])]
+        return [str(Path(n).name) for n in names
+                if (self.root / n).exists() and (self.root / n).stat().st_mode & 0o077]
+
 
 def init_project(directory: Path | str, *, db_url: str | None = None) -> Project:
     """Create a project in ``directory`` (which may exist but must not hold a project). The folders it creates

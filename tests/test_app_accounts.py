@@ -5,6 +5,7 @@ readable by their owner only."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -235,6 +236,19 @@ def test_project_files_are_the_owners_only(tmp_path):
             assert mode(root / name) == 0o600, name
     set_config(root, "annotate", overlap=2)  # rewriting the config keeps it private
     assert mode(root / "curate.toml") == 0o600
+
+
+def test_status_names_private_files_an_older_project_left_readable(cli, tmp_path):
+    init_project(tmp_path / "p").close()
+    assert json.loads(cli("status", "--json", "--project", tmp_path / "p")[1])["exposed_files"] == []
+    for name in ("curate.toml", "curate.db"):
+        (tmp_path / "p" / name).chmod(0o644)  # as an older curate made them
+    code, out, _ = cli("status", "--json", "--project", tmp_path / "p")
+    exposed = json.loads(out)["exposed_files"]  # SQLite gives the -wal and -shm files the database's mode
+    assert code == 0 and exposed[:2] == ["curate.toml", "curate.db"] and set(exposed[2:]) <= {"curate.db-wal",
+                                                                                              "curate.db-shm"}
+    code, out, _ = cli("status", "--project", tmp_path / "p")
+    assert "readable by others" in out and "chmod 600 curate.toml curate.db" in out
 
 
 def test_a_password_in_the_database_url_is_refused_and_never_shown(cli, tmp_path):

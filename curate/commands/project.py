@@ -34,6 +34,10 @@ def status(project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> No
     from curate.commands.views import status_table
 
     out.print(status_table(summary))
+    if summary["exposed_files"]:
+        names = " ".join(summary["exposed_files"])
+        out.print(f"[yellow]{names}: readable by others (the database holds password hashes)[/] "
+                  f"(chmod 600 {names} in {summary['root']})")
     for problem in summary["manifest_problems"]:
         out.print(f"[yellow]round {problem['round']}: rounds/{problem['round']:04d}/manifest.json: "
                   f"{problem['problem']}[/] (curate round repair {problem['round']} rewrites it from the store)")

@@ -15,7 +15,8 @@ from curate.store import SCHEMA_VERSION, Connection, judgments, redact, reports
 
 def project_status(project: Project) -> dict[str, Any]:
     """Counts of everything in the project, under stable keys (``records``, ``pairs``, ``judgments``, ``rounds``),
-    and ``manifest_problems``: rounds in the store whose ``rounds/NNNN/manifest.json`` is missing or wrong."""
+    ``manifest_problems``: rounds in the store whose ``rounds/NNNN/manifest.json`` is missing or wrong, and
+    ``exposed_files``: private project files others may read."""
     manifests = [{"round": n, "problem": why} for n, why in sorted(manifest_problems(project).items())]
     with project.store.read() as conn:
         def count(of: str) -> int:
@@ -44,6 +45,7 @@ def project_status(project: Project) -> dict[str, Any]:
             "annotation": _annotation(conn, project.config.annotate.overlap),
             "scores": score_status(project),
             "manifest_problems": manifests,
+            "exposed_files": project.exposed_files(),
             **_lineage(conn),
         }
 
