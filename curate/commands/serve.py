@@ -74,43 +74,34 @@ def user_list(project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) ->
 @user_app.command("unlock")
 def user_unlock(name: Annotated[str, typer.Argument()], project_dir: ProjectDir = Path(".")) -> None:
     """Lift a lock-out after too many wrong passwords."""
-    from curate.annotate.users import unlock_user
-    from curate.project import open_project
-
-    with open_project(project_dir) as project:
-        unlock_user(project.store, name)
-    out.print(f"unlocked {name}")
+    _change_account(project_dir, name, "unlock_user", f"unlocked {name}")
 
 
 @user_app.command("disable")
 def user_disable(name: Annotated[str, typer.Argument()], project_dir: ProjectDir = Path(".")) -> None:
     """Refuse a user's logins and end their open sessions at once (curate user enable undoes it)."""
-    from curate.annotate.users import disable_user
-    from curate.project import open_project
-
-    with open_project(project_dir) as project:
-        disable_user(project.store, name)
-    out.print(f"disabled {name}; their open sessions are refused from their next call")
+    _change_account(project_dir, name, "disable_user", f"disabled {name}; their open sessions are refused from "
+                    "their next call")
 
 
 @user_app.command("enable")
 def user_enable(name: Annotated[str, typer.Argument()], project_dir: ProjectDir = Path(".")) -> None:
     """Let a disabled user log in again."""
-    from curate.annotate.users import enable_user
-    from curate.project import open_project
-
-    with open_project(project_dir) as project:
-        enable_user(project.store, name)
-    out.print(f"enabled {name}")
+    _change_account(project_dir, name, "enable_user", f"enabled {name}")
 
 
 @user_app.command("remove")
 def user_remove(name: Annotated[str, typer.Argument()], project_dir: ProjectDir = Path(".")) -> None:
     """Remove a user's account for good: their password is deleted and their sessions end. The judgments,
     rewrites and decisions they gave stay, under their name (which cannot be given to a new account)."""
-    from curate.annotate.users import remove_user
+    _change_account(project_dir, name, "remove_user", f"removed {name}; their judgments stay in the project")
+
+
+def _change_account(project_dir: Path, name: str, change: str, done: str) -> None:
+    """Apply ``curate.annotate.users.<change>`` to account ``name`` and say ``done``."""
+    from curate.annotate import users
     from curate.project import open_project
 
     with open_project(project_dir) as project:
-        remove_user(project.store, name)
-    out.print(f"removed {name}; their judgments stay in the project")
+        getattr(users, change)(project.store, name)
+    out.print(done)
