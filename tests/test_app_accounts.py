@@ -128,24 +128,31 @@ def test_per_client_back_off_on_failed_logins(served):
     assert login_status(url, "nobody", "guess", client="10.3.0.1") == 429
 
 
-def test_one_client_cannot_queue_more_than_a_few_logins_at_once(served):
+def test_one_address_takes_turns_a_team_behind_it_gets_in_and_a_flood_is_held_back(served):
     from concurrent.futures import ThreadPoolExecutor
 
-    from curate.apps.sessions import FREE_FAILURES, IN_FLIGHT_PER_CLIENT
+    from curate.apps.sessions import CHECKS_PER_CLIENT, FREE_FAILURES, QUEUED_PER_CLIENT
 
     url, _ = served
-    attempts = FREE_FAILURES - 1  # below the back-off: only the in-flight cap can refuse them
-    start = threading.Barrier(attempts)
 
-    def attempt(_: int) -> int:
-        start.wait()
-        return login_status(url, "nobody", "guess", client="10.5.0.1")
+    def at_once(logins: list[tuple[str, str]], client: str) -> list[int]:
+        start = threading.Barrier(len(logins))
 
-    with ThreadPoolExecutor(attempts) as pool:
-        statuses = list(pool.map(attempt, range(attempts)))
-    assert set(statuses) <= {400, 429} and statuses.count(429) >= 1, statuses  # a flood queues no more than
-    assert statuses.count(400) >= 1 and attempts > IN_FLIGHT_PER_CLIENT  # IN_FLIGHT_PER_CLIENT password checks
-    assert login_status(url, "dave", "dave-password", client="10.5.0.2") == 200
+        def attempt(login: tuple[str, str]) -> int:
+            start.wait()
+            return login_status(url, *login, client=client)
+
+        with ThreadPoolExecutor(len(logins)) as pool:
+            return list(pool.map(attempt, logins))
+
+    team = [(name, password) for name, (_, password) in APP_USERS.items()] * 2  # behind one proxy, at once
+    assert at_once(team, "10.5.0.1") == [200] * len(team)
+    flood = 40
+    statuses = at_once([("nobody", "guess")] * flood, "10.5.0.2")
+    assert set(statuses) == {400, 429} and flood > QUEUED_PER_CLIENT, statuses
+    # checked in turns: once the back-off starts, the logins still waiting are refused unchecked
+    assert statuses.count(400) <= FREE_FAILURES + CHECKS_PER_CLIENT - 1, statuses
+    assert login_status(url, "dave", "dave-password", client="10.5.0.3") == 200
 
 
 def test_forty_parallel_logins_do_not_starve_a_logged_in_annotator(annotation_base, tmp_path):

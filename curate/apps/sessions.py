@@ -25,7 +25,8 @@ FREE_FAILURES = 10  # failed logins one client may make in a window before it mu
 WINDOW_S = 15 * 60.0  # a client's failures are forgotten this long after its last one
 MAX_WAIT_S = 15 * 60.0  # the longest wait the back-off imposes
 CONCURRENT_CHECKS = 1  # argon2 verifications at once (each takes a core for ~50 ms)
-IN_FLIGHT_PER_CLIENT = 4  # logins one client address may have waiting for their check at once
+CHECKS_PER_CLIENT = 4  # one address's logins queued for a password check at once (the rest wait behind them)
+QUEUED_PER_CLIENT = 32  # one address's logins under way at once; more are refused
 
 _verified: ContextVar[tuple[str, int] | None] = ContextVar("curate_verified_login", default=None)
 
@@ -87,12 +88,13 @@ class LoginBackoff:
 
     clients: dict[str, _Client] = field(default_factory=dict)
     in_flight: dict[str, int] = field(default_factory=dict)
+    turns: dict[str, anyio.Semaphore] = field(default_factory=dict)
     lock: Lock = field(default_factory=Lock)
 
     def start(self, client: str) -> bool:
-        """Count a login attempt of ``client`` as under way; False (refuse it) when it has too many already."""
+        """Count a login of ``client`` as under way; False (refuse it) when it has too many already."""
         with self.lock:
-            if self.in_flight.get(client, 0) >= IN_FLIGHT_PER_CLIENT:
+            if self.in_flight.get(client, 0) >= QUEUED_PER_CLIENT:
                 return False
             self.in_flight[client] = self.in_flight.get(client, 0) + 1
             return True
@@ -102,6 +104,14 @@ class LoginBackoff:
             left = self.in_flight.pop(client, 1) - 1
             if left:
                 self.in_flight[client] = left
+            else:
+                self.turns.pop(client, None)
+
+    def turn(self, client: str) -> anyio.Semaphore:
+        """What ``client``'s logins take turns on, ``CHECKS_PER_CLIENT`` at a time, so that one address cannot
+        queue more password checks than that ahead of everyone else's."""
+        with self.lock:
+            return self.turns.setdefault(client, anyio.Semaphore(CHECKS_PER_CLIENT))
 
     def wait(self, client: str, now: float) -> float:
         """Seconds ``client`` must wait before its next login attempt (0: it may try now)."""
@@ -128,9 +138,10 @@ class LoginBackoff:
 
 
 class LoginGuard:
-    """ASGI middleware in front of Gradio's ``POST /login``: a client in back-off, or with
-    ``IN_FLIGHT_PER_CLIENT`` logins already waiting for their check, gets 429 (with Retry-After) before any password
-    is checked; a 400 answer (wrong credentials) counts as a failure of its client."""
+    """ASGI middleware in front of Gradio's ``POST /login``: one address's logins take turns, ``CHECKS_PER_CLIENT``
+    at a time (at most ``QUEUED_PER_CLIENT`` under way); a client in back-off gets 429 (with Retry-After) before
+    any password is checked, also when it entered the back-off while this login waited for its turn. A 400 answer
+    (wrong credentials) counts as a failure of its client."""
 
     def __init__(self, app: Any, backoff: LoginBackoff) -> None:
         self.app = app
@@ -141,9 +152,8 @@ class LoginGuard:
             await self.app(scope, receive, send)
             return
         client = (scope.get("client") or ("unknown",))[0]
-        wait = self.backoff.wait(client, time.monotonic())
-        if wait > 0 or not self.backoff.start(client):  # in back-off, or too many of its logins waiting already
-            await _too_many(send, max(wait, 1.0))
+        if not self.backoff.start(client):  # too many of its logins under way already
+            await _too_many(send, 1.0)
             return
 
         async def noted(message: dict[str, Any]) -> None:
@@ -152,7 +162,12 @@ class LoginGuard:
             await send(message)
 
         try:
-            await self.app(scope, receive, noted)
+            async with self.backoff.turn(client):
+                wait = self.backoff.wait(client, time.monotonic())
+                if wait > 0:
+                    await _too_many(send, wait)
+                else:
+                    await self.app(scope, receive, noted)
         finally:
             self.backoff.done(client)
 
