@@ -5,6 +5,7 @@ byte-identical re-exports, and every format through its TRL trainer."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import hh_chat_file
@@ -156,15 +157,44 @@ def round_one_exports(judged_base, tmp_path_factory):
                             weights=True)["splits"]["train"]["path"] for fmt in FORMATS}
 
 
+@pytest.fixture(scope="module")
+def rank_n_exports(tmp_path_factory):
+    """A rank-N project (UltraFeedback's raw layout: four scored completions per prompt, all pairs) exported with
+    its imported labels in every format."""
+    from test_ingest_layouts import ultrafeedback_rows, write_jsonl
+
+    from curate import ingest_files, init_project, open_project
+    from curate.export import FORMATS
+
+    folder = tmp_path_factory.mktemp("rank-n")
+    init_project(folder / "proj")
+    with open_project(folder / "proj") as project:
+        ingest_files(project, [write_jsonl(folder / "uf.jsonl", ultrafeedback_rows(6))])
+        return {fmt: export(project, fmt=fmt, out=folder / f"{fmt}.jsonl", with_imported=True, lineage=True,
+                            weights=True)["splits"]["train"]["path"] for fmt in FORMATS}
+
+
+def test_a_rank_n_export_holds_the_pairs_its_scores_order(rank_n_exports):
+    """6 prompts x 6 pairs, less the one tie each (3.0 and 3.0): 30 preferences, the higher score chosen."""
+    rows = read_jsonl(Path(rank_n_exports["dpo"]))
+    assert len(rows) == 30 and {r["source"] for r in rows} == {"dataset"}
+    rank = {"Answer 1": 0, "Answer 2": 1, "Answer 3": 1, "Answer 0": 2}  # by fine-grained score
+    assert all(rank[r["chosen"].strip()[:8]] < rank[r["rejected"].strip()[:8]] for r in rows)
+    kto = read_jsonl(Path(rank_n_exports["kto"]))
+    assert {r["label"] for r in kto} == {True, False}
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("source", ["round-one", "rank-n"])
 @pytest.mark.parametrize("fmt", ["dpo", "reward", "sft", "kto"])
-def test_every_format_trains_a_step_with_its_trl_trainer(fmt, round_one_exports, tiny_models, tmp_path):
+def test_every_format_trains_a_step_with_its_trl_trainer(fmt, source, request, tiny_models, tmp_path):
     import math
 
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-    data = load_dataset("json", data_files=round_one_exports[fmt], split="train")
+    exports = request.getfixturevalue("round_one_exports" if source == "round-one" else "rank_n_exports")
+    data = load_dataset("json", data_files=exports[fmt], split="train")
     # a few rows (for KTO, of both kinds)
     data = data.sort("label").select([0, 1, len(data) - 2, len(data) - 1]) if fmt == "kto" else data.select(range(4))
     tokenizer = AutoTokenizer.from_pretrained(tiny_models["causal"])

@@ -132,7 +132,8 @@ def test_source_row_ids_keep_repeated_comparisons_apart(sqlite_project, tmp_path
 
 BAD_MAPS = [("prompt=q,a=o", None, "both a and b"), ("completion=o", None, "a prompt column is needed"),
             ("prompt=q,label=o", None, "label needs"), ("prompt", None, "is not ROLE=COLUMN"),
-            ("prompt=q,prompt=o", None, "given twice"), ("prompt=q,a=o+q,b=o", None, "only prompt and label"),
+            ("prompt=q,prompt=o", None, "given twice"),
+            ("prompt=q,a=o+q,b=o", None, "only prompt, label and score take"),
             ("prompt=q,a=o,b=o,label=o", "1=winner", "must be VALUE=ONE_OF"),
             ("prompt=q,completion=o", "1=good", "--label-values needs a label column"),
             ("prompt=q,a=o,b=o", None, "column 'o' is given to both a and b"),
@@ -151,9 +152,18 @@ LAYOUT_ROWS = {
     "ukp": {"id": "x", "topic": "t_s", "title": "T", "a1": "one", "a2": "two", "gold": "a1",
             "workers": [{"worker": "w", "value": "a2", "reason": "r"}]},
     "pandalm": {"idx": 1, "instruction": "do", "input": "", "response1": "a", "response2": "b", "annotator1": 0},
+    "arena": {"question_id": "q1", "model_a": "m1", "model_b": "m2", "winner": "tie (bothbad)", "judge": "u1",
+              "conversation_a": [USER, {"role": "assistant", "content": "4"}],
+              "conversation_b": [USER, {"role": "assistant", "content": "5"}]},
+    "ultrafeedback": {"instruction": "p", "completions": [{"model": "m1", "response": "a", "overall_score": 7},
+                                                          {"model": "m2", "response": "b", "overall_score": 3}]},
+    "ultrafeedback-binarized": {"prompt": "What is 2+2?", "score_chosen": 9.0, "score_rejected": 2.0,
+                                "chosen": [USER, {"role": "assistant", "content": "4"}],
+                                "rejected": [USER, {"role": "assistant", "content": "5"}]},
     "preference": {"prompt": "p", "chosen": "a", "rejected": "b"},
     "implicit-preference": {"chosen": "Q? yes", "rejected": "Q? no"},
     "unpaired-preference": {"prompt": "p", "completion": "c", "label": False},
+    "ranked": {"prompt": "p", "responses": ["a", "b", "c"], "ratings": [1, 3, None]},
     "prompt-completion": {"prompt": "p", "completion": "c"},
     "chat": {"messages": [USER, {"role": "assistant", "content": "4"}]},
     "prompt-only": {"prompt": "p"},
@@ -164,11 +174,16 @@ LAYOUT_ROWS = {
 def test_layout_contract(layout):
     row = LAYOUT_ROWS[layout.name]
     assert detect_layout(set(row), "f") is layout
-    assert set(layout.required_columns()) <= set(row)
+    assert set(layout.required_columns()) <= {c for names in layout.roles(set(row)).values() for c in names} <= set(row)
     parsed = layout.parse(row)
-    assert parsed.prompt.text.strip() and len(parsed.completions) in (0, 1, 2)
-    for judged in parsed.judgments:
-        assert (judged.choice in CHOICES) != (judged.label is not None)
+    assert parsed.prompt.text.strip()
+    assert all(0 <= i < j < len(parsed.completions) for i, j in parsed.pair_positions)
+    for judged in parsed.judgments:  # a choice on one of the row's pairs, or a rating of one of its completions
+        assert (judged.choice in CHOICES) != (judged.label is not None or judged.score is not None)
+        if judged.choice:
+            assert judged.pair < len(parsed.pair_positions)
+        else:
+            assert judged.completion < len(parsed.completions)
     for key in layout.required_columns():
         with pytest.raises(RowProblem, match=f"missing field '{key}'"):
             layout.parse({k: v for k, v in row.items() if k != key})
@@ -208,7 +223,7 @@ def test_csv_with_old_mac_line_ends_reads_its_rows_at_their_lines(tmp_path, monk
     monkeypatch.setattr(readers, "_CHUNK", chunk)  # a \r\n cut between two chunks is still one line end
     path = tmp_path / "mac.csv"
     path.write_bytes(b'prompt,completion\rp1,c1\rp2,"two\rlines"\r\np3,c3\r\r"p4",c4')
-    rows = list(readers.read_rows(readers.Source(path, "csv")))
+    rows = [(where, row) for where, row, _ in readers.read_rows(readers.Source(path, "csv"))]
     assert rows == [(2, {"prompt": "p1", "completion": "c1"}), (3, {"prompt": "p2", "completion": "two\rlines"}),
                     (5, {"prompt": "p3", "completion": "c3"}), (7, {"prompt": "p4", "completion": "c4"})]
 

@@ -73,15 +73,34 @@ def test_newer_schema_is_refused(project):
         open_project(project.root)
 
 
+def test_schema_6_pairs_get_empty_metadata_and_show_their_records(project, tmp_path):
+    """Schema 7 added each pair's own metadata: pairs ingested before have none of their own and show their
+    record's."""
+    from curate.ingest import ingest_files
+    from curate.store import pool
+
+    rows = [{"prompt": "Say hi.", "chosen": "Hi!", "rejected": "Go away.", "subset": "greetings"}]
+    (tmp_path / "prefs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ingest_files(project, [tmp_path / "prefs.jsonl"])
+    with project.store.write() as conn:
+        conn.execute(text("ALTER TABLE pairs DROP COLUMN meta"))
+        conn.execute(update(Meta).where(Meta.key == "schema_version").values(value="6"))
+    with open_project(project.root) as reopened, reopened.store.read() as conn:
+        assert reopened.store.schema_version(conn) == 7
+        assert conn.execute(text("SELECT meta FROM pairs")).scalars().all() in (["{}"], [{}])
+        assert list(pool.pair_meta(conn).values()) == [{"subset": "greetings"}]
+
+
 def test_schema_1_project_is_upgraded_to_the_current_schema(project):
     """The real path from the first release: schema 2 added cluster and near-duplicate tables, 3 scores,
     4 the annotation app's tables, 5 generation runs (and the run of each generated completion), 6 each
-    account's status and session generation."""
+    account's status and session generation, 7 each pair's metadata (a pair ingested before has none)."""
     from curate.annotate.users import add_user, get_user
 
     app_tables = ("submissions", "assignments", "flags", "instruction_versions")
     add_user(project.store, "alice", role="lead", password="alice-password")
     with project.store.write() as conn:
+        conn.execute(text("ALTER TABLE pairs DROP COLUMN meta"))
         for column in ("status", "session_generation"):
             conn.execute(text(f"ALTER TABLE annotators DROP COLUMN {column}"))
         if conn.dialect.name == "sqlite":  # SQLite cannot drop a foreign-key column: rebuild the table without it
@@ -97,15 +116,16 @@ def test_schema_1_project_is_upgraded_to_the_current_schema(project):
             conn.execute(text(f"DROP TABLE {name}"))
         conn.execute(update(Meta).where(Meta.key == "schema_version").values(value="1"))
     with open_project(project.root) as reopened, reopened.store.read() as conn:
-        assert reopened.store.schema_version(conn) == SCHEMA_VERSION == 6
+        assert reopened.store.schema_version(conn) == SCHEMA_VERSION == 7
         for name in ("cluster_runs", "cluster_assignments", "near_duplicates", "score_runs", "scores", *app_tables,
                      "generation_runs", "generation_prompts"):
             assert inspect(conn).has_table(name)
         assert "generation_id" in {c["name"] for c in inspect(conn).get_columns("completions")}
         assert "ix_completions_generation_id" in {i["name"] for i in inspect(conn).get_indexes("completions")}
-        assert ("schema.upgrade", {"from": 1, "to": 6}) in conn.execute(
+        assert ("schema.upgrade", {"from": 1, "to": 7}) in conn.execute(
             select(AuditEntry.action, AuditEntry.details)).all()
         assert {"status", "session_generation"} <= {c["name"] for c in inspect(conn).get_columns("annotators")}
+        assert "meta" in {c["name"] for c in inspect(conn).get_columns("pairs")}
     with open_project(project.root) as reopened:  # the account made before the upgrade is active, generation 0
         assert get_user(reopened.store, "alice", generation=0).role == "lead"
 

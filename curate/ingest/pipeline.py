@@ -16,9 +16,10 @@ from typing import Any
 from curate.errors import InputError
 from curate.files import staged
 from curate.ids import content_id, normalise_text
-from curate.ingest.layouts import Layout, Parsed, Text, detect_layout, mapped_layout
+from curate.ingest.layouts import detect_layout, mapped_layout, parse_row, used_columns, with_pair_rule
 from curate.ingest.readers import Source, detect_format, read_rows
 from curate.ingest.results import FileReport, IngestReport
+from curate.ingest.rows import Layout, Parsed, Text
 from curate.ingest.values import RowProblem
 from curate.progress import Progress, no_progress
 from curate.project import Project
@@ -34,6 +35,7 @@ class ReadFile:
     sha256: str
     rows: list[tuple[str, Parsed]] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # the first good row's
 
     def refuse_bad_rows(self, advice: str = "") -> None:
         """Raise the file's first bad row as a one-line error (``file:line: reason (advice)``), if it has one."""
@@ -44,10 +46,11 @@ class ReadFile:
 
 def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: str = "auto",
                  mapping: str | None = None, label_values: str | None = None, skip_bad: bool = False,
-                 rejects_path: Path | None = None, labels: bool = True, progress: Progress | None = None
-                 ) -> IngestReport:
+                 rejects_path: Path | None = None, labels: bool = True, pair_rule: str | None = None,
+                 progress: Progress | None = None) -> IngestReport:
     """Add the records, pairs and judgments in ``paths`` to ``project`` (``labels=False``: the texts only,
-    an unlabelled pool, e.g. to have a labelled file annotated again).
+    an unlabelled pool, e.g. to have a labelled file annotated again). ``pair_rule``: how rank-N rows become pairs
+    (``ranked.PAIR_RULES``; default all).
 
     All or nothing: a bad row anywhere raises InputError and writes nothing, unless ``skip_bad``,
     which ingests the good rows and writes the bad ones with their reasons to ``rejects_path``.
@@ -59,7 +62,7 @@ def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: 
     if rejects_path and not skip_bad:
         raise InputError("--rejects needs --skip-bad")
     progress = progress or no_progress
-    files = [read_file(Path(p), file_format, mapping, label_values, progress) for p in paths]
+    files = [read_file(Path(p), file_format, mapping, label_values, progress, pair_rule=pair_rule) for p in paths]
     problems = [f"{r['location']}: {r['reason']}" for f in files for r in f.rejects]
     if problems and not skip_bad:
         more = f" (and {len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
@@ -74,33 +77,39 @@ def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: 
 
 
 def read_file(path: Path, file_format: str, mapping: str | None, label_values: str | None,
-              progress: Progress) -> ReadFile:
+              progress: Progress, *, pair_rule: str | None = None) -> ReadFile:
     """Read and check every row of one file (nothing is written)."""
     source = detect_format(path, file_format)
     layout: Layout | None = None
     if mapping:
-        layout = mapped_layout(mapping, label_values, annotator_prefix=f"{path.name.split('.')[0]}:")
+        layout = mapped_layout(mapping, label_values, annotator_prefix=f"{path.name.split('.')[0]}:",
+                               pair_rule=pair_rule)
     parsed: list[tuple[str, Parsed]] = []
     rejects: list[dict[str, Any]] = []
-    columns_checked = False
-    for where, row in progress(read_rows(source), f"reading {path.name}", None):
+    used: set[str] | None = None
+    columns: list[str] = []
+    for where, row, split in progress(read_rows(source), f"reading {path.name}", None):
         location = f"{path}:{where}"
         if isinstance(row, RowProblem):
             rejects.append({"location": location, "reason": str(row), "row": None})
             continue
-        if not columns_checked:
-            layout = layout or detect_layout(set(row), str(path))
+        if used is None:
+            layout = layout or with_pair_rule(detect_layout(set(row), str(path)), pair_rule)
             _check_columns(layout, row, path)
-            columns_checked = True
+            used, columns = used_columns(layout, set(row)), list(row)
         try:
-            parsed.append((location, layout.parse(row)))
+            found = parse_row(layout, row, used=used)
         except RowProblem as problem:
             rejects.append({"location": location, "reason": str(problem), "row": row})
+            continue
+        found.split = split
+        parsed.append((location, found))
     if layout is None:
         if rejects:
             raise InputError(f"{rejects[0]['location']}: {rejects[0]['reason']} (no row of the file is readable)")
         raise InputError(f"{path}: the file holds no rows")
-    return ReadFile(source=source, layout=layout, sha256=_sha256(path), rows=parsed, rejects=rejects)
+    return ReadFile(source=source, layout=layout, sha256=_sha256(path), rows=parsed, rejects=rejects,
+                    columns=columns)
 
 
 def _check_columns(layout: Layout, row: dict[str, Any], path: Path) -> None:
@@ -112,7 +121,7 @@ def _check_columns(layout: Layout, row: dict[str, Any], path: Path) -> None:
 
 
 def _sha256(path: Path) -> str:
-    if path.is_dir():
+    if not path.is_file():  # a folder, or a Hub dataset id
         return ""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -121,7 +130,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-class _TextIds:
+class TextIds:
     """Content ids and stored (normalised) forms of texts, computed once per distinct text."""
 
     def __init__(self) -> None:
@@ -147,41 +156,41 @@ def known_choices(paths: Sequence[Path | str], *, file_format: str = "auto", map
     for path in paths:
         read = read_file(Path(path), file_format, mapping, label_values, no_progress)
         read.refuse_bad_rows()
-        text_id = _TextIds()
+        text_id = TextIds()
         for _, row in read.rows:
-            found = _row_ids(text_id, row)
-            if found.pair is None:
-                continue
-            pair_votes = [j for j in row.judgments if j.completion is None and j.choice is not None]
-            crowd = [j for j in pair_votes if j.source != "gold"] or pair_votes
-            choices.setdefault(found.pair, []).extend(SWAP.get(j.choice, j.choice) if found.swapped else j.choice
-                                                      for j in crowd)
+            found = row_ids(text_id, row)
+            for number, (pair, swapped) in enumerate(found.pairs):
+                pair_votes = [j for j in row.judgments if j.completion is None and j.choice is not None
+                              and j.pair == number]
+                crowd = [j for j in pair_votes if j.source != "gold"] or pair_votes
+                choices.setdefault(pair, []).extend(SWAP.get(j.choice, j.choice) if swapped else j.choice
+                                                    for j in crowd)
     return choices
 
 
 @dataclass
-class _RowIds:
+class RowIds:
     record: tuple[str, str]  # id, stored prompt
     completions: list[tuple[str, str]]  # id, stored text
-    pair: str | None  # None unless the row is a pair
-    swapped: bool  # the store's A/B order (by completion id) swaps the row's own
+    pairs: list[tuple[str, bool]]  # each pair's id; whether the store's A/B order (by completion id) swaps the row's
 
 
-def _row_ids(text_id: _TextIds, row: Parsed) -> _RowIds:
+def row_ids(text_id: TextIds, row: Parsed) -> RowIds:
     record = text_id("record", "", row.prompt)
     completions = [text_id("completion", record[0], text) for text in row.completions]
-    if not row.is_pair:
-        return _RowIds(record, completions, None, False)
-    ids = [c[0] for c in completions]
-    return _RowIds(record, completions, content_id("pair", record[0], min(ids), max(ids), row.source_key or ""),
-                   ids[1] < ids[0])
+    pairs = []
+    for i, j in row.pair_positions:
+        one, two = completions[i][0], completions[j][0]
+        pairs.append((content_id("pair", record[0], min(one, two), max(one, two), row.source_key or ""), two < one))
+    return RowIds(record, completions, pairs)
 
 
 def _write_file(conn: Connection, read: ReadFile, *, labels: bool = True) -> FileReport:
     path = read.source.path
     report = FileReport(path=str(path), file_format=read.source.file_format, layout=read.layout.name,
                         rows=len(read.rows) + len(read.rejects), bad_rows=len(read.rejects))
-    batch_id = pool.add_batch(conn, path=str(path.resolve()), sha256=read.sha256,
+    where = read.source.where
+    batch_id = pool.add_batch(conn, path=where, sha256=read.sha256,
                               file_format=read.source.file_format, layout=read.layout.name)
     records: dict[str, dict[str, Any]] = {}
     completions: dict[str, dict[str, Any]] = {}
@@ -190,10 +199,10 @@ def _write_file(conn: Connection, read: ReadFile, *, labels: bool = True) -> Fil
     seen: set[tuple[Any, ...]] = set()
     names = sorted({j.annotator for _, row in read.rows for j in row.judgments if j.annotator}) if labels else []
     annotator_ids = pool.add_imported_annotators(conn, names=names)
-    text_id = _TextIds()
+    text_id = TextIds()
     for location, row in read.rows:
-        found = _row_ids(text_id, row)
-        (record_id, prompt), pair_id, swapped = found.record, found.pair, found.swapped
+        found = row_ids(text_id, row)
+        record_id, prompt = found.record
         ids = [c[0] for c in found.completions]
         records.setdefault(record_id, {
             "id": record_id, "prompt": prompt, "messages": row.prompt.messages, "meta": row.meta,
@@ -202,23 +211,26 @@ def _write_file(conn: Connection, read: ReadFile, *, labels: bool = True) -> Fil
             completions.setdefault(completion_id, {
                 "id": completion_id, "record_id": record_id, "text": normal,
                 "messages": text.messages, "model": text.model, "origin": "import", "batch_id": batch_id})
-        if pair_id is not None:
-            pairs.setdefault(pair_id, {"id": pair_id, "record_id": record_id, "a_id": min(ids), "b_id": max(ids),
-                                       "source_key": row.source_key, "batch_id": batch_id})
+        pair_meta = {**row.meta, "split": row.split} if row.split else row.meta
+        for (pair_id, _), (i, j) in zip(found.pairs, row.pair_positions, strict=True):
+            pairs.setdefault(pair_id, {"id": pair_id, "record_id": record_id, "a_id": min(ids[i], ids[j]),
+                                       "b_id": max(ids[i], ids[j]), "source_key": row.source_key, "meta": pair_meta,
+                                       "batch_id": batch_id})
         judgment_ids = []
         for j in row.judgments if labels else ():
+            pair_id, swapped = found.pairs[j.pair] if j.completion is None else (None, False)
             choice = SWAP.get(j.choice, j.choice) if swapped and j.choice else j.choice
             target = pair_id if j.completion is None else ids[j.completion]
-            judgment_id = content_id("judgment", target, j.source, j.annotator or "",
-                                     choice if choice is not None else j.label)
+            value = choice if choice is not None else j.label if j.label is not None else j.score
+            judgment_id = content_id("judgment", target, j.source, j.annotator or "", value)
             judgment_ids.append(judgment_id)
             judgments.setdefault(judgment_id, {
                 "id": judgment_id, "kind": "pair" if j.completion is None else "rating", "source": j.source,
                 "record_id": record_id, "pair_id": pair_id,
                 "completion_id": None if j.completion is None else ids[j.completion],
                 "annotator_id": annotator_ids.get(j.annotator), "choice": choice, "label": j.label, "reason": j.reason,
-                "meta": j.meta, "batch_id": batch_id})
-        fingerprint = (record_id, tuple(ids), pair_id, tuple(judgment_ids))
+                "meta": j.meta if j.score is None else {"score": j.score, **j.meta}, "batch_id": batch_id})
+        fingerprint = (record_id, tuple(ids), tuple(found.pairs), tuple(judgment_ids))
         if fingerprint in seen:
             report.duplicate_rows += 1
         seen.add(fingerprint)
@@ -237,7 +249,7 @@ def _write_file(conn: Connection, read: ReadFile, *, labels: bool = True) -> Fil
     else:
         pool.set_batch_counts(conn, batch_id=batch_id, counts=counts)
         audit(conn, "ingest", entity="ingest_batch", entity_id=str(batch_id),
-              details={"path": str(path.resolve()), "sha256": read.sha256, "layout": read.layout.name,
+              details={"path": where, "sha256": read.sha256, "layout": read.layout.name,
                        "labels_imported": labels, **counts})
     return report
 

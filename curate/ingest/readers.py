@@ -1,9 +1,10 @@
 """File readers: each yields ``(location, row)``; a row that cannot be read yields a ``RowProblem``.
 
 Locations are line numbers for text files (``file:3:``; a JSON array's item at the line it starts on) and row
-numbers otherwise (``file:row 3:``). Only regular files and ``datasets`` folders are read, and memory stays bounded
-whatever a file holds: lines (and CSV rows) are read in chunks up to ``MAX_LINE``, JSON arrays up to
-``MAX_JSON_ARRAY``.
+numbers otherwise (``file:row 3:``, ``folder:train row 3:``, ``org/name@train:row 3:``). ``datasets`` folders
+and Hugging Face Hub datasets are read by ``curate.ingest.hub``. Only regular files and folders are read, and
+memory stays bounded whatever a file holds: lines (and CSV rows) are read in chunks up to ``MAX_LINE``, JSON
+arrays up to ``MAX_JSON_ARRAY``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import InputError
+from curate.ingest.hub import DatasetRef, parse_ref, read_dataset
 from curate.ingest.values import RowProblem
 
 
@@ -45,21 +47,34 @@ _LONE_CR = re.compile(rb"\r(?!\n)")
 
 @dataclass(frozen=True)
 class Source:
-    """An input file (or ``datasets`` folder) and how to read it."""
+    """An input file, ``datasets`` folder or Hub dataset and how to read it (``dataset``: what the ``datasets``
+    library is given, for format ``hf``)."""
 
     path: Path
     file_format: str
+    dataset: DatasetRef | None = None
+
+    @property
+    def where(self) -> str:
+        """What a batch records as its source: the absolute path, or the Hub id as given."""
+        if self.dataset is not None and not self.dataset.local:
+            return str(self.path)
+        return str(self.path.resolve())
 
 
 def detect_format(path: Path, requested: str = "auto") -> Source:
-    """Pick the reader for ``path`` from ``requested`` or from its name; only regular files and folders are read."""
-    _check_kind(path)
+    """Pick the reader for ``path`` from ``requested`` or from its name; only regular files and folders are read.
+
+    A ``path`` that names nothing on disk but reads as ``FOLDER[:config][@split]`` or as a Hugging Face Hub id
+    (``[org/]name[:config][@split]``, see ``hub.parse_ref``) is read through the ``datasets`` library."""
     fmt = FileFormat(requested).value if requested in {f.value for f in FileFormat} else requested
+    ref = parse_ref(path)
+    if ref is not None and fmt in ("auto", "hf"):
+        return Source(path=path, file_format="hf", dataset=ref)
+    _check_kind(path)
     if fmt == "auto":
         if path.is_dir():
-            if not any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json", "state.json")):
-                raise InputError(f"{path}: a directory that is not a `datasets` save_to_disk folder")
-            fmt = "hf"
+            fmt = "hf"  # a save_to_disk folder, or a dataset repository (data files, README.md configs)
         else:
             name = path.name.lower().removesuffix(".gz")
             suffix = name.rsplit(".", 1)[-1] if "." in name else ""
@@ -72,7 +87,7 @@ def detect_format(path: Path, requested: str = "auto") -> Source:
         raise InputError(f"{path}: unknown format {fmt!r} (known: auto, {', '.join(FORMATS)})")
     if (fmt == "hf") != path.is_dir():
         raise InputError(f"{path}: format {fmt} needs {'a folder' if fmt == 'hf' else 'a file'}")
-    return Source(path=path, file_format=fmt)
+    return Source(path=path, file_format=fmt, dataset=DatasetRef(str(path), local=True) if fmt == "hf" else None)
 
 
 _KINDS = {stat.S_IFIFO: "a named pipe (FIFO)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
@@ -98,11 +113,16 @@ def _check_kind(path: Path) -> None:
         raise InputError(f"{path}: the file name is not valid UTF-8; rename the file") from None
 
 
-def read_rows(source: Source) -> Iterator[tuple[int | str, dict[str, Any] | RowProblem]]:
-    """Yield every row of ``source``; unreadable files raise InputError."""
-    reader = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet, "hf": _read_hf}
+def read_rows(source: Source) -> Iterator[tuple[int | str, dict[str, Any] | RowProblem, str | None]]:
+    """Yield ``(location, row, split)`` for every row of ``source`` (``split``: the name of the dataset split the
+    row is in, where the source has named splits); unreadable files raise InputError."""
     try:
-        yield from reader[source.file_format](source.path)
+        if source.file_format == "hf":
+            yield from read_dataset(str(source.path), source.dataset or DatasetRef(str(source.path), local=True))
+            return
+        reader = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet}[source.file_format]
+        for where, row in reader(source.path):
+            yield where, row, None
     except (OSError, EOFError, zlib.error) as err:
         raise InputError(f"{source.path}: cannot read ({getattr(err, 'strerror', None) or err})") from None
 
@@ -347,16 +367,3 @@ def _read_parquet(path: Path) -> Iterator[tuple[str, dict[str, Any] | RowProblem
         raise InputError(f"{path}: not a readable Parquet file ({err})") from None
     for number, row in enumerate(table.to_pylist(), start=1):
         yield f"row {number}", row
-
-
-def _read_hf(path: Path) -> Iterator[tuple[str, dict[str, Any] | RowProblem]]:
-    from datasets import Dataset, load_from_disk
-
-    try:
-        data = load_from_disk(str(path))
-    except (FileNotFoundError, ValueError) as err:
-        raise InputError(f"{path}: not a readable `datasets` folder ({err})") from None
-    splits = {"": data} if isinstance(data, Dataset) else dict(data)
-    for split, dataset in splits.items():
-        for number, row in enumerate(dataset, start=1):
-            yield (f"{split} row {number}" if split else f"row {number}"), row

@@ -55,18 +55,22 @@ def text_value(row: dict[str, Any], key: str, *, allow_empty: bool = False) -> s
 
     With ``allow_empty`` (optional parts such as an instruction's input) blank text is kept and null is "".
     """
-    value = cell(row, key)
+    return text_of(cell(row, key), f"field '{key}'", allow_empty=allow_empty)
+
+
+def text_of(value: Any, what: str, *, allow_empty: bool = False) -> str:
+    """``value`` if it is text (see ``text_value``); ``what`` names it in the problem."""
     if value is None:
         if allow_empty:
             return ""
-        raise RowProblem(f"field '{key}' is null")
+        raise RowProblem(f"{what} is null")
     if isinstance(value, float) and math.isnan(value):
-        raise RowProblem(f"field '{key}' is NaN, expected text")
+        raise RowProblem(f"{what} is NaN, expected text")
     if not isinstance(value, str):
-        raise RowProblem(f"field '{key}' is {_kind(value)}, expected text")
-    checked_text(value, f"field '{key}'")
+        raise RowProblem(f"{what} is {_kind(value)}, expected text")
+    checked_text(value, what)
     if not allow_empty and blank(value):
-        raise RowProblem(f"field '{key}' is empty")
+        raise RowProblem(f"{what} is empty")
     return value
 
 
@@ -101,6 +105,23 @@ def render_messages(messages: list[dict[str, str]]) -> str:
     if len(messages) == 1:
         return messages[0]["content"]
     return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
+
+
+def score_value(value: Any, what: str) -> float | None:
+    """A score: a finite number, or the text of one (CSV cells are text); null or blank text is no score."""
+    if value is None or (isinstance(value, str) and blank(value)):
+        return None
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise RowProblem(f"{what} is {value!r}, expected a number") from None
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise RowProblem(f"{what} is {_kind(value)}, expected a number")
+    if not math.isfinite(number):
+        raise RowProblem(f"{what} is {value}, expected a finite number")
+    return float(number)
 
 
 def label_key(value: Any, key: str) -> str:

@@ -57,9 +57,17 @@ def _add_account_status(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE annotators ADD COLUMN session_generation INTEGER DEFAULT 0 NOT NULL"))
 
 
+def _add_pair_meta(conn: Connection) -> None:
+    """Schema 7: each pair's metadata (the source row's other columns; pairs ingested before have none)."""
+    from sqlalchemy import text
+
+    conn.execute(text("ALTER TABLE pairs ADD COLUMN meta JSON"))
+    conn.execute(text("UPDATE pairs SET meta = '{}'"))
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_cluster_and_duplicate_tables, 2: _add_score_tables,
                                                        3: _add_annotation_tables, 4: _add_generation_runs,
-                                                       5: _add_account_status}
+                                                       5: _add_account_status, 6: _add_pair_meta}
 
 
 def upgrade(conn: Connection, current: int, target: int) -> None:

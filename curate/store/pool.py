@@ -98,6 +98,18 @@ def record_meta(conn: Connection) -> dict[str, dict[str, Any]]:
     return {rid: m for rid, m in conn.execute(select(Record.id, Record.meta)) if m}
 
 
+def pair_meta(conn: Connection) -> dict[str, dict[str, Any]]:
+    """The metadata of every pair, its record's under its own (a pair's own value wins): pair id -> metadata;
+    pairs with none are left out."""
+    records = record_meta(conn)
+    out = {}
+    for pair_id, record_id, meta in conn.execute(select(Pair.id, Pair.record_id, Pair.meta)):
+        merged = {**records.get(record_id, {}), **(meta or {})}
+        if merged:
+            out[pair_id] = merged
+    return out
+
+
 def completions_per_record(conn: Connection) -> dict[str, int]:
     """How many completions each record has (records with none are left out)."""
     return dict(conn.execute(select(Completion.record_id, func.count()).group_by(Completion.record_id)).all())
@@ -224,3 +236,31 @@ def near_duplicates(conn: Connection, *, field: str) -> list[tuple[str, str]]:
     """(unit id, representative id) of every unit of ``field`` marked as a near-duplicate."""
     return [tuple(r) for r in conn.execute(select(NearDuplicate.unit_id, NearDuplicate.representative_id)
                                            .where(NearDuplicate.field == field))]
+
+
+# --- pair metadata as text (select --where, [select] test_split, curate status) -------------------------------
+
+def meta_text(value: Any) -> str | None:
+    """The text a metadata value compares as: text as it is, anything else as JSON (3 -> "3", true -> "true");
+    None for a missing (null) value."""
+    import json
+
+    if value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def meta_values(conn: Connection, *, most: int = 1000) -> dict[str, dict[str, int] | None]:
+    """How many pairs have each value (as ``meta_text``) of each metadata key, a pair's own over its record's:
+    key -> value -> pairs, keys in name order; None for a key with over ``most`` distinct values (ids)."""
+    counts: dict[str, dict[str, int] | None] = {}
+    for meta in pair_meta(conn).values():
+        for key, value in meta.items():
+            text = meta_text(value)
+            found = counts.setdefault(key, {})
+            if text is None or found is None:
+                continue
+            found[text] = found.get(text, 0) + 1
+            if len(found) > most:
+                counts[key] = None
+    return dict(sorted(counts.items()))

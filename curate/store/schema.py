@@ -9,7 +9,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Bump when a table changes, and add the step to ``migrations.MIGRATIONS``.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 ID = String(32)
 
 
@@ -85,6 +85,8 @@ class Pair(Base):
     a_id: Mapped[str] = mapped_column(ForeignKey("completions.id"))
     b_id: Mapped[str] = mapped_column(ForeignKey("completions.id"))
     source_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # the source row's other columns (subset, language, the split it came from, ...): filters, quotas, test split
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_batches.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -1,0 +1,301 @@
+"""The layouts ML teams hold, as new users bring them: UltraFeedback (raw and binarized), a prompt with N rated
+responses, Chatbot Arena battles, files with extra columns, `datasets` folders with splits; each checked on what
+lands in the store, on `--dry-run`, and on the bad-input rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from curate import ingest_files
+from curate.errors import InputError
+from curate.ingest.ranked import derive_pairs
+from curate.store import pool
+from curate.store.schema import Completion, Judgment, Pair, Record
+
+USER = "How do I boil an egg?"
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def ultrafeedback_rows(n: int = 3) -> list[dict]:
+    """openbmb/UltraFeedback's raw shape: four completions per instruction with the judge's scores."""
+    rows = []
+    for i in range(n):
+        completions = []
+        for k, (model, fine) in enumerate([("llama-2-7b", 2.5), ("gpt-4", 4.75), ("falcon-40b", 3.0),
+                                           ("wizardlm-13b", 3.0)]):
+            completions.append({
+                "model": model, "response": f"Answer {k} to question {i}.", "fine-grained_score": fine,
+                "overall_score": 10 - k, "principle": "helpfulness", "custom_system_prompt": "Be helpful.",
+                "critique": f"Critique {k}.",
+                "annotations": {"helpfulness": {"Rating": str(int(fine)), "Rationale": "ok"}}})
+        rows.append({"source": "evol_instruct" if i % 2 else "sharegpt", "instruction": f"Question {i}?",
+                     "models": [c["model"] for c in completions], "completions": completions,
+                     "correct_answers": ["None"], "incorrect_answers": ["None"]})
+    return rows
+
+
+def scores_by_text(project) -> dict[str, list[float]]:
+    with project.store.read() as conn:
+        rows = conn.execute(select(Completion.text, Judgment.meta).join(Judgment, Judgment.completion_id ==
+                                                                        Completion.id)
+                            .where(Judgment.kind == "rating")).all()
+    out: dict[str, list[float]] = {}
+    for text, meta in rows:
+        out.setdefault(text, []).append(meta["score"])
+    return out
+
+
+def pair_winners(project) -> dict[frozenset[str], str]:
+    """{the pair's two texts} -> the text its dataset judgment prefers (or tie / both_bad)."""
+    with project.store.read() as conn:
+        texts = dict(conn.execute(select(Completion.id, Completion.text)).all())
+        rows = conn.execute(select(Pair.a_id, Pair.b_id, Judgment.choice).join(Judgment, Judgment.pair_id == Pair.id)
+                            .where(Judgment.kind == "pair")).all()
+    return {frozenset((texts[a], texts[b])): {"a": texts[a], "b": texts[b]}.get(c, c) for a, b, c in rows}
+
+
+def test_ultrafeedback_raw_stores_each_completion_once_with_its_score_and_all_pairs(sqlite_project, tmp_path):
+    path = write_jsonl(tmp_path / "uf.jsonl", ultrafeedback_rows())
+    report = ingest_files(sqlite_project, [path]).files[0]
+    assert report.layout == "ultrafeedback"
+    assert (report.records, report.completions, report.pairs) == (3, 12, 18)  # 4 completions: 6 pairs each
+    assert dict(report.judgments) == {"dataset": 12 + 18}  # a rating per completion, a label per pair
+    scores = scores_by_text(sqlite_project)
+    assert scores["Answer 1 to question 0."] == [4.75] and len(scores) == 12
+    winners = pair_winners(sqlite_project)
+    assert winners[frozenset(("Answer 1 to question 2.", "Answer 0 to question 2."))] == "Answer 1 to question 2."
+    assert winners[frozenset(("Answer 2 to question 2.", "Answer 3 to question 2."))] == "tie"  # 3.0 and 3.0
+    with sqlite_project.store.read() as conn:
+        models = dict(conn.execute(select(Completion.text, Completion.model)).all())
+        rating = conn.scalars(select(Judgment.meta).where(Judgment.kind == "rating")).first()
+        meta = pool.record_meta(conn)
+    assert models["Answer 1 to question 0."] == "gpt-4"
+    assert rating["field"] == "fine-grained_score" and rating["critique"].startswith("Critique")
+    assert {m["source"] for m in meta.values()} == {"evol_instruct", "sharegpt"}  # extra columns kept
+    assert "completions" not in next(iter(meta.values()))
+
+
+@pytest.mark.parametrize(("rule", "pairs", "winner_always_best"), [("best-vs-each", 9, True),
+                                                                    ("best-vs-worst", 3, True),
+                                                                    ("best-vs-random", 3, True)])
+def test_pair_rules_take_the_documented_pairs(sqlite_project, tmp_path, rule, pairs, winner_always_best):
+    path = write_jsonl(tmp_path / "uf.jsonl", ultrafeedback_rows())
+    report = ingest_files(sqlite_project, [path], pair_rule=rule).files[0]
+    assert report.pairs == pairs and report.completions == 12
+    winners = pair_winners(sqlite_project)
+    assert all(w.startswith("Answer 1 ") for w in winners.values()) == winner_always_best  # gpt-4 scored 4.75
+    if rule == "best-vs-worst":
+        assert all(any(t.startswith("Answer 0 ") for t in texts) for texts in winners)  # 2.5 is the lowest
+
+
+def test_best_vs_random_is_the_same_pair_every_time():
+    firsts = {tuple(derive_pairs([1.0, 5.0, 2.0, 3.0], "best-vs-random", key=f"prompt {i}")[0]) for i in range(40)}
+    assert all(pair[0] == 1 for pair in firsts) and len(firsts) == 3  # the best against each other, by prompt
+    assert derive_pairs([1.0, 5.0, 2.0], "best-vs-random", key="p") == derive_pairs([1.0, 5.0, 2.0],
+                                                                                    "best-vs-random", key="p")
+
+
+def test_flat_responses_with_ratings_is_rank_n_not_prompt_only(sqlite_project, tmp_path):
+    rows = [{"prompt": f"Q{i}", "responses": [f"r{i}a", f"r{i}b", f"r{i}c"], "ratings": [1, 5, None],
+             "subset": "math" if i < 3 else "code"} for i in range(5)]
+    report = ingest_files(sqlite_project, [write_jsonl(tmp_path / "r.jsonl", rows)]).files[0]
+    assert report.layout == "ranked"
+    assert (report.records, report.completions, report.pairs) == (5, 15, 15)
+    assert dict(report.judgments) == {"dataset": 5 * 2 + 5 * 1}  # two scored of three; one pair with both scores
+    assert pair_winners(sqlite_project)[frozenset(("r0a", "r0b"))] == "r0b"
+    with sqlite_project.store.read() as conn:
+        assert {m["subset"] for m in pool.pair_meta(conn).values()} == {"math", "code"}
+
+
+def test_a_mapped_list_column_with_a_score_field(sqlite_project, tmp_path):
+    rows = [{"question": "Q", "answers": [{"text": "one", "stars": 2}, {"text": "two", "stars": 4}]}]
+    path = write_jsonl(tmp_path / "m.jsonl", rows)
+    report = ingest_files(sqlite_project, [path], mapping="prompt=question,completions=answers,score=stars").files[0]
+    assert (report.completions, report.pairs, dict(report.judgments)) == (2, 1, {"dataset": 3})
+    assert pair_winners(sqlite_project) == {frozenset(("one", "two")): "two"}
+
+
+def test_ultrafeedback_binarized_splits_the_repeated_prompt_turn(sqlite_project, tmp_path):
+    rows = [{"prompt": f"Question {i}?", "prompt_id": f"id{i}",
+             "chosen": [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": f"Good {i}"}],
+             "rejected": [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": f"Bad {i}"}],
+             "messages": [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": f"Good {i}"}],
+             "score_chosen": 8.0, "score_rejected": 3.5} for i in range(4)]
+    report = ingest_files(sqlite_project, [write_jsonl(tmp_path / "ufb.jsonl", rows)]).files[0]
+    assert report.layout == "ultrafeedback-binarized"
+    assert (report.records, report.completions, report.pairs, dict(report.judgments)) == (4, 8, 4, {"dataset": 12})
+    assert set(pair_winners(sqlite_project).values()) == {f"Good {i}" for i in range(4)}
+    with sqlite_project.store.read() as conn:
+        record = conn.execute(select(Record.prompt, Record.messages, Record.meta)).first()
+    assert record.messages == [{"role": "user", "content": record.prompt}]
+    assert record.meta == {"prompt_id": record.meta["prompt_id"]}  # `messages` repeats chosen: not kept twice
+    assert scores_by_text(sqlite_project)["Good 0"] == [8.0]
+
+
+def test_a_conversation_that_does_not_repeat_the_prompt_is_refused(sqlite_project, tmp_path):
+    rows = [{"prompt": "Question?", "chosen": [{"role": "user", "content": "Other?"},
+                                                {"role": "assistant", "content": "a"}],
+             "rejected": [{"role": "user", "content": "Other?"}, {"role": "assistant", "content": "b"}]}]
+    with pytest.raises(InputError, match=r"p.jsonl:1: 'chosen' and 'rejected' are conversations whose shared user "
+                                         r"turn is not 'prompt'"):
+        ingest_files(sqlite_project, [write_jsonl(tmp_path / "p.jsonl", rows)])
+
+
+def arena_rows() -> list[dict]:
+    winners = ["model_a", "model_b", "tie", "tie (bothbad)", "model_b"]
+    return [{"question_id": f"q{i}", "model_a": "vicuna-13b", "model_b": "koala-13b", "winner": w,
+             "judge": f"arena_user_{i % 2}", "turn": 1, "anony": True, "language": "English" if i else "German",
+             "tstamp": 1682351591.1322,
+             "conversation_a": [{"role": "user", "content": f"Prompt {i}"}, {"role": "assistant", "content": f"A{i}"}],
+             "conversation_b": [{"role": "user", "content": f"Prompt {i}"}, {"role": "assistant", "content": f"B{i}"}]}
+            for i, w in enumerate(winners)]
+
+
+def test_arena_labels_follow_winner_and_models_stay_with_completions(sqlite_project, tmp_path):
+    report = ingest_files(sqlite_project, [write_jsonl(tmp_path / "arena.jsonl", arena_rows())]).files[0]
+    assert report.layout == "arena" and report.pairs == 5 and dict(report.judgments) == {"crowd": 5}
+    winners = pair_winners(sqlite_project)
+    expected = {"model_a": "A{}", "model_b": "B{}", "tie": "tie", "tie (bothbad)": "both_bad"}
+    assert winners == {frozenset((f"A{i}", f"B{i}")): expected[r["winner"]].format(i)
+                       for i, r in enumerate(arena_rows())}
+    with sqlite_project.store.read() as conn:
+        models = dict(conn.execute(select(Completion.text, Completion.model)).all())
+        meta = pool.pair_meta(conn)
+        annotators = conn.scalar(select(func.count(func.distinct(Judgment.annotator_id))))
+    assert models["A0"] == "vicuna-13b" and models["B0"] == "koala-13b"
+    assert {m["language"] for m in meta.values()} == {"English", "German"}
+    assert all("model_a" not in m and "winner" not in m for m in meta.values())  # roles, not metadata
+    assert annotators == 2
+
+
+def test_arena_with_an_unknown_winner_is_a_row_problem(sqlite_project, tmp_path):
+    rows = arena_rows()
+    rows[2]["winner"] = "model_c"
+    with pytest.raises(InputError, match=r"arena.jsonl:3: unknown label value 'model_c' in field 'winner'"):
+        ingest_files(sqlite_project, [write_jsonl(tmp_path / "arena.jsonl", rows)])
+    with sqlite_project.store.read() as conn:
+        assert pool.pairs(conn) == []
+
+
+def test_gold_column_by_map_and_extra_columns_kept_per_pair(sqlite_project, tmp_path):
+    rows = [{"q": "Q", "x": f"one {i}", "y": f"two {i}", "expert": "y" if i % 2 else "x", "worker": "x",
+             "subset": f"s{i % 3}"} for i in range(6)]
+    path = write_jsonl(tmp_path / "g.jsonl", rows)
+    report = ingest_files(sqlite_project, [path], mapping="prompt=q,a=x,b=y,gold=expert,label=worker",
+                          label_values="x=a,y=b").files[0]
+    assert dict(report.judgments) == {"gold": 6, "dataset": 6}
+    with sqlite_project.store.read() as conn:
+        meta = pool.pair_meta(conn)
+    assert sorted(m["subset"] for m in meta.values()) == ["s0", "s0", "s1", "s1", "s2", "s2"]  # one record, own meta
+
+
+def test_a_datasets_folder_keeps_each_rows_split(sqlite_project, tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    def part(name: str, n: int) -> Dataset:
+        return Dataset.from_list([{"prompt": f"{name} {i}", "chosen": "yes", "rejected": "no"} for i in range(n)])
+
+    DatasetDict({"train": part("train", 6), "test": part("test", 3)}).save_to_disk(str(tmp_path / "ds"))
+    report = ingest_files(sqlite_project, [tmp_path / "ds"]).files[0]
+    assert report.pairs == 9
+    with sqlite_project.store.read() as conn:
+        splits = sorted(m["split"] for m in pool.pair_meta(conn).values())
+    assert splits == ["test"] * 3 + ["train"] * 6
+
+
+def test_a_datasets_folders_test_split_becomes_the_frozen_test_slice(cli, tmp_path):
+    from conftest import set_config
+    from datasets import Dataset, DatasetDict
+
+    def part(name: str, n: int) -> Dataset:
+        return Dataset.from_list([{"prompt": f"{name} question {i}", "chosen": f"good {name} {i}",
+                                   "rejected": f"bad {name} {i}"} for i in range(n)])
+
+    DatasetDict({"train": part("train", 30), "test": part("test", 5)}).save_to_disk(str(tmp_path / "ds"))
+    proj = tmp_path / "proj"
+    assert cli("init", str(proj))[0] == 0
+    set_config(proj, "select", test_split="test")
+    assert cli("ingest", str(tmp_path / "ds"), "--project", str(proj))[0] == 0
+    code, out, err = cli("select", "--budget", "4", "--strategy", "random", "--project", str(proj), "--json")
+    assert code == 0, err
+    assert json.loads(out)["reserved"]["test"] == 5
+    from curate import open_project
+    from curate.store import rounds
+
+    with open_project(proj) as project, project.store.read() as conn:
+        test = {p for p, name in rounds.slices(conn).items() if name == "test"}
+        prompts = dict(conn.execute(select(Pair.id, Record.prompt).join(Record, Record.id == Pair.record_id)).all())
+    assert sorted(prompts[p] for p in test) == sorted(f"test question {i}" for i in range(5))
+
+
+def test_an_unused_list_column_is_noted_not_dropped_silently(cli, tmp_path):
+    rows = [{"prompt": "Q", "candidates": ["one", "two"]}]
+    path = write_jsonl(tmp_path / "l.jsonl", rows)
+    cli("init", str(tmp_path / "proj"))
+    code, out, _ = cli("ingest", str(path), "--project", str(tmp_path / "proj"))
+    assert code == 0
+    assert "column 'candidates' holds a list of texts, kept as metadata" in out and "completions=candidates" in out
+
+
+def test_dry_run_shows_the_mapping_and_first_row_and_writes_nothing(cli, tmp_path):
+    path = write_jsonl(tmp_path / "uf.jsonl", ultrafeedback_rows(2))
+    code, out, err = cli("ingest", str(path), "--dry-run", "--pairs", "best-vs-worst", "--project",
+                         str(tmp_path / "none"))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"{path}: layout ultrafeedback (jsonl), 2 rows, 0 bad"
+    assert "  prompt       <- instruction" in lines and "  completions  <- completions" in lines
+    assert "  metadata     <- source, models, correct_answers, incorrect_answers" in lines
+    assert "  completion 2: Answer 1 to question 0.  [model gpt-4, score 4.75]" in lines
+    assert "  pair 2 vs 1: 2 wins (dataset)" in lines
+    assert "in the file: 2 prompts, 8 completions, 2 pairs; judgments: 2 pair (dataset), 8 rating (dataset)" in lines
+    assert not (tmp_path / "none").exists()
+
+
+def test_dry_run_refuses_a_bad_row_like_ingest(cli, tmp_path):
+    rows = ultrafeedback_rows(2)
+    rows[1]["completions"][2]["fine-grained_score"] = "N/A"
+    code, out, err = cli("ingest", str(write_jsonl(tmp_path / "uf.jsonl", rows)), "--dry-run")
+    assert code == 1 and not out
+    assert err.strip().splitlines() == [
+        f"error: {tmp_path / 'uf.jsonl'}:2: field 'completions' item 3 'fine-grained_score' is 'N/A', expected a "
+        "number (nothing would be ingested; --skip-bad ingests the good rows)"]
+
+
+@pytest.mark.parametrize(("rows", "problem"), [
+    ([{"prompt": "Q", "responses": [], "ratings": []}], "field 'responses' must be a non-empty list"),
+    ([{"prompt": "Q", "responses": ["a", "b"], "ratings": [1]}], "field 'ratings' must be a list of 2 scores"),
+    ([{"prompt": "Q", "responses": ["a", 3]}], "field 'responses' item 2 must be text or an object with a text field"),
+    ([{"prompt": "Q", "responses": ["a", "b"], "ratings": [1, float("nan")]}], "invalid JSON"),
+    ([{"prompt": "Q", "responses": ["a", "b"], "ratings": [1, True]}], "item 2 is a boolean, expected a number"),
+    ([{"instruction": "Q", "completions": [{"model": "m", "score": 1}]}], "has none of the text fields"),
+    ([{"conversation_a": [{"role": "user", "content": "x"}], "conversation_b": [{"role": "user", "content": "y"}],
+       "winner": "model_a"}], "share no leading messages"),
+])
+def test_bad_rows_of_new_layouts_are_one_line_and_write_nothing(cli, tmp_path, rows, problem):
+    cli("init", str(tmp_path / "proj"))
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(json.dumps(r, allow_nan=True) + "\n" for r in rows))
+    code, _, err = cli("ingest", str(path), "--project", str(tmp_path / "proj"))
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1 and "bad.jsonl:1: " in err and problem in err
+    from curate import open_project
+
+    with open_project(tmp_path / "proj") as project, project.store.read() as conn:
+        assert conn.scalar(select(func.count()).select_from(Record)) == 0
+
+
+def test_pairs_rule_on_a_layout_without_lists_is_refused(sqlite_project, tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "Q", "chosen": "a", "rejected": "b"}])
+    with pytest.raises(InputError, match="--pairs applies to rank-N layouts"):
+        ingest_files(sqlite_project, [path], pair_rule="best-vs-each")
+    with pytest.raises(InputError, match="--pairs must be one of all, best-vs-each"):
+        ingest_files(sqlite_project, [write_jsonl(tmp_path / "uf.jsonl", ultrafeedback_rows(1))], pair_rule="top")
