@@ -50,6 +50,9 @@ class SelectSection:
     random_frac: float = 0.1  # share of every round drawn at random: the random arm
     test_size: float = 0.1  # frozen test slice, reserved at the first round: a share (< 1) or a count of pairs
     calibration_size: float = 0.05  # calibration slice, likewise
+    # a split name (e.g. "test"): at the first round its pairs (metadata ``split``, kept by ingest) become the whole
+    # frozen test slice instead of a drawn one (test_size unused); "" draws it
+    test_split: str = ""
     exclude_near_duplicates: bool = True  # never two of one near-duplicate group (curate dedup) in the labelled set
     seed: int = 0
 
@@ -62,6 +65,9 @@ class SelectSection:
             value = getattr(self, name)
             if value < 0 or (value >= 1 and value != int(value)):
                 raise ConfigError(f"[select] {name} must be a share below 1 or a whole number of pairs, not {value}")
+        if self.test_split != self.test_split.strip():
+            raise ConfigError(f"[select] test_split must be a split's name (e.g. \"test\") or \"\", not "
+                              f"{self.test_split!r}")
 
 
 @dataclass(frozen=True)

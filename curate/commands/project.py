@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,6 +21,20 @@ def init(directory: Annotated[Path, typer.Argument(help="Directory to create the
         out.print(f"created project [bold]{project.root}[/] (database {redact(project.store.url)})")
 
 
+def metadata_line(metadata: dict[str, dict[str, Any]]) -> str:
+    """``metadata: language (3 values), split (train 90, test 10), prompt_id (ids)`` (rich markup escaped)."""
+    from rich.markup import escape
+
+    def what(key: str, info: dict[str, Any]) -> str:
+        if info["values"] is None:
+            return "ids"
+        if "counts" in info:
+            return ", ".join(f"{value} {n}" for value, n in info["counts"].items())
+        return f"{info['values']} value{'s' * (info['values'] != 1)}"
+
+    return escape("metadata: " + ", ".join(f"{key} ({what(key, info)})" for key, info in metadata.items()))
+
+
 def status(project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
     """What the project holds: records, pairs, judgments by source, annotators, rounds."""
     from curate.project import open_project
@@ -34,6 +48,8 @@ def status(project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> No
     from curate.commands.views import status_table
 
     out.print(status_table(summary))
+    if summary["metadata"]:
+        out.print(metadata_line(summary["metadata"]))
     if summary["exposed_files"]:
         names = " ".join(summary["exposed_files"])
         out.print(f"[yellow]{names}: readable by others (the database holds password hashes)[/] "

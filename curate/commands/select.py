@@ -47,7 +47,12 @@ def select(
     ] = None,
     quota: Annotated[list[str] | None, typer.Option(
         "--quota", help="Share of the strategy's part per group as BY=MIN:MAX, e.g. cluster=0.02:0.3 or topic=0:0.1 "
-                        "(groupings: cluster, and record metadata keys).")] = None,
+                        "(groupings: cluster, and the metadata keys ingest kept, e.g. subset or language).")
+    ] = None,
+    where: Annotated[list[str] | None, typer.Option(
+        "--where", help="Only pairs whose metadata matches are candidates of this round (both arms): KEY=VALUE[,VALUE"
+                        "...] or KEY!=VALUE[,...], compared as text, e.g. language=en,de or subset!=code (repeatable; "
+                        "all must hold). The frozen slices are still reserved from the whole pool.")] = None,
     stream: Annotated[bool, typer.Option(
         "--stream", help="Decide record by record on JSONL pairs read from stdin; one JSON decision per line out.")
     ] = False,
@@ -59,6 +64,8 @@ def select(
     as_json: JsonFlag = False,
 ) -> None:
     """Choose pairs for experts as a new round (manifest in rounds/NNNN/), or --stream decisions on new pairs."""
+    from rich.markup import escape
+
     from curate.project import open_project
     from curate.select.rounds import select_round
 
@@ -78,7 +85,7 @@ def select(
         options = key_values(option or [], error=lambda part: f"--option takes key=value, not '{part}'")
         result = select_round(project, budget=budget, strategy=strategy, options=options,
                               random_frac=random_frac, seed=seed, route=route,
-                              quota=parse_quota(quota[0]) if quota else None)
+                              quota=parse_quota(quota[0]) if quota else None, where=where)
     if as_json:
         print_json(vars(result))
         return
@@ -88,7 +95,7 @@ def select(
     if result.reserved:
         out.print(f"reserved once, never selected or exported for training: {_pretty(result.reserved)}")
     for note in result.notes:
-        out.print(f"note: {note}")
+        out.print(f"note: {escape(note)}")
     out.print(f"manifest: {result.manifest}")
 
 

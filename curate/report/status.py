@@ -11,12 +11,13 @@ from curate.project import Project
 from curate.scores.runs import score_status
 from curate.select.rounds import manifest_problems
 from curate.store import SCHEMA_VERSION, Connection, judgments, redact, reports
+from curate.store import pool as pool_store
 
 
 def project_status(project: Project) -> dict[str, Any]:
     """Counts of everything in the project, under stable keys (``records``, ``pairs``, ``judgments``, ``rounds``),
-    ``manifest_problems``: rounds in the store whose ``rounds/NNNN/manifest.json`` is missing or wrong, and
-    ``exposed_files``: private project files others may read."""
+    ``manifest_problems``: rounds in the store whose ``rounds/NNNN/manifest.json`` is missing or wrong,
+    ``exposed_files``: private project files others may read, and ``metadata``: the pairs' metadata keys."""
     manifests = [{"round": n, "problem": why} for n, why in sorted(manifest_problems(project).items())]
     with project.store.read() as conn:
         def count(of: str) -> int:
@@ -46,8 +47,20 @@ def project_status(project: Project) -> dict[str, Any]:
             "scores": score_status(project),
             "manifest_problems": manifests,
             "exposed_files": project.exposed_files(),
+            "metadata": _metadata(conn),
             **_lineage(conn),
         }
+
+
+def _metadata(conn: Connection) -> dict[str, dict[str, Any]]:
+    """The metadata keys ingest kept (a pair's own over its record's): key -> ``values``, its number of distinct
+    values (None for over 1000: ids); ``split`` also with ``counts``, pairs per split, the largest first."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, counts in pool_store.meta_values(conn).items():
+        out[key] = {"values": None if counts is None else len(counts)}
+        if key == "split" and counts is not None:
+            out[key]["counts"] = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return out
 
 
 def _latest_round(conn: Connection) -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
 """The pool as selection sees it: every pair with its embeddings, latest scores, clusters, near-duplicate
-group, and whether it is labelled (chosen in an earlier round, or judged in the app) or excluded (the
-frozen test and calibration slices, and pairs that compare a completion with itself: nothing to rank).
+group, metadata, and whether it is labelled (chosen in an earlier round, or judged in the app) or excluded
+(the frozen test and calibration slices, and pairs that compare a completion with itself: nothing to rank).
 Read from the store in one place, for ``curate select``."""
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class PoolContext:
     embedding_model: str | None = None
     cluster_run: int | None = None
     notes: list[str] = field(default_factory=list)
+    meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # pair id -> its metadata over its record's
 
 
 def build_pool_view(project: Project, *, with_texts: bool = False) -> tuple[PoolView, PoolContext]:
@@ -51,11 +52,11 @@ def build_pool_view(project: Project, *, with_texts: bool = False) -> tuple[Pool
         chosen = rounds.taken_pairs(conn)
         judged = pool_store.judged_pairs(conn, sources=PROJECT_SOURCES)
         slices = rounds.slices(conn)
-        context = PoolContext(pairs=pairs, known_labels=known, slices=slices)
+        context = PoolContext(pairs=pairs, known_labels=known, slices=slices, meta=pool_store.pair_meta(conn))
         scores = _scores(conn, pairs, context)
         duplicates = _duplicates(conn, pairs)
         texts = _texts(conn, pairs) if with_texts else None
-        meta_groups = _meta_groups(conn, pairs)
+        meta_groups = _meta_groups(context.meta, pairs)
     ids = np.array([p[0] for p in pairs], dtype=object)
     vectors, differences = _embeddings(project, ids, context)
     groups = {**meta_groups, **_clusters(project, ids, context)}
@@ -114,14 +115,14 @@ def _duplicates(conn: Connection, pairs: list[PoolPair]) -> np.ndarray | None:
     return groups
 
 
-def _meta_groups(conn: Connection, pairs: list[PoolPair]) -> dict[str, np.ndarray]:
-    """Groupings from the records' metadata (e.g. UKPConvArg1's ``topic``): every key with text or
-    whole-number values and 2 to MAX_GROUPS distinct values; -1 where a record has none."""
-    meta = pool_store.record_meta(conn)
+def _meta_groups(meta: dict[str, dict[str, Any]], pairs: list[PoolPair]) -> dict[str, np.ndarray]:
+    """Groupings from the pairs' metadata (``meta``: pair id -> a pair's own over its record's, e.g.
+    UKPConvArg1's ``topic`` or a file's ``subset`` column): every key with text or whole-number values and 2 to
+    MAX_GROUPS distinct values; -1 where a pair has none."""
     keys = sorted({k for m in meta.values() for k, v in m.items() if isinstance(v, (str, int))} - {"cluster"})
     out = {}
     for key in keys:
-        values = [meta.get(r, {}).get(key) for _, r, _, _ in pairs]
+        values = [meta.get(p, {}).get(key) for p, _, _, _ in pairs]
         names = sorted({v for v in values if isinstance(v, (str, int))}, key=str)
         if 2 <= len(names) <= MAX_GROUPS:
             index = {v: i for i, v in enumerate(names)}

@@ -6,6 +6,7 @@ manifest, byte for byte."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from curate.errors import CurateError
 from curate.files import publish_text
 from curate.project import Project
 from curate.select.candidates import PoolContext, build_pool_view
+from curate.select.filters import Where, restrict, split_positions, where_conditions, where_mask
 from curate.select.routing import route_pairs
 from curate.strategies import NoNearDuplicates, PoolView, Quotas, RandomMix, Strategy, make_strategy
 from curate.strategies.stratified import allocate
@@ -41,20 +43,28 @@ def slice_size(size: float, n: int) -> int:
 
 
 def reserve_slices(pool: PoolView, context: PoolContext, *, test_size: float, calibration_size: float,
-                   rng: np.random.Generator) -> dict[str, np.ndarray]:
+                   rng: np.random.Generator, test: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Positions of the frozen test and calibration slices: stratified by cluster where there are
     clusters, from pairs with a known label first (a test slice needs answers; slice pairs without one
     become rank items of the first round, arm "test"/"calibration"), and each pair's near-duplicates in
-    the same slice as it (so nothing leaks from test into training)."""
+    the same slice as it (so nothing leaks from test into training). ``test``: the test slice's positions,
+    taken whole instead of drawn (the [select] test_split pairs; ``test_size`` is then not used)."""
     n = len(pool)
-    sizes = {"test": slice_size(test_size, n), "calibration": slice_size(calibration_size, n)}
+    sizes = {"test": slice_size(test_size, n) if test is None else len(test),
+             "calibration": slice_size(calibration_size, n)}
     if sum(sizes.values()) >= n:
+        lower = "test_size / calibration_size" if test is None else "calibration_size, or set another test_split,"
         raise CurateError(f"the test ({sizes['test']}) and calibration ({sizes['calibration']}) slices would take "
-                          f"all {n} pairs: lower [select] test_size / calibration_size in curate.toml")
+                          f"all {n} pairs: lower [select] {lower} in curate.toml")
     strata = pool.groups.get("cluster", np.zeros(n, dtype=np.int64))
     known = np.isin(pool.ids, list(context.known_labels))
     taken = pool.labelled | pool.excluded
     out = {}
+    if test is not None:
+        out["test"] = np.array(sorted(set(np.asarray(test).tolist())), dtype=np.int64)
+        taken = taken.copy()
+        taken[out["test"]] = True
+        sizes.pop("test")
     for name, size in sizes.items():
         picks: set[int] = set()
         for tier in (known, ~known):  # labelled pairs first; the rest only if there are too few
@@ -101,10 +111,14 @@ def choose_strategy(project: Project, name: str | None, options: dict[str, Any])
 
 def select_round(project: Project, *, budget: int, strategy: str | None = None, options: dict[str, Any] | None = None,
                  random_frac: float | None = None, seed: int | None = None, route: str | None = None,
-                 quota: tuple[str, float, float] | None = None) -> RoundResult:
+                 quota: tuple[str, float, float] | None = None, where: Iterable[str | Where] | None = None
+                 ) -> RoundResult:
     """Choose ``budget`` pairs for experts (reserving the slices at the first round) and store the round.
     ``quota``: (grouping, min share, max share) of the strategy's part, e.g. ("cluster", 0.02, 0.3) or
-    ("topic", 0, 0.1); groupings are ``cluster`` and the records' metadata keys."""
+    ("topic", 0, 0.1); groupings are ``cluster`` and the pairs' metadata keys. ``where``: conditions on the
+    pairs' metadata that every candidate of this round (both arms) meets, e.g. ["language=en,de",
+    "subset!=code"]; the slices are still reserved from the whole pool."""
+    conditions = where_conditions(where)
     config = project.config.select
     seed = config.seed if seed is None else seed
     random_frac = config.random_frac if random_frac is None else random_frac
@@ -114,11 +128,13 @@ def select_round(project: Project, *, budget: int, strategy: str | None = None, 
     chosen_strategy, cold = choose_strategy(project, strategy, options or {})
     repaired = repair_manifests(project, problems=("missing", "incomplete"))  # an earlier select killed midway
     pool, context = build_pool_view(project, with_texts=chosen_strategy.name == "rules")
+    matching = where_mask(context, conditions) if conditions else None
     rng = np.random.default_rng(seed)
     reserved = {}
     if not context.slices:
+        test = split_positions(pool, context, config.test_split) if config.test_split else None
         reserved = reserve_slices(pool, context, test_size=config.test_size,
-                                  calibration_size=config.calibration_size, rng=rng)
+                                  calibration_size=config.calibration_size, rng=rng, test=test)
         excluded = pool.excluded.copy()
         for positions in reserved.values():
             excluded[positions] = True
@@ -132,6 +148,8 @@ def select_round(project: Project, *, budget: int, strategy: str | None = None, 
         if leaks.any():
             context.notes.append(f"{int(leaks.sum())} near-duplicates of test/calibration pairs left out")
             pool = replace(pool, excluded=pool.excluded | leaks)
+    if matching is not None:
+        pool = restrict(pool, context, conditions, matching)
     wrapped, random_arm = chosen_strategy, make_strategy("random")
     if config.exclude_near_duplicates and pool.duplicates is not None:
         wrapped, random_arm = NoNearDuplicates(wrapped), NoNearDuplicates(random_arm)
@@ -146,6 +164,7 @@ def select_round(project: Project, *, budget: int, strategy: str | None = None, 
     manifest = _manifest(project, pool, context, positions, arms, routes, reserved, strategy=chosen_strategy,
                          cold=cold, seed=seed, budget=budget, random_frac=random_frac, options=options or {})
     manifest["quota"] = dict(zip(("by", "min_share", "max_share"), quota, strict=True)) if quota else None
+    manifest["where"] = [c.as_dict() for c in conditions] or None
     number = _store_round(project, pool, context, positions, arms, routes, reserved, manifest)
     path = write_manifest(project, number, manifest)
     notes = [f"round {n}'s manifest was {why}: rewritten from the store" for n, why in repaired.items()]
