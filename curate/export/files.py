@@ -16,6 +16,8 @@ from curate.files import publishing
 from curate.project import Project
 from curate.store import audit, pool
 
+NO_TRAIN = "nothing to train on: every labelled example is in the test or calibration slice"
+WRITERS = {".jsonl": "jsonl", ".parquet": "parquet"}  # --out's extension -> writer; none: a `datasets` folder
 LINEAGE = ("origin", "record_id", "pair_id", "round", "item_id", "source", "annotators", "how",
            "instruction_versions")
 
@@ -67,11 +69,11 @@ def write_export(rows: dict[str, list[dict[str, Any]]], out: Path) -> dict[str, 
     (``curate.files.publishing``): a reader sees the previous export or this one, whole. Per split: path, rows and
     sha256."""
     if not rows.get("train"):
-        raise CurateError("nothing to train on: every labelled example is in the test or calibration slice")
+        raise CurateError(NO_TRAIN)
     out = out.expanduser()
     if not out.parent.is_dir():
         raise CurateError(f"{out.parent}: no such folder")
-    kind = {".jsonl": "jsonl", ".parquet": "parquet"}.get(out.suffix, "datasets")
+    kind = export_kind(out)
     targets = {s: out if s == "train" or kind == "datasets" else out.with_name(f"{out.stem}.{s}{out.suffix}")
                for s in rows}
     _check_replaceable(out, kind)
@@ -88,6 +90,17 @@ def write_export(rows: dict[str, list[dict[str, Any]]], out: Path) -> dict[str, 
         raise CurateError(f"{out}: cannot write the export ({err.strerror or err}); nothing was changed") from None
     return {s: {"path": str(targets[s]) + (f" [{s}]" if kind == "datasets" else ""), "rows": len(r),
                 "sha256": digests[s]} for s, r in rows.items()}
+
+
+def export_kind(out: Path) -> str:
+    """What ``out`` names: ``jsonl``, ``parquet`` or ``datasets`` (a name without an extension, or a ``datasets``
+    export already there); any other extension (``x.csv``, ``x.json``, ``x.jsonl.gz``) is a one-line error."""
+    kind = WRITERS.get(out.suffix)
+    if kind is not None or not out.suffix or (out / "dataset_dict.json").is_file():
+        return kind or "datasets"
+    suffix = "".join(out.suffixes[-2:]) if out.suffix in (".gz", ".bz2", ".xz", ".zst") else out.suffix
+    raise CurateError(f"{out}: curate cannot export to a {suffix} file; --out takes a .jsonl or .parquet file, or "
+                      "a name without an extension for a `datasets` folder")
 
 
 def _check_replaceable(out: Path, kind: str) -> None:
@@ -137,17 +150,45 @@ def _digest(path: Path, split: str | None) -> str:
     return digest.hexdigest()
 
 
-def export(project: Project, *, fmt: str, out: Path, round_number: int | None = None,
-           min_agreement: float | None = None, with_imported: bool = False, lineage: bool = False,
-           weights: bool = False) -> dict[str, Any]:
-    """Build, render and write one export, and record it (format, options, files and their hashes, the pairs
-    left out and why) in the audit log. Refuses an export with no examples."""
+def export(project: Project, *, fmt: str, out: Path | None = None, push_to_hub: str | None = None,
+           private: bool = False, round_number: int | None = None, min_agreement: float | None = None,
+           with_imported: bool = False, lineage: bool = False, weights: bool = False) -> dict[str, Any]:
+    """Build, render and write one export to ``out`` and/or push it to the Hub dataset repo ``push_to_hub``
+    (``curate.export.hub``; ``private`` for a new repo), and record it (format, options, files and their hashes,
+    the push's repo and commit, the pairs left out and why) in the audit log. ``out``'s extension and the push's
+    preconditions are checked before anything is built or written. Refuses an export with no examples."""
+    if out is None and push_to_hub is None:
+        raise CurateError("nothing to export to: give --out, --push-to-hub or both")
+    if private and push_to_hub is None:
+        raise CurateError("--private goes with --push-to-hub")
+    if out is not None:
+        export_kind(out.expanduser())
+    if push_to_hub is not None:
+        from curate.export.hub import check_push
+
+        check_push(push_to_hub)
     examples = build_examples(project, fmt=fmt, round_number=round_number, min_agreement=min_agreement,
                               with_imported=with_imported, required=True)
-    files = write_export(render(project, examples.rows, fmt, lineage=lineage, weights=weights), out)
+    rows = render(project, examples.rows, fmt, lineage=lineage, weights=weights)
+    if not rows.get("train"):
+        raise CurateError(NO_TRAIN)
+    files = write_export(rows, out) if out is not None else {}
     result = {"format": fmt, "round": round_number, "min_agreement": min_agreement, "with_imported": with_imported,
               "lineage": lineage, "weights": weights, "splits": files,
               "left_out": {LEFT_OUT[k]: n for k, n in examples.left_out.items()}}
+    failed: CurateError | None = None
+    if push_to_hub is not None:
+        from curate.export.hub import push_export
+
+        try:
+            result["hub"] = push_export(rows, push_to_hub, private=private)
+        except CurateError as err:
+            if not files:
+                raise
+            result["hub"] = {"repo_id": push_to_hub, "private": private, "error": str(err)}
+            failed = CurateError(f"{err} (the export to {out} was written)")
     with project.store.write() as conn:
         audit(conn, "export", entity="export", entity_id=fmt, details=result)
+    if failed is not None:
+        raise failed
     return result
