@@ -159,8 +159,8 @@ def round_one_exports(judged_base, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def rank_n_exports(tmp_path_factory):
-    """A rank-N project (UltraFeedback's raw layout: four scored completions per prompt, all pairs) exported with
-    its imported labels in every format."""
+    """A rank-N project (UltraFeedback's raw layout: four scored completions per prompt, the default pairs)
+    exported with its imported labels in every format."""
     from test_ingest_layouts import ultrafeedback_rows, write_jsonl
 
     from curate import ingest_files, init_project, open_project
@@ -175,13 +175,17 @@ def rank_n_exports(tmp_path_factory):
 
 
 def test_a_rank_n_export_holds_the_pairs_its_scores_order(rank_n_exports):
-    """6 prompts x 6 pairs, less the one tie each (3.0 and 3.0): 30 preferences, the higher score chosen."""
+    """6 prompts, the best of 4 (gpt-4, 4.75) against each other: 18 preferences; SFT the best once per prompt;
+    KTO each completion once, the best desirable and the rest not."""
     rows = read_jsonl(Path(rank_n_exports["dpo"]))
-    assert len(rows) == 30 and {r["source"] for r in rows} == {"dataset"}
-    rank = {"Answer 1": 0, "Answer 2": 1, "Answer 3": 1, "Answer 0": 2}  # by fine-grained score
-    assert all(rank[r["chosen"].strip()[:8]] < rank[r["rejected"].strip()[:8]] for r in rows)
+    assert len(rows) == 18 and {r["source"] for r in rows} == {"dataset"}
+    assert all(r["chosen"].strip().startswith("Answer 1 ") and not r["rejected"].strip().startswith("Answer 1 ")
+               for r in rows)
+    assert sorted(r["completion"] for r in read_jsonl(Path(rank_n_exports["sft"]))) == sorted(
+        f" Answer 1 to question {i}." for i in range(6))
     kto = read_jsonl(Path(rank_n_exports["kto"]))
-    assert {r["label"] for r in kto} == {True, False}
+    assert len(kto) == 24 and len({(r["prompt"], r["completion"]) for r in kto}) == 24
+    assert all(r["label"] == r["completion"].strip().startswith("Answer 1 ") for r in kto)
 
 
 @pytest.mark.slow

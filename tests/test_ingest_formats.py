@@ -177,7 +177,7 @@ def test_layout_contract(layout):
     assert set(layout.required_columns()) <= {c for names in layout.roles(set(row)).values() for c in names} <= set(row)
     parsed = layout.parse(row)
     assert parsed.prompt.text.strip()
-    assert all(0 <= i < j < len(parsed.completions) for i, j in parsed.pair_positions)
+    assert all(i != j and {i, j} <= set(range(len(parsed.completions))) for i, j in parsed.pair_positions)
     for judged in parsed.judgments:  # a choice on one of the row's pairs, or a rating of one of its completions
         assert (judged.choice in CHOICES) != (judged.label is not None or judged.score is not None)
         if judged.choice:

@@ -187,11 +187,11 @@ def test_a_loading_script_is_refused(hub_env, proj, tmp_path):
     ("org/name@train[:10%]", DatasetRef("org/name", None, "train[:10%]")),
     ("absent.jsonl", None), ("org/data.parquet", None), ("a/b/c", None), ("/abs/name", None),
     ("org--x/name", None), ("-org/name", None), ("org/name.git", None), ("org/na me", None), ("org/né", None),
-    ("org/name@", None), ("here", None),
+    ("org/name@", None), ("here", None), ("here/pool.jsonl.bak", None),
 ])
 def test_what_counts_as_a_hub_id(tmp_path, monkeypatch, arg, expected):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "here").mkdir()  # what exists on disk is a path, whatever its name
+    (tmp_path / "here").mkdir()  # what exists on disk is a path, whatever its name, and so is a name in its folder
     assert parse_ref(Path(arg)) == expected
 
 

@@ -62,17 +62,17 @@ def pair_winners(project) -> dict[frozenset[str], str]:
     return {frozenset((texts[a], texts[b])): {"a": texts[a], "b": texts[b]}.get(c, c) for a, b, c in rows}
 
 
-def test_ultrafeedback_raw_stores_each_completion_once_with_its_score_and_all_pairs(sqlite_project, tmp_path):
+def test_ultrafeedback_raw_stores_each_completion_once_with_its_score_and_the_best_against_each(sqlite_project,
+                                                                                                 tmp_path):
     path = write_jsonl(tmp_path / "uf.jsonl", ultrafeedback_rows())
     report = ingest_files(sqlite_project, [path]).files[0]
     assert report.layout == "ultrafeedback"
-    assert (report.records, report.completions, report.pairs) == (3, 12, 18)  # 4 completions: 6 pairs each
-    assert dict(report.judgments) == {"dataset": 12 + 18}  # a rating per completion, a label per pair
+    assert (report.records, report.completions, report.pairs) == (3, 12, 9)  # the best (gpt-4) against the 3 others
+    assert dict(report.judgments) == {"dataset": 12 + 9}  # a rating per completion, a label per pair
     scores = scores_by_text(sqlite_project)
     assert scores["Answer 1 to question 0."] == [4.75] and len(scores) == 12
     winners = pair_winners(sqlite_project)
     assert winners[frozenset(("Answer 1 to question 2.", "Answer 0 to question 2."))] == "Answer 1 to question 2."
-    assert winners[frozenset(("Answer 2 to question 2.", "Answer 3 to question 2."))] == "tie"  # 3.0 and 3.0
     with sqlite_project.store.read() as conn:
         models = dict(conn.execute(select(Completion.text, Completion.model)).all())
         rating = conn.scalars(select(Judgment.meta).where(Judgment.kind == "rating")).first()
@@ -81,6 +81,15 @@ def test_ultrafeedback_raw_stores_each_completion_once_with_its_score_and_all_pa
     assert rating["field"] == "fine-grained_score" and rating["critique"].startswith("Critique")
     assert {m["source"] for m in meta.values()} == {"evol_instruct", "sharegpt"}  # extra columns kept
     assert "completions" not in next(iter(meta.values()))
+
+
+def test_all_pairs_label_equal_scores_a_tie(sqlite_project, tmp_path):
+    path = write_jsonl(tmp_path / "uf.jsonl", ultrafeedback_rows())
+    report = ingest_files(sqlite_project, [path], pair_rule="all").files[0]
+    assert report.pairs == 18 and dict(report.judgments) == {"dataset": 12 + 18}  # 4 completions: 6 pairs each
+    winners = pair_winners(sqlite_project)
+    assert winners[frozenset(("Answer 2 to question 2.", "Answer 3 to question 2."))] == "tie"  # 3.0 and 3.0
+    assert winners[frozenset(("Answer 0 to question 2.", "Answer 2 to question 2."))] == "Answer 2 to question 2."
 
 
 @pytest.mark.parametrize(("rule", "pairs", "winner_always_best"), [("best-vs-each", 9, True),
@@ -108,7 +117,7 @@ def test_flat_responses_with_ratings_is_rank_n_not_prompt_only(sqlite_project, t
              "subset": "math" if i < 3 else "code"} for i in range(5)]
     report = ingest_files(sqlite_project, [write_jsonl(tmp_path / "r.jsonl", rows)]).files[0]
     assert report.layout == "ranked"
-    assert (report.records, report.completions, report.pairs) == (5, 15, 15)
+    assert (report.records, report.completions, report.pairs) == (5, 15, 10)  # the best against the two others
     assert dict(report.judgments) == {"dataset": 5 * 2 + 5 * 1}  # two scored of three; one pair with both scores
     assert pair_winners(sqlite_project)[frozenset(("r0a", "r0b"))] == "r0b"
     with sqlite_project.store.read() as conn:
@@ -228,12 +237,28 @@ def test_a_datasets_folders_test_split_becomes_the_frozen_test_slice(cli, tmp_pa
     assert code == 0, err
     assert json.loads(out)["reserved"]["test"] == 5
     from curate import open_project
-    from curate.store import rounds
+    from curate.store import judgments, rounds
 
-    with open_project(proj) as project, project.store.read() as conn:
-        test = {p for p, name in rounds.slices(conn).items() if name == "test"}
-        prompts = dict(conn.execute(select(Pair.id, Record.prompt).join(Record, Record.id == Pair.record_id)).all())
-    assert sorted(prompts[p] for p in test) == sorted(f"test question {i}" for i in range(5))
+    def state() -> tuple[list[str], list[str]]:
+        """The prompts of the test slice's pairs and of every round item's pair."""
+        with open_project(proj) as project, project.store.read() as conn:
+            test = {p for p, name in rounds.slices(conn).items() if name == "test"}
+            prompts = dict(conn.execute(select(Pair.id, Record.prompt).join(Record, Record.id == Pair.record_id)
+                                        ).all())
+            items = [i.pair_id for i in judgments.round_items(conn)]
+        return sorted(prompts[p] for p in test), [prompts[p] for p in items if p]
+
+    test, chosen = state()
+    assert test == sorted(f"test question {i}" for i in range(5))
+    # a second folder after the first round: its test split joins the test slice, never a training round
+    DatasetDict({"train": part("later train", 10), "test": part("later test", 4)}).save_to_disk(str(tmp_path / "ds2"))
+    assert cli("ingest", str(tmp_path / "ds2"), "--project", str(proj))[0] == 0
+    code, out, err = cli("select", "--budget", "34", "--strategy", "random", "--project", str(proj), "--json")
+    assert code == 0, err
+    assert json.loads(out)["reserved"] == {"test": 4}
+    test, chosen = state()
+    assert test == sorted([f"test question {i}" for i in range(5)] + [f"later test question {i}" for i in range(4)])
+    assert chosen and not [p for p in chosen if "test question" in p]
 
 
 def test_an_unused_list_column_is_noted_not_dropped_silently(cli, tmp_path):
@@ -267,7 +292,7 @@ def test_dry_run_refuses_a_bad_row_like_ingest(cli, tmp_path):
     assert code == 1 and not out
     assert err.strip().splitlines() == [
         f"error: {tmp_path / 'uf.jsonl'}:2: field 'completions' item 3 'fine-grained_score' is 'N/A', expected a "
-        "number (nothing would be ingested; --skip-bad ingests the good rows)"]
+        "number; nothing would be ingested (--skip-bad ingests the good rows)"]
 
 
 @pytest.mark.parametrize(("rows", "problem"), [
@@ -297,5 +322,73 @@ def test_pairs_rule_on_a_layout_without_lists_is_refused(sqlite_project, tmp_pat
     path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "Q", "chosen": "a", "rejected": "b"}])
     with pytest.raises(InputError, match="--pairs applies to rank-N layouts"):
         ingest_files(sqlite_project, [path], pair_rule="best-vs-each")
-    with pytest.raises(InputError, match="--pairs must be one of all, best-vs-each"):
+    with pytest.raises(InputError, match="--pairs must be one of auto, all, best-vs-each"):
         ingest_files(sqlite_project, [write_jsonl(tmp_path / "uf.jsonl", ultrafeedback_rows(1))], pair_rule="top")
+
+
+def test_a_text_given_twice_is_one_completion_and_conflicting_scores_label_nothing(sqlite_project, tmp_path):
+    rows = [{"prompt": "Sky colour?", "responses": ["Blue.", "Red.", "Blue."], "ratings": [1, 5, 9]},
+            {"prompt": "Grass colour?", "responses": ["Green.", "Red.", "Green."], "ratings": [7, 2, 7]}]
+    report = ingest_files(sqlite_project, [write_jsonl(tmp_path / "d.jsonl", rows)]).files[0]
+    assert report.completions == 4 and report.pairs == 2  # one pair per prompt: two distinct texts each
+    assert pair_winners(sqlite_project) == {frozenset(("Green.", "Red.")): "Green."}  # the sky pair has no label
+    assert scores_by_text(sqlite_project)["Blue."] in ([1.0, 9.0], [9.0, 1.0])  # both ratings kept
+    assert any("different scores is kept once with both ratings" in n for n in report.notes)
+    assert any(n.startswith("the same text given twice") for n in report.notes)
+
+
+def test_score_fields_not_found_are_errors_or_notes_never_silent(sqlite_project, tmp_path):
+    typo = [{"q": "Q", "answers": [{"text": "one", "overall_score": 8}, {"text": "two", "overall_score": 3}]}]
+    with pytest.raises(InputError, match=r"t.jsonl:1: no completion in 'answers' has the score field 'overal_score' "
+                                         r"\(fields: overall_score\)"):
+        ingest_files(sqlite_project, [write_jsonl(tmp_path / "t.jsonl", typo)],
+                     mapping="prompt=q,completions=answers,score=overal_score")
+    unread = [{"prompt": "Q", "responses": [{"text": "one", "reward": 0.9}, {"text": "two", "reward": 0.1}]}]
+    report = ingest_files(sqlite_project, [write_jsonl(tmp_path / "u.jsonl", unread)]).files[0]
+    assert "completion fields reward are not read as scores (--map ...,score=FIELD reads one)" in report.notes
+    partly = [{"instruction": "Q", "completions": [{"response": "one", "fine-grained_score": 4.0, "overall_score": 8},
+                                                   {"response": "two", "overall_score": 2}]}]
+    report = ingest_files(sqlite_project, [write_jsonl(tmp_path / "p.jsonl", partly)]).files[0]
+    assert any("a completion without 'fine-grained_score' is unscored" in n for n in report.notes)
+
+
+def test_metadata_never_makes_a_row_bad_and_says_what_it_changed(sqlite_project, tmp_path):
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"prompt": ["P1", "P2"], "chosen": ["a", "b"], "rejected": ["c", "d"],
+                      "created": [datetime.datetime(2024, 5, 1, 12, 0), datetime.datetime(2024, 5, 2, 8, 30)],
+                      "toxicity": [0.25, float("nan")], "blob": [b"\x00\x01", b"\x02"]})
+    pq.write_table(table, tmp_path / "m.parquet")
+    report = ingest_files(sqlite_project, [tmp_path / "m.parquet"]).files[0]
+    assert report.pairs == 2
+    with sqlite_project.store.read() as conn:
+        metas = sorted(pool.pair_meta(conn).values(), key=lambda m: m["created"])
+    assert metas == [{"created": "2024-05-01T12:00:00", "toxicity": 0.25},
+                     {"created": "2024-05-02T08:30:00", "toxicity": None}]
+    assert report.notes["column 'toxicity' nan kept as null in the metadata"] == [f"{tmp_path / 'm.parquet'}:row 2"]
+    assert len(report.notes["column 'blob' is bytes: not kept in the metadata"]) == 2
+
+
+def test_a_csv_cell_is_not_a_list_and_says_so(sqlite_project, tmp_path):
+    (tmp_path / "r.csv").write_text('prompt,responses,ratings\nQ,"[""a"", ""b""]","[1, 2]"\n')
+    with pytest.raises(InputError, match=r"r.csv:2: wrong list shape: field 'responses' is text, not a list of "
+                                         r"completions \(a CSV cell cannot hold a list: use JSON Lines or Parquet\)"):
+        ingest_files(sqlite_project, [tmp_path / "r.csv"])
+
+
+def test_dry_run_counts_what_ingest_adds_and_lists_bad_rows_with_skip_bad(cli, tmp_path, sqlite_project):
+    rows = [{"prompt": "Q", "responses": ["a", "b"], "ratings": [1, 2]}] * 2 + [
+        {"prompt": "Q2", "responses": ["a"], "ratings": ["x"]}, {"prompt": "Q3", "responses": "a"}]
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    code, out, err = cli("ingest", str(path), "--dry-run", "--skip-bad")
+    assert code == 0, err
+    assert "in the file: 1 prompts, 2 completions, 1 pairs; judgments: 1 pair (dataset), 2 rating (dataset)" in out
+    assert f"bad row (--skip-bad would leave it out): {path}:3: field 'ratings' item 1 is 'x', expected a number" in out
+    assert f"bad row (--skip-bad would leave it out): {path}:4: wrong list shape" in out
+    report = ingest_files(sqlite_project, [path], skip_bad=True).files[0]
+    assert (report.pairs, sum(report.judgments.values())) == (1, 3)
+    code, out, err = cli("ingest", str(path), "--dry-run")
+    assert code == 1 and err.startswith(f"error: {path}:3: ") and "(and 1 more bad rows); nothing would be" in err

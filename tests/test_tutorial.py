@@ -98,7 +98,7 @@ def test_the_readme_tutorial_takes_a_file_through_a_full_round(tmp_path, shared_
             assert result.returncode == 0, f"{line}: {result.stderr}"
             ran.append((words, result.stdout))
     commands = [w[0] for w, _ in ran]
-    assert commands == ["init", "ingest", "embed", "cluster", "select", "user", "user", "status", "agreement",
+    assert commands == ["init", "ingest", "ingest", "embed", "cluster", "select", "user", "user", "status", "agreement",
                         "adjudicate", "export", "train", "report"]
     status = json.loads(run_cli("status", "--json", cwd=cwd).stdout)
     items = status["items"]

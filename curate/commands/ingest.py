@@ -12,7 +12,8 @@ from curate.ingest.readers import FileFormat
 
 
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="JSONL(.gz), JSON, CSV/TSV, Parquet files or datasets folders.")],
+    paths: Annotated[list[Path], typer.Argument(
+        help="JSONL(.gz), JSON, CSV/TSV, Parquet files, datasets folders, or Hub ids org/name[:config][@split].")],
     project_dir: ProjectDir = Path("."),
     file_format: Annotated[FileFormat, typer.Option("--format", help="Input format (auto: from the name).")
                            ] = FileFormat.auto,
@@ -28,9 +29,10 @@ def ingest(
     no_labels: Annotated[bool, typer.Option("--no-labels", help="Ingest the texts only, not the files' labels "
                                             "(an unlabelled pool).")] = False,
     pairs: Annotated[str | None, typer.Option(
-        "--pairs", help="How a prompt with N completions becomes pairs: all (every two; default), best-vs-each, "
-                        "best-vs-worst or best-vs-random (the top score against the others, the lowest, or one "
-                        "drawn as UltraFeedback-binarized did).")] = None,
+        "--pairs", help="How a prompt with N scored completions becomes pairs: auto (default: best-vs-each, or all "
+                        "where a row has no scores), best-vs-each, all (every two), best-vs-worst or best-vs-random "
+                        "(the top score against the others, the lowest, or one drawn as UltraFeedback-binarized "
+                        "did).")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Check every row and show the layout, each column's role and the first row as parsed; "
                           "write nothing (no project needed).")] = False,
@@ -100,6 +102,10 @@ def _dry_run(paths: list[Path], *, file_format: str, mapping: str | None, label_
                   f"{counts['pairs']} pairs; judgments: {judgments}", markup=False)
         for note, n in p.notes.items():
             out.print(f"note: {n} row(s): {note}", markup=False)
+        for problem in p.problems[:10]:
+            out.print(f"bad row (--skip-bad would leave it out): {problem}", markup=False)
+        if len(p.problems) > 10:
+            out.print(f"... and {len(p.problems) - 10} more bad rows", markup=False)
     out.print("dry run: nothing was written", markup=False)
 
 

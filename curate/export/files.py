@@ -95,7 +95,7 @@ def write_export(rows: dict[str, list[dict[str, Any]]], out: Path) -> dict[str, 
 def export_kind(out: Path) -> str:
     """What ``out`` names: ``jsonl``, ``parquet`` or ``datasets`` (a name without an extension, or a ``datasets``
     export already there); any other extension (``x.csv``, ``x.json``, ``x.jsonl.gz``) is a one-line error."""
-    kind = WRITERS.get(out.suffix)
+    kind = WRITERS.get(out.suffix.lower())
     if kind is not None or not out.suffix or (out / "dataset_dict.json").is_file():
         return kind or "datasets"
     suffix = "".join(out.suffixes[-2:]) if out.suffix in (".gz", ".bz2", ".xz", ".zst") else out.suffix

@@ -62,8 +62,9 @@ def parse_ref(path: Path) -> DatasetRef | None:
         base, config = head, tail
     if (config or split) and os.path.isdir(base):
         return DatasetRef(base, config, split, local=True)
+    in_local_folder = "/" in base and os.path.isdir(base.split("/", 1)[0])  # data/pool.jsonl.bak: a mistyped path
     if (HUB_ID.fullmatch(base) and not base.lower().endswith(_DATA_SUFFIXES) and not os.path.lexists(base)
-            and not base.startswith(("./", "../"))):
+            and not base.startswith(("./", "../")) and not in_local_folder):
         return DatasetRef(base, config, split)
     return None
 

@@ -13,9 +13,9 @@ from typing import Any
 from curate.errors import InputError
 from curate.ingest.fields import PAIR_VALUES, RATING_VALUES, Fields
 from curate.ingest.known import Arena, Chat, PandaLM, UKPConvArg
-from curate.ingest.ranked import PAIR_RULES, Ranked
+from curate.ingest.ranked import PAIR_RULES, TEXT_FIELDS, Ranked
 from curate.ingest.rows import Layout, Parsed
-from curate.ingest.values import meta_value
+from curate.ingest.values import NOT_KEPT, kept_value
 from curate.labels.vocabulary import CHOICES
 
 __all__ = ["CHOICES", "LAYOUTS", "PAIR_RULES", "Layout", "detect_layout", "mapped_layout", "parse_row",
@@ -40,7 +40,6 @@ LAYOUTS: list[Layout] = [
 ]
 
 MAP_ROLES = ("prompt", "chosen", "rejected", "a", "b", "completion", "completions", "score", "label", "gold", "id")
-TEXT_FIELDS = ("response", "text", "completion", "content", "output")
 
 
 def detect_layout(columns: set[str], where: str) -> Layout:
@@ -66,9 +65,17 @@ def parse_row(layout: Layout, row: dict[str, Any], *, used: set[str]) -> Parsed:
     """``layout.parse(row)`` with the row's other columns (those not in ``used``) kept as its metadata, and a note
     where such a column holds a list that could have been the completions."""
     parsed = layout.parse(row)
-    kept = {key: meta_value(value, f"field '{key}'") for key, value in row.items() if key not in used}
+    kept = {}
+    for key, value in row.items():
+        if key in used:
+            continue
+        value, note = kept_value(value, f"field '{key}'")
+        if note:
+            parsed.notes.append(f"column '{key}' {note} in the metadata")
+        if value is not NOT_KEPT:
+            kept[key] = value
     parsed.meta = {**kept, **parsed.meta}
-    if len(parsed.completions) < 2:
+    if not isinstance(layout, Ranked) and len(parsed.completions) < 2:
         for key, value in kept.items():
             if isinstance(value, list) and value and all(
                     isinstance(v, str) or (isinstance(v, dict) and any(f in v for f in TEXT_FIELDS)) for v in value):

@@ -19,7 +19,7 @@ from curate.ids import content_id, normalise_text
 from curate.ingest.layouts import detect_layout, mapped_layout, parse_row, used_columns, with_pair_rule
 from curate.ingest.readers import Source, detect_format, read_rows
 from curate.ingest.results import FileReport, IngestReport
-from curate.ingest.rows import Layout, Parsed, Text
+from curate.ingest.rows import Judged, Layout, Parsed, Text
 from curate.ingest.values import RowProblem
 from curate.progress import Progress, no_progress
 from curate.project import Project
@@ -148,13 +148,13 @@ class TextIds:
 
 
 def known_choices(paths: Sequence[Path | str], *, file_format: str = "auto", mapping: str | None = None,
-                  label_values: str | None = None) -> dict[str, list[str]]:
+                  label_values: str | None = None, pair_rule: str | None = None) -> dict[str, list[str]]:
     """The pair choices (``a``/``b`` as the store orders the pair, ``tie``, ``both_bad``) the files record, by pair
     id as ingest makes it: each annotator's vote in file order, or the gold label where no one voted. An
     answer key, e.g. for simulated annotators on a pool ingested with ``labels=False``."""
     choices: dict[str, list[str]] = {}
     for path in paths:
-        read = read_file(Path(path), file_format, mapping, label_values, no_progress)
+        read = read_file(Path(path), file_format, mapping, label_values, no_progress, pair_rule=pair_rule)
         read.refuse_bad_rows()
         text_id = TextIds()
         for _, row in read.rows:
@@ -185,6 +185,16 @@ def row_ids(text_id: TextIds, row: Parsed) -> RowIds:
     return RowIds(record, completions, pairs)
 
 
+def judgment_of(found: RowIds, judged: Judged) -> tuple[str, str | None, str | None]:
+    """A row's judgment as the store keeps it: its content id, the pair it is on (None for a rating) and its
+    choice in the store's A/B order."""
+    pair_id, swapped = found.pairs[judged.pair] if judged.completion is None else (None, False)
+    choice = SWAP.get(judged.choice, judged.choice) if swapped and judged.choice else judged.choice
+    target = pair_id if judged.completion is None else found.completions[judged.completion][0]
+    value = choice if choice is not None else judged.label if judged.label is not None else judged.score
+    return content_id("judgment", target, judged.source, judged.annotator or "", value), pair_id, choice
+
+
 def _write_file(conn: Connection, read: ReadFile, *, labels: bool = True) -> FileReport:
     path = read.source.path
     report = FileReport(path=str(path), file_format=read.source.file_format, layout=read.layout.name,
@@ -213,16 +223,15 @@ def _write_file(conn: Connection, read: ReadFile, *, labels: bool = True) -> Fil
                 "messages": text.messages, "model": text.model, "origin": "import", "batch_id": batch_id})
         pair_meta = {**row.meta, "split": row.split} if row.split else row.meta
         for (pair_id, _), (i, j) in zip(found.pairs, row.pair_positions, strict=True):
-            pairs.setdefault(pair_id, {"id": pair_id, "record_id": record_id, "a_id": min(ids[i], ids[j]),
-                                       "b_id": max(ids[i], ids[j]), "source_key": row.source_key, "meta": pair_meta,
-                                       "batch_id": batch_id})
+            first = pairs.setdefault(pair_id, {
+                "id": pair_id, "record_id": record_id, "a_id": min(ids[i], ids[j]), "b_id": max(ids[i], ids[j]),
+                "source_key": row.source_key, "meta": pair_meta, "batch_id": batch_id})
+            if first["meta"].get("split") != row.split:
+                report.note(f"a pair is in splits {first['meta'].get('split')} and {row.split}: kept in "
+                            f"{first['meta'].get('split')}, the first read", location)
         judgment_ids = []
         for j in row.judgments if labels else ():
-            pair_id, swapped = found.pairs[j.pair] if j.completion is None else (None, False)
-            choice = SWAP.get(j.choice, j.choice) if swapped and j.choice else j.choice
-            target = pair_id if j.completion is None else ids[j.completion]
-            value = choice if choice is not None else j.label if j.label is not None else j.score
-            judgment_id = content_id("judgment", target, j.source, j.annotator or "", value)
+            judgment_id, pair_id, choice = judgment_of(found, j)
             judgment_ids.append(judgment_id)
             judgments.setdefault(judgment_id, {
                 "id": judgment_id, "kind": "pair" if j.completion is None else "rating", "source": j.source,

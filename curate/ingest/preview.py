@@ -11,7 +11,7 @@ from typing import Any
 
 from curate.errors import InputError
 from curate.ingest.layouts import used_columns
-from curate.ingest.pipeline import TextIds, read_file, row_ids
+from curate.ingest.pipeline import TextIds, judgment_of, read_file, row_ids
 from curate.ingest.ranked import Ranked
 from curate.ingest.rows import Parsed
 from curate.progress import Progress, no_progress
@@ -29,6 +29,7 @@ class FilePreview:
     first: dict[str, Any] | None  # the first good row as parsed, with its location
     counts: dict[str, Any] = field(default_factory=dict)  # distinct records, completions, pairs; judgments by kind
     notes: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # the bad rows (with skip_bad), as `file:line: reason`
 
 
 def preview_files(paths: Sequence[Path | str], *, file_format: str = "auto", mapping: str | None = None,
@@ -38,11 +39,15 @@ def preview_files(paths: Sequence[Path | str], *, file_format: str = "auto", map
     ``skip_bad`` (then it is counted)."""
     if not paths:
         raise InputError("no input files given")
+    files = [read_file(Path(p), file_format, mapping, label_values, progress or no_progress, pair_rule=pair_rule)
+             for p in paths]
+    problems = [f"{r['location']}: {r['reason']}" for f in files for r in f.rejects]
+    if problems and not skip_bad:
+        more = f" (and {len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
+        raise InputError(f"{problems[0]}{more}; nothing would be ingested (--skip-bad ingests the good rows)",
+                         problems)
     previews = []
-    for path in paths:
-        read = read_file(Path(path), file_format, mapping, label_values, progress or no_progress, pair_rule=pair_rule)
-        if not skip_bad:
-            read.refuse_bad_rows("nothing would be ingested; --skip-bad ingests the good rows")
+    for path, read in zip(paths, files, strict=True):
         roles = dict(read.layout.roles(set(read.columns)))
         metadata = [c for c in read.columns if c not in used_columns(read.layout, set(read.columns))]
         if metadata:
@@ -52,7 +57,8 @@ def preview_files(paths: Sequence[Path | str], *, file_format: str = "auto", map
             path=str(path), file_format=read.source.file_format, layout=read.layout.name,
             rows=len(read.rows) + len(read.rejects), bad_rows=len(read.rejects), roles=roles,
             pair_rule=read.layout.rule if isinstance(read.layout, Ranked) else None,
-            first=_describe(*read.rows[0]) if read.rows else None, counts=_counts(read.rows), notes=dict(notes)))
+            first=_describe(*read.rows[0]) if read.rows else None, counts=_counts(read.rows), notes=dict(notes),
+            problems=[f"{r['location']}: {r['reason']}" for r in read.rejects]))
     return previews
 
 
@@ -78,12 +84,13 @@ def _describe(location: str, row: Parsed) -> dict[str, Any]:
 def _counts(rows: list[tuple[str, Parsed]]) -> dict[str, Any]:
     text_id = TextIds()
     records, completions, pairs = set(), set(), set()
-    judgments: Counter[str] = Counter()
+    judgments: dict[str, str] = {}  # id -> kind (source), as ingest keeps them: once each
     for _, row in rows:
         found = row_ids(text_id, row)
         records.add(found.record[0])
         completions.update(c[0] for c in found.completions)
         pairs.update(p[0] for p in found.pairs)
-        judgments.update(f"{'pair' if j.completion is None else 'rating'} ({j.source})" for j in row.judgments)
+        for j in row.judgments:
+            judgments[judgment_of(found, j)[0]] = f"{'pair' if j.completion is None else 'rating'} ({j.source})"
     return {"records": len(records), "completions": len(completions), "pairs": len(pairs),
-            "judgments": dict(sorted(judgments.items()))}
+            "judgments": dict(sorted(Counter(judgments.values()).items()))}

@@ -50,6 +50,43 @@ def meta_value(value: Any, what: str) -> Any:
     raise RowProblem(f"{what} is {_kind(value)}, not a JSON value")
 
 
+NOT_KEPT = object()  # ``kept_value``: the value cannot be kept
+
+
+def kept_value(value: Any, what: str) -> tuple[Any, str | None]:
+    """A column no layout reads, as JSON both databases store, and a note where it is not kept exactly: dates
+    and times become ISO text, decimals text, NaN and infinities null (noted); bytes and other objects are not
+    kept (``NOT_KEPT``, noted). Text must be text here too: a NUL or a lone surrogate is a problem about ``what``
+    (the one rule for text in every field)."""
+    import datetime
+    import decimal
+
+    if isinstance(value, str):
+        return checked_text(value, what), None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, f"{value} kept as null"
+    if value is None or isinstance(value, (bool, int, float)):
+        return value, None
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat(), None
+    if isinstance(value, decimal.Decimal):
+        return str(value), None
+    if isinstance(value, (list, tuple, dict)):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        out, notes = {}, set()
+        for key, item in items:
+            if isinstance(value, dict) and not isinstance(key, str):
+                return NOT_KEPT, "has an object key that is not text: not kept"
+            kept, note = kept_value(item, what)
+            if kept is NOT_KEPT:
+                return NOT_KEPT, note
+            out[checked_text(key, what) if isinstance(key, str) else key] = kept
+            notes.update([note] if note else [])
+        kept = out if isinstance(value, dict) else list(out.values())
+        return kept, (sorted(notes)[0] if notes else None)
+    return NOT_KEPT, f"is {_kind(value)}: not kept"
+
+
 def text_value(row: dict[str, Any], key: str, *, allow_empty: bool = False) -> str:
     """The text in ``row[key]``; missing, null, NaN, non-text, unstorable or blank text is a problem.
 

@@ -120,3 +120,21 @@ def split_positions(pool: PoolView, context: PoolContext, split: str) -> np.ndar
     context.notes.append(f"test slice: the {len(positions)} pairs of split={split} ([select] test_split); "
                          "test_size not used")
     return positions
+
+
+def late_split_positions(pool: PoolView, context: PoolContext, split: str) -> np.ndarray:
+    """Positions of the pairs of ``split`` (the [select] test_split) that joined the pool after the slices were
+    reserved: they join the test slice, as test data never becomes training data. Those chosen in a round before
+    test_split was set stay in it (said in a note)."""
+    texts = np.array([meta_text(m.get("split")) == split for m in pair_metas(context)], dtype=bool)
+    sliced = np.isin(pool.ids, list(context.slices))
+    same = np.array([p[2] == p[3] for p in context.pairs], dtype=bool)
+    late = texts & ~sliced & ~pool.labelled & ~same
+    chosen = int((texts & ~sliced & pool.labelled).sum())
+    if chosen:
+        context.notes.append(f"{chosen} pairs of split={split} were chosen or judged before test_split applied to "
+                             "them: they stay where they are")
+    if late.any():
+        context.notes.append(f"{int(late.sum())} pairs of split={split} that joined the pool after the first round "
+                             "join the test slice ([select] test_split)")
+    return np.flatnonzero(late)

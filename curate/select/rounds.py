@@ -17,7 +17,14 @@ from curate.errors import CurateError
 from curate.files import publish_text
 from curate.project import Project
 from curate.select.candidates import PoolContext, build_pool_view
-from curate.select.filters import Where, restrict, split_positions, where_conditions, where_mask
+from curate.select.filters import (
+    Where,
+    late_split_positions,
+    restrict,
+    split_positions,
+    where_conditions,
+    where_mask,
+)
 from curate.select.routing import route_pairs
 from curate.strategies import NoNearDuplicates, PoolView, Quotas, RandomMix, Strategy, make_strategy
 from curate.strategies.stratified import allocate
@@ -135,6 +142,10 @@ def select_round(project: Project, *, budget: int, strategy: str | None = None, 
         test = split_positions(pool, context, config.test_split) if config.test_split else None
         reserved = reserve_slices(pool, context, test_size=config.test_size,
                                   calibration_size=config.calibration_size, rng=rng, test=test)
+    elif config.test_split:  # pairs of the test split ingested (or test_split set) after the first round
+        late = late_split_positions(pool, context, config.test_split)
+        reserved = {"test": late} if len(late) else {}
+    if reserved:
         excluded = pool.excluded.copy()
         for positions in reserved.values():
             excluded[positions] = True
@@ -230,7 +241,8 @@ def _store_round(project: Project, pool: PoolView, context: PoolContext, positio
         taken = rounds.taken_pairs(conn)
         sliced = set(rounds.slices(conn))
         ids = [context.pairs[i][0] for i in positions.tolist()]
-        if taken & set(ids) or (reserved and sliced) or sliced - set(context.slices):
+        reserving = {context.pairs[i][0] for rows in reserved.values() for i in rows.tolist()}
+        if taken & set(ids) or reserving & (sliced | taken) or sliced - set(context.slices):
             raise CurateError("another selection changed the pool while this one ran: run curate select again")
         number = rounds.add_round(
             conn, strategy=manifest["strategy"], seed=manifest["seed"], config=manifest,
