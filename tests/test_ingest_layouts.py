@@ -392,3 +392,17 @@ def test_dry_run_counts_what_ingest_adds_and_lists_bad_rows_with_skip_bad(cli, t
     assert (report.pairs, sum(report.judgments.values())) == (1, 3)
     code, out, err = cli("ingest", str(path), "--dry-run")
     assert code == 1 and err.startswith(f"error: {path}:3: ") and "(and 1 more bad rows); nothing would be" in err
+
+
+def test_skip_bad_never_passes_a_file_with_no_good_row(sqlite_project, tmp_path):
+    path = write_jsonl(tmp_path / "all-bad.jsonl", [{"prompt": "Q", "chosen": "a", "rejected": None}] * 2)
+    with pytest.raises(InputError, match=r"all-bad.jsonl: every row is bad \(2; the first: .*all-bad.jsonl:1: field "
+                                         r"'rejected' is null\); nothing was ingested"):
+        ingest_files(sqlite_project, [path], skip_bad=True)
+    assert not (sqlite_project.root / "rejects").exists() or not list((sqlite_project.root / "rejects").iterdir())
+
+
+def test_the_layout_error_suggests_completions_for_a_list_column(sqlite_project, tmp_path):
+    rows = [{"question": "Q", "answers": [{"text": "a", "stars": 1}, {"text": "b", "stars": 2}]}]
+    with pytest.raises(InputError, match=r"use --map, e.g. --map prompt=question,completions=answers$"):
+        ingest_files(sqlite_project, [write_jsonl(tmp_path / "c.jsonl", rows)])

@@ -42,13 +42,25 @@ LAYOUTS: list[Layout] = [
 MAP_ROLES = ("prompt", "chosen", "rejected", "a", "b", "completion", "completions", "score", "label", "gold", "id")
 
 
-def detect_layout(columns: set[str], where: str) -> Layout:
-    """The first layout whose columns are all present."""
+def detect_layout(columns: set[str] | dict[str, Any], where: str) -> Layout:
+    """The first layout whose columns are all present (``columns``: a row, or its column names)."""
     for layout in LAYOUTS:
-        if layout.matches(columns):
+        if layout.matches(set(columns)):
             return layout
+    example = "prompt=question,a=answer_1,b=answer_2,label=winner"
+    if isinstance(columns, dict):  # a list of texts is most likely the completions
+        lists = [k for k, v in columns.items() if _texts_list(v)]
+        texts = [k for k, v in columns.items() if isinstance(v, str)]
+        if lists and texts:
+            example = f"prompt={texts[0]},completions={lists[0]}"
     raise InputError(f"{where}: cannot tell the layout from the columns ({', '.join(sorted(columns)) or 'none'}); "
-                     "use --map, e.g. --map prompt=question,a=answer_1,b=answer_2,label=winner")
+                     f"use --map, e.g. --map {example}")
+
+
+def _texts_list(value: Any) -> bool:
+    """A non-empty list of texts, or of objects with a text field: what completions look like."""
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(v, str) or (isinstance(v, dict) and any(f in v for f in TEXT_FIELDS)) for v in value)
 
 
 def with_pair_rule(layout: Layout, rule: str | None) -> Layout:
@@ -77,8 +89,7 @@ def parse_row(layout: Layout, row: dict[str, Any], *, used: set[str]) -> Parsed:
     parsed.meta = {**kept, **parsed.meta}
     if not isinstance(layout, Ranked) and len(parsed.completions) < 2:
         for key, value in kept.items():
-            if isinstance(value, list) and value and all(
-                    isinstance(v, str) or (isinstance(v, dict) and any(f in v for f in TEXT_FIELDS)) for v in value):
+            if _texts_list(value):
                 parsed.notes.append(f"column '{key}' holds a list of texts, kept as metadata; to read it as the "
                                     f"prompt's completions: --map prompt=COLUMN,completions={key}")
     return parsed

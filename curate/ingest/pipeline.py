@@ -64,6 +64,10 @@ def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: 
     progress = progress or no_progress
     files = [read_file(Path(p), file_format, mapping, label_values, progress, pair_rule=pair_rule) for p in paths]
     problems = [f"{r['location']}: {r['reason']}" for f in files for r in f.rejects]
+    for f in files if skip_bad else ():  # --skip-bad leaves bad rows out, never a whole file
+        if f.rejects and not f.rows:
+            raise InputError(f"{f.source.path}: every row is bad ({len(f.rejects)}; the first: "
+                             f"{f.rejects[0]['location']}: {f.rejects[0]['reason']}); nothing was ingested", problems)
     if problems and not skip_bad:
         more = f" (and {len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
         raise InputError(f"{problems[0]}{more}; nothing was ingested (--skip-bad ingests the good rows)", problems)
@@ -94,7 +98,7 @@ def read_file(path: Path, file_format: str, mapping: str | None, label_values: s
             rejects.append({"location": location, "reason": str(row), "row": None})
             continue
         if used is None:
-            layout = layout or with_pair_rule(detect_layout(set(row), str(path)), pair_rule)
+            layout = layout or with_pair_rule(detect_layout(row, str(path)), pair_rule)
             _check_columns(layout, row, path)
             used, columns = used_columns(layout, set(row)), list(row)
         try:
