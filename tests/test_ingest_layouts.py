@@ -62,18 +62,18 @@ def pair_winners(project) -> dict[frozenset[str], str]:
     return {frozenset((texts[a], texts[b])): {"a": texts[a], "b": texts[b]}.get(c, c) for a, b, c in rows}
 
 
-def test_ultrafeedback_raw_stores_each_completion_once_with_its_score_and_the_best_against_each(sqlite_project,
-                                                                                                 tmp_path):
+def test_ultrafeedback_raw_stores_each_completion_once_with_its_score_and_the_best_against_each(project, tmp_path):
+    """On SQLite and PostgreSQL: the same ids, scores, labels and metadata."""
     path = write_jsonl(tmp_path / "uf.jsonl", ultrafeedback_rows())
-    report = ingest_files(sqlite_project, [path]).files[0]
+    report = ingest_files(project, [path]).files[0]
     assert report.layout == "ultrafeedback"
     assert (report.records, report.completions, report.pairs) == (3, 12, 9)  # the best (gpt-4) against the 3 others
     assert dict(report.judgments) == {"dataset": 12 + 9}  # a rating per completion, a label per pair
-    scores = scores_by_text(sqlite_project)
+    scores = scores_by_text(project)
     assert scores["Answer 1 to question 0."] == [4.75] and len(scores) == 12
-    winners = pair_winners(sqlite_project)
+    winners = pair_winners(project)
     assert winners[frozenset(("Answer 1 to question 2.", "Answer 0 to question 2."))] == "Answer 1 to question 2."
-    with sqlite_project.store.read() as conn:
+    with project.store.read() as conn:
         models = dict(conn.execute(select(Completion.text, Completion.model)).all())
         rating = conn.scalars(select(Judgment.meta).where(Judgment.kind == "rating")).first()
         meta = pool.record_meta(conn)
@@ -110,6 +110,23 @@ def test_best_vs_random_is_the_same_pair_every_time():
     assert all(pair[0] == 1 for pair in firsts) and len(firsts) == 3  # the best against each other, by prompt
     assert derive_pairs([1.0, 5.0, 2.0], "best-vs-random", key="p") == derive_pairs([1.0, 5.0, 2.0],
                                                                                     "best-vs-random", key="p")
+
+
+def test_rank_n_prompts_go_to_experts_whole_by_the_ranking_route(cli, tmp_path):
+    from curate import open_project
+    from curate.store import judgments
+
+    proj = tmp_path / "proj"
+    assert cli("init", str(proj))[0] == 0
+    path = write_jsonl(tmp_path / "uf.jsonl", ultrafeedback_rows(12))
+    assert cli("ingest", str(path), "--project", str(proj))[0] == 0
+    code, out, err = cli("select", "--budget", "4", "--strategy", "random", "--route", "ranking", "--project",
+                         str(proj), "--json")
+    assert code == 0, err
+    assert json.loads(out)["routes"] == {"ranking": 4}
+    with open_project(proj) as project, project.store.read() as conn:
+        kinds = {i.kind for i in judgments.round_items(conn) if i.arm in ("strategy", "random")}
+    assert kinds == {"ranking"}  # each orders all 4 completions of its prompt, stored once
 
 
 def test_flat_responses_with_ratings_is_rank_n_not_prompt_only(sqlite_project, tmp_path):
@@ -168,14 +185,14 @@ def arena_rows() -> list[dict]:
             for i, w in enumerate(winners)]
 
 
-def test_arena_labels_follow_winner_and_models_stay_with_completions(sqlite_project, tmp_path):
-    report = ingest_files(sqlite_project, [write_jsonl(tmp_path / "arena.jsonl", arena_rows())]).files[0]
+def test_arena_labels_follow_winner_and_models_stay_with_completions(project, tmp_path):
+    report = ingest_files(project, [write_jsonl(tmp_path / "arena.jsonl", arena_rows())]).files[0]
     assert report.layout == "arena" and report.pairs == 5 and dict(report.judgments) == {"crowd": 5}
-    winners = pair_winners(sqlite_project)
+    winners = pair_winners(project)
     expected = {"model_a": "A{}", "model_b": "B{}", "tie": "tie", "tie (bothbad)": "both_bad"}
     assert winners == {frozenset((f"A{i}", f"B{i}")): expected[r["winner"]].format(i)
                        for i, r in enumerate(arena_rows())}
-    with sqlite_project.store.read() as conn:
+    with project.store.read() as conn:
         models = dict(conn.execute(select(Completion.text, Completion.model)).all())
         meta = pool.pair_meta(conn)
         annotators = conn.scalar(select(func.count(func.distinct(Judgment.annotator_id))))
@@ -352,7 +369,7 @@ def test_score_fields_not_found_are_errors_or_notes_never_silent(sqlite_project,
     assert any("a completion without 'fine-grained_score' is unscored" in n for n in report.notes)
 
 
-def test_metadata_never_makes_a_row_bad_and_says_what_it_changed(sqlite_project, tmp_path):
+def test_metadata_never_makes_a_row_bad_and_says_what_it_changed(project, tmp_path):
     import datetime
 
     import pyarrow as pa
@@ -362,9 +379,9 @@ def test_metadata_never_makes_a_row_bad_and_says_what_it_changed(sqlite_project,
                       "created": [datetime.datetime(2024, 5, 1, 12, 0), datetime.datetime(2024, 5, 2, 8, 30)],
                       "toxicity": [0.25, float("nan")], "blob": [b"\x00\x01", b"\x02"]})
     pq.write_table(table, tmp_path / "m.parquet")
-    report = ingest_files(sqlite_project, [tmp_path / "m.parquet"]).files[0]
+    report = ingest_files(project, [tmp_path / "m.parquet"]).files[0]
     assert report.pairs == 2
-    with sqlite_project.store.read() as conn:
+    with project.store.read() as conn:
         metas = sorted(pool.pair_meta(conn).values(), key=lambda m: m["created"])
     assert metas == [{"created": "2024-05-01T12:00:00", "toxicity": 0.25},
                      {"created": "2024-05-02T08:30:00", "toxicity": None}]
