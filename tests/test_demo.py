@@ -118,7 +118,7 @@ def test_report_shows_both_rounds_with_pictures(demo):
     page = (root / "report.html").read_text(encoding="utf-8")
     for heading in ("Where each round chose", "What each round selected, and why", "Round 1: the strategy",
                     "Round 2: the strategy", "Learning curve against the random arm", "Agreement", "Model versions",
-                    "What changed between rounds", "dpo-lora-r1"):
+                    "What changed between rounds", "dpo-lora-r1", "The pool by metadata", "<h3>topic</h3>"):
         assert heading in page
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) >= 4 and all(base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n" for b in images)

@@ -276,6 +276,13 @@ def test_a_datasets_folders_test_split_becomes_the_frozen_test_slice(cli, tmp_pa
     test, chosen = state()
     assert test == sorted([f"test question {i}" for i in range(5)] + [f"later test question {i}" for i in range(4)])
     assert chosen and not [p for p in chosen if "test question" in p]
+    from curate.report.data import report_data
+
+    with open_project(proj) as project:  # the report shows the pool and each round's choices by split
+        (split,) = [g for g in report_data(project)["metadata"] if g["key"] == "split"]
+    assert {v["value"]: v["pool"] for v in split["values"]} == {"train": 40, "test": 9}
+    by_value = {v["value"]: v["chosen"] for v in split["values"]}
+    assert by_value["test"] == [0, 0] and sum(by_value["train"]) == len(chosen)
 
 
 def test_an_unused_list_column_is_noted_not_dropped_silently(cli, tmp_path):

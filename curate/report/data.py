@@ -21,7 +21,9 @@ from curate.errors import CurateError
 from curate.labels.vocabulary import Source
 from curate.progress import Progress, no_progress
 from curate.project import Project
-from curate.store import Connection, judgments, reports
+from curate.store import Connection, judgments, pool, reports
+
+MAX_REPORTED = 20  # a metadata key with more values is shown in curate status, not as a table
 
 ARMS = ("strategy", "random")  # the arms a learning curve compares; slice items (test/calibration) are not training
 EXAMPLES = 8  # items shown per round with the strategy's reason
@@ -38,6 +40,7 @@ def report_data(project: Project, *, progress: Progress | None = None) -> dict[s
     with project.store.read() as conn:
         rounds = _rounds(conn)
         clusters = reports.pair_clusters(conn)
+        groups = _metadata_groups(conn, rounds)
     for entry in rounds:  # one clustering (the latest) for every round, so their shares compare
         entry["clusters"] = {str(k): v for k, v in Counter(
             clusters[p] for arm in ARMS for p in entry["pairs_by_arm"][arm] if p in clusters).most_common()}
@@ -54,6 +57,7 @@ def report_data(project: Project, *, progress: Progress | None = None) -> dict[s
         "models": status["trained_models"],
         "generations": status["generations"],
         "changes": _changes(rounds),
+        "metadata": groups,
     }
 
 
@@ -102,6 +106,23 @@ def _rounds(conn: Connection) -> list[dict[str, Any]]:
                          for prompt, kind, arm, reason in examples],
             "pairs_by_arm": {arm: sorted({i.pair_id for i in items if i.arm == arm and i.pair_id}) for arm in ARMS},
         })
+    return out
+
+
+def _metadata_groups(conn: Connection, rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each metadata key ingest kept with 2 to MAX_REPORTED values (a split, a subset, a language): the pool's
+    pairs per value and the pairs each round's training arms chose per value, so a lead sees what was covered."""
+    metas = pool.pair_meta(conn)
+    ids = [p[0] for p in pool.pairs(conn)]
+    out = []
+    for key in sorted({k for m in metas.values() for k in m}):
+        value_of = {p: pool.meta_text(metas.get(p, {}).get(key)) or "(none)" for p in ids}
+        in_pool = Counter(value_of.values())
+        if not 2 <= len(in_pool) <= MAX_REPORTED:
+            continue
+        chosen = [Counter(value_of.get(p, "(none)") for arm in ARMS for p in r["pairs_by_arm"][arm]) for r in rounds]
+        out.append({"key": key, "values": [{"value": v, "pool": n, "chosen": [c[v] for c in chosen]}
+                                           for v, n in in_pool.most_common()]})
     return out
 
 

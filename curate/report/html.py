@@ -43,6 +43,9 @@ def render_report(project: Project, data: dict[str, Any]) -> str:
               "Items per round by arm (left) and by route (right). The random arm is the baseline the strategy is "
               "measured against; test and calibration items label the frozen slices."), _rounds_table(rounds)]
     parts += [_examples(r) for r in rounds]
+    if data["metadata"]:
+        parts += ["<h2>The pool by metadata, and what each round chose</h2>",
+                  _metadata_tables(data["metadata"], rounds)]
     parts += ["<h2>Learning curve against the random arm</h2>", _curve_section(data["learning_curve"])]
     parts += ["<h2>Agreement</h2>", _agreement_table(data["agreement"])]
     parts += ["<h2>Labels: what decided each pair</h2>", _labels_section(data["labels"])]
@@ -184,6 +187,14 @@ def _rounds_table(rounds: list[dict[str, Any]]) -> str:
                   [[r["number"], r["strategy"], "yes" if r["cold_start"] else "no", r["seed"], r["status"],
                     r["pool_pairs"], r["items"], _counts(r["arms"]), _counts(r["routes"]), r["generated_items"],
                     r["judgments"], r["skipped"]] for r in rounds])
+
+
+def _metadata_tables(groups: list[dict[str, Any]], rounds: list[dict[str, Any]]) -> str:
+    """Per kept metadata key: pairs in the pool per value, and the pairs each round's strategy and random arms
+    chose."""
+    header = ["value", "pool pairs", *[f"round {r['number']}" for r in rounds]]
+    return "".join(f"<h3>{escape(g['key'])}</h3>" + _table(header, [[v["value"], v["pool"], *v["chosen"]]
+                                                                     for v in g["values"]]) for g in groups)
 
 
 def _counts(values: dict[str, int]) -> str:
