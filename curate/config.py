@@ -51,7 +51,7 @@ class SelectSection:
     test_size: float = 0.1  # frozen test slice, reserved at the first round: a share (< 1) or a count of pairs
     calibration_size: float = 0.05  # calibration slice, likewise
     # a split name (e.g. "test"): at the first round its pairs (metadata ``split``, kept by ingest) become the whole
-    # frozen test slice instead of a drawn one (test_size unused); "" draws it
+    # frozen test slice instead of a drawn one (test_size unused), and its pairs ingested later join it; "" draws it
     test_split: str = ""
     exclude_near_duplicates: bool = True  # never two of one near-duplicate group (curate dedup) in the labelled set
     seed: int = 0

@@ -50,7 +50,7 @@ def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: 
                  progress: Progress | None = None) -> IngestReport:
     """Add the records, pairs and judgments in ``paths`` to ``project`` (``labels=False``: the texts only,
     an unlabelled pool, e.g. to have a labelled file annotated again). ``pair_rule``: how rank-N rows become pairs
-    (``ranked.PAIR_RULES``; default all).
+    (``ranked.PAIR_RULES``; default auto).
 
     All or nothing: a bad row anywhere raises InputError and writes nothing, unless ``skip_bad``,
     which ingests the good rows and writes the bad ones with their reasons to ``rejects_path``.

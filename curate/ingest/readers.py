@@ -1,4 +1,5 @@
-"""File readers: each yields ``(location, row)``; a row that cannot be read yields a ``RowProblem``.
+"""File readers: each yields ``(location, row)``, and ``read_rows`` adds the row's split; a row that cannot be read
+yields a ``RowProblem``.
 
 Locations are line numbers for text files (``file:3:``; a JSON array's item at the line it starts on) and row
 numbers otherwise (``file:row 3:``, ``folder:train row 3:``, ``org/name@train:row 3:``). ``datasets`` folders

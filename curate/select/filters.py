@@ -102,7 +102,8 @@ def restrict(pool: PoolView, context: PoolContext, conditions: Sequence[Where], 
 
 def split_positions(pool: PoolView, context: PoolContext, split: str) -> np.ndarray:
     """Positions of the pairs whose metadata ``split`` is ``split`` (the [select] test_split), leaving out
-    those that compare a completion with itself; an error naming the splits present where there is none."""
+    those that compare a completion with itself; an error naming the splits present where there is none. Called
+    before the first round reserves slices, so the pool's only excluded pairs are those self-pairs."""
     texts = [meta_text(m.get("split")) for m in pair_metas(context)]
     hits = np.array([t == split for t in texts], dtype=bool)
     if not hits.any():
@@ -110,7 +111,7 @@ def split_positions(pool: PoolView, context: PoolContext, split: str) -> np.ndar
         found = ", ".join(f"{name} {n}" for name, n in present.most_common()) or "no pair has a split"
         raise FilterError(f"no pair has split={split} (splits present: {found}); set [select] test_split in "
                           "curate.toml to one of them, or to \"\" to draw the test slice")
-    same = hits & np.array([p[2] == p[3] for p in context.pairs], dtype=bool)
+    same = hits & pool.excluded
     if same.any():
         context.notes.append(f"{int(same.sum())} pairs of split={split} compare a completion with itself: left "
                              "out of the test slice")
@@ -126,11 +127,9 @@ def late_split_positions(pool: PoolView, context: PoolContext, split: str) -> np
     """Positions of the pairs of ``split`` (the [select] test_split) that joined the pool after the slices were
     reserved: they join the test slice, as test data never becomes training data. Those chosen in a round before
     test_split was set stay in it (said in a note)."""
-    texts = np.array([meta_text(m.get("split")) == split for m in pair_metas(context)], dtype=bool)
-    sliced = np.isin(pool.ids, list(context.slices))
-    same = np.array([p[2] == p[3] for p in context.pairs], dtype=bool)
-    late = texts & ~sliced & ~pool.labelled & ~same
-    chosen = int((texts & ~sliced & pool.labelled).sum())
+    hits = np.array([meta_text(m.get("split")) == split for m in pair_metas(context)], dtype=bool)
+    late = hits & ~pool.excluded & ~pool.labelled  # excluded: the slices, and pairs of a completion with itself
+    chosen = int((hits & ~np.isin(pool.ids, list(context.slices)) & pool.labelled).sum())
     if chosen:
         context.notes.append(f"{chosen} pairs of split={split} were chosen or judged before test_split applied to "
                              "them: they stay where they are")
