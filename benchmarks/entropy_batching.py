@@ -22,15 +22,16 @@ import numpy as np
 import torch
 
 from curate.models import DEFAULT_POLICY, resolve_model
+from curate.rendering import Content, Conversation, Rendering, transcript_turns
 from curate.scores.entropy import STATS, token_entropy
 from curate.scores.lm import load_causal_lm
-from curate.scores.passes import encode
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def examples(n: int) -> tuple[list[str], list[str]]:
-    """Both completions of n/2 pairs (half PandaLM, half hh-rlhf), each with its prompt, as a pool holds them."""
+def examples(n: int) -> list[Conversation]:
+    """Both completions of n/2 pairs (half PandaLM, half hh-rlhf with its turns), each in its prompt's context, as
+    a pool holds them."""
     pairs = []
     with gzip.open(DATA / "pandalm-testset-v1.jsonl.gz", "rt") as fh:
         for line in fh:
@@ -45,14 +46,15 @@ def examples(n: int) -> tuple[list[str], list[str]]:
             if row["rejected"][:cut] == row["chosen"][:cut]:
                 pairs.append((row["chosen"][:cut].strip(), row["chosen"][cut:].strip(), row["rejected"][cut:].strip()))
     pairs = pairs[:n // 2]
-    return [p for p, _, _ in pairs for _ in (0, 1)], [c for _, a, b in pairs for c in (a, b)]
+    return [Conversation(Content(p, transcript_turns(p)), Content(c)) for p, a, b in pairs for c in (a, b)]
 
 
-def plain_loop(model, tokenizer, prompts: list[str], completions: list[str]) -> np.ndarray:
+def plain_loop(model, tokenizer, conversations: list[Conversation]) -> np.ndarray:
     out = []
+    rendering = Rendering(tokenizer, name=DEFAULT_POLICY)
     with torch.inference_mode():
-        for prompt, completion in zip(prompts, completions, strict=True):
-            e = encode(tokenizer, prompt, completion, max_length=1024)
+        for conversation in conversations:
+            e = rendering.encode(conversation, max_length=1024)
             logits = model(torch.tensor([e.prompt + e.completion])).logits[0]
             logp = torch.log_softmax(logits[len(e.prompt) - 1:len(e.prompt) - 1 + len(e.completion)], dim=-1)
             out.append(-(logp.exp() * logp).sum(-1).mean().item())
@@ -61,19 +63,20 @@ def plain_loop(model, tokenizer, prompts: list[str], completions: list[str]) -> 
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    prompts, completions = examples(n)
+    conversations = examples(n)
     with tempfile.TemporaryDirectory() as tmp:
         model, tokenizer = load_causal_lm(resolve_model(DEFAULT_POLICY, cache=Path(tmp)))
-    encoded = [encode(tokenizer, p, c, max_length=1024) for p, c in zip(prompts, completions, strict=True)]
+    encoded = [Rendering(tokenizer, name=DEFAULT_POLICY).encode(c, max_length=1024) for c in conversations]
     tokens = sum(len(e.prompt) + len(e.completion) for e in encoded)  # the work both do, per completion
     start = time.perf_counter()
-    reference = plain_loop(model, tokenizer, prompts, completions)
+    reference = plain_loop(model, tokenizer, conversations)
     plain = time.perf_counter() - start
     start = time.perf_counter()
-    ours = token_entropy(model, tokenizer, prompts, completions)
+    ours = token_entropy(model, tokenizer, conversations)
     batched = time.perf_counter() - start
     assert np.abs(ours[:, STATS.index("entropy_mean")] - reference).max() < 1e-3
-    print(f"{len(prompts)} completions of {len(set(prompts))} prompts, {tokens:,} tokens (prompt + completion), "
+    prompts = len({c.prompt.key() for c in conversations})
+    print(f"{len(conversations)} completions of {prompts} prompts, {tokens:,} tokens (prompt + completion), "
           f"{DEFAULT_POLICY}")
     print(f"plain forward loop: {plain:7.1f} s ({tokens / plain:,.0f} tokens/s)")
     print(f"curate batched:     {batched:7.1f} s ({tokens / batched:,.0f} tokens/s)")

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from curate import open_project
+from curate.rendering import transcript_turns
 from curate.store.schema import Annotator, Completion, Judgment, Pair, Record
 
 
@@ -51,11 +52,14 @@ def test_hh_splits_the_shared_prompt_and_keeps_who_won(cli, tmp_path, shared_dat
         record = conn.execute(select(Record).join(Completion, Completion.record_id == Record.id)
                               .where(Completion.text == chosen)).one()
         assert record.prompt.startswith("Human: ") and record.prompt.endswith("Assistant:")
+        assert record.messages == transcript_turns(record.prompt) and record.messages[-1]["role"] == "user"
+        multi_turn = sum(len(m) > 1 for m in conn.scalars(select(Record.messages)))
         pair = conn.execute(select(Pair).where(Pair.record_id == record.id)).one()
         choice = conn.scalar(select(Judgment.choice).where(Judgment.pair_id == pair.id))
         winner = conn.scalar(select(Completion.text).where(
             Completion.id == (pair.a_id if choice == "a" else pair.b_id)))
     assert winner == chosen
+    assert 500 < multi_turn < 1155  # most hh prompts are several turns, which every model step now sees
 
 
 def test_pandalm_gives_999_pairs_with_three_judgments_each(cli, tmp_path, shared_data):

@@ -86,7 +86,7 @@ def test_schema_6_pairs_get_empty_metadata_and_show_their_records(project, tmp_p
         conn.execute(text("ALTER TABLE pairs DROP COLUMN meta"))
         conn.execute(update(Meta).where(Meta.key == "schema_version").values(value="6"))
     with open_project(project.root) as reopened, reopened.store.read() as conn:
-        assert reopened.store.schema_version(conn) == 7
+        assert reopened.store.schema_version(conn) == SCHEMA_VERSION
         assert conn.execute(text("SELECT meta FROM pairs")).scalars().all() in (["{}"], [{}])
         assert list(pool.pair_meta(conn).values()) == [{"subset": "greetings"}]
 
@@ -94,7 +94,8 @@ def test_schema_6_pairs_get_empty_metadata_and_show_their_records(project, tmp_p
 def test_schema_1_project_is_upgraded_to_the_current_schema(project):
     """The real path from the first release: schema 2 added cluster and near-duplicate tables, 3 scores,
     4 the annotation app's tables, 5 generation runs (and the run of each generated completion), 6 each
-    account's status and session generation, 7 each pair's metadata (a pair ingested before has none)."""
+    account's status and session generation, 7 each pair's metadata (a pair ingested before has none), 8 the
+    turns of hh-rlhf style transcript prompts."""
     from curate.annotate.users import add_user, get_user
 
     app_tables = ("submissions", "assignments", "flags", "instruction_versions")
@@ -116,13 +117,13 @@ def test_schema_1_project_is_upgraded_to_the_current_schema(project):
             conn.execute(text(f"DROP TABLE {name}"))
         conn.execute(update(Meta).where(Meta.key == "schema_version").values(value="1"))
     with open_project(project.root) as reopened, reopened.store.read() as conn:
-        assert reopened.store.schema_version(conn) == SCHEMA_VERSION == 7
+        assert reopened.store.schema_version(conn) == SCHEMA_VERSION == 8
         for name in ("cluster_runs", "cluster_assignments", "near_duplicates", "score_runs", "scores", *app_tables,
                      "generation_runs", "generation_prompts"):
             assert inspect(conn).has_table(name)
         assert "generation_id" in {c["name"] for c in inspect(conn).get_columns("completions")}
         assert "ix_completions_generation_id" in {i["name"] for i in inspect(conn).get_indexes("completions")}
-        assert ("schema.upgrade", {"from": 1, "to": 7}) in conn.execute(
+        assert ("schema.upgrade", {"from": 1, "to": 8}) in conn.execute(
             select(AuditEntry.action, AuditEntry.details)).all()
         assert {"status", "session_generation"} <= {c["name"] for c in inspect(conn).get_columns("annotators")}
         assert "meta" in {c["name"] for c in inspect(conn).get_columns("pairs")}

@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_scores import talk
 
 from curate import ingest_files, init_project, open_project, project_status
 from curate.errors import CurateError
 from curate.models import resolve_model
+from curate.rendering import Rendering
 from curate.scores.lm import load_causal_lm, load_reward_model, resolve_scorer
-from curate.scores.reward import committee_margins, encode_conversation, reward_scores, standardise
+from curate.scores.reward import committee_margins, reward_scores, standardise
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def pair_project(tmp_path, texts, model_cache) -> Path:
 
 
 def one_reward(model, tokenizer, prompt: str, completion: str, max_length: int = 1024) -> float:
-    ids, _ = encode_conversation(tokenizer, prompt, completion, max_length=max_length)
+    ids = Rendering(tokenizer, name="test").encode(talk([prompt], [completion])[0], max_length=max_length).ids
     with torch.no_grad():
         return model(input_ids=torch.tensor([ids])).logits[0, 0].item()
 
@@ -53,11 +55,11 @@ def one_reward(model, tokenizer, prompt: str, completion: str, max_length: int =
 def test_batched_rewards_equal_one_at_a_time(tiny_models, texts, tmp_path):
     model, tokenizer = load_reward_model(resolve_model(str(tiny_models["reward1"])), cache=tmp_path)
     prompts, completions = texts
-    batched = reward_scores(model, tokenizer, prompts, completions)
+    batched = reward_scores(model, tokenizer, talk(prompts, completions))
     reference = [one_reward(model, tokenizer, p, c) for p, c in zip(prompts, completions, strict=True)]
     assert np.abs(batched[:, 0] - reference).max() < 1e-4
     assert len(set(np.round(batched[:, 0], 6))) == len(prompts)  # a real model: every text its own reward
-    cut = reward_scores(model, tokenizer, prompts, completions, max_length=40)
+    cut = reward_scores(model, tokenizer, talk(prompts, completions), max_length=40)
     assert cut[:, 1].sum() > 0  # truncated and counted, not crashed on
     assert np.abs(cut[:, 0] - [one_reward(model, tokenizer, p, c, 40) for p, c in zip(prompts, completions,
                                                                                       strict=True)]).max() < 1e-4
@@ -73,7 +75,7 @@ def test_a_lora_reward_adapter_loads_onto_its_base(tiny_models, texts, tmp_path)
     base = LlamaForSequenceClassification.from_pretrained(tiny_models["causal"], num_labels=1)
     expected = PeftModel.from_pretrained(base, tiny_models["reward_lora"]).eval()
     prompts, completions = texts
-    ours = reward_scores(model, tokenizer, prompts[:4], completions[:4])[:, 0]
+    ours = reward_scores(model, tokenizer, talk(prompts[:4], completions[:4]))[:, 0]
     theirs = [one_reward(expected, tokenizer, p, c) for p, c in zip(prompts[:4], completions[:4], strict=True)]
     assert np.abs(ours - theirs).max() < 1e-4
     with expected.disable_adapter():  # the adapter (LoRA and its trained head) really changes the base
@@ -112,8 +114,8 @@ def test_a_tokenizer_without_pad_token_is_fixed_up_with_its_end_token(tiny_model
     fixed, fixed_tokenizer = load_reward_model(resolve_model(str(unpadded)), cache=tmp_path)
     assert fixed_tokenizer.pad_token == fixed_tokenizer.eos_token and fixed.config.pad_token_id is not None
     padded, padded_tokenizer = load_reward_model(resolve_model(str(tiny_models["reward1"])), cache=tmp_path)
-    assert np.abs(reward_scores(fixed, fixed_tokenizer, prompts, completions)
-                  - reward_scores(padded, padded_tokenizer, prompts, completions)).max() < 1e-5
+    assert np.abs(reward_scores(fixed, fixed_tokenizer, talk(prompts, completions))
+                  - reward_scores(padded, padded_tokenizer, talk(prompts, completions))).max() < 1e-5
 
 
 def test_committee_margins_spread_is_the_disagreement():
@@ -144,7 +146,7 @@ def test_reward_models_end_to_end_through_the_cli(cli, pair_project, tiny_models
         for name in names:
             model, tokenizer = load_reward_model(resolve_scorer(name, cache=pair_project / "cache"),
                                                  cache=pair_project / "cache")
-            rewards.append([one_reward(model, tokenizer, p, c) for _, p, c in rows])
+            rewards.append([one_reward(model, tokenizer, c.prompt.text, c.completion.text) for _, c in rows])
         z = np.array(rewards).T
         z = (z - z.mean(0)) / z.std(0)
         row = {r[0]: i for i, r in enumerate(rows)}
@@ -185,10 +187,11 @@ def test_dpo_margin_end_to_end_equals_the_log_ratios(cli, pair_project, tiny_mod
         with project.store.read() as conn:
             rows, pairs = pool.completion_rows(conn), [(p, a, b) for p, _, a, b in pool.pairs(conn)]
         implicit = {}
-        for cid, prompt, text in rows:
+        for cid, conversation in rows:
             with policy.disable_adapter():
-                reference = _logprob(policy, tokenizer, prompt, text)
-            implicit[cid] = 0.5 * (_logprob(policy, tokenizer, prompt, text) - reference)
+                reference = _logprob(policy, tokenizer, conversation.prompt.text, conversation.completion.text)
+            implicit[cid] = 0.5 * (_logprob(policy, tokenizer, conversation.prompt.text, conversation.completion.text)
+                                   - reference)
         stored = _scores(project, result["run_id"])
     expected = np.array([implicit[a] - implicit[b] for _, a, b in pairs])
     assert np.abs(expected).max() > 1e-3  # the adapter changes the policy
@@ -202,10 +205,8 @@ def test_dpo_margin_end_to_end_equals_the_log_ratios(cli, pair_project, tiny_mod
 
 
 def _logprob(model, tokenizer, prompt: str, completion: str) -> float:
-    """log π(completion + end token | chat-templated prompt), one example, no padding."""
-    from curate.scores.passes import encode
-
-    e = encode(tokenizer, prompt, completion, max_length=1024)
+    """log π(completion's tokens | chat-templated prompt), one example, no padding."""
+    e = Rendering(tokenizer, name="test").encode(talk([prompt], [completion])[0], max_length=1024)
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([e.prompt + e.completion])).logits[0].float()
     logp = torch.log_softmax(logits[len(e.prompt) - 1:-1], dim=-1)
@@ -234,7 +235,8 @@ def test_a_reward_never_depends_on_its_batch_when_config_and_tokenizer_pad_diffe
     model, tokenizer = load_reward_model(resolve_model(str(odd)), cache=tmp_path)
     assert tokenizer.pad_token_id != model.config.pad_token_id
     prompts, completions = texts
-    alone = reward_scores(model, tokenizer, prompts[:1], completions[:1])[0, 0]
+    alone = reward_scores(model, tokenizer, talk(prompts[:1], completions[:1]))[0, 0]
     longest = max(range(len(completions)), key=lambda i: len(completions[i]))
-    together = reward_scores(model, tokenizer, [prompts[0], prompts[longest]], [completions[0], completions[longest]])
+    together = reward_scores(model, tokenizer, talk([prompts[0], prompts[longest]],
+                                                    [completions[0], completions[longest]]))
     assert abs(together[0, 0] - alone) < 1e-5

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from curate import ingest_files, init_project, open_project, project_status
+from curate.rendering import Content, Conversation, Rendering
 from curate.scores.entropy import STATS, token_entropy
 from curate.scores.lm import load_causal_lm
-from curate.scores.passes import encode
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +33,16 @@ def examples(samples) -> tuple[list[str], list[str]]:
     return [f"{r['instruction']}\n\n{r['input']}".strip() for r in chosen], [r["response1"] for r in chosen]
 
 
+def talk(prompts: list[str], completions: list[str]) -> list[Conversation]:
+    """Plain-text prompts and completions as conversations."""
+    return [Conversation(Content(p), Content(c)) for p, c in zip(prompts, completions, strict=True)]
+
+
+def encode(tokenizer, prompt: str, completion: str, *, max_length: int):
+    return Rendering(tokenizer, name="SmolLM2").encode(Conversation(Content(prompt), Content(completion)),
+                                                       max_length=max_length)
+
+
 def naive_entropy(model, tokenizer, prompt: str, completion: str, max_length: int = 1024) -> list[float]:
     """One example at a time, no padding, the full logits: the reference the batched code must match."""
     import torch
@@ -51,11 +61,12 @@ def naive_entropy(model, tokenizer, prompt: str, completion: str, max_length: in
 def test_batched_entropy_equals_the_naive_loop(smollm2, examples):
     model, tokenizer = smollm2
     prompts, completions = examples
-    batched = token_entropy(model, tokenizer, prompts, completions)
+    batched = token_entropy(model, tokenizer, talk(prompts, completions))
     reference = np.array([naive_entropy(model, tokenizer, p, c) for p, c in zip(prompts, completions, strict=True)])
     assert batched.shape == (12, len(STATS))
     assert np.abs(batched - reference).max() < 1e-4
-    assert batched[-1, STATS.index("tokens")] == 1  # the empty response: its end token only
+    end_of_turn = tokenizer("<|im_end|>\n", add_special_tokens=False)["input_ids"]
+    assert batched[-1, STATS.index("tokens")] == len(end_of_turn) == 2  # the empty response: the template's end only
     assert (batched[:, STATS.index("entropy_max")] >= batched[:, STATS.index("entropy_mean")]).all()
 
 
@@ -68,7 +79,7 @@ def test_lm_states_equal_the_naive_loop_and_are_cached(smollm2, examples, model_
 
     model, tokenizer = smollm2
     prompts, completions = examples
-    states = lm_states(model, tokenizer, prompts, completions, layer=20)
+    states = lm_states(model, tokenizer, talk(prompts, completions), layer=20)
     reference = []
     for prompt, completion in zip(prompts, completions, strict=True):
         e = encode(tokenizer, prompt, completion, max_length=1024)
@@ -78,7 +89,7 @@ def test_lm_states_equal_the_naive_loop_and_are_cached(smollm2, examples, model_
     reference = np.array(reference)
     assert states.shape == (12, model.config.hidden_size)
     assert np.abs(states - reference).max() < 1e-5 * np.abs(reference).max()
-    rows = [(str(i), p, c) for i, (p, c) in enumerate(zip(prompts, completions, strict=True))]
+    rows = [(str(i), c) for i, c in enumerate(talk(prompts, completions))]
     first, computed = completion_states(rows, cache=model_cache, layer=20)
     again, recomputed = completion_states(rows, cache=model_cache, layer=20)
     assert (computed, recomputed) == (12, 0) and np.array_equal(first, again)
@@ -86,14 +97,14 @@ def test_lm_states_equal_the_naive_loop_and_are_cached(smollm2, examples, model_
     z = standardise_states(first)
     assert np.allclose(z.mean(0), 0, atol=1e-9) and np.linalg.norm(z, axis=1).mean() == pytest.approx(1, rel=0.2)
     with pytest.raises(CurateError, match=r"not one of the model's decoder layers 1\.\.30"):
-        lm_states(model, tokenizer, prompts, completions, layer=31)
+        lm_states(model, tokenizer, talk(prompts, completions), layer=31)
 
 
 @pytest.mark.slow
 def test_long_examples_are_truncated_and_counted(smollm2, examples):
     model, tokenizer = smollm2
     prompts, completions = examples
-    cut = token_entropy(model, tokenizer, prompts, completions, max_length=48)
+    cut = token_entropy(model, tokenizer, talk(prompts, completions), max_length=48)
     reference = np.array([naive_entropy(model, tokenizer, p, c, max_length=48) for p, c in zip(prompts, completions,
                                                                                                 strict=True)])
     assert cut[:, STATS.index("truncated")].sum() > 0
@@ -105,12 +116,12 @@ def test_long_examples_are_truncated_and_counted(smollm2, examples):
 def test_a_tokenizer_without_pad_token_pads_with_its_end_token(smollm2, examples):
     model, tokenizer = smollm2
     prompts, completions = examples
-    expected = token_entropy(model, tokenizer, prompts[:4], completions[:4])
+    expected = token_entropy(model, tokenizer, talk(prompts[:4], completions[:4]))
     pad = tokenizer.pad_token
     tokenizer.pad_token = None
     try:
         assert tokenizer.pad_token_id is None
-        assert np.abs(token_entropy(model, tokenizer, prompts[:4], completions[:4]) - expected).max() < 1e-5
+        assert np.abs(token_entropy(model, tokenizer, talk(prompts[:4], completions[:4])) - expected).max() < 1e-5
     finally:
         tokenizer.pad_token = pad
 
@@ -280,9 +291,9 @@ def test_completions_sharing_a_prompt_equal_the_naive_loop(smollm2, examples):
     prompts, completions = examples
     shared = [prompts[i % 3] for i in range(9)] + [""]
     answers = [*completions[:9], "An answer to nothing."]
-    batched = token_entropy(model, tokenizer, shared, answers)
+    batched = token_entropy(model, tokenizer, talk(shared, answers))
     reference = np.array([naive_entropy(model, tokenizer, p, c) for p, c in zip(shared, answers, strict=True)])
     assert np.abs(batched - reference).max() < 1e-4
     order = np.random.default_rng(0).permutation(10)
-    shuffled = token_entropy(model, tokenizer, [shared[i] for i in order], [answers[i] for i in order])
+    shuffled = token_entropy(model, tokenizer, talk([shared[i] for i in order], [answers[i] for i in order]))
     assert np.abs(shuffled - batched[order]).max() < 1e-4

@@ -32,6 +32,8 @@ def rules_file(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def pool(ukp_embedded, model_cache, tiny_models) -> PoolView:
+    from test_scores import talk
+
     from curate.labels import final_labels, preferences
     from curate.learners.bradley_terry import committee_probabilities, disagreement, fit_committee
     from curate.models import DEFAULT_POLICY, resolve_model
@@ -68,14 +70,14 @@ def pool(ukp_embedded, model_cache, tiny_models) -> PoolView:
     completions = [a for _, a, _ in units.parts] + [b for _, _, b in units.parts]
     texts = list(zip(prompts * 2, completions, strict=True))
     distinct = sorted(set(texts))  # pairs share arguments: each (prompt, completion) is scored once
-    values = token_entropy(model, tokenizer, [p for p, _ in distinct], [c for _, c in distinct],
+    values = token_entropy(model, tokenizer, talk([p for p, _ in distinct], [c for _, c in distinct]),
                            max_length=128)[:, STATS.index("entropy_mean")]
     lookup = dict(zip(distinct, values, strict=True))
     entropy = np.array([lookup[t] for t in texts])
     scores = {f"committee.{k}": v for k, v in committee.items()}
     scores["entropy.entropy_mean"] = np.maximum(entropy[:n], entropy[n:])
     reward, reward_tokenizer = load_reward_model(resolve_model(str(tiny_models["reward1"])))
-    z = standardise(reward_scores(reward, reward_tokenizer, prompts * 2, completions, max_length=256)[:, :1])
+    z = standardise(reward_scores(reward, reward_tokenizer, talk(prompts * 2, completions), max_length=256)[:, :1])
     scores["reward-models.margin_mean"] = committee_margins(z, np.arange(n), np.arange(n, 2 * n))["margin_mean"]
     return PoolView(ids=np.array(units.ids, dtype=object), labelled=labelled, excluded=excluded, vectors=vectors,
                     differences=differences, scores=scores, groups={"cluster": clusters}, duplicates=duplicates,

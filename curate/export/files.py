@@ -14,6 +14,7 @@ from curate.export.examples import LEFT_OUT, build_examples
 from curate.export.formats import SPLITS, Example, export_format
 from curate.files import publishing
 from curate.project import Project
+from curate.rendering import Content, completion_turns, prompt_turns, standard_completion
 from curate.store import audit, pool
 
 NO_TRAIN = "nothing to train on: every labelled example is in the test or calibration slice"
@@ -25,10 +26,10 @@ LINEAGE = ("origin", "record_id", "pair_id", "round", "item_id", "source", "anno
 def render(project: Project, examples: list[Example], fmt: str, *, lineage: bool = False, weights: bool = False,
            chat: bool | None = None) -> dict[str, list[dict[str, Any]]]:
     """Rows per split in TRL's columns for ``fmt``: standard (text) where every prompt and completion is plain
-    text, conversational (lists of messages) where any has messages or ``chat`` says so (``curate train`` does
-    for a model with a chat template). TRL joins a standard prompt and completion as they are and texts are
-    stored stripped, so a standard completion starts with a space. SFT targets and KTO examples appear once per
-    prompt and completion (the first in sort order, with the highest weight)."""
+    text, conversational (lists of messages) where any has messages or ``chat`` says so (``curate train`` says
+    whether its model has a chat template: the rendering every model step uses, ``curate.rendering``). SFT
+    targets and KTO examples appear once per prompt and completion (the first in sort order, with the highest
+    weight)."""
     form = export_format(fmt)
     if form.once_per_completion:
         best: dict[tuple[Any, ...], Example] = {}
@@ -45,12 +46,12 @@ def render(project: Project, examples: list[Example], fmt: str, *, lineage: bool
         chat = any(m is not None for _, m in (*texts.values(), *prompts.values()))
 
     def prompt_of(record_id: str) -> Any:
-        text, messages = prompts[record_id]
-        return (messages or [{"role": "user", "content": text}]) if chat else text
+        prompt = Content(*prompts[record_id])
+        return prompt_turns(prompt) if chat else prompt.text
 
     def completion_of(completion_id: str) -> Any:
-        text, messages = texts[completion_id]
-        return (messages or [{"role": "assistant", "content": text}]) if chat else " " + text
+        completion = Content(*texts[completion_id])
+        return completion_turns(completion) if chat else standard_completion(completion)
 
     out: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for e in examples:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from curate.ids import normalise_text
-from curate.ingest.rows import NOTE_EMPTY, NOTE_SAME, Judged, Parsed, Text, same_text
+from curate.ingest.rows import NOTE_EMPTY, NOTE_SAME, Judged, Parsed, Text, prompt_text, same_text
 from curate.ingest.values import (
     RowProblem,
     blank,
@@ -67,7 +67,7 @@ class Fields:
             parsed = Parsed(prompt=self._prompt(row))
             if "completion" in roles:
                 key = roles["completion"][0]
-                parsed.completions.append(self._completion(row, key, chat=parsed.prompt.messages is not None))
+                parsed.completions.append(self._completion(row, key, chat=_given_as_messages(parsed.prompt)))
         if "id" in roles:
             parsed.source_key = f"{self.name}:{source_id(row, roles['id'][0])}"
         for position, key in enumerate(roles.get("score", [])):
@@ -87,7 +87,7 @@ class Fields:
         prompt = "\n\n".join(p for p in parts if not blank(p))
         if not prompt:
             raise RowProblem(f"fields {', '.join(repr(k) for k in keys)} are all empty")
-        return Text(prompt)
+        return prompt_text(prompt) if len(keys) == 1 else Text(prompt)
 
     def _completion(self, row: dict[str, Any], key: str, *, chat: bool) -> Text:
         if chat != is_messages(row.get(key)):
@@ -102,7 +102,7 @@ class Fields:
         if "prompt" not in self.columns:
             return implicit_prompt(row, first, second)
         prompt = self._prompt(row)
-        chat = prompt.messages is not None
+        chat = _given_as_messages(prompt)
         if not chat and is_messages(cell(row, first)) and is_messages(cell(row, second)):
             return _repeated_prompt(row, prompt, self.columns["prompt"][0], first, second)
         return Parsed(prompt=prompt, completions=[self._completion(row, k, chat=chat) for k in (first, second)])
@@ -118,6 +118,11 @@ class Fields:
                 parsed.judgments.append(Judged(source, annotator, choice=value))
             else:
                 parsed.judgments.append(Judged(source, annotator, label=RATINGS[value], completion=0))
+
+
+def _given_as_messages(prompt: Text) -> bool:
+    """Whether the source gave the prompt as messages (its completions must then be messages too)."""
+    return prompt.messages is not None and not prompt.transcript
 
 
 def _repeated_prompt(row: dict[str, Any], prompt: Text, prompt_key: str, first: str, second: str) -> Parsed:
@@ -149,7 +154,8 @@ def _split_conversations(row: dict[str, Any], first: str, second: str) -> Parsed
 def implicit_prompt(row: dict[str, Any], first: str, second: str) -> Parsed:
     """Split two full transcripts into their shared prompt and their completions (TRL's implicit prompt).
 
-    hh-rlhf style text is cut after the last shared ``Assistant:`` turn (its empty answers are kept);
+    hh-rlhf style text is cut after the last shared ``Assistant:`` turn (its empty answers are kept) and the
+    prompt keeps its turns;
     other text at the last shared whitespace; message lists after the last shared message.
     """
     if is_messages(row.get(first)) or is_messages(row.get(second)):
@@ -172,7 +178,7 @@ def implicit_prompt(row: dict[str, Any], first: str, second: str) -> Parsed:
         parsed.completions = [Text(one[cut:]), Text(two[cut:])]
         if cut <= 0 or any(blank(c.text) for c in parsed.completions):
             raise RowProblem(f"'{first}' and '{second}' share no prompt to split off (add a prompt column)")
-    parsed.prompt = Text(one[:cut])
+    parsed.prompt = prompt_text(one[:cut]) if marker >= 0 else Text(one[:cut])
     if blank(parsed.prompt.text):
         raise RowProblem(f"'{first}' and '{second}' share no prompt to split off (add a prompt column)")
     return parsed

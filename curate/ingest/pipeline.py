@@ -141,7 +141,7 @@ class TextIds:
         self._seen: dict[tuple[str, str, str], tuple[str, str]] = {}
 
     def __call__(self, kind: str, owner: str, text: Text) -> tuple[str, str]:
-        if text.messages is not None:
+        if text.messages is not None and not text.transcript:
             return content_id(kind, owner, text.messages), normalise_text(text.text)
         key = (kind, owner, text.text)
         found = self._seen.get(key)

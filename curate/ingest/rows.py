@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from curate.ids import normalise_text
 from curate.labels.vocabulary import Source
+from curate.rendering import transcript_turns
 
 NOTE_EMPTY = "empty completion kept (the source's own empty answer, judged by its annotators)"
 NOTE_SAME = "both completions are the same text"
@@ -19,6 +20,13 @@ class Text:
     text: str
     messages: list[dict[str, str]] | None = None
     model: str | None = None
+    transcript: bool = False  # messages read from the text (an hh-rlhf transcript): the text stays its identity
+
+
+def prompt_text(text: str) -> Text:
+    """A plain-text prompt, with its turns where it is an hh-rlhf style transcript (``curate.rendering``)."""
+    turns = transcript_turns(normalise_text(text))
+    return Text(text, turns, transcript=turns is not None)
 
 
 @dataclass(slots=True)

@@ -1,10 +1,11 @@
 """Token entropy of a causal LM over each completion, conditioned on its prompt.
 
-For every completion token (and the end-of-turn token after it, so an empty completion still has
-one) the entropy of the model's next-token distribution and the log-probability of the actual token
-are taken; a completion's scores are their mean, max and sum, the mean log-probability and the
-number of tokens. The prompt is wrapped in the model's chat template where it has one. Each prompt
-runs once for all its completions (``curate.scores.passes``).
+For every completion token (the tokens the completion adds to its prompt as ``curate.rendering`` renders it
+for the model: with a chat template, its assistant turn and the template's end of turn; without one, the text
+and the end token, so an empty completion still has one) the entropy of the model's next-token distribution
+and the log-probability of the actual token are taken; a completion's scores are their mean, max and sum, the
+mean log-probability and the number of tokens. Each prompt runs once for all its completions
+(``curate.scores.passes``).
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ from curate.errors import CurateError
 from curate.models import ResolvedModel
 from curate.progress import Progress
 from curate.project import Project
+from curate.rendering import Conversation
 from curate.scores.lm import load_causal_lm, model_paths, resolve_scorer
 from curate.scores.passes import completion_passes, encode_all
 
 STATS = ("entropy_mean", "entropy_max", "entropy_sum", "logprob_mean", "tokens", "truncated")
 
 
-def token_entropy(model: Any, tokenizer: Any, prompts: Sequence[str], completions: Sequence[str], *,
-                  max_length: int = 1024, progress: Progress | None = None) -> np.ndarray:
-    """Scores (n x len(STATS), float64) of every completion; ``truncated`` is 1 where the example was cut."""
-    examples = encode_all(model, tokenizer, prompts, completions, max_length=max_length)
+def token_entropy(model: Any, tokenizer: Any, conversations: Sequence[Conversation], *, max_length: int = 1024,
+                  progress: Progress | None = None) -> np.ndarray:
+    """Scores (n x len(STATS), float64) of every completion in its prompt's context; ``truncated`` is 1 where the
+    example was cut."""
+    examples = encode_all(model, tokenizer, conversations, max_length=max_length)
     out = np.zeros((len(examples), len(STATS)), dtype=np.float64)
     for chunk in completion_passes(model, tokenizer, examples, label="token entropy", progress=progress):
         for row, i in enumerate(chunk.rows):
@@ -59,9 +62,9 @@ class EntropyResult:
 SHARD = 256  # completions scored and cached together: the most a killed run loses
 
 
-def completion_stats(project: Project, model: ResolvedModel, rows: Sequence[tuple[str, str, str]], *,
+def completion_stats(project: Project, model: ResolvedModel, rows: Sequence[tuple[str, Conversation]], *,
                      max_length: int, progress: Progress | None = None) -> tuple[np.ndarray, int]:
-    """STATS of every (id, prompt, completion) row under ``model`` (cached), and how many were computed."""
+    """STATS of every (id, conversation) row under ``model`` (cached), and how many were computed."""
     from curate.scores.runs import cached_completion_scores
 
     return cached_completion_scores(project.root / "cache", model, rows, kind="entropy", load=load_causal_lm,

@@ -14,6 +14,7 @@ from curate.pool.embed import EmbeddingCache, vectors_for
 from curate.pool.units import PoolUnits
 from curate.progress import Progress
 from curate.project import Project
+from curate.rendering import Content
 from curate.scores.states import DEFAULT_LAYER, FEATURES
 
 Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> one embedding per text
@@ -31,16 +32,16 @@ def embedding_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray(a) - np.asarray(b)
 
 
-def pair_differences(prompts: Sequence[str], a: Sequence[str], b: Sequence[str], *, features: str,
+def pair_differences(prompts: Sequence[Content], a: Sequence[Content], b: Sequence[Content], *, features: str,
                      embed: Embed | None = None, policy: str | None = None, cache: Path | None = None,
                      layer: int = DEFAULT_LAYER, progress: Progress | None = None) -> tuple[np.ndarray, int]:
-    """d = f(A) − f(B) for each pair of texts, and how many LM states were computed (0 for embeddings). f is the
-    completion's embedding (``features="embedding"``: ``embed`` gives it) or its standardised states under the
-    causal LM ``policy`` after ``layer`` decoder layers, conditioned on the prompt (``"lm"``; cached under
-    ``cache``)."""
+    """d = f(A) − f(B) for each pair, and how many LM states were computed (0 for embeddings). f is the
+    completion's embedding of its text (``features="embedding"``: ``embed`` gives it) or its standardised states
+    under the causal LM ``policy`` after ``layer`` decoder layers, in its prompt's context as
+    ``curate.rendering`` renders it (``"lm"``; cached under ``cache``)."""
     if check_features(features) == "embedding":
         assert embed is not None, "embedding features need embed"
-        vectors = embed([*a, *b])  # one batch, as stream mode encodes a pair
+        vectors = embed([c.text for c in (*a, *b)])  # one batch, as stream mode encodes a pair
         return embedding_differences(vectors[:len(a)], vectors[len(a):]), 0
     assert policy is not None and cache is not None, "LM features need a policy and a cache"
     from curate.scores.states import pair_state_differences
@@ -58,18 +59,20 @@ def project_pair_features(project: Project, *, features: str, model: str | None 
     """The project's pair ids, d for each, the model f comes from, and how many LM states were computed. f is
     the completion's embedding (``features="embedding"``, ``model``: the embedding model) or its standardised LM
     states under the [models] policy (``"lm"``)."""
-    from curate.pool.units import embedded_units, pool_units
+    from curate.pool.units import embedded_units
     from curate.scores.lm import resolve_scorer
 
     if check_features(features) == "embedding":
         units, cache = embedded_units(project, "pair", model=model)
         return units.ids, unit_differences(units, cache), cache.model, 0
+    from curate.store.pool import pair_contents
+
     with project.store.read() as conn:
-        units = pool_units(conn, "pair")
-    if not len(units):
+        ids, parts = pair_contents(conn)
+    if not ids:
         raise CurateError("the pool has no pairs: ingest data first")
     cache_root, policy = project.root / "cache", project.config.models.policy
-    prompts, a, b = (list(texts) for texts in zip(*units.parts, strict=True))
+    prompts, a, b = (list(contents) for contents in zip(*parts, strict=True))
     d, computed = pair_differences(prompts, a, b, features=features, policy=policy, cache=cache_root, layer=layer,
                                    progress=progress)
-    return units.ids, d, resolve_scorer(policy, cache=cache_root), computed
+    return ids, d, resolve_scorer(policy, cache=cache_root), computed

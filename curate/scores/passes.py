@@ -13,18 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from curate.progress import Progress, no_progress
+from curate.rendering import Conversation, Encoded, Rendering
 
 LOGIT_BUDGET = 2048  # completions x positions whose vocabulary-wide logits one batch may hold
 PROMPT_BUDGET = 2048  # prompts x prompt tokens one batch may run
 SLACK = 1.25  # padded / real positions a batch may reach (padding is computed like any token)
 ROWS = 256  # completions one batch may hold (its cache is copied for each chunk of them)
-
-
-@dataclass
-class Encoded:
-    prompt: list[int]
-    completion: list[int]
-    truncated: bool
 
 
 @dataclass
@@ -39,34 +33,13 @@ class Chunk:
     hidden: Any
 
 
-def encode(tokenizer: Any, prompt: str, completion: str, *, max_length: int) -> Encoded:
-    """Token ids of the prompt (chat template where there is one) and of the completion + end token.
-
-    Too long an example keeps its completion (cut at the end only if it alone is too long) and
-    loses the start of its prompt."""
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                             tokenize=False)
-        prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    else:
-        prompt_ids = tokenizer(prompt)["input_ids"]
-    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    if tokenizer.eos_token_id is not None:
-        completion_ids = [*completion_ids, tokenizer.eos_token_id]
-    if not prompt_ids:  # an empty prompt without template or BOS: the first token needs a position before it
-        prompt_ids = [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id]
-    truncated = len(prompt_ids) + len(completion_ids) > max_length
-    if truncated:
-        completion_ids = completion_ids[:max_length - 1]
-        prompt_ids = prompt_ids[-(max_length - len(completion_ids)):]
-    return Encoded(prompt_ids, completion_ids, truncated)
-
-
-def encode_all(model: Any, tokenizer: Any, prompts: Sequence[str], completions: Sequence[str], *,
+def encode_all(model: Any, tokenizer: Any, conversations: Sequence[Conversation], *,
                max_length: int) -> list[Encoded]:
-    """``encode`` of every example, within the model's own context length as well as ``max_length``."""
+    """Every conversation as the model sees it (``curate.rendering``), within the model's own context length as
+    well as ``max_length``."""
     limit = min(max_length, getattr(model.config, "max_position_embeddings", max_length) or max_length)
-    return [encode(tokenizer, p, c, max_length=limit) for p, c in zip(prompts, completions, strict=True)]
+    rendering = Rendering(tokenizer, name=getattr(model, "name_or_path", None) or "the model")
+    return [rendering.encode(c, max_length=limit) for c in conversations]
 
 
 def _pack(items: Sequence[Any], cost: Any) -> list[list[Any]]:

@@ -1,10 +1,10 @@
 """The model committee: reward models (sequence classifiers, or LoRA reward adapters) score every
 completion; their disagreement on a pair is the signal.
 
-A completion is scored as the conversation [user: prompt, assistant: completion] in the model's chat
-template (prompt, a blank line and the completion where it has none), the format curate's reward
-recipe trains on. Each model's rewards are standardised over the pool (z-scores), so models on
-different scales can be compared; a pair's margin under a model is z(A) − z(B), and P(A ≻ B) = σ(margin).
+A completion is scored as the whole conversation, the completion its last assistant turn, rendered for the
+model as ``curate.rendering`` renders every model step (the form curate's reward recipe trains on). Each
+model's rewards are standardised over the pool (z-scores), so models on different scales can be compared; a
+pair's margin under a model is z(A) − z(B), and P(A ≻ B) = σ(margin).
 Per pair: the mean and spread (standard deviation) of the margins, and the committee statistics of
 the fast committee (mean P, its variance, vote entropy, BALD). Per completion: the mean and spread of
 its z-scored rewards.
@@ -22,6 +22,7 @@ from curate.errors import CurateError
 from curate.learners.bradley_terry import disagreement
 from curate.progress import Progress, no_progress
 from curate.project import Project
+from curate.rendering import Conversation
 from curate.scores.committee import NAMES as COMMITTEE_NAMES
 
 PAIR_NAMES = ("margin_mean", "margin_std", *COMMITTEE_NAMES)
@@ -30,25 +31,14 @@ TOKEN_BUDGET = 16384  # padded tokens one batch may hold
 SHARD = 512  # completions scored and cached together
 
 
-def encode_conversation(tokenizer: Any, prompt: str, completion: str, *, max_length: int) -> tuple[list[int], bool]:
-    """Token ids of the scored conversation; too long a one keeps its end (where a reward model reads)."""
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt},
-                                              {"role": "assistant", "content": completion}], tokenize=False)
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    else:
-        ids = tokenizer(f"{prompt}\n\n{completion}")["input_ids"]
-    return ids[-max_length:], len(ids) > max_length
-
-
-def reward_scores(model: Any, tokenizer: Any, prompts: Sequence[str], completions: Sequence[str], *,
-                  max_length: int = 1024, progress: Progress | None = None) -> np.ndarray:
+def reward_scores(model: Any, tokenizer: Any, conversations: Sequence[Conversation], *, max_length: int = 1024,
+                  progress: Progress | None = None) -> np.ndarray:
     """(reward, truncated) of every completion (n x 2), in batches sorted by length and right-padded."""
     import torch
 
-    limit = min(max_length, getattr(model.config, "max_position_embeddings", max_length) or max_length)
-    encoded = [encode_conversation(tokenizer, p, c, max_length=limit) for p, c in zip(prompts, completions,
-                                                                                       strict=True)]
+    from curate.scores.passes import encode_all
+
+    encoded = [(e.ids, e.truncated) for e in encode_all(model, tokenizer, conversations, max_length=max_length)]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
     batches, batch = [], []
     for i in order:

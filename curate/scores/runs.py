@@ -11,6 +11,7 @@ import numpy as np
 from curate.models import ResolvedModel
 from curate.progress import Progress, no_progress
 from curate.project import Project
+from curate.rendering import Conversation
 from curate.store import audit, rounds, scores
 
 
@@ -27,24 +28,25 @@ def save_run(project: Project, *, kind: str, unit: str, model: ResolvedModel, id
     return run_id
 
 
-def cached_completion_scores(root: Path, model: ResolvedModel, rows: Sequence[tuple[str, str, str]], *,
+def cached_completion_scores(root: Path, model: ResolvedModel, rows: Sequence[tuple[str, Conversation]], *,
                              kind: str, load: Callable[..., tuple[Any, Any]], score: Callable[..., np.ndarray],
                              max_length: int, shard: int, progress: Progress | None = None) -> tuple[np.ndarray, int]:
-    """``score(model, tokenizer, prompts, completions, max_length=)`` of every (id, prompt, completion) row,
-    from ``root``/scores/<kind>/<model> (``root``: a cache folder) where it has them, and how many were
-    computed. The model is loaded (``load(model, cache=)``) only if something is missing; work is cached a
-    shard at a time, in prompt order, so a killed run loses little."""
+    """``score(model, tokenizer, conversations, max_length=)`` of every (id, conversation) row, from
+    ``root``/scores/<kind>/<model> (``root``: a cache folder) where it has them, and how many were computed.
+    A score is keyed by the model's fingerprint (its files, chat template included), ``max_length`` and the
+    conversation with the rendering's version, so a change to any of them recomputes. The model is loaded
+    (``load(model, cache=)``) only if something is missing; work is cached a shard at a time, in prompt order,
+    so a killed run loses little."""
     from curate.pool.embed import EmbeddingCache, text_key
 
     cache = EmbeddingCache(root, model, kind=f"scores/{kind}")
-    keys = [text_key(f"{max_length}\x1f{prompt}\x1f{text}") for _, prompt, text in rows]
-    todo = sorted((i for i, key in enumerate(keys) if key not in cache), key=lambda i: rows[i][1])
+    keys = [text_key(f"{max_length}\x1f{conversation.key()}") for _, conversation in rows]
+    todo = sorted((i for i, key in enumerate(keys) if key not in cache), key=lambda i: rows[i][1].prompt.key())
     if todo:
         loaded, tokenizer = load(model, cache=root)
         shards = [todo[i:i + shard] for i in range(0, len(todo), shard)]
         for part in (progress or no_progress)(shards, f"{model.name}: {len(todo)} completions", len(shards)):
-            values = score(loaded, tokenizer, [rows[i][1] for i in part], [rows[i][2] for i in part],
-                           max_length=max_length)
+            values = score(loaded, tokenizer, [rows[i][1] for i in part], max_length=max_length)
             cache.add([keys[i] for i in part], values.astype(np.float32))
         cache.compact()
     return cache.get(keys).astype(np.float64), len(todo)

@@ -1,5 +1,5 @@
 """LM states: a causal LM's hidden state after a middle decoder layer, averaged over each completion's
-tokens (and its end token), conditioned on the prompt in the model's chat template.
+tokens (as ``curate.rendering`` renders it for the model), conditioned on its prompt.
 
 These are the richer pair features for the preference learners: on UKPConvArg1 with held-out topics,
 a Bradley–Terry head on SmolLM2-135M's layer 20 (of 30) reached 0.785 pairwise accuracy in the
@@ -19,6 +19,7 @@ import numpy as np
 from curate.errors import CurateError
 from curate.models import DEFAULT_POLICY
 from curate.progress import Progress
+from curate.rendering import Content, Conversation
 from curate.scores.passes import completion_passes, encode_all
 
 DEFAULT_LAYER = 20
@@ -26,13 +27,13 @@ FEATURES = ("embedding", "lm")  # what a learner sees of a completion: its embed
 SHARD = 256  # completions computed and cached together: the most a killed run loses
 
 
-def lm_states(model: Any, tokenizer: Any, prompts: Sequence[str], completions: Sequence[str], *, layer: int,
+def lm_states(model: Any, tokenizer: Any, conversations: Sequence[Conversation], *, layer: int,
               max_length: int = 1024, progress: Progress | None = None) -> np.ndarray:
     """Mean hidden state (n x hidden size, float64) after ``layer`` decoder layers over each completion."""
     layers = model.config.num_hidden_layers
     if not 1 <= layer <= layers:
         raise CurateError(f"layer {layer} is not one of the model's decoder layers 1..{layers}")
-    examples = encode_all(model, tokenizer, prompts, completions, max_length=max_length)
+    examples = encode_all(model, tokenizer, conversations, max_length=max_length)
     out = np.zeros((len(examples), model.config.hidden_size), dtype=np.float64)
     for chunk in completion_passes(model, tokenizer, examples, logits=False, layer=layer, label="LM states",
                                    progress=progress):
@@ -41,10 +42,10 @@ def lm_states(model: Any, tokenizer: Any, prompts: Sequence[str], completions: S
     return out
 
 
-def completion_states(rows: Sequence[tuple[str, str, str]], *, cache: Path, model: str = DEFAULT_POLICY,
+def completion_states(rows: Sequence[tuple[str, Conversation]], *, cache: Path, model: str = DEFAULT_POLICY,
                       layer: int = DEFAULT_LAYER, max_length: int = 1024,
                       progress: Progress | None = None) -> tuple[np.ndarray, int]:
-    """LM states of every (id, prompt, completion) row (cached under ``cache``), and how many were computed."""
+    """LM states of every (id, conversation) row (cached under ``cache``), and how many were computed."""
     from curate.scores.lm import load_causal_lm, resolve_scorer
     from curate.scores.runs import cached_completion_scores
 
@@ -66,18 +67,21 @@ def standardise_states(states: np.ndarray) -> np.ndarray:
     return scaled / np.sqrt(states.shape[1])
 
 
-def pair_state_differences(prompts: Sequence[str], a: Sequence[str], b: Sequence[str], *, cache: Path,
+def pair_state_differences(prompts: Sequence[Content], a: Sequence[Content], b: Sequence[Content], *, cache: Path,
                            model: str = DEFAULT_POLICY, layer: int = DEFAULT_LAYER,
                            progress: Progress | None = None) -> tuple[np.ndarray, int]:
     """z(A) − z(B) for each pair (z: standardised LM states over the pairs' distinct completions, each in
     its prompt's context), and how many states were computed rather than read from the cache."""
     position: dict[tuple[str, str], int] = {}
-    for pair in zip(prompts, a, b, strict=True):
-        position.setdefault((pair[0], pair[1]), len(position))
-        position.setdefault((pair[0], pair[2]), len(position))
-    rows = [(str(i), prompt, text) for (prompt, text), i in position.items()]
+    rows: list[tuple[str, Conversation]] = []
+    sides: list[list[int]] = [[], []]
+    for prompt, *pair in zip(prompts, a, b, strict=True):
+        for side, completion in zip(sides, pair, strict=True):
+            key = (prompt.key(), completion.key())
+            if key not in position:
+                position[key] = len(rows)
+                rows.append((str(len(rows)), Conversation(prompt, completion)))
+            side.append(position[key])
     states, computed = completion_states(rows, cache=cache, model=model, layer=layer, progress=progress)
     z = standardise_states(states)
-    side_a = np.array([position[key] for key in zip(prompts, a, strict=True)])
-    side_b = np.array([position[key] for key in zip(prompts, b, strict=True)])
-    return z[side_a] - z[side_b], computed
+    return z[np.array(sides[0], dtype=int)] - z[np.array(sides[1], dtype=int)], computed

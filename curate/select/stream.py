@@ -89,6 +89,7 @@ def stream_decisions(project: Project, lines: Iterable[str], *, strategy: str = 
     from curate.ingest.values import RowProblem
     from curate.pool.embed import load_encoder
     from curate.pool.units import project_model
+    from curate.rendering import Content
     from curate.scores.features import pair_differences
 
     calibration = calibrate(project, strategy=strategy, rate=rate, seed=seed)
@@ -108,13 +109,13 @@ def stream_decisions(project: Project, lines: Iterable[str], *, strategy: str = 
                 raise RowProblem("stream mode decides on pairs: the record has no two completions")
         except RowProblem as problem:
             raise InputError(f"<stdin>:{number}: {problem}") from None
-        a, b = (t.text for t in parsed.completions)
+        prompt, a, b = (Content(t.text, t.messages) for t in (parsed.prompt, *parsed.completions))
         decision: dict[str, Any] = {"line": number, "id": parsed.source_key}
         if calibration.committee is None:
             score = float(rng.random())
             selected = score < calibration.rate
         else:
-            d, _ = pair_differences([parsed.prompt.text], [a], [b], features="embedding", embed=lambda texts: (
+            d, _ = pair_differences([prompt], [a], [b], features="embedding", embed=lambda texts: (
                 encoder.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)))
             score = float(_score(strategy, calibration.committee, d)[0])
             selected = score >= calibration.threshold

@@ -26,6 +26,7 @@ import numpy as np
 from curate.errors import CurateError
 from curate.options import key_values
 from curate.progress import Progress, no_progress
+from curate.rendering import Content
 from curate.simulate.efficiency import (
     STOP_GAIN,
     STOP_WINDOW,
@@ -42,9 +43,9 @@ TARGET_SHARE = 0.98  # of the full-pool accuracy
 @dataclass
 class SimulationData:
     name: str
-    prompts: list[str]
-    a: list[str]
-    b: list[str]
+    prompts: list[Content]  # each with its turns where the data has them (what LM features render)
+    a: list[Content]
+    b: list[Content]
     labels: np.ndarray  # the final label (curate.labels' rule): 1 where A (the file's first completion) won
     topics: np.ndarray | None  # a grouping the data names, for grouped test splits
     # each annotator's A/B vote (1: A) where the file has them, which the votes oracle reveals one at a time so the
@@ -78,9 +79,9 @@ def read_preferences(path: Path, *, mapping: str | None = None, label_values: st
         label = final.get(str(i))
         if label is None or label.preference is None:
             continue
-        prompts.append(normalise_text(row.prompt.text))
-        a.append(normalise_text(row.completions[0].text))
-        b.append(normalise_text(row.completions[1].text))
+        prompts.append(Content(normalise_text(row.prompt.text), row.prompt.messages))
+        a.append(Content(normalise_text(row.completions[0].text), row.completions[0].messages))
+        b.append(Content(normalise_text(row.completions[1].text), row.completions[1].messages))
         labels.append(label.preference)
         topics.append(row.meta.get("topic"))
         votes_of.append([int(j.choice == Choice.A) for j in row.judgments
@@ -158,8 +159,9 @@ def pair_features(data: SimulationData, *, model: str, cache_root: Path, feature
     check_features(features)
     resolved = resolve_model(model, cache=cache_root)
     cache = EmbeddingCache(cache_root, resolved)
-    embed_texts([*data.prompts, *data.a, *data.b], resolved, cache, progress=progress)
-    vectors = pair_vectors(*(vectors_for(texts, cache) for texts in (data.prompts, data.a, data.b)))
+    texts = [[c.text for c in contents] for contents in (data.prompts, data.a, data.b)]
+    embed_texts([t for part in texts for t in part], resolved, cache, progress=progress)
+    vectors = pair_vectors(*(vectors_for(part, cache) for part in texts))
     d, _ = pair_differences(data.prompts, data.a, data.b, features=features, embed=lambda t: vectors_for(t, cache),
                             policy=lm_model or DEFAULT_POLICY, cache=cache_root,
                             layer=DEFAULT_LAYER if layer is None else layer, progress=progress)

@@ -65,9 +65,25 @@ def _add_pair_meta(conn: Connection) -> None:
     conn.execute(text("UPDATE pairs SET meta = '{}'"))
 
 
+def _transcript_turns(conn: Connection) -> None:
+    """Schema 8: a plain-text prompt that is an hh-rlhf style transcript keeps its turns as messages, as ingest now
+    reads one (its id, made from the text, stays), so every model step renders its turns."""
+    from sqlalchemy import select, update
+
+    from curate.rendering import transcript_turns
+    from curate.store.schema import Record
+
+    rows = conn.execute(select(Record.id, Record.prompt).where(Record.messages.is_(None))).all()
+    for record_id, prompt in rows:
+        turns = transcript_turns(prompt)
+        if turns is not None:
+            conn.execute(update(Record).where(Record.id == record_id).values(messages=turns))
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_cluster_and_duplicate_tables, 2: _add_score_tables,
                                                        3: _add_annotation_tables, 4: _add_generation_runs,
-                                                       5: _add_account_status, 6: _add_pair_meta}
+                                                       5: _add_account_status, 6: _add_pair_meta,
+                                                       7: _transcript_turns}
 
 
 def upgrade(conn: Connection, current: int, target: int) -> None:

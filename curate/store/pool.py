@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.orm import aliased
 
+from curate.rendering import Content, Conversation
 from curate.store.bulk import bulk_insert, insert_new, lookup
 from curate.store.schema import (
     Annotator,
@@ -77,10 +78,21 @@ def unit_parts(conn: Connection, *, field: str) -> tuple[list[str], list[tuple[s
     return [r[0] for r in rows], [tuple(r[1:]) for r in rows]
 
 
-def completion_rows(conn: Connection) -> list[tuple[str, str, str]]:
-    """(completion id, prompt, completion text) of every completion, by id."""
-    return [tuple(r) for r in conn.execute(select(Completion.id, Record.prompt, Completion.text)
-                                           .join(Record, Record.id == Completion.record_id).order_by(Completion.id))]
+def completion_rows(conn: Connection) -> list[tuple[str, Conversation]]:
+    """(completion id, the completion in its prompt's context) of every completion, by id."""
+    rows = conn.execute(select(Completion.id, Record.prompt, Record.messages, Completion.text, Completion.messages)
+                        .join(Record, Record.id == Completion.record_id).order_by(Completion.id))
+    return [(cid, Conversation(Content(prompt, prompt_messages), Content(text, messages)))
+            for cid, prompt, prompt_messages, text, messages in rows]
+
+
+def pair_contents(conn: Connection) -> tuple[list[str], list[tuple[Content, Content, Content]]]:
+    """The ids of every pair in id order, and each pair's prompt, completion A and completion B with their messages."""
+    a, b = aliased(Completion), aliased(Completion)
+    rows = conn.execute(select(Pair.id, Record.prompt, Record.messages, a.text, a.messages, b.text, b.messages)
+                        .join(Record, Record.id == Pair.record_id)
+                        .join(a, a.id == Pair.a_id).join(b, b.id == Pair.b_id).order_by(Pair.id)).all()
+    return [r[0] for r in rows], [(Content(r[1], r[2]), Content(r[3], r[4]), Content(r[5], r[6])) for r in rows]
 
 
 def pairs(conn: Connection) -> list[PoolPair]:

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Bump when a table changes, and add the step to ``migrations.MIGRATIONS``.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 ID = String(32)
 
 

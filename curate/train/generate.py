@@ -59,6 +59,7 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
     """Sample ``n`` completions for every prompt of the pool (or ``limit`` of them, drawn with ``seed``) from
     ``model``: a model version of the project (``curate train`` names them, e.g. ``dpo-lora-r1``) or any causal
     LM or adapter folder / hub id in the local cache. The same settings on the same pool give the same samples."""
+    from curate.rendering import Content
     from curate.train.sampling import encode_prompt, load_sampler
 
     params = _check(n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
@@ -66,7 +67,7 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
     version_id, version, resolved = _model_version(project, model)
     with project.store.read() as conn:
         records = pool.records(conn)
-        conversational = pool.has_conversations(conn)  # a conversation's prompt needs the chat template
+        conversational = pool.has_conversations(conn)  # a conversation's completions are stored as messages
         done = generation.sampled_records(conn, model_version_id=version_id, params=params)
         held_out = rounds.held_out_records(conn)  # new pairs of theirs would put a held-out prompt into training
     if not records:
@@ -82,12 +83,12 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
                             held_out=len(held_out), completions=0, pairs=0, empty=0, repeated=0, truncated=0)
     if not todo:  # everything was sampled before with these settings: nothing to record
         return result
-    sampler = load_sampler(resolved, cache=project.root / "cache", conversational=conversational)
+    sampler = load_sampler(resolved, cache=project.root / "cache")
     room = min(max_prompt_length, sampler.context - max_new_tokens)
     if room < 1:
         raise CurateError(f"--max-new-tokens {max_new_tokens} leaves no room for a prompt in the "
                           f"{sampler.context}-token context of '{version}'")
-    encoded = [encode_prompt(sampler, record_id, prompt, messages, limit=room) for record_id, prompt, messages in todo]
+    encoded = [encode_prompt(sampler, Content(prompt, messages), limit=room) for _, prompt, messages in todo]
     result.truncated = sum(cut for _, cut in encoded)
     with project.store.write() as conn:
         result.run_id = generation.add_run(conn, model_version_id=version_id, params=params)

@@ -1,5 +1,6 @@
 """Sampling completions from a causal LM for ``curate generate``: the model loaded once (an adapter folded into
-its base), prompts encoded the way ``curate train`` trains on them, and batches of prompts sampled together."""
+its base), prompts rendered as ``curate train`` trains on them (``curate.rendering``), and batches of prompts
+sampled together."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from curate.errors import CurateError
+from curate.rendering import Content, Rendering
 
 
 @dataclass
@@ -14,22 +16,19 @@ class Sampler:
     name: str
     model: Any
     tokenizer: Any
-    chat: bool  # prompts go through the model's chat template
+    rendering: Rendering  # how prompts are given to the model (its chat template, or plain text)
     device: str
     ends: list[int]  # every token that ends a sample (the model's own end tokens and the tokenizer's)
     context: int  # the model's context length
 
 
-def load_sampler(resolved: Any, *, cache: Any, conversational: bool) -> Sampler:
-    """The model ready to sample (on the GPU where there is one). A conversational pool needs a chat template."""
+def load_sampler(resolved: Any, *, cache: Any) -> Sampler:
+    """The model ready to sample (on the GPU where there is one)."""
     import torch
 
     from curate.scores.lm import load_causal_lm
 
     model, tokenizer = load_causal_lm(resolved, cache=cache)
-    chat = bool(getattr(tokenizer, "chat_template", None))
-    if conversational and not chat:
-        raise CurateError(f"the project's prompts are conversations but '{resolved.name}' has no chat template")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
     ends = model.generation_config.eos_token_id
@@ -37,27 +36,13 @@ def load_sampler(resolved: Any, *, cache: Any, conversational: bool) -> Sampler:
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ends:
         ends.append(tokenizer.eos_token_id)
     context = getattr(model.config, "max_position_embeddings", None) or 1 << 30
-    return Sampler(resolved.name, model, tokenizer, chat, device, ends, context)
+    return Sampler(resolved.name, model, tokenizer, Rendering(tokenizer, name=resolved.name), device, ends, context)
 
 
-def encode_prompt(sampler: Sampler, record_id: str, prompt: str, messages: list[Any] | None, *,
-                  limit: int) -> tuple[list[int], bool]:
-    """The prompt's token ids (through the chat template where the model has one), cut from the start to
+def encode_prompt(sampler: Sampler, prompt: Content, *, limit: int) -> tuple[list[int], bool]:
+    """The prompt's token ids as every model step renders it (``curate.rendering``), cut from the start to
     ``limit`` tokens, and whether it was cut."""
-    from jinja2 import TemplateError
-
-    tokenizer = sampler.tokenizer
-    if sampler.chat:
-        try:
-            text = tokenizer.apply_chat_template(messages or [{"role": "user", "content": prompt}],
-                                                 add_generation_prompt=True, tokenize=False)
-        except (TemplateError, ValueError, TypeError) as err:
-            raise CurateError(f"the chat template of '{sampler.name}' refused the prompt of record {record_id}: "
-                              f"{str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}"
-                              ) from None
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    else:
-        ids = tokenizer(prompt)["input_ids"]
+    ids = sampler.rendering.prompt_ids(prompt)
     return ids[-limit:], len(ids) > limit
 
 

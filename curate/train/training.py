@@ -70,7 +70,7 @@ def plan_training(project: Project, recipe_name: str, *, round_number: int | Non
     else:
         examples = build_examples(project, fmt=fmt, round_number=round_number, with_imported=with_imported,
                                   required=True)
-        rows = render(project, examples.rows, fmt, chat=True if has_chat_template(base.path) else None)
+        rows = render(project, examples.rows, fmt, chat=has_chat_template(base.path))  # as curate.rendering renders
         with tempfile.TemporaryDirectory() as scratch:
             files = write_export(rows, Path(scratch) / f"{fmt}.jsonl")  # checked and hashed before any folder
         if dry_run:
