@@ -6,8 +6,9 @@ data has one); a completion is plain text, or its assistant turn(s). A model wit
 conversation through it, as TRL's trainers build a conversational example: the prompt with the generation
 prompt, and the completion as the tokens that ``prompt + completion`` (rendered whole) adds after the longest
 shared start. A model without one sees the plain text as TRL joins a standard example: prompt, a space, the
-completion and the end token. Too long an example loses the start of its prompt, never its completion (unless
-the completion alone does not fit the context, when its end is cut); either way it counts as truncated.
+completion and the end token. Too long an example loses the start of its prompt after its first token where
+that is a special one (BOS, [CLS], a template's first marker), never its completion (unless the completion
+alone does not fit the context, when its end is cut); either way it counts as truncated.
 """
 
 from __future__ import annotations
@@ -34,10 +35,8 @@ class Content:
     messages: Messages | None = None
 
     def key(self) -> str:
-        """What is rendered, as one canonical text (for cache keys)."""
-        if self.messages is None:
-            return self.text
-        return json.dumps(self.messages, ensure_ascii=False, sort_keys=True)
+        """Everything a rendering may read of it (text and messages), as one canonical text (for cache keys)."""
+        return json.dumps([self.text, self.messages], ensure_ascii=False, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,9 @@ class Conversation:
     completion: Content
 
     def key(self) -> str:
-        """What is rendered, as one canonical text (for cache keys): the rendering version, prompt and completion."""
-        return "\x1f".join((RENDERING, self.prompt.key(), self.completion.key()))
+        """What is rendered, as one canonical text (for cache keys): the rendering's version, prompt and completion."""
+        return json.dumps([RENDERING, self.prompt.text, self.prompt.messages, self.completion.text,
+                           self.completion.messages], ensure_ascii=False, sort_keys=True)
 
 
 @dataclass
@@ -135,9 +135,10 @@ class Rendering:
         if not prompt:  # no template and no start token: the first token needs a position before it
             prompt = [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id]
         truncated = len(prompt) + len(completion) > max_length
-        if truncated:
-            completion = completion[:max_length - 1]
-            prompt = prompt[-(max_length - len(completion)):]
+        if truncated:  # a start token (BOS, [CLS], a template's first marker) stays where a model expects it
+            head = prompt[:1] if len(prompt) > 1 and prompt[0] in tokenizer.all_special_ids else []
+            completion = completion[:max_length - 1 - len(head)]
+            prompt = head + prompt[len(head):][-(max_length - len(head) - len(completion)):]
         return Encoded(prompt, completion, truncated)
 
     def _template(self, turns: Messages, *, add_generation_prompt: bool = False) -> str:

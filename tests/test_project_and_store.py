@@ -91,6 +91,34 @@ def test_schema_6_pairs_get_empty_metadata_and_show_their_records(project, tmp_p
         assert list(pool.pair_meta(conn).values()) == [{"subset": "greetings"}]
 
 
+def test_schema_7_transcript_prompts_get_their_turns_and_keep_their_ids(project, tmp_path):
+    """Schema 8 reads the turns of hh-rlhf style prompts ingested as plain text, as ingest now does; other prompts
+    stay plain, no id changes, and ingesting the same file again adds nothing."""
+    from sqlalchemy import select
+
+    from curate.ingest import ingest_files
+    from curate.rendering import transcript_turns
+    from curate.store.schema import Record
+
+    rows = [{"chosen": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: A colour?\n\nAssistant: Blue.",
+             "rejected": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: A colour?\n\nAssistant: No."},
+            {"prompt": "Say hi.", "chosen": "Hi!", "rejected": "Go away."}]
+    for n, row in enumerate(rows):
+        (tmp_path / f"{n}.jsonl").write_text(json.dumps(row) + "\n")
+    ingest_files(project, [tmp_path / "0.jsonl", tmp_path / "1.jsonl"])
+    with project.store.read() as conn:
+        stored = sorted(conn.execute(select(Record.id, Record.prompt, Record.messages)).all())
+    assert [m for _, _, m in stored if m] == [transcript_turns(stored_prompt) for _, stored_prompt, m in stored if m]
+    assert sum(m is None for _, _, m in stored) == 1 and len(stored) == 2
+    with project.store.write() as conn:
+        conn.execute(update(Record).values(messages=None))
+        conn.execute(update(Meta).where(Meta.key == "schema_version").values(value="7"))
+    with open_project(project.root) as reopened:
+        with reopened.store.read() as conn:
+            assert sorted(conn.execute(select(Record.id, Record.prompt, Record.messages)).all()) == stored
+        assert sum(f.added for f in ingest_files(reopened, [tmp_path / "0.jsonl", tmp_path / "1.jsonl"]).files) == 0
+
+
 def test_schema_1_project_is_upgraded_to_the_current_schema(project):
     """The real path from the first release: schema 2 added cluster and near-duplicate tables, 3 scores,
     4 the annotation app's tables, 5 generation runs (and the run of each generated completion), 6 each

@@ -76,14 +76,16 @@ def exported(project, fmt: str, *, chat: bool) -> tuple[list[dict], list[Convers
     with project.store.read() as conn:
         ids, parts = pool.pair_contents(conn)
     contents = dict(zip(ids, parts, strict=True))
+    best = "completion" if fmt == "sft" else "chosen"
     chosen, rejected = [], []
     for row in rows:
         prompt, a, b = contents[row["pair_id"]]
-        said = row["chosen"][-1]["content"] if chat else row["chosen"].strip()
+        said = row[best][-1]["content"] if chat else row[best].strip()
         first, second = (a, b) if said == a.text else (b, a)
         chosen.append(Conversation(prompt, first))
         rejected.append(Conversation(prompt, second))
-    return [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows], chosen, rejected
+    kept = ("prompt", "completion") if fmt == "sft" else ("prompt", "chosen", "rejected")
+    return [{k: r[k] for k in kept} for r in rows], chosen, rejected
 
 
 def trl_dataset(trainer_class, config_class, model, tokenizer, rows: list[dict], folder: Path, **options):
@@ -142,6 +144,26 @@ def test_scorers_see_the_tokens_trl_trains_on(hh_project, tiny_models, tmp_path,
     assert np.abs(states - np.array(reference_states)).max() < 1e-5 * np.abs(states).max()
 
 
+def test_the_sft_trainer_learns_the_completion_tokens_the_scorers_read(hh_project, tiny_models, tmp_path):
+    """SFT on the round's best answers: TRL's prompt (masked out of the loss) and completion tokens are curate's."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    from curate import open_project
+
+    model = LlamaForCausalLM.from_pretrained(tiny_models["causal"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["causal"])
+    with open_project(hh_project) as project:
+        rows, chosen, _ = exported(project, "sft", chat=True)
+    built = trl_dataset(SFTTrainer, SFTConfig, model, tokenizer, rows, tmp_path / "sft", completion_only_loss=True)
+    rendering = Rendering(tokenizer, name="tiny")
+    assert len(built) == len(chosen) > 0
+    for trl_row, conversation in zip(built, chosen, strict=True):
+        start = next(i for i, label in enumerate(trl_row["labels"]) if label != -100)  # the loss's first token
+        encoded = rendering.encode(conversation, max_length=4096)
+        assert (encoded.prompt, encoded.completion) == (trl_row["input_ids"][:start], trl_row["input_ids"][start:])
+
+
 def test_reward_models_read_the_conversation_the_reward_trainer_builds(hh_project, tiny_models, tmp_path):
     """A sequence classifier scores the whole rendered conversation, the completion its last assistant turn: the
     reward trainer's chosen ids, one at a time, give the batched rewards."""
@@ -178,7 +200,8 @@ def test_a_long_conversation_loses_the_start_of_its_prompt_never_its_completion(
     whole = rendering.encode(conversation, max_length=4096)
     cut = rendering.encode(conversation, max_length=len(whole.completion) + 10)
     assert cut.truncated and not whole.truncated
-    assert cut.completion == whole.completion and cut.prompt == whole.prompt[-10:]
+    assert whole.prompt[0] in tokenizer.all_special_ids  # the template's first marker stays where it was
+    assert cut.completion == whole.completion and cut.prompt == [whole.prompt[0], *whole.prompt[-9:]]
 
 
 def test_cached_scores_follow_the_rendering(tiny_models, tmp_path):
@@ -209,26 +232,17 @@ def test_cached_scores_follow_the_rendering(tiny_models, tmp_path):
     assert computed(changed, rows) == 2
 
 
-def test_hh_prompts_keep_their_turns_through_ingest_simulate_and_an_upgrade(hh_project, tmp_path, shared_data):
-    """Ingest reads an hh-rlhf transcript's turns (the record's id still made from its text, so re-ingesting adds
-    nothing); simulate's LM features see them; a schema-7 project gets them on opening."""
-    from sqlalchemy import select, text, update
+def test_simulate_reads_the_turns_of_hh_prompts(hh_project, shared_data):
+    """Ingest reads an hh-rlhf transcript's turns, and so does simulate, whose LM features render them."""
+    from sqlalchemy import select
 
     from curate import open_project
     from curate.simulate.run import read_preferences
-    from curate.store.schema import Meta, Record
+    from curate.store.schema import Record
 
     with open_project(hh_project) as project, project.store.read() as conn:
-        records = conn.execute(select(Record.id, Record.prompt, Record.messages)).all()
-    assert len(records) == HH_ROWS and all(m == transcript_turns(p) and len(m) >= 3 for _, p, m in records)
-    copy = tmp_path / "p"
-    shutil.copytree(hh_project, copy)
-    with open_project(copy) as project, project.store.write() as conn:
-        conn.execute(update(Record).values(messages=None))
-        conn.execute(update(Meta).where(Meta.key == "schema_version").values(value="7"))
-    with open_project(copy) as project, project.store.read() as conn:
-        assert conn.execute(select(Record.id, Record.prompt, Record.messages)).all() == records
-        assert conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar() == "8"
+        records = conn.execute(select(Record.prompt, Record.messages)).all()
+    assert len(records) == HH_ROWS and all(m == transcript_turns(p) and len(m) >= 3 for p, m in records)
     data = read_preferences(shared_data / "hh-rlhf-harmless-test-dev.jsonl.gz")
     multi = [p for p in data.prompts if p.messages is not None and len(p.messages) > 1]
     assert len(data.prompts) > 1000 and len(multi) > len(data.prompts) / 2

@@ -87,7 +87,7 @@ class Fields:
         prompt = "\n\n".join(p for p in parts if not blank(p))
         if not prompt:
             raise RowProblem(f"fields {', '.join(repr(k) for k in keys)} are all empty")
-        return prompt_text(prompt) if len(keys) == 1 else Text(prompt)
+        return prompt_text(prompt)
 
     def _completion(self, row: dict[str, Any], key: str, *, chat: bool) -> Text:
         if chat != is_messages(row.get(key)):

@@ -6,7 +6,7 @@ import re
 from typing import Any, ClassVar
 
 from curate.ingest.fields import implicit_prompt
-from curate.ingest.rows import NOTE_EMPTY, NOTE_SAME, Judged, Parsed, Text, same_text
+from curate.ingest.rows import NOTE_EMPTY, NOTE_SAME, Judged, Parsed, Text, prompt_text, same_text
 from curate.ingest.values import (
     RowProblem,
     blank,
@@ -98,7 +98,7 @@ class PandaLM:
             raise RowProblem("fields 'instruction' and 'input' are both empty")
         models = checked_text(str(row.get("cmp_key") or ""), "field 'cmp_key'").split("_")
         models = models if len(models) == 2 else [None, None]
-        parsed = Parsed(prompt=Text(prompt))
+        parsed = Parsed(prompt=prompt_text(prompt))
         for number, model in zip((1, 2), models, strict=True):
             key = f"response{number}"
             value = row.get(key)

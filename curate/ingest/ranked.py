@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from curate.errors import InputError
-from curate.ingest.rows import Judged, Parsed, Text, same_text
+from curate.ingest.rows import Judged, Parsed, Text, prompt_text, same_text
 from curate.ingest.values import (
     NOT_KEPT,
     RowProblem,
@@ -104,7 +104,7 @@ class Ranked:
                              "hold a list: use JSON Lines or Parquet)")
         if not isinstance(items, list) or not items:
             raise RowProblem(f"wrong list shape: field '{key}' must be a non-empty list of completions")
-        parsed = Parsed(prompt=Text(prompt))
+        parsed = Parsed(prompt=prompt_text(prompt))
         found = [_item(item, f"field '{key}' item {n}", parsed.notes) for n, item in enumerate(items, 1)]
         scores, field = self._scores(row, key, found, parsed.notes)
         if self.id_column:

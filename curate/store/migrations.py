@@ -68,16 +68,17 @@ def _add_pair_meta(conn: Connection) -> None:
 def _transcript_turns(conn: Connection) -> None:
     """Schema 8: a plain-text prompt that is an hh-rlhf style transcript keeps its turns as messages, as ingest now
     reads one (its id, made from the text, stays), so every model step renders its turns."""
-    from sqlalchemy import select, update
+    from sqlalchemy import bindparam, select
 
     from curate.rendering import transcript_turns
     from curate.store.schema import Record
 
-    rows = conn.execute(select(Record.id, Record.prompt).where(Record.messages.is_(None))).all()
-    for record_id, prompt in rows:
-        turns = transcript_turns(prompt)
-        if turns is not None:
-            conn.execute(update(Record).where(Record.id == record_id).values(messages=turns))
+    found = [{"record": record_id, "turns": turns} for record_id, prompt in
+             conn.execute(select(Record.id, Record.prompt).where(Record.messages.is_(None)))
+             if (turns := transcript_turns(prompt)) is not None]
+    if found:
+        conn.execute(Record.__table__.update().where(Record.__table__.c.id == bindparam("record"))
+                     .values(messages=bindparam("turns")), found)
 
 
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_cluster_and_duplicate_tables, 2: _add_score_tables,

@@ -127,12 +127,6 @@ def completions_per_record(conn: Connection) -> dict[str, int]:
     return dict(conn.execute(select(Completion.record_id, func.count()).group_by(Completion.record_id)).all())
 
 
-def has_conversations(conn: Connection) -> bool:
-    """Whether any prompt or completion of the project is a conversation (has chat messages)."""
-    return any(conn.scalar(select(table.id).where(table.messages.is_not(None)).limit(1)) is not None
-               for table in (Record, Completion))
-
-
 def judged_pairs(conn: Connection, *, sources: Iterable[str]) -> set[str]:
     """Pairs with a judgment of one of ``sources``."""
     return {r[0] for r in conn.execute(select(Judgment.pair_id).where(Judgment.source.in_(list(sources))))}

@@ -1,8 +1,8 @@
 """``curate generate``: fresh completions for the pool's prompts from a trained model, the next round's
 on-policy pairs. Every completion is stored with the generation run and model version that sampled it.
 
-Prompts are shown to the model as ``curate train`` trained it: through its chat template where it has one
-(with a conversation's own turns), as plain text otherwise (a conversation needs a template). A prompt held out
+Prompts are shown to the model as ``curate train`` trains it and the scorers read them (``curate.rendering``):
+through its chat template where it has one (with a conversation's own turns), as plain text otherwise. A prompt held out
 whole in the frozen test or calibration slice is never sampled. Each prompt gets ``n`` samples; its
 distinct non-empty ones are stored (``origin = generated``) and paired with each other. Work is written a
 batch at a time, and a prompt already sampled by the same model version with the same settings is skipped,
@@ -59,7 +59,7 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
     """Sample ``n`` completions for every prompt of the pool (or ``limit`` of them, drawn with ``seed``) from
     ``model``: a model version of the project (``curate train`` names them, e.g. ``dpo-lora-r1``) or any causal
     LM or adapter folder / hub id in the local cache. The same settings on the same pool give the same samples."""
-    from curate.rendering import Content
+    from curate.rendering import Content, transcript_turns
     from curate.train.sampling import encode_prompt, load_sampler
 
     params = _check(n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
@@ -67,12 +67,14 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
     version_id, version, resolved = _model_version(project, model)
     with project.store.read() as conn:
         records = pool.records(conn)
-        conversational = pool.has_conversations(conn)  # a conversation's completions are stored as messages
         done = generation.sampled_records(conn, model_version_id=version_id, params=params)
         held_out = rounds.held_out_records(conn)  # new pairs of theirs would put a held-out prompt into training
     if not records:
         raise CurateError("the pool has no prompts to generate for: ingest data first")
     records = [r for r in records if r[0] not in held_out]
+    # a prompt the source gave as messages gets its completions as messages too (an hh transcript's turns are
+    # read from its text, and its completions are text, as imported ones are)
+    conversations = {r[0] for r in records if r[2] is not None and r[2] != transcript_turns(r[1])}
     if not records:
         raise CurateError("every prompt is held out in the test or calibration slice: nothing to generate for")
     if limit is not None and limit < len(records):
@@ -95,7 +97,7 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
     status = "interrupted"
     try:
         _sample_all(project, sampler, todo, [ids for ids, _ in encoded], params=params,
-                    conversational=conversational, result=result, progress=progress)
+                    conversations=conversations, result=result, progress=progress)
         status = "done"
     finally:  # an interrupted run keeps what it wrote, and says so
         counts = _counts(result)
@@ -153,7 +155,7 @@ def _model_version(project: Project, name: str) -> tuple[int, str, Any]:
 
 
 def _sample_all(project: Project, sampler: Any, records: list[tuple[Any, ...]], prompts: list[list[int]], *,
-                params: dict[str, Any], conversational: bool, result: GenerateResult, progress: Progress) -> None:
+                params: dict[str, Any], conversations: set[str], result: GenerateResult, progress: Progress) -> None:
     """Sample the prompts in batches of similar length; each batch is written (with the prompts it sampled and
     the run's counts so far) in one transaction."""
     from curate.train.sampling import sample
@@ -167,17 +169,18 @@ def _sample_all(project: Project, sampler: Any, records: list[tuple[Any, ...]], 
                        top_p=params["top_p"], max_new_tokens=params["max_new_tokens"],
                        seed=int(content_id("generate", str(params["seed"]), record_ids[0])[:8], 16))
         with project.store.write() as conn:
-            _store(conn, record_ids, texts, conversational=conversational, result=result)
+            _store(conn, record_ids, texts, conversations=conversations, result=result)
             generation.add_sampled(conn, run_id=result.run_id, record_ids=record_ids, counts=_counts(result))
 
 
-def _store(conn: Connection, record_ids: list[str], samples: list[list[str]], *, conversational: bool,
+def _store(conn: Connection, record_ids: list[str], samples: list[list[str]], *, conversations: set[str],
            result: GenerateResult) -> None:
-    """One batch's completions (as assistant messages in a conversational project) and the pairs among each
-    prompt's distinct samples."""
+    """One batch's completions (as assistant messages for the prompts in ``conversations``) and the pairs among
+    each prompt's distinct samples."""
     completions: list[dict[str, Any]] = []
     pairs: list[dict[str, Any]] = []
     for record_id, texts in zip(record_ids, samples, strict=True):
+        conversational = record_id in conversations
         ids: list[str] = []
         for raw in texts:
             text = normalise_text(raw)
