@@ -61,7 +61,7 @@ def main() -> None:
         direct_times.append(time.perf_counter() - start)
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            first = embed_texts(corpus, model, EmbeddingCache(Path(tmp), model), batch_size=64, encoder=encoder)
+            first = embed_texts(corpus, model, EmbeddingCache(Path(tmp), model), encoder=encoder)
             our_times.append(time.perf_counter() - start)
             start = time.perf_counter()
             again = embed_texts(corpus, model, EmbeddingCache(Path(tmp), model), encoder=encoder)

@@ -162,6 +162,32 @@ class LabelsSection:
 
 
 @dataclass(frozen=True)
+class ComputeSection:
+    """Where model work runs (``curate.compute``): ``device`` is auto (a GPU where torch sees one), cpu, cuda,
+    cuda:N or mps; ``dtype`` is auto (bfloat16 on a GPU that has it, float16 on other GPUs, float32 on a CPU),
+    float32, bfloat16 or float16. ``--device`` on a command overrides the device for one run."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+
+    def __post_init__(self) -> None:
+        from curate.compute import check_device, check_dtype
+        from curate.errors import CurateError
+
+        try:
+            check_device(self.device)
+            check_dtype(self.dtype)
+        except CurateError as err:
+            raise ConfigError(f"[compute] {err}") from None
+
+    def resolve(self, device: str | None = None) -> Any:
+        """The ``curate.compute.Compute`` this section (or ``device``, where given) names on this machine."""
+        from curate.compute import Compute
+
+        return Compute.of(device or self.device, self.dtype)
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     """Everything in ``curate.toml``."""
 
@@ -173,6 +199,7 @@ class ProjectConfig:
     learner: LearnerSection = field(default_factory=LearnerSection)
     annotate: AnnotateSection = field(default_factory=AnnotateSection)
     labels: LabelsSection = field(default_factory=LabelsSection)
+    compute: ComputeSection = field(default_factory=ComputeSection)
 
 
 def from_mapping(cls: type[T], data: Any, *, where: str) -> T:

@@ -88,7 +88,7 @@ def test_a_killed_run_resumes_without_recomputing(tmp_path, samples, ukp_embedde
     with init_project(root) as project:
         ingest_files(project, [samples["ukp"]])
     code = (f"from curate import open_project, embed_pool\n"
-            f"embed_pool(open_project({str(root)!r}), shard_size=8, batch_size=8)\n")
+            f"embed_pool(open_project({str(root)!r}), shard_size=8, batch_tokens=256)\n")
     proc = subprocess.Popen([sys.executable, "-c", code])
     cache = root / "cache" / "embeddings"
     deadline = time.time() + 240

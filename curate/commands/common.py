@@ -44,5 +44,8 @@ def print_json(data: Any) -> None:
 
 ModelOption = Annotated[str | None, typer.Option(
     "--model", help="Embedding model: hub id (from the local Hugging Face cache) or folder; default from curate.toml.")]
+DeviceOption = Annotated[str | None, typer.Option(
+    "--device", help="auto (a GPU where torch sees one), cpu, cuda, cuda:N or mps; default: [compute] device in "
+                     "curate.toml.")]
 FieldOption = Annotated[str | None, typer.Option("--field", help="prompt | completion | pair (default: pair if the "
                                                                  "project has pairs, else prompt).")]

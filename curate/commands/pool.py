@@ -7,20 +7,32 @@ from typing import Annotated
 
 import typer
 
-from curate.commands.common import FieldOption, JsonFlag, ModelOption, ProjectDir, out, print_json, progress_bar
+from curate.commands.common import (
+    DeviceOption,
+    FieldOption,
+    JsonFlag,
+    ModelOption,
+    ProjectDir,
+    out,
+    print_json,
+    progress_bar,
+)
 from curate.ingest.readers import FileFormat
 
 
 def embed(project_dir: ProjectDir = Path("."), model: ModelOption = None,
           field: Annotated[str | None, typer.Option("--field", help="prompt | completion | pair "
                                                     "(default: every prompt and completion).")] = None,
-          batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64, as_json: JsonFlag = False) -> None:
+          batch_tokens: Annotated[int | None, typer.Option(
+              "--batch-tokens", min=1, help="Padded tokens per batch (default: 8192 on a CPU, 131072 on a GPU).")
+          ] = None, device: DeviceOption = None, as_json: JsonFlag = False) -> None:
     """Embed the pool's texts with sentence-transformers; cached, so only new texts are computed."""
     from curate.pool.units import embed_pool
     from curate.project import open_project
 
     with open_project(project_dir) as project:
-        result = embed_pool(project, model=model, field_name=field, batch_size=batch_size, progress=progress_bar)
+        result = embed_pool(project, model=model, field_name=field, batch_tokens=batch_tokens, device=device,
+                            progress=progress_bar)
     if as_json:
         print_json(vars(result))
     else:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from curate.commands.common import JsonFlag, ProjectDir, out, print_json
+from curate.commands.common import DeviceOption, JsonFlag, ProjectDir, out, print_json
 
 recipes_app = typer.Typer(no_args_is_help=True, help="Training recipes (YAML): list them, show one to copy and edit.")
 
@@ -63,7 +63,7 @@ def train(recipe: Annotated[str, typer.Argument(help="A packaged recipe (curate 
                                                       "the imported data (as curate export --with-imported; not "
                                                       "with --round).")
                                    ] = False,
-          project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
+          device: DeviceOption = None, project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
     """Fine-tune with a recipe (TRL + PEFT LoRA), save the adapter under models/, evaluate it on the frozen test
     slice and register the model version."""
     from curate.commands.common import progress_bar
@@ -72,14 +72,17 @@ def train(recipe: Annotated[str, typer.Argument(help="A packaged recipe (curate 
 
     with open_project(project_dir) as project:
         plan = plan_training(project, recipe, round_number=round_number, data=data, overrides=overrides or [],
-                             warm_start=warm_start, resume=resume, dry_run=dry_run, with_imported=with_imported)
+                             warm_start=warm_start, resume=resume, dry_run=dry_run, with_imported=with_imported,
+                             device=device)
         if dry_run:
             shown = {"name": plan.name, "recipe": plan.recipe.as_dict(), "source": plan.source, "base": plan.base,
-                     "parent": plan.parent, "data": plan.data, "output": str(plan.output), "round": plan.round}
+                     "parent": plan.parent, "data": plan.data, "output": str(plan.output), "round": plan.round,
+                     "device": plan.device}
             if as_json:
                 print_json(shown)
                 return
-            out.print(f"would train [bold]{plan.name}[/] ({plan.recipe.kind}, {plan.source}) on {plan.base}"
+            out.print(f"would train [bold]{plan.name}[/] ({plan.recipe.kind}, {plan.source}) on {plan.base}, on "
+                      f"{plan.device}"
                       + (f", warm-starting from {plan.parent}" if plan.parent else ""))
             for split, info in plan.data.items():
                 out.print(f"  {split}: {info['rows']} examples, sha256 {info['sha256'][:12]}")

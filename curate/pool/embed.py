@@ -19,11 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from curate.compute import Compute
 from curate.files import publish_text, staged
 from curate.models import ResolvedModel
 from curate.progress import Progress, no_progress
 
 SHARD_TEXTS = 4096  # texts per shard: the most work a killed run loses (about a minute on 2 cores)
+BATCH_TOKENS = {"cpu": 8192, "gpu": 131072}  # padded tokens one embedding batch may hold, by device
 COMPACT_ABOVE = 256  # shards; more are merged into one on the next run
 
 
@@ -121,33 +123,62 @@ class EmbedResult:
     cached: int  # already in the cache
 
 
-def load_encoder(model: ResolvedModel, *, device: str = "cpu") -> Any:
-    """A SentenceTransformer from a local folder, with the hub switched off."""
+def load_encoder(model: ResolvedModel, *, compute: Compute | None = None) -> Any:
+    """A SentenceTransformer from a local folder, with the hub switched off, on ``compute``'s device and dtype
+    (the CPU in float32 unless told)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging
 
     logging.disable_progress_bar()  # curate shows its own progress
+    compute = compute or Compute()
+    encoder = SentenceTransformer(str(model.path), device=compute.device, local_files_only=True)
+    return encoder.to(compute.torch_dtype())
 
-    return SentenceTransformer(str(model.path), device=device, local_files_only=True)
 
-
-def embed_texts(texts: Sequence[str], model: ResolvedModel, cache: EmbeddingCache, *, batch_size: int = 64,
-                shard_size: int = SHARD_TEXTS, encoder: Any = None, progress: Progress | None = None) -> EmbedResult:
-    """Encode the texts that are not cached yet (longest first, ``shard_size`` at a time) and cache them."""
+def embed_texts(texts: Sequence[str], model: ResolvedModel, cache: EmbeddingCache, *, batch_tokens: int | None = None,
+                shard_size: int = SHARD_TEXTS, encoder: Any = None, compute: Compute | None = None,
+                progress: Progress | None = None) -> EmbedResult:
+    """Encode the texts that are not cached yet (``shard_size`` at a time) and cache them; a shard runs in batches
+    of similar length holding at most ``batch_tokens`` padded tokens (default: ``batch_token_budget``)."""
     unique = {text_key(t): t for t in texts}
     todo = [(k, t) for k, t in unique.items() if k not in cache]
     todo.sort(key=lambda kt: len(kt[1]), reverse=True)
     if todo:
-        encoder = encoder or load_encoder(model)
+        compute = compute or Compute()
+        encoder = encoder or load_encoder(model, compute=compute)
+        budget = batch_tokens or batch_token_budget(compute.device)
         shards = [todo[i:i + shard_size] for i in range(0, len(todo), shard_size)]
         for shard in (progress or no_progress)(shards, f"embedding {len(todo)} texts", len(shards)):
-            vectors = encoder.encode([t for _, t in shard], batch_size=batch_size, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=False)
-            cache.add([k for k, _ in shard], vectors)
+            batches = token_batches(encoder, [t for _, t in shard], budget)
+            vectors = np.concatenate([encoder.encode([shard[i][1] for i in batch], batch_size=len(batch),
+                                                     normalize_embeddings=True, convert_to_numpy=True,
+                                                     show_progress_bar=False).astype(np.float32)
+                                      for batch in batches])
+            cache.add([shard[i][0] for batch in batches for i in batch], vectors)
         cache.compact()
     return EmbedResult(model=model.name, fingerprint=model.fingerprint, texts=len(unique), computed=len(todo),
                        cached=len(unique) - len(todo))
+
+
+def batch_token_budget(device: str) -> int:
+    """The padded tokens one embedding batch holds by default on ``device``."""
+    return BATCH_TOKENS["cpu" if device == "cpu" else "gpu"]
+
+
+def token_batches(encoder: Any, texts: Sequence[str], budget: int) -> list[list[int]]:
+    """Positions of ``texts`` in batches of similar token length (longest first), each holding at most ``budget``
+    padded tokens (a text longer than the budget alone), so short texts share big batches and long ones small."""
+    limit = encoder.max_seq_length or 512
+    lengths = [len(ids) for ids in encoder.tokenizer(list(texts), add_special_tokens=True, truncation=True,
+                                                      max_length=limit)["input_ids"]]
+    batches: list[list[int]] = []
+    for i in sorted(range(len(texts)), key=lambda i: -lengths[i]):
+        if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= budget:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def vectors_for(texts: Sequence[str], cache: EmbeddingCache) -> np.ndarray:

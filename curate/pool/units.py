@@ -85,17 +85,19 @@ def project_model(project: Project, name: str | None) -> ResolvedModel:
     return resolve_model(name or project.config.models.embedding)
 
 
-def embed_pool(project: Project, *, model: str | None = None, field_name: str | None = None, batch_size: int = 64,
-               shard_size: int = SHARD_TEXTS, progress: Progress | None = None) -> EmbedResult:
-    """Embed every text of the pool (or of one field) that the cache lacks; register the model."""
+def embed_pool(project: Project, *, model: str | None = None, field_name: str | None = None,
+               batch_tokens: int | None = None, shard_size: int = SHARD_TEXTS, device: str | None = None,
+               progress: Progress | None = None) -> EmbedResult:
+    """Embed every text of the pool (or of one field) that the cache lacks, on ``device`` (default: [compute]
+    device), in batches of at most ``batch_tokens`` padded tokens (default: by device); register the model."""
     resolved = project_model(project, model)
     with project.store.read() as conn:
         fields = [field_name] if field_name else ["prompt", "completion"]
         texts = list(dict.fromkeys(t for f in fields for t in pool_units(conn, f).texts()))
     if not texts:
         raise CurateError("the pool is empty: ingest data first (curate ingest FILE)")
-    result = embed_texts(texts, resolved, EmbeddingCache(project.root / "cache", resolved), batch_size=batch_size,
-                         shard_size=shard_size, progress=progress)
+    result = embed_texts(texts, resolved, EmbeddingCache(project.root / "cache", resolved), batch_tokens=batch_tokens,
+                         shard_size=shard_size, compute=project.config.compute.resolve(device), progress=progress)
     with project.store.write() as conn:
         register_model(conn, resolved, kind="embedding")
     return result

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from curate.compute import Compute
 from curate.errors import CurateError
 from curate.models import ResolvedModel
 from curate.progress import Progress
@@ -44,7 +45,7 @@ def _stats(logits: Any, completion: list[int], truncated: bool) -> list[float]:
 
     logp = torch.log_softmax(logits, dim=-1)
     entropy = torch.special.entr(logp.exp()).sum(-1)  # 0 log 0 = 0 where a logit is -inf
-    actual = logp.gather(-1, torch.tensor(completion)[:, None]).squeeze(-1)
+    actual = logp.gather(-1, torch.tensor(completion, device=logp.device)[:, None]).squeeze(-1)
     return [entropy.mean().item(), entropy.max().item(), entropy.sum().item(), actual.mean().item(), len(completion),
             float(truncated)]
 
@@ -63,17 +64,20 @@ SHARD = 256  # completions scored and cached together: the most a killed run los
 
 
 def completion_stats(project: Project, model: ResolvedModel, rows: Sequence[tuple[str, Conversation]], *,
-                     max_length: int, progress: Progress | None = None) -> tuple[np.ndarray, int]:
+                     max_length: int, compute: Compute | None = None,
+                     progress: Progress | None = None) -> tuple[np.ndarray, int]:
     """STATS of every (id, conversation) row under ``model`` (cached), and how many were computed."""
     from curate.scores.runs import cached_completion_scores
 
     return cached_completion_scores(project.root / "cache", model, rows, kind="entropy", load=load_causal_lm,
-                                    score=token_entropy, max_length=max_length, shard=SHARD, progress=progress)
+                                    score=token_entropy, max_length=max_length, shard=SHARD, compute=compute,
+                                    progress=progress)
 
 
-def score_entropy(project: Project, *, model: str | None = None, max_length: int = 1024,
+def score_entropy(project: Project, *, model: str | None = None, max_length: int = 1024, device: str | None = None,
                   progress: Progress | None = None) -> EntropyResult:
-    """Token entropy of every completion in the project (cached per model and text), stored as a run."""
+    """Token entropy of every completion in the project (cached per model and text), stored as a run; on
+    ``device`` (default: [compute] device)."""
     from curate.scores.runs import save_run
     from curate.store.model_versions import register_model
     from curate.store.pool import completion_rows
@@ -82,13 +86,15 @@ def score_entropy(project: Project, *, model: str | None = None, max_length: int
         rows = completion_rows(conn)
     if not rows:
         raise CurateError("the pool has no completions to score: ingest data first")
+    compute = project.config.compute.resolve(device)
     resolved = resolve_scorer(model or project.config.models.policy, cache=project.root / "cache", project=project)
-    values, computed = completion_stats(project, resolved, rows, max_length=max_length, progress=progress)
+    values, computed = completion_stats(project, resolved, rows, max_length=max_length, compute=compute,
+                                        progress=progress)
     truncated = int(values[:, STATS.index("truncated")].sum())
     with project.store.write() as conn:
         register_model(conn, resolved, kind="policy")
     run_id = save_run(project, kind="entropy", unit="completion", model=resolved, ids=[r[0] for r in rows],
                       names=STATS, values=values, config={"max_length": max_length, "truncated": truncated,
-                                                          **model_paths(resolved)})
+                                                          **compute.describe(), **model_paths(resolved)})
     return EntropyResult(run_id=run_id, model=resolved.name, completions=len(rows), computed=computed,
                          cached=len(rows) - computed, truncated=truncated)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curate.compute import Compute
 from curate.errors import CurateError
 from curate.models import ResolvedModel
 from curate.pool.embed import EmbeddingCache, vectors_for
@@ -34,7 +35,8 @@ def embedding_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def pair_differences(prompts: Sequence[Content], a: Sequence[Content], b: Sequence[Content], *, features: str,
                      embed: Embed | None = None, policy: str | None = None, cache: Path | None = None,
-                     layer: int = DEFAULT_LAYER, progress: Progress | None = None) -> tuple[np.ndarray, int]:
+                     layer: int = DEFAULT_LAYER, compute: Compute | None = None,
+                     progress: Progress | None = None) -> tuple[np.ndarray, int]:
     """d = f(A) − f(B) for each pair, and how many LM states were computed (0 for embeddings). f is the
     completion's embedding of its text (``features="embedding"``: ``embed`` gives it) or its standardised states
     under the causal LM ``policy`` after ``layer`` decoder layers, in its prompt's context as
@@ -46,7 +48,8 @@ def pair_differences(prompts: Sequence[Content], a: Sequence[Content], b: Sequen
     assert policy is not None and cache is not None, "LM features need a policy and a cache"
     from curate.scores.states import pair_state_differences
 
-    return pair_state_differences(prompts, a, b, cache=cache, model=policy, layer=layer, progress=progress)
+    return pair_state_differences(prompts, a, b, cache=cache, model=policy, layer=layer, compute=compute,
+                                  progress=progress)
 
 
 def unit_differences(units: PoolUnits, cache: EmbeddingCache) -> np.ndarray:
@@ -55,7 +58,8 @@ def unit_differences(units: PoolUnits, cache: EmbeddingCache) -> np.ndarray:
 
 
 def project_pair_features(project: Project, *, features: str, model: str | None = None, layer: int = DEFAULT_LAYER,
-                          progress: Progress | None = None) -> tuple[list[str], np.ndarray, ResolvedModel, int]:
+                          device: str | None = None, progress: Progress | None = None
+                          ) -> tuple[list[str], np.ndarray, ResolvedModel, int]:
     """The project's pair ids, d for each, the model f comes from, and how many LM states were computed. f is
     the completion's embedding (``features="embedding"``, ``model``: the embedding model) or its standardised LM
     states under the [models] policy (``"lm"``)."""
@@ -74,5 +78,5 @@ def project_pair_features(project: Project, *, features: str, model: str | None 
     cache_root, policy = project.root / "cache", project.config.models.policy
     prompts, a, b = (list(contents) for contents in zip(*parts, strict=True))
     d, computed = pair_differences(prompts, a, b, features=features, policy=policy, cache=cache_root, layer=layer,
-                                   progress=progress)
+                                   compute=project.config.compute.resolve(device), progress=progress)
     return ids, d, resolve_scorer(policy, cache=cache_root), computed

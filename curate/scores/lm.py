@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from curate.compute import Compute
 from curate.errors import CurateError
 from curate.models import ResolvedModel, resolve_model
 
@@ -61,8 +62,10 @@ def resolve_scorer(name: str, *, cache: Path, project: Project | None = None) ->
     return ResolvedModel(name=name, path=resolved.path, fingerprint=combined)
 
 
-def load_causal_lm(model: ResolvedModel, *, cache: Path | None = None) -> tuple[Any, Any]:
-    """Model (float32, eval mode) and tokenizer; an adapter folder is loaded onto its base with PEFT.
+def load_causal_lm(model: ResolvedModel, *, cache: Path | None = None, compute: Compute | None = None
+                   ) -> tuple[Any, Any]:
+    """Model (in eval mode, on ``compute``'s device and dtype: the CPU in float32 unless told) and tokenizer; an
+    adapter folder is loaded onto its base with PEFT.
 
     A tokenizer without a pad token pads with its end token (padding is masked, so the choice does
     not change any score)."""
@@ -72,12 +75,13 @@ def load_causal_lm(model: ResolvedModel, *, cache: Path | None = None) -> tuple[
     if config is not None and config.get("task_type") not in (None, CAUSAL):
         raise CurateError(f"'{model.name}' is a {config.get('task_type')} adapter, not a causal language model "
                           "adapter (task_type CAUSAL_LM)")
-    lm, tokenizer = _load(model, AutoModelForCausalLM, "a causal language model", config, cache)
+    lm, tokenizer = _load(model, AutoModelForCausalLM, "a causal language model", config, cache, compute or Compute())
     _pad_fixup(model, lm, tokenizer)
     return lm, tokenizer
 
 
-def load_reward_model(model: ResolvedModel, *, cache: Path | None = None) -> tuple[Any, Any]:
+def load_reward_model(model: ResolvedModel, *, cache: Path | None = None, compute: Compute | None = None
+                      ) -> tuple[Any, Any]:
     """A reward model: a sequence classifier with one output (a whole model, or a SEQ_CLS LoRA adapter
     with its score head). Anything else is refused rather than given a random head."""
     from transformers import AutoModelForSequenceClassification
@@ -93,8 +97,9 @@ def load_reward_model(model: ResolvedModel, *, cache: Path | None = None) -> tup
             raise CurateError(f"'{model.name}' is not a reward model: its architectures are "
                               f"{', '.join(architectures) or 'not named'}; a reward model is a "
                               "*ForSequenceClassification with one output (or a LoRA reward adapter)")
+    head = {"num_labels": 1} if config else {}  # an adapter's base has no head yet
     reward, tokenizer = _load(model, AutoModelForSequenceClassification, "a reward model", config, cache,
-                              **({"num_labels": 1} if config else {}))  # an adapter's base has no head yet
+                              compute or Compute(), **head)
     if reward.config.num_labels != 1:
         raise CurateError(f"'{model.name}' has {reward.config.num_labels} outputs; a reward model has one")
     _pad_fixup(model, reward, tokenizer)
@@ -109,8 +114,7 @@ def _architectures(model: ResolvedModel) -> list[str]:
 
 
 def _load(model: ResolvedModel, auto: Any, what: str, adapter: dict[str, Any] | None, cache: Path | None,
-          **kwargs: Any) -> tuple[Any, Any]:
-    import torch
+          compute: Compute, **kwargs: Any) -> tuple[Any, Any]:
     from transformers import AutoTokenizer
     from transformers.utils import logging
 
@@ -119,8 +123,8 @@ def _load(model: ResolvedModel, auto: Any, what: str, adapter: dict[str, Any] | 
     verbosity = logging.get_verbosity()
     logging.set_verbosity_error()  # a classifier loaded from a causal LM base warns of the head the adapter brings
     try:
-        loaded = auto.from_pretrained(base.path, dtype=torch.float32, local_files_only=True, use_safetensors=True,
-                                      **kwargs)
+        loaded = auto.from_pretrained(base.path, dtype=compute.torch_dtype(), local_files_only=True,
+                                      use_safetensors=True, **kwargs)
         has_tokenizer = (model.path / "tokenizer_config.json").is_file()
         tokenizer = AutoTokenizer.from_pretrained(model.path if has_tokenizer else base.path, local_files_only=True)
         if adapter:
@@ -138,7 +142,7 @@ def _load(model: ResolvedModel, auto: Any, what: str, adapter: dict[str, Any] | 
         raise CurateError(f"model '{model.name}' cannot be loaded as {what}: {reason}") from None
     finally:
         logging.set_verbosity(verbosity)
-    loaded.eval()
+    loaded.to(compute.device).eval()
     return loaded, tokenizer
 
 

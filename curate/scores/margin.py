@@ -47,8 +47,9 @@ class MarginResult:
 
 
 def score_margin(project: Project, *, policy: str, reference: str | None = None, beta: float = 0.1,
-                 max_length: int = 1024, progress: Progress | None = None) -> MarginResult:
-    """Implicit rewards of every completion and DPO margins of every pair under ``policy``."""
+                 max_length: int = 1024, device: str | None = None, progress: Progress | None = None) -> MarginResult:
+    """Implicit rewards of every completion and DPO margins of every pair under ``policy``, on ``device``
+    (default: [compute] device)."""
     from scipy.special import expit
 
     from curate.scores.entropy import completion_stats
@@ -59,6 +60,7 @@ def score_margin(project: Project, *, policy: str, reference: str | None = None,
 
     if not beta > 0:
         raise CurateError(f"beta must be positive, not {beta}")
+    compute = project.config.compute.resolve(device)
     root = project.root / "cache"
     trained = resolve_scorer(policy, cache=root, project=project)
     if reference is None:
@@ -73,13 +75,14 @@ def score_margin(project: Project, *, policy: str, reference: str | None = None,
         rows, pairs = pool.completion_rows(conn), [(p, a, b) for p, _, a, b in pool.pairs(conn)]
     if not rows:
         raise CurateError("the pool has no completions to score: ingest data first")
-    stats_policy, computed = completion_stats(project, trained, rows, max_length=max_length, progress=progress)
+    stats_policy, computed = completion_stats(project, trained, rows, max_length=max_length, compute=compute,
+                                              progress=progress)
     stats_reference, computed_reference = completion_stats(project, base, rows, max_length=max_length,
-                                                           progress=progress)
+                                                           compute=compute, progress=progress)
     rewards = implicit_rewards(stats_policy, stats_reference, beta=beta)
     truncated = int(stats_policy[:, STATS.index("truncated")].sum())
     config = {"beta": beta, "max_length": max_length, "truncated": truncated, "reference": base.name,
-              **model_paths(trained, base)}
+              **compute.describe(), **model_paths(trained, base)}
     with project.store.write() as conn:
         register_model(conn, trained, kind="policy")
         register_model(conn, base, kind="policy")

@@ -19,6 +19,7 @@ LOGIT_BUDGET = 2048  # completions x positions whose vocabulary-wide logits one 
 PROMPT_BUDGET = 2048  # prompts x prompt tokens one batch may run
 SLACK = 1.25  # padded / real positions a batch may reach (padding is computed like any token)
 ROWS = 256  # completions one batch may hold (its cache is copied for each chunk of them)
+GPU_SCALE = 16  # a GPU's batches hold this many times the budgets above (its memory is for this work alone)
 
 
 @dataclass
@@ -53,16 +54,16 @@ def _pack(items: Sequence[Any], cost: Any) -> list[list[Any]]:
     return runs
 
 
-def _batches(examples: Sequence[Encoded]) -> list[list[list[int]]]:
+def _batches(examples: Sequence[Encoded], scale: int = 1) -> list[list[list[int]]]:
     """Examples grouped by prompt (a prompt runs once for all its completions), the groups sorted by
-    prompt length and packed within PROMPT_BUDGET prompt tokens and ROWS completions per batch."""
+    prompt length and packed within PROMPT_BUDGET prompt tokens and ROWS completions per batch (times ``scale``)."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, e in enumerate(examples):
         groups.setdefault(tuple(e.prompt), []).append(i)
     ordered = sorted(groups.values(), key=lambda g: len(examples[g[0]].prompt))
-    return _pack(ordered, lambda run: _within(len(run) * len(examples[run[-1][0]].prompt), PROMPT_BUDGET,
+    return _pack(ordered, lambda run: _within(len(run) * len(examples[run[-1][0]].prompt), PROMPT_BUDGET * scale,
                                               sum(len(examples[g[0]].prompt) for g in run))
-                 and sum(len(g) for g in run) <= ROWS)
+                 and sum(len(g) for g in run) <= ROWS * scale)
 
 
 def _within(padded: int, budget: int, real: int) -> bool:
@@ -79,34 +80,38 @@ def completion_passes(model: Any, tokenizer: Any, examples: Sequence[Encoded], *
     first); ``layer``: the hidden states after that many decoder layers (0: the embeddings) at each
     completion position. Without ``logits`` the language-model head runs on one position only."""
     import copy
+    from functools import partial
 
     import torch
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    batches = _batches(examples)
+    scale = 1 if model.device.type == "cpu" else GPU_SCALE
+    batches = _batches(examples, scale)
     model.eval()
+    tensor = partial(torch.tensor, device=model.device)  # every input where the model is (a GPU, or the CPU)
     with torch.inference_mode():
         for batch in (progress or no_progress)(batches, label, len(batches)):
             heads = [examples[g[0]].prompt for g in batch]
             width = max(len(x) for x in heads)
-            prompt_mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in heads])
-            first = model(input_ids=torch.tensor([[pad] * (width - len(x)) + x for x in heads]),
+            prompt_mask = tensor([[0] * (width - len(x)) + [1] * len(x) for x in heads])
+            first = model(input_ids=tensor([[pad] * (width - len(x)) + x for x in heads]),
                           attention_mask=prompt_mask, position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0),
                           use_cache=True, logits_to_keep=1)
             owner_of = {i: n for n, g in enumerate(batch) for i in g}
             rows = sorted(owner_of, key=lambda i: len(examples[i].completion))
-            for chunk in _pack(rows, lambda run: _within(len(run) * len(examples[run[-1]].completion), LOGIT_BUDGET,
+            for chunk in _pack(rows, lambda run: _within(len(run) * len(examples[run[-1]].completion),
+                                                         LOGIT_BUDGET * scale,
                                                          sum(len(examples[i].completion) for i in run))):
-                owner = torch.tensor([owner_of[i] for i in chunk])
+                owner = tensor([owner_of[i] for i in chunk])
                 cache = copy.deepcopy(first.cache)
                 cache.reorder_cache(owner)
                 ids = [examples[i].completion for i in chunk]
                 k = len(ids[-1])
-                result = model(input_ids=torch.tensor([x + [pad] * (k - len(x)) for x in ids]),
-                               attention_mask=torch.cat([prompt_mask[owner], torch.tensor(
+                result = model(input_ids=tensor([x + [pad] * (k - len(x)) for x in ids]),
+                               attention_mask=torch.cat([prompt_mask[owner], tensor(
                                    [[1] * len(x) + [0] * (k - len(x)) for x in ids])], dim=1),
-                               position_ids=torch.tensor([len(heads[n]) for n in owner.tolist()])[:, None]
-                               + torch.arange(k), cache=cache, logits_to_keep=k if logits else 1,
+                               position_ids=tensor([len(heads[n]) for n in owner.tolist()])[:, None]
+                               + torch.arange(k, device=model.device), cache=cache, logits_to_keep=k if logits else 1,
                                output_hidden_states=layer is not None)
                 # token j of a completion is predicted at the position before it: the prompt's last for j = 0
                 scores = torch.cat([first.logits[owner, -1:].float(), result.logits[:, :-1].float()], dim=1) \

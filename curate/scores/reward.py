@@ -36,13 +36,14 @@ def reward_scores(model: Any, tokenizer: Any, conversations: Sequence[Conversati
     """(reward, truncated) of every completion (n x 2), in batches sorted by length and right-padded."""
     import torch
 
-    from curate.scores.passes import encode_all
+    from curate.scores.passes import GPU_SCALE, encode_all
 
     encoded = [(e.ids, e.truncated) for e in encode_all(model, tokenizer, conversations, max_length=max_length)]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+    budget = TOKEN_BUDGET * (1 if model.device.type == "cpu" else GPU_SCALE)
     batches, batch = [], []
     for i in order:
-        if batch and (len(batch) + 1) * len(encoded[i][0]) > TOKEN_BUDGET:
+        if batch and (len(batch) + 1) * len(encoded[i][0]) > budget:
             batches.append(batch)
             batch = []
         batch.append(i)
@@ -55,9 +56,9 @@ def reward_scores(model: Any, tokenizer: Any, conversations: Sequence[Conversati
         for batch in (progress or no_progress)(batches, "rewards", len(batches)):
             ids = [encoded[i][0] for i in batch]
             width = max(len(x) for x in ids)
-            rewards = model(input_ids=torch.tensor([x + [pad] * (width - len(x)) for x in ids]),
-                            attention_mask=torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])
-                            ).logits[:, 0].float()
+            rewards = model(input_ids=torch.tensor([x + [pad] * (width - len(x)) for x in ids], device=model.device),
+                            attention_mask=torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids],
+                                                        device=model.device)).logits[:, 0].float().cpu()
             for row, i in enumerate(batch):
                 out[i] = [rewards[row].item(), float(encoded[i][1])]
     return out
@@ -92,8 +93,9 @@ class RewardResult:
 
 
 def score_reward_models(project: Project, *, models: Sequence[str], max_length: int = 1024,
-                        progress: Progress | None = None) -> RewardResult:
-    """Score every completion with each reward model (cached per model and text), then every pair."""
+                        device: str | None = None, progress: Progress | None = None) -> RewardResult:
+    """Score every completion with each reward model (cached per model and text), then every pair; on ``device``
+    (default: [compute] device)."""
     from curate.scores.lm import load_reward_model, model_paths, resolve_scorer
     from curate.scores.runs import cached_completion_scores, save_run
     from curate.store import pool
@@ -108,18 +110,19 @@ def score_reward_models(project: Project, *, models: Sequence[str], max_length: 
     if not rows:
         raise CurateError("the pool has no completions to score: ingest data first")
     root = project.root / "cache"
+    compute = project.config.compute.resolve(device)
     resolved = [resolve_scorer(name, cache=root, project=project) for name in models]
     result = RewardResult(models=list(models), completions=len(rows), pairs=len(pairs))
     columns = []
     for model in resolved:
         values, computed = cached_completion_scores(root, model, rows, kind="reward", load=load_reward_model,
                                                     score=reward_scores, max_length=max_length, shard=SHARD,
-                                                    progress=progress)
+                                                    compute=compute, progress=progress)
         columns.append(values[:, 0])
         result.computed[model.name] = computed
         result.truncated[model.name] = int(values[:, 1].sum())
     z = standardise(np.column_stack(columns))
-    config = {"max_length": max_length, "truncated": result.truncated, **model_paths(*resolved)}
+    config = {"max_length": max_length, "truncated": result.truncated, **compute.describe(), **model_paths(*resolved)}
     with project.store.write() as conn:
         for model in resolved:
             register_model(conn, model, kind="reward")

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from curate.compute import Compute
 from curate.models import ResolvedModel
 from curate.progress import Progress, no_progress
 from curate.project import Project
@@ -30,20 +31,22 @@ def save_run(project: Project, *, kind: str, unit: str, model: ResolvedModel, id
 
 def cached_completion_scores(root: Path, model: ResolvedModel, rows: Sequence[tuple[str, Conversation]], *,
                              kind: str, load: Callable[..., tuple[Any, Any]], score: Callable[..., np.ndarray],
-                             max_length: int, shard: int, progress: Progress | None = None) -> tuple[np.ndarray, int]:
+                             max_length: int, shard: int, compute: Compute | None = None,
+                             progress: Progress | None = None) -> tuple[np.ndarray, int]:
     """``score(model, tokenizer, conversations, max_length=)`` of every (id, conversation) row, from
     ``root``/scores/<kind>/<model> (``root``: a cache folder) where it has them, and how many were computed.
     A score is keyed by the model's fingerprint (its files, chat template included), ``max_length`` and the
-    conversation with the rendering's version, so a change to any of them recomputes. The model is loaded
-    (``load(model, cache=)``) only if something is missing; work is cached a shard at a time, in prompt order,
-    so a killed run loses little."""
+    conversation with the rendering's version, so a change to any of them recomputes (not by the device or
+    dtype: scores from a GPU in bfloat16 agree with the CPU's within the tolerance in docs/benchmarks.md). The
+    model is loaded (``load(model, cache=, compute=)``, on ``compute``'s device) only if something is missing;
+    work is cached a shard at a time, in prompt order, so a killed run loses little."""
     from curate.pool.embed import EmbeddingCache, text_key
 
     cache = EmbeddingCache(root, model, kind=f"scores/{kind}")
     keys = [text_key(f"{max_length}\x1f{conversation.key()}") for _, conversation in rows]
     todo = sorted((i for i, key in enumerate(keys) if key not in cache), key=lambda i: rows[i][1].prompt.key())
     if todo:
-        loaded, tokenizer = load(model, cache=root)
+        loaded, tokenizer = load(model, cache=root, compute=compute)
         shards = [todo[i:i + shard] for i in range(0, len(todo), shard)]
         for part in (progress or no_progress)(shards, f"{model.name}: {len(todo)} completions", len(shards)):
             values = score(loaded, tokenizer, [rows[i][1] for i in part], max_length=max_length)

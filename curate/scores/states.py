@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from curate.compute import Compute
 from curate.errors import CurateError
 from curate.models import DEFAULT_POLICY
 from curate.progress import Progress
@@ -38,12 +39,12 @@ def lm_states(model: Any, tokenizer: Any, conversations: Sequence[Conversation],
     for chunk in completion_passes(model, tokenizer, examples, logits=False, layer=layer, label="LM states",
                                    progress=progress):
         for row, i in enumerate(chunk.rows):
-            out[i] = chunk.hidden[row, :len(chunk.ids[row])].mean(0).double().numpy()
+            out[i] = chunk.hidden[row, :len(chunk.ids[row])].mean(0).double().cpu().numpy()
     return out
 
 
 def completion_states(rows: Sequence[tuple[str, Conversation]], *, cache: Path, model: str = DEFAULT_POLICY,
-                      layer: int = DEFAULT_LAYER, max_length: int = 1024,
+                      layer: int = DEFAULT_LAYER, max_length: int = 1024, compute: Compute | None = None,
                       progress: Progress | None = None) -> tuple[np.ndarray, int]:
     """LM states of every (id, conversation) row (cached under ``cache``), and how many were computed."""
     from curate.scores.lm import load_causal_lm, resolve_scorer
@@ -54,7 +55,7 @@ def completion_states(rows: Sequence[tuple[str, Conversation]], *, cache: Path, 
     resolved = resolve_scorer(model, cache=cache)
     return cached_completion_scores(cache, resolved, rows, kind=f"states/layer-{layer}", load=load_causal_lm,
                                     score=partial(lm_states, layer=layer), max_length=max_length, shard=SHARD,
-                                    progress=progress)
+                                    compute=compute, progress=progress)
 
 
 def standardise_states(states: np.ndarray) -> np.ndarray:
@@ -68,7 +69,7 @@ def standardise_states(states: np.ndarray) -> np.ndarray:
 
 
 def pair_state_differences(prompts: Sequence[Content], a: Sequence[Content], b: Sequence[Content], *, cache: Path,
-                           model: str = DEFAULT_POLICY, layer: int = DEFAULT_LAYER,
+                           model: str = DEFAULT_POLICY, layer: int = DEFAULT_LAYER, compute: Compute | None = None,
                            progress: Progress | None = None) -> tuple[np.ndarray, int]:
     """z(A) − z(B) for each pair (z: standardised LM states over the pairs' distinct completions, each in
     its prompt's context), and how many states were computed rather than read from the cache."""
@@ -82,6 +83,7 @@ def pair_state_differences(prompts: Sequence[Content], a: Sequence[Content], b: 
                 position[key] = len(rows)
                 rows.append((str(len(rows)), Conversation(prompt, completion)))
             side.append(position[key])
-    states, computed = completion_states(rows, cache=cache, model=model, layer=layer, progress=progress)
+    states, computed = completion_states(rows, cache=cache, model=model, layer=layer, compute=compute,
+                                         progress=progress)
     z = standardise_states(states)
     return z[np.array(sides[0], dtype=int)] - z[np.array(sides[1], dtype=int)], computed

@@ -95,7 +95,8 @@ def stream_decisions(project: Project, lines: Iterable[str], *, strategy: str = 
     calibration = calibrate(project, strategy=strategy, rate=rate, seed=seed)
     rng = np.random.default_rng(seed)
     layout = mapped_layout(mapping, label_values, annotator_prefix="stream:") if mapping else None
-    encoder = None if strategy == "random" else load_encoder(project_model(project, None))
+    encoder = None if strategy == "random" else load_encoder(project_model(project, None),
+                                                             compute=project.config.compute.resolve())
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue

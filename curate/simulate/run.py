@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from curate.compute import Compute
 from curate.errors import CurateError
 from curate.options import key_values
 from curate.progress import Progress, no_progress
@@ -145,7 +146,7 @@ def parse_strategy(spec: str) -> tuple[str, dict[str, str]]:
 
 
 def pair_features(data: SimulationData, *, model: str, cache_root: Path, features: str = "embedding",
-                  lm_model: str | None = None, layer: int | None = None,
+                  lm_model: str | None = None, layer: int | None = None, compute: Compute | None = None,
                   progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(pair vectors, f(A) − f(B)), cached under ``cache_root``. The pair vectors (what diversity is measured
     on) come from the embedding model; f is that embedding, or with ``features="lm"`` the standardised LM
@@ -160,11 +161,11 @@ def pair_features(data: SimulationData, *, model: str, cache_root: Path, feature
     resolved = resolve_model(model, cache=cache_root)
     cache = EmbeddingCache(cache_root, resolved)
     texts = [[c.text for c in contents] for contents in (data.prompts, data.a, data.b)]
-    embed_texts([t for part in texts for t in part], resolved, cache, progress=progress)
+    embed_texts([t for part in texts for t in part], resolved, cache, compute=compute, progress=progress)
     vectors = pair_vectors(*(vectors_for(part, cache) for part in texts))
     d, _ = pair_differences(data.prompts, data.a, data.b, features=features, embed=lambda t: vectors_for(t, cache),
                             policy=lm_model or DEFAULT_POLICY, cache=cache_root,
-                            layer=DEFAULT_LAYER if layer is None else layer, progress=progress)
+                            layer=DEFAULT_LAYER if layer is None else layer, compute=compute, progress=progress)
     return vectors, d
 
 
@@ -215,15 +216,18 @@ def run_simulation(path: Path, *, mapping: str | None = None, label_values: str 
                    learner: str = "committee", features: str = "lm",
                    model: str = "sentence-transformers/all-MiniLM-L6-v2", lm_model: str | None = None,
                    layer: int | None = None, stop_gain: float = STOP_GAIN, cache: Path | None = None,
-                   progress: Progress | None = None) -> tuple[SimulationData, dict[str, Any], dict[str, float]]:
+                   device: str = "auto", progress: Progress | None = None
+                   ) -> tuple[SimulationData, dict[str, Any], dict[str, float]]:
     """``curate simulate`` as one call: read the labelled file, check the request (before any feature is
-    computed), compute the pair features (cached under ``cache``, default ``~/.cache/curate``) and simulate.
+    computed), compute the pair features (cached under ``cache``, default ``~/.cache/curate``, on ``device``)
+    and simulate.
     The data, the contract's dict and the seconds each strategy took."""
     data = read_preferences(path, mapping=mapping, label_values=label_values, progress=progress)
     parsed = check_request(data, strategies=strategies, oracle=oracle, learner=learner, test_frac=test_frac,
                            budget_per_round=budget_per_round, rounds=rounds, splits=splits, seeds=seeds)
+    compute = Compute.of(device)
     vectors, differences = pair_features(data, model=model, cache_root=cache or default_cache(), features=features,
-                                         lm_model=lm_model, layer=layer, progress=progress)
+                                         lm_model=lm_model, layer=layer, compute=compute, progress=progress)
     result, seconds = _simulate(data, vectors, differences, parsed, budget_per_round=budget_per_round, rounds=rounds,
                                 seeds=seeds, splits=splits, test_frac=test_frac, oracle=oracle, learner=learner,
                                 stop_gain=stop_gain, features=features_label(features, lm_model, layer),

@@ -55,7 +55,7 @@ class GenerateResult:
 
 def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 256, temperature: float = 0.8,
              top_p: float = 0.95, seed: int = 0, limit: int | None = None, max_prompt_length: int = 1024,
-             batch_size: int = 8, progress: Progress = no_progress) -> GenerateResult:
+             batch_size: int = 8, device: str | None = None, progress: Progress = no_progress) -> GenerateResult:
     """Sample ``n`` completions for every prompt of the pool (or ``limit`` of them, drawn with ``seed``) from
     ``model``: a model version of the project (``curate train`` names them, e.g. ``dpo-lora-r1``) or any causal
     LM or adapter folder / hub id in the local cache. The same settings on the same pool give the same samples."""
@@ -64,6 +64,7 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
 
     params = _check(n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
                     limit=limit, max_prompt_length=max_prompt_length, batch_size=batch_size)
+    compute = project.config.compute.resolve(device)  # an absent device is refused before anything is written
     version_id, version, resolved = _model_version(project, model)
     with project.store.read() as conn:
         records = pool.records(conn)
@@ -85,7 +86,7 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
                             held_out=len(held_out), completions=0, pairs=0, empty=0, repeated=0, truncated=0)
     if not todo:  # everything was sampled before with these settings: nothing to record
         return result
-    sampler = load_sampler(resolved, cache=project.root / "cache")
+    sampler = load_sampler(resolved, cache=project.root / "cache", compute=compute)
     room = min(max_prompt_length, sampler.context - max_new_tokens)
     if room < 1:
         raise CurateError(f"--max-new-tokens {max_new_tokens} leaves no room for a prompt in the "

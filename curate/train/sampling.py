@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from curate.compute import Compute
 from curate.errors import CurateError
 from curate.rendering import Content, Rendering
 
@@ -22,21 +23,19 @@ class Sampler:
     context: int  # the model's context length
 
 
-def load_sampler(resolved: Any, *, cache: Any) -> Sampler:
-    """The model ready to sample (on the GPU where there is one)."""
-    import torch
-
+def load_sampler(resolved: Any, *, cache: Any, compute: Compute | None = None) -> Sampler:
+    """The model ready to sample, on ``compute``'s device (the CPU unless told)."""
     from curate.scores.lm import load_causal_lm
 
-    model, tokenizer = load_causal_lm(resolved, cache=cache)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(device)
+    compute = compute or Compute()
+    model, tokenizer = load_causal_lm(resolved, cache=cache, compute=compute)
     ends = model.generation_config.eos_token_id
     ends = [ends] if isinstance(ends, int) else list(ends or [])
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ends:
         ends.append(tokenizer.eos_token_id)
     context = getattr(model.config, "max_position_embeddings", None) or 1 << 30
-    return Sampler(resolved.name, model, tokenizer, Rendering(tokenizer, name=resolved.name), device, ends, context)
+    return Sampler(resolved.name, model, tokenizer, Rendering(tokenizer, name=resolved.name), compute.device, ends,
+                   context)
 
 
 def encode_prompt(sampler: Sampler, prompt: Content, *, limit: int) -> tuple[list[int], bool]:

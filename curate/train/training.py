@@ -2,8 +2,8 @@
 ``models/``, evaluate it on the frozen test slice and register the model version with its lineage.
 
 The dataset is the round's export (``curate.export``) in the recipe's format, written next to the adapter and
-hashed, or a file you give. Models load from safetensors only, never with remote code. On a GPU the same
-command trains there (bf16 where the GPU supports it); on a CPU it trains in float32.
+hashed, or a file you give. Models load from safetensors only, never with remote code. It trains where
+[compute] device (or ``device``) says: on a GPU in bf16 where the GPU supports it, on a CPU in float32.
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ class TrainPlan:
     data: dict[str, Any]  # split -> {"path", "rows", "sha256"}
     output: Path
     round: int | None
+    device: str = "cpu"  # where it trains: the CPU, the first visible CUDA GPU (cuda:0) or mps
 
 
 def plan_training(project: Project, recipe_name: str, *, round_number: int | None = None, data: Path | None = None,
                   overrides: list[str] | None = None, warm_start: bool = False, resume: bool = False,
-                  dry_run: bool = False, with_imported: bool = False) -> TrainPlan:
+                  dry_run: bool = False, with_imported: bool = False, device: str | None = None) -> TrainPlan:
     """Resolve the recipe, the model and the dataset (exported from the store unless ``data`` is given, with
     imported labels only ``with_imported``, as ``curate export`` does; written
     under the adapter's folder, or only hashed for a dry run). ``resume`` picks up the latest interrupted run
@@ -51,6 +52,10 @@ def plan_training(project: Project, recipe_name: str, *, round_number: int | Non
     from curate.export import build_examples, render, write_export
     from curate.models import has_chat_template, resolve_model
 
+    compute = project.config.compute.resolve(device)
+    if compute.device.startswith("cuda:") and compute.device != "cuda:0":
+        raise CurateError(f"curate train trains on the first visible GPU, not {compute.device}: choose the GPU with "
+                          f"CUDA_VISIBLE_DEVICES={compute.device.partition(':')[2]} and --device cuda")
     recipe, source = load_recipe(recipe_name, overrides=overrides)
     base = resolve_model(recipe.model, cache=project.root / "cache")
     parent = _previous_adapter(project, recipe.kind, round_number) if warm_start else None
@@ -78,7 +83,7 @@ def plan_training(project: Project, recipe_name: str, *, round_number: int | Non
         else:
             (output / "data").mkdir(parents=True, exist_ok=True)
             files = write_export(rows, output / "data" / f"{fmt}.jsonl")
-    return TrainPlan(name, recipe, source, str(base.path), parent, files, output, round_number)
+    return TrainPlan(name, recipe, source, str(base.path), parent, files, output, round_number, compute.device)
 
 
 def run_training(project: Project, plan: TrainPlan, *, resume: bool = False,
@@ -118,12 +123,12 @@ def _train(project: Project, plan: TrainPlan, *, resume: bool, progress: Progres
         wanted = min(plan.recipe.train.eval_examples, len(splits["test"]))
         splits["test"] = splits["test"].select(range(wanted)) if wanted else None
     checkpoints = plan.output / "checkpoints"
-    gpu = torch.cuda.is_available()
+    gpu = plan.device.startswith("cuda")
     bf16 = gpu and torch.cuda.is_bf16_supported()
     tokenizer, model = _load(plan, project, torch.bfloat16 if bf16 else torch.float32)
     args = _config_class(kind)(
         output_dir=str(checkpoints), **_trainer_args(plan.recipe), bf16=bf16, report_to=[],
-        dataloader_pin_memory=False, save_strategy="steps", save_total_limit=2, use_cpu=not gpu,
+        dataloader_pin_memory=False, save_strategy="steps", save_total_limit=2, use_cpu=plan.device == "cpu",
         disable_tqdm=True, eval_strategy="no")
     callback = _ProgressCallback(progress, len(splits.get("test") or []))
     trainer = _trainer_class(kind)(model=model, args=args, train_dataset=splits["train"],

@@ -1,0 +1,98 @@
+"""Where model work runs: the device (``auto`` picks a GPU where torch sees one) and the precision models load in.
+
+Embedding, LM states, token entropy, reward models, the DPO margin and generation all take a device from here;
+on a GPU they load in bfloat16 where it supports it (float16 otherwise), on a CPU in float32. ``[compute]`` in
+curate.toml sets both for a project, ``--device`` on a command for one run. Asking for a device torch does not
+see is a one-line error, never a silent fall-back to the CPU.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from curate.errors import CurateError
+
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+@dataclass(frozen=True)
+class Compute:
+    """A resolved device and the dtype name models load in there (``auto``: see ``model_dtype``)."""
+
+    device: str = "cpu"
+    dtype: str = "auto"
+
+    @classmethod
+    def of(cls, device: str = "auto", dtype: str = "auto") -> Compute:
+        """``device`` resolved on this machine (a one-line error where torch does not see it)."""
+        return cls(resolve_device(device), check_dtype(dtype))
+
+    def torch_dtype(self) -> Any:
+        return model_dtype(self.device, self.dtype)
+
+    def describe(self) -> dict[str, str]:
+        """What a score run records of where it was computed."""
+        return {"device": self.device, "dtype": str(self.torch_dtype()).removeprefix("torch.")}
+
+
+def check_device(spec: str) -> str:
+    """``spec`` if it names a device (whether or not this machine has it), else a one-line error."""
+    if not isinstance(spec, str) or not _DEVICE.fullmatch(spec):
+        raise CurateError(f"device '{spec}' is not one of {DEVICES}")
+    return spec
+
+
+def check_dtype(name: str) -> str:
+    if name not in DTYPES:
+        raise CurateError(f"dtype '{name}' is not one of {', '.join(DTYPES)}")
+    return name
+
+
+def resolve_device(spec: str = "auto") -> str:
+    """The torch device ``spec`` names on this machine: ``auto`` is the first GPU where torch sees one (CUDA, then
+    Apple's MPS), else the CPU. A named device torch does not see is a one-line error."""
+    import torch
+
+    check_device(spec)
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return "cuda:0"
+        return "mps" if _has_mps() else "cpu"
+    if spec == "cpu":
+        return "cpu"
+    if spec == "mps":
+        if not _has_mps():
+            raise CurateError("device 'mps' was asked for, but torch sees no Apple GPU (MPS) on this machine")
+        return "mps"
+    if not torch.cuda.is_available():
+        build = f"torch {torch.__version__}" + (" (a CPU-only build)" if torch.version.cuda is None else "")
+        raise CurateError(f"device '{spec}' was asked for, but {build} sees no CUDA GPU on this machine; use "
+                          "--device cpu (or auto), or install a CUDA build of torch")
+    index = int(spec.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise CurateError(f"device '{spec}' was asked for, but torch sees {torch.cuda.device_count()} CUDA GPU(s) "
+                          f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    return f"cuda:{index}"
+
+
+def model_dtype(device: str, name: str = "auto") -> Any:
+    """The torch dtype models load in on ``device``: ``auto`` is bfloat16 on a GPU that supports it, float16 on
+    other GPUs, float32 on the CPU."""
+    import torch
+
+    check_dtype(name)
+    if name != "auto":
+        return getattr(torch, name)
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float16 if device == "mps" else torch.float32
+
+
+def _has_mps() -> bool:
+    import torch
+
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
