@@ -5,8 +5,9 @@
 At scale 1 it embeds 100,000 texts, computes token entropy and LM states for 10,000 completions, scores them with a
 committee of two reward models, trains 100 DPO-LoRA steps and samples 1,000 completions, all on --device. Each step
 also runs a slice (--cpu-share, 2%) on the CPU, for the throughput ratio and a check that the two agree within the
-tolerance README's GPU section gives (entropy within 0.05 nats, vectors and states at cosine >= 0.99, rewards
-correlated >= 0.99). Texts come from the bundled samples (UKP, PandaLM), made distinct by a numbered suffix.
+tolerance README's GPU section gives (entropy within 0.05 nats, embeddings and LM states at cosine >= 0.99,
+rewards correlated >= 0.99); the training's loss must be finite and generation must give samples. Texts come from
+the bundled samples (UKP, PandaLM), made distinct by a numbered suffix.
 
 Models: the packaged MiniLM and SmolLM2-135M where they are installed. A GPU machine without them (or with
 --random-weights) builds models of the same shapes with random weights from configs and tokenizers in --assets,
@@ -20,8 +21,9 @@ On a GPU machine that has torch, transformers, sentence-transformers and acceler
 dependencies, prepare here: ``python benchmarks/gpu_check.py --save-assets gpu-assets`` (4 MiB) and a folder of
 the wheels it lacks (``pip download --no-deps`` of trl, peft, datasets, sqlalchemy and whatever else the first
 import error names), carry both, and run there:
-``pip install --no-deps --no-index wheels/*.whl -e . && python benchmarks/gpu_check.py --device cuda
---random-weights --assets gpu-assets --out gpu-check.json``. Put the printed table in docs/benchmarks.md.
+``pip install --no-deps --no-index wheels/*.whl && PYTHONPATH=. python benchmarks/gpu_check.py --device cuda
+--random-weights --assets gpu-assets --out gpu-check.json`` (``PYTHONPATH=.`` instead of an editable install, whose
+build needs setuptools from an index). Put the printed table in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -200,7 +202,9 @@ def check_dpo(models: dict[str, Any], device: Any, cpu: Any, n: int, m: int, wor
             plan = plan_training(project, "dpo-lora", with_imported=True, overrides=overrides, device=compute.device)
             version, seconds = timed(run_training, project, plan)
             out[where] = (version, seconds, steps)
-    return summary("DPO-LoRA training", "steps", out, {}, True)
+    losses = {where: float(version["train_loss"]) for where, (version, _, _) in out.items()}
+    return summary("DPO-LoRA training", "steps", out, {"train_loss": losses},
+                   all(np.isfinite(v) for v in losses.values()))
 
 
 def check_generate(models: dict[str, Any], device: Any, cpu: Any, n: int, m: int, work: Path) -> dict[str, Any]:
@@ -216,7 +220,9 @@ def check_generate(models: dict[str, Any], device: Any, cpu: Any, n: int, m: int
                                     limit=max(1, samples // 2), max_new_tokens=64,
                                     batch_size=64 if compute.device != "cpu" else 8, device=compute.device)
             out[where] = (result, seconds, 2 * result.prompts)
-    return summary("generation (64 new tokens)", "samples", out, {}, True)
+    kept = {where: result.completions for where, (result, _, _) in out.items()}
+    return summary("generation (64 new tokens)", "samples", out, {"distinct_samples_kept": kept},
+                   out["device"][0].completions > 0)
 
 
 def summary(step: str, unit: str, out: dict[str, Any], agreement: dict[str, Any], ok: bool) -> dict[str, Any]:

@@ -34,6 +34,15 @@ class Compute:
     def torch_dtype(self) -> Any:
         return model_dtype(self.device, self.dtype)
 
+    def exact(self) -> Compute:
+        """The same device in float32 (for scores that differences of nearly equal numbers make: the margin)."""
+        return Compute(self.device, "float32")
+
+    def cache_tag(self) -> str:
+        """What a cached score's kind carries of the precision: nothing for float32, else the dtype's name."""
+        dtype = str(self.torch_dtype()).removeprefix("torch.")
+        return "" if dtype == "float32" else f"@{dtype}"
+
     def describe(self) -> dict[str, str]:
         """What a score run records of where it was computed."""
         return {"device": self.device, "dtype": str(self.torch_dtype()).removeprefix("torch.")}
@@ -80,15 +89,16 @@ def resolve_device(spec: str = "auto") -> str:
 
 
 def model_dtype(device: str, name: str = "auto") -> Any:
-    """The torch dtype models load in on ``device``: ``auto`` is bfloat16 on a GPU that supports it, float16 on
-    other GPUs, float32 on the CPU."""
+    """The torch dtype models load in on ``device``: ``auto`` is bfloat16 on a CUDA GPU that has it in hardware
+    (Ampere and later), float16 on older CUDA GPUs and on Apple's MPS, float32 on the CPU."""
     import torch
 
     check_dtype(name)
     if name != "auto":
         return getattr(torch, name)
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.startswith("cuda"):  # bfloat16 in hardware from Ampere (compute capability 8) on
+        major, _ = torch.cuda.get_device_capability(int(device.partition(":")[2] or 0))
+        return torch.bfloat16 if major >= 8 else torch.float16
     return torch.float16 if device == "mps" else torch.float32
 
 

@@ -18,7 +18,7 @@ NO_GPU = not torch.cuda.is_available()
 
 def test_devices_resolve_or_are_refused_in_one_line():
     assert resolve_device("cpu") == "cpu"
-    assert resolve_device("auto") == ("cuda:0" if torch.cuda.is_available() else resolve_device("auto"))
+    assert resolve_device("auto") in (("cuda:0",) if torch.cuda.is_available() else ("cpu", "mps"))
     for bad in ("gpu", "cuda:x", "CUDA", "cuda:"):
         with pytest.raises(CurateError, match=f"device '{bad}' is not one of auto, cpu, cuda, cuda:N or mps"):
             resolve_device(bad)
@@ -116,3 +116,27 @@ def test_bfloat16_scores_stay_within_the_documented_tolerance(model_cache, sampl
     cosine = (states[0] * states[1]).sum(1) / np.linalg.norm(states[0], axis=1) / np.linalg.norm(states[1], axis=1)
     print(f"bfloat16 vs float32 LM states: cosine min {cosine.min():.4f}")
     assert cosine.min() > 0.999
+
+
+def test_precision_keeps_caches_apart_and_the_margin_runs_in_float32(cli, tmp_path, tiny_models):
+    """A project in bfloat16 scores entropy in bfloat16 (its own cache, recorded in the run), while the margin runs
+    both models in float32 whatever [compute] says."""
+    from curate import open_project
+    from curate.config import update_config
+    from curate.store.scores import latest_runs
+
+    root = tmp_path / "p"
+    cli("init", root)
+    rows = [{"prompt": f"What is {i} + {i}?", "chosen": f"It is {2 * i}.", "rejected": "No idea."} for i in range(3)]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cli("ingest", tmp_path / "d.jsonl", "--project", root)
+    update_config(root / "curate.toml", "compute", device="cpu", dtype="bfloat16")
+    assert cli("score", "entropy", "--project", root, "--model", tiny_models["causal"])[0] == 0
+    code, _, err = cli("score", "margin", "--project", root, "--policy", tiny_models["dpo_lora"])
+    assert code == 0, err
+    with open_project(root) as project, project.store.read() as conn:
+        runs = latest_runs(conn)
+    assert (runs["entropy"].config["device"], runs["entropy"].config["dtype"]) == ("cpu", "bfloat16")
+    assert runs["margin"].config["dtype"] == "float32"
+    kinds = {p.name for p in (root / "cache" / "scores").iterdir()}
+    assert {"entropy", "entropy@bfloat16"} <= kinds  # the margin's float32 passes never read bfloat16 scores

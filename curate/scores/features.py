@@ -66,6 +66,7 @@ def project_pair_features(project: Project, *, features: str, model: str | None 
     from curate.pool.units import embedded_units
     from curate.scores.lm import resolve_scorer
 
+    compute = project.config.compute.resolve(device)  # an absent device is refused whatever the features
     if check_features(features) == "embedding":
         units, cache = embedded_units(project, "pair", model=model)
         return units.ids, unit_differences(units, cache), cache.model, 0
@@ -78,5 +79,5 @@ def project_pair_features(project: Project, *, features: str, model: str | None 
     cache_root, policy = project.root / "cache", project.config.models.policy
     prompts, a, b = (list(contents) for contents in zip(*parts, strict=True))
     d, computed = pair_differences(prompts, a, b, features=features, policy=policy, cache=cache_root, layer=layer,
-                                   compute=project.config.compute.resolve(device), progress=progress)
+                                   compute=compute, progress=progress)
     return ids, d, resolve_scorer(policy, cache=cache_root), computed

@@ -2,10 +2,11 @@
 
 A completion's implicit reward is β·(log πθ(c | p) − log πref(c | p)), the log-probabilities summed
 over its tokens and end token (as DPO trains them); a pair's margin is r(A) − r(B), and σ(margin) is
-the policy's implied P(A ≻ B). The policy is usually a LoRA adapter and the reference its base model
-(the adapter disabled, as TRL's DPO trainer uses it); a whole model needs its reference named.
-Log-probabilities come from the same cached pass as token entropy, so a base model scored for
-entropy is not run again.
+the policy's implied P(A ≻ B). Both models run in float32 on any device: a LoRA folded into bfloat16
+weights loses most of its change, and the margin is a difference of nearly equal sums. The policy is
+usually a LoRA adapter and the reference its base model (the adapter disabled, as TRL's DPO trainer uses
+it); a whole model needs its reference named. Log-probabilities come from the same cached pass as token
+entropy, so a base model scored for entropy in float32 is not run again.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def score_margin(project: Project, *, policy: str, reference: str | None = None,
 
     if not beta > 0:
         raise CurateError(f"beta must be positive, not {beta}")
-    compute = project.config.compute.resolve(device)
+    compute = project.config.compute.resolve(device).exact()  # float32 on any device (see the module's text)
     root = project.root / "cache"
     trained = resolve_scorer(policy, cache=root, project=project)
     if reference is None:

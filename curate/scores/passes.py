@@ -19,7 +19,8 @@ LOGIT_BUDGET = 2048  # completions x positions whose vocabulary-wide logits one 
 PROMPT_BUDGET = 2048  # prompts x prompt tokens one batch may run
 SLACK = 1.25  # padded / real positions a batch may reach (padding is computed like any token)
 ROWS = 256  # completions one batch may hold (its cache is copied for each chunk of them)
-GPU_SCALE = 16  # a GPU's batches hold this many times the budgets above (its memory is for this work alone)
+GPU_SCALE = 16  # at most this many times the budgets above on a GPU, as its free memory allows (gpu_scale)
+LOGIT_BYTES = 10  # per logit held at once: the model's (bfloat16) and two float32 copies
 
 
 @dataclass
@@ -41,6 +42,20 @@ def encode_all(model: Any, tokenizer: Any, conversations: Sequence[Conversation]
     limit = min(max_length, getattr(model.config, "max_position_embeddings", max_length) or max_length)
     rendering = Rendering(tokenizer, name=getattr(model, "name_or_path", None) or "the model")
     return [rendering.encode(c, max_length=limit) for c in conversations]
+
+
+def gpu_scale(model: Any) -> int:
+    """How many times the CPU's budgets a batch may hold on the model's device: 1 on a CPU; on a CUDA GPU as many
+    as half its free memory holds logits for (up to GPU_SCALE); 4 on Apple's MPS."""
+    import torch
+
+    if model.device.type == "cpu":
+        return 1
+    if model.device.type != "cuda":
+        return 4
+    free, _ = torch.cuda.mem_get_info(model.device)
+    vocab = getattr(model.config, "vocab_size", None) or 50_000
+    return max(1, min(GPU_SCALE, int(free / 2 // (LOGIT_BUDGET * vocab * LOGIT_BYTES))))
 
 
 def _pack(items: Sequence[Any], cost: Any) -> list[list[Any]]:
@@ -85,7 +100,7 @@ def completion_passes(model: Any, tokenizer: Any, examples: Sequence[Encoded], *
     import torch
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    scale = 1 if model.device.type == "cpu" else GPU_SCALE
+    scale = gpu_scale(model)
     batches = _batches(examples, scale)
     model.eval()
     tensor = partial(torch.tensor, device=model.device)  # every input where the model is (a GPU, or the CPU)

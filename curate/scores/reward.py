@@ -36,11 +36,11 @@ def reward_scores(model: Any, tokenizer: Any, conversations: Sequence[Conversati
     """(reward, truncated) of every completion (n x 2), in batches sorted by length and right-padded."""
     import torch
 
-    from curate.scores.passes import GPU_SCALE, encode_all
+    from curate.scores.passes import encode_all, gpu_scale
 
     encoded = [(e.ids, e.truncated) for e in encode_all(model, tokenizer, conversations, max_length=max_length)]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
-    budget = TOKEN_BUDGET * (1 if model.device.type == "cpu" else GPU_SCALE)
+    budget = TOKEN_BUDGET * gpu_scale(model)
     batches, batch = [], []
     for i in order:
         if batch and (len(batch) + 1) * len(encoded[i][0]) > budget:

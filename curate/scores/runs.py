@@ -36,13 +36,13 @@ def cached_completion_scores(root: Path, model: ResolvedModel, rows: Sequence[tu
     """``score(model, tokenizer, conversations, max_length=)`` of every (id, conversation) row, from
     ``root``/scores/<kind>/<model> (``root``: a cache folder) where it has them, and how many were computed.
     A score is keyed by the model's fingerprint (its files, chat template included), ``max_length`` and the
-    conversation with the rendering's version, so a change to any of them recomputes (not by the device or
-    dtype: scores from a GPU in bfloat16 agree with the CPU's within the tolerance in docs/benchmarks.md). The
-    model is loaded (``load(model, cache=, compute=)``, on ``compute``'s device) only if something is missing;
-    work is cached a shard at a time, in prompt order, so a killed run loses little."""
+    conversation with the rendering's version, so a change to any of them recomputes, and apart by precision
+    (scores in bfloat16 or float16 never serve float32 work, nor the other way round; the device does not
+    matter). The model is loaded (``load(model, cache=, compute=)``, on ``compute``'s device) only if something is
+    missing; work is cached a shard at a time, in prompt order, so a killed run loses little."""
     from curate.pool.embed import EmbeddingCache, text_key
 
-    cache = EmbeddingCache(root, model, kind=f"scores/{kind}")
+    cache = EmbeddingCache(root, model, kind=f"scores/{kind}{(compute or Compute()).cache_tag()}")
     keys = [text_key(f"{max_length}\x1f{conversation.key()}") for _, conversation in rows]
     todo = sorted((i for i, key in enumerate(keys) if key not in cache), key=lambda i: rows[i][1].prompt.key())
     if todo:

@@ -39,7 +39,7 @@ def lm_states(model: Any, tokenizer: Any, conversations: Sequence[Conversation],
     for chunk in completion_passes(model, tokenizer, examples, logits=False, layer=layer, label="LM states",
                                    progress=progress):
         for row, i in enumerate(chunk.rows):
-            out[i] = chunk.hidden[row, :len(chunk.ids[row])].mean(0).double().cpu().numpy()
+            out[i] = chunk.hidden[row, :len(chunk.ids[row])].mean(0).float().cpu().numpy()  # MPS has no float64
     return out
 
 

@@ -117,7 +117,7 @@ def stream_decisions(project: Project, lines: Iterable[str], *, strategy: str = 
             selected = score < calibration.rate
         else:
             d, _ = pair_differences([prompt], [a], [b], features="embedding", embed=lambda texts: (
-                encoder.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)))
+                encoder.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)))
             score = float(_score(strategy, calibration.committee, d)[0])
             selected = score >= calibration.threshold
         yield {**decision, "score": score, "threshold": calibration.threshold, "selected": bool(selected)}

@@ -37,7 +37,8 @@ class TrainPlan:
     data: dict[str, Any]  # split -> {"path", "rows", "sha256"}
     output: Path
     round: int | None
-    device: str = "cpu"  # where it trains: the CPU, the first visible CUDA GPU (cuda:0) or mps
+    device: str = "cpu"  # where it trains: the CPU, the visible CUDA GPUs (cuda:0 first) or mps
+    dtype: str = "auto"  # [compute] dtype: auto or bfloat16 trains in bf16 on a GPU that has it
 
 
 def plan_training(project: Project, recipe_name: str, *, round_number: int | None = None, data: Path | None = None,
@@ -54,7 +55,7 @@ def plan_training(project: Project, recipe_name: str, *, round_number: int | Non
 
     compute = project.config.compute.resolve(device)
     if compute.device.startswith("cuda:") and compute.device != "cuda:0":
-        raise CurateError(f"curate train trains on the first visible GPU, not {compute.device}: choose the GPU with "
+        raise CurateError(f"curate train trains on the visible GPUs and cannot pick {compute.device}: choose it with "
                           f"CUDA_VISIBLE_DEVICES={compute.device.partition(':')[2]} and --device cuda")
     recipe, source = load_recipe(recipe_name, overrides=overrides)
     base = resolve_model(recipe.model, cache=project.root / "cache")
@@ -83,7 +84,8 @@ def plan_training(project: Project, recipe_name: str, *, round_number: int | Non
         else:
             (output / "data").mkdir(parents=True, exist_ok=True)
             files = write_export(rows, output / "data" / f"{fmt}.jsonl")
-    return TrainPlan(name, recipe, source, str(base.path), parent, files, output, round_number, compute.device)
+    return TrainPlan(name, recipe, source, str(base.path), parent, files, output, round_number, compute.device,
+                     compute.dtype)
 
 
 def run_training(project: Project, plan: TrainPlan, *, resume: bool = False,
@@ -123,8 +125,9 @@ def _train(project: Project, plan: TrainPlan, *, resume: bool, progress: Progres
         wanted = min(plan.recipe.train.eval_examples, len(splits["test"]))
         splits["test"] = splits["test"].select(range(wanted)) if wanted else None
     checkpoints = plan.output / "checkpoints"
-    gpu = plan.device.startswith("cuda")
-    bf16 = gpu and torch.cuda.is_bf16_supported()
+    from curate.compute import model_dtype
+
+    bf16 = plan.device.startswith("cuda") and model_dtype(plan.device, plan.dtype) == torch.bfloat16
     tokenizer, model = _load(plan, project, torch.bfloat16 if bf16 else torch.float32)
     args = _config_class(kind)(
         output_dir=str(checkpoints), **_trainer_args(plan.recipe), bf16=bf16, report_to=[],
