@@ -187,7 +187,9 @@ def _lora(recipe: Recipe) -> Any:
 def _load(plan: TrainPlan, project: Project, dtype: Any) -> tuple[Any, Any]:
     """The tokenizer and the model to train (with the parent adapter, trainable, on a warm start)."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging
 
+    logging.disable_progress_bar()  # the library never prints: no "Loading weights" bar
     tokenizer = AutoTokenizer.from_pretrained(plan.base)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
