@@ -53,7 +53,7 @@ def test_hh_splits_the_shared_prompt_and_keeps_who_won(cli, tmp_path, shared_dat
                               .where(Completion.text == chosen)).one()
         assert record.prompt.startswith("Human: ") and record.prompt.endswith("Assistant:")
         assert record.messages == transcript_turns(record.prompt) and record.messages[-1]["role"] == "user"
-        multi_turn = sum(len(m) > 1 for m in conn.scalars(select(Record.messages)))
+        multi_turn = sum(len(m or []) > 1 for m in conn.scalars(select(Record.messages)))
         pair = conn.execute(select(Pair).where(Pair.record_id == record.id)).one()
         choice = conn.scalar(select(Judgment.choice).where(Judgment.pair_id == pair.id))
         winner = conn.scalar(select(Completion.text).where(
