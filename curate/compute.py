@@ -9,6 +9,7 @@ see is a one-line error, never a silent fall-back to the CPU.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,14 +39,29 @@ class Compute:
         """The same device in float32 (for scores that differences of nearly equal numbers make: the margin)."""
         return Compute(self.device, "float32")
 
+    def dtype_name(self) -> str:
+        """The dtype models load in, by name (``float32``, ``bfloat16``, ``float16``)."""
+        return str(self.torch_dtype()).removeprefix("torch.")
+
     def cache_tag(self) -> str:
         """What a cached score's kind carries of the precision: nothing for float32, else the dtype's name."""
-        dtype = str(self.torch_dtype()).removeprefix("torch.")
-        return "" if dtype == "float32" else f"@{dtype}"
+        return "" if self.dtype_name() == "float32" else f"@{self.dtype_name()}"
 
     def describe(self) -> dict[str, str]:
         """What a score run records of where it was computed."""
-        return {"device": self.device, "dtype": str(self.torch_dtype()).removeprefix("torch.")}
+        return {"device": self.device, "dtype": self.dtype_name()}
+
+
+def pack(items: Sequence[Any], fits: Callable[[list[Any]], bool]) -> list[list[Any]]:
+    """Consecutive runs of ``items``, each as long as ``fits(run)`` allows (one item always fits): the batches of
+    every model step, sized by the padded tokens they hold."""
+    runs: list[list[Any]] = []
+    for item in items:
+        if runs and fits([*runs[-1], item]):
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
 
 
 def check_device(spec: str) -> str:

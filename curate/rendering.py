@@ -116,6 +116,8 @@ class Rendering:
 
     def encode(self, conversation: Conversation, *, max_length: int) -> Encoded:
         """The prompt's and the completion's token ids, at most ``max_length`` in all."""
+        from trl.data_utils import common_prefix_length  # a model step has torch and transformers loaded already
+
         tokenizer = self.tokenizer
         if self.chat:
             turns = prompt_turns(conversation.prompt)
@@ -127,7 +129,7 @@ class Rendering:
             completion = standard_completion(conversation.completion)
             whole = list(tokenizer(conversation.prompt.text + completion
                                    + (end if not completion.endswith(end) else ""))["input_ids"])
-        shared = _common_prefix(prompt, whole)  # the completion starts where the two diverge (as TRL cuts it)
+        shared = common_prefix_length(prompt, whole)  # the completion starts where the two diverge, as TRL cuts it
         prompt, completion = whole[:shared], whole[shared:]
         if not completion:
             raise CurateError(f"'{self.name}' renders the completion '{conversation.completion.text[:40]}' as no "
@@ -155,9 +157,3 @@ class Rendering:
     def _tokens(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-
-def _common_prefix(one: list[int], two: list[int]) -> int:
-    n = 0
-    while n < min(len(one), len(two)) and one[n] == two[n]:
-        n += 1
-    return n

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from curate.compute import Compute
+from curate.compute import Compute, pack
 from curate.files import publish_text, staged
 from curate.models import ResolvedModel
 from curate.progress import Progress, no_progress
@@ -172,13 +172,8 @@ def token_batches(encoder: Any, texts: Sequence[str], budget: int) -> list[list[
     limit = encoder.max_seq_length or 512
     lengths = [len(ids) for ids in encoder.tokenizer(list(texts), add_special_tokens=True, truncation=True,
                                                       max_length=limit)["input_ids"]]
-    batches: list[list[int]] = []
-    for i in sorted(range(len(texts)), key=lambda i: -lengths[i]):
-        if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= budget:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
+    return pack(sorted(range(len(texts)), key=lambda i: -lengths[i]),
+                lambda run: len(run) * lengths[run[0]] <= budget)
 
 
 def vectors_for(texts: Sequence[str], cache: EmbeddingCache) -> np.ndarray:

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from curate.compute import pack
 from curate.progress import Progress, no_progress
 from curate.rendering import Conversation, Encoded, Rendering
 
@@ -58,17 +59,6 @@ def gpu_scale(model: Any) -> int:
     return max(1, min(GPU_SCALE, int(free / 2 // (LOGIT_BUDGET * vocab * LOGIT_BYTES))))
 
 
-def _pack(items: Sequence[Any], cost: Any) -> list[list[Any]]:
-    """Consecutive runs of ``items`` whose ``cost(run)`` stays within budget (one item always fits)."""
-    runs: list[list[Any]] = []
-    for item in items:
-        if runs and cost([*runs[-1], item]):
-            runs[-1].append(item)
-        else:
-            runs.append([item])
-    return runs
-
-
 def _batches(examples: Sequence[Encoded], scale: int = 1) -> list[list[list[int]]]:
     """Examples grouped by prompt (a prompt runs once for all its completions), the groups sorted by
     prompt length and packed within PROMPT_BUDGET prompt tokens and ROWS completions per batch (times ``scale``)."""
@@ -76,7 +66,7 @@ def _batches(examples: Sequence[Encoded], scale: int = 1) -> list[list[list[int]
     for i, e in enumerate(examples):
         groups.setdefault(tuple(e.prompt), []).append(i)
     ordered = sorted(groups.values(), key=lambda g: len(examples[g[0]].prompt))
-    return _pack(ordered, lambda run: _within(len(run) * len(examples[run[-1][0]].prompt), PROMPT_BUDGET * scale,
+    return pack(ordered, lambda run: _within(len(run) * len(examples[run[-1][0]].prompt), PROMPT_BUDGET * scale,
                                               sum(len(examples[g[0]].prompt) for g in run))
                  and sum(len(g) for g in run) <= ROWS * scale)
 
@@ -114,7 +104,7 @@ def completion_passes(model: Any, tokenizer: Any, examples: Sequence[Encoded], *
                           use_cache=True, logits_to_keep=1)
             owner_of = {i: n for n, g in enumerate(batch) for i in g}
             rows = sorted(owner_of, key=lambda i: len(examples[i].completion))
-            for chunk in _pack(rows, lambda run: _within(len(run) * len(examples[run[-1]].completion),
+            for chunk in pack(rows, lambda run: _within(len(run) * len(examples[run[-1]].completion),
                                                          LOGIT_BUDGET * scale,
                                                          sum(len(examples[i].completion) for i in run))):
                 owner = tensor([owner_of[i] for i in chunk])

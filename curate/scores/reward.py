@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from curate.compute import pack
 from curate.errors import CurateError
 from curate.learners.bradley_terry import disagreement
 from curate.progress import Progress, no_progress
@@ -41,14 +42,7 @@ def reward_scores(model: Any, tokenizer: Any, conversations: Sequence[Conversati
     encoded = [(e.ids, e.truncated) for e in encode_all(model, tokenizer, conversations, max_length=max_length)]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
     budget = TOKEN_BUDGET * gpu_scale(model)
-    batches, batch = [], []
-    for i in order:
-        if batch and (len(batch) + 1) * len(encoded[i][0]) > budget:
-            batches.append(batch)
-            batch = []
-        batch.append(i)
-    if batch:
-        batches.append(batch)
+    batches = pack(order, lambda run: len(run) * len(encoded[run[-1]][0]) <= budget)
     out = np.zeros((len(encoded), 2), dtype=np.float64)
     # pad with the id the model's own pooling skips, so a completion's reward never depends on its batch
     pad = model.config.pad_token_id if model.config.pad_token_id is not None else tokenizer.pad_token_id
