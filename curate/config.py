@@ -165,13 +165,20 @@ class LabelsSection:
 class ComputeSection:
     """Where model work runs (``curate.compute``): ``device`` is auto (a GPU where torch sees one), cpu, cuda,
     cuda:N or mps; ``dtype`` is auto (bfloat16 on a GPU that has it, float16 on other GPUs, float32 on a CPU),
-    float32, bfloat16 or float16. ``--device`` on a command overrides the device for one run."""
+    float32, bfloat16 or float16. ``engine`` is local (this process) or ray (``curate.engine``: embedding, LM
+    states, entropy and reward scores on the Ray cluster at ``ray_address``, else RAY_ADDRESS, else a Ray started
+    on this machine) with ``actors`` actors (0: one per GPU, or per CPU where the cluster has no GPU).
+    ``--device`` and ``--engine`` on a command override them for one run."""
 
     device: str = "auto"
     dtype: str = "auto"
+    engine: str = "local"
+    ray_address: str = ""
+    actors: int = 0
 
     def __post_init__(self) -> None:
         from curate.compute import check_device, check_dtype
+        from curate.engine import ENGINES
         from curate.errors import CurateError
 
         try:
@@ -179,12 +186,25 @@ class ComputeSection:
             check_dtype(self.dtype)
         except CurateError as err:
             raise ConfigError(f"[compute] {err}") from None
+        if self.engine not in ENGINES:
+            raise ConfigError(f"[compute] engine must be one of {', '.join(ENGINES)}, not {self.engine!r}")
+        if self.actors < 0:
+            raise ConfigError(f"[compute] actors must be 0 (one per GPU or CPU) or more, not {self.actors}")
 
     def resolve(self, device: str | None = None) -> Any:
-        """The ``curate.compute.Compute`` this section (or ``device``, where given) names on this machine."""
+        """The ``curate.compute.Compute`` this section (or ``device``, where given) names on this machine, for work
+        that runs in this process whatever the engine (generation, training, the margin)."""
         from curate.compute import Compute
 
         return Compute.of(device or self.device, self.dtype)
+
+    def resolve_engine(self, device: str | None = None, engine: str | None = None) -> Any:
+        """The ``curate.compute.Compute`` for work that runs on the engine (``engine``, where given, else this
+        section's): its device is resolved where that work runs."""
+        from curate.compute import Compute
+
+        return Compute.of(device or self.device, self.dtype, engine=engine or self.engine,
+                          address=self.ray_address or None, actors=self.actors)
 
 
 @dataclass(frozen=True)

@@ -47,5 +47,8 @@ ModelOption = Annotated[str | None, typer.Option(
 DeviceOption = Annotated[str | None, typer.Option(
     "--device", help="auto (a GPU where torch sees one), cpu, cuda, cuda:N or mps; default: [compute] device in "
                      "curate.toml.")]
+EngineOption = Annotated[str | None, typer.Option(
+    "--engine", help="local (this process) or ray (the Ray cluster at [compute] ray_address, else RAY_ADDRESS, else "
+                     "a Ray on this machine); default: [compute] engine in curate.toml.")]
 FieldOption = Annotated[str | None, typer.Option("--field", help="prompt | completion | pair (default: pair if the "
                                                                  "project has pairs, else prompt).")]

@@ -9,6 +9,7 @@ import typer
 
 from curate.commands.common import (
     DeviceOption,
+    EngineOption,
     FieldOption,
     JsonFlag,
     ModelOption,
@@ -25,14 +26,14 @@ def embed(project_dir: ProjectDir = Path("."), model: ModelOption = None,
                                                     "(default: every prompt and completion).")] = None,
           batch_tokens: Annotated[int | None, typer.Option(
               "--batch-tokens", min=1, help="Padded tokens per batch (default: 8192 on a CPU, 131072 on a GPU).")
-          ] = None, device: DeviceOption = None, as_json: JsonFlag = False) -> None:
+          ] = None, device: DeviceOption = None, engine: EngineOption = None, as_json: JsonFlag = False) -> None:
     """Embed the pool's texts with sentence-transformers; cached, so only new texts are computed."""
     from curate.pool.units import embed_pool
     from curate.project import open_project
 
     with open_project(project_dir) as project:
         result = embed_pool(project, model=model, field_name=field, batch_tokens=batch_tokens, device=device,
-                            progress=progress_bar)
+                            engine=engine, progress=progress_bar)
     if as_json:
         print_json(vars(result))
     else:

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from curate.commands.common import DeviceOption, JsonFlag, ModelOption, ProjectDir, out, print_json, progress_bar
+from curate.commands.common import (
+    DeviceOption,
+    EngineOption,
+    JsonFlag,
+    ModelOption,
+    ProjectDir,
+    out,
+    print_json,
+    progress_bar,
+)
 
 score_app = typer.Typer(no_args_is_help=True, help="Compute the signals that pick what experts rank or rewrite.")
 
@@ -20,13 +29,15 @@ def entropy(project_dir: ProjectDir = Path("."),
             model: Annotated[str | None, typer.Option(
                 "--model", help="Causal LM or LoRA adapter: hub id (local HF cache), folder, or the packaged default "
                                 "(curate.toml [models] policy).")] = None,
-            max_length: MaxLength = 1024, device: DeviceOption = None, as_json: JsonFlag = False) -> None:
+            max_length: MaxLength = 1024, device: DeviceOption = None, engine: EngineOption = None,
+            as_json: JsonFlag = False) -> None:
     """Token entropy of the policy model over every completion (mean, max, sum, mean log-prob)."""
     from curate.project import open_project
     from curate.scores.entropy import score_entropy
 
     with open_project(project_dir) as project:
-        result = score_entropy(project, model=model, max_length=max_length, device=device, progress=progress_bar)
+        result = score_entropy(project, model=model, max_length=max_length, device=device, engine=engine,
+                               progress=progress_bar)
     if as_json:
         print_json(vars(result))
     else:
@@ -48,14 +59,15 @@ def committee(project_dir: ProjectDir = Path("."),
               members: Annotated[int | None, typer.Option("--members", min=2, help="Bradley–Terry heads.")] = None,
               c: Annotated[float | None, typer.Option("--C", min=1e-6, help="Inverse regularisation.")] = None,
               model: ModelOption = None, seed: Annotated[int, typer.Option("--seed")] = 0,
-              device: DeviceOption = None, as_json: JsonFlag = False) -> None:
+              device: DeviceOption = None, engine: EngineOption = None, as_json: JsonFlag = False) -> None:
     """Reward committee: P(A ≻ B), its variance, vote entropy and BALD for every pair, from the labelled ones."""
     from curate.project import open_project
     from curate.scores.committee import score_committee
 
     with open_project(project_dir) as project:
         result = score_committee(project, learner=learner, features=features, layer=layer, members=members, c=c,
-                                 model=model, random_state=seed, device=device, progress=progress_bar)
+                                 model=model, random_state=seed, device=device, engine=engine,
+                                 progress=progress_bar)
     if as_json:
         print_json(vars(result))
     else:
@@ -70,14 +82,14 @@ def reward_models(models: Annotated[list[str], typer.Option(
                       "--model", help="A reward model (sequence classifier with one output) or LoRA reward adapter: "
                                       "folder or hub id in the local HF cache. Repeat for a committee.")],
                   project_dir: ProjectDir = Path("."), max_length: MaxLength = 1024, device: DeviceOption = None,
-                  as_json: JsonFlag = False) -> None:
+                  engine: EngineOption = None, as_json: JsonFlag = False) -> None:
     """Model committee: every reward model scores every completion; per pair, the spread of their margins."""
     from curate.project import open_project
     from curate.scores.reward import score_reward_models
 
     with open_project(project_dir) as project:
         result = score_reward_models(project, models=models, max_length=max_length, device=device,
-                                     progress=progress_bar)
+                                     engine=engine, progress=progress_bar)
     if as_json:
         print_json(vars(result))
         return

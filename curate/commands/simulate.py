@@ -58,6 +58,9 @@ def simulate(
                                                                "(default: ~/.cache/curate).")] = None,
     device: Annotated[str, typer.Option("--device", help="Where embeddings and LM states are computed: auto (a GPU "
                                                          "where torch sees one), cpu, cuda, cuda:N or mps.")] = "auto",
+    engine: Annotated[str, typer.Option("--engine", help="local (this process) or ray (the Ray cluster at RAY_ADDRESS, "
+                                                         "else a Ray on this machine) for embeddings and LM states."
+                                                         )] = "local",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result (DESIGN.md contract) here.")
                         ] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write the learning curves here (PNG).")] = None,
@@ -71,7 +74,7 @@ def simulate(
         data, mapping=mapping, label_values=label_values, strategies=names, budget_per_round=budget_per_round,
         rounds=rounds, seeds=_ints(seeds, "--seeds"), splits=splits, test_frac=test_frac, oracle=oracle,
         learner=learner, features=features, model=model, lm_model=lm_model, layer=layer, stop_gain=stop_gain,
-        cache=cache, device=device, progress=progress_bar)
+        cache=cache, device=device, engine=engine, progress=progress_bar)
     if json_out:
         publish_text(json_out, json.dumps(result, indent=2) + "\n")
     if plot:

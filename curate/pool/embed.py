@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -146,19 +147,28 @@ def embed_texts(texts: Sequence[str], model: ResolvedModel, cache: EmbeddingCach
     todo.sort(key=lambda kt: len(kt[1]), reverse=True)
     if todo:
         compute = compute or Compute()
-        encoder = encoder or load_encoder(model, compute=compute)
         budget = batch_tokens or batch_token_budget(compute.device)
         shards = [todo[i:i + shard_size] for i in range(0, len(todo), shard_size)]
-        for shard in (progress or no_progress)(shards, f"embedding {len(todo)} texts", len(shards)):
-            batches = token_batches(encoder, [t for _, t in shard], budget)
-            vectors = np.concatenate([encoder.encode([shard[i][1] for i in batch], batch_size=len(batch),
-                                                     normalize_embeddings=True, convert_to_numpy=True,
-                                                     show_progress_bar=False).astype(np.float32)
-                                      for batch in batches])
-            cache.add([shard[i][0] for batch in batches for i in batch], vectors)
+        done = compute.map_shards([[t for _, t in shard] for shard in shards],
+                                  load=(lambda: encoder) if encoder is not None else partial(load_encoder, model,
+                                                                                            compute=compute),
+                                  work=partial(encode_texts, budget=budget))
+        for i, vectors in (progress or no_progress)(done, f"embedding {len(todo)} texts", len(shards)):
+            cache.add([key for key, _ in shards[i]], vectors)
         cache.compact()
     return EmbedResult(model=model.name, fingerprint=model.fingerprint, texts=len(unique), computed=len(todo),
                        cached=len(unique) - len(todo))
+
+
+def encode_texts(encoder: Any, texts: Sequence[str], *, budget: int) -> np.ndarray:
+    """Normalised float32 embeddings of ``texts``, in order, in batches of at most ``budget`` padded tokens."""
+    batches = token_batches(encoder, texts, budget)
+    vectors = np.concatenate([encoder.encode([texts[i] for i in batch], batch_size=len(batch),
+                                             normalize_embeddings=True, convert_to_numpy=True,
+                                             show_progress_bar=False).astype(np.float32) for batch in batches])
+    out = np.empty_like(vectors)
+    out[[i for batch in batches for i in batch]] = vectors
+    return out
 
 
 def batch_token_budget(device: str) -> int:

@@ -87,7 +87,7 @@ def project_model(project: Project, name: str | None) -> ResolvedModel:
 
 def embed_pool(project: Project, *, model: str | None = None, field_name: str | None = None,
                batch_tokens: int | None = None, shard_size: int = SHARD_TEXTS, device: str | None = None,
-               progress: Progress | None = None) -> EmbedResult:
+               engine: str | None = None, progress: Progress | None = None) -> EmbedResult:
     """Embed every text of the pool (or of one field) that the cache lacks, on ``device`` (default: [compute]
     device), in batches of at most ``batch_tokens`` padded tokens (default: by device); register the model."""
     resolved = project_model(project, model)
@@ -97,7 +97,8 @@ def embed_pool(project: Project, *, model: str | None = None, field_name: str | 
     if not texts:
         raise CurateError("the pool is empty: ingest data first (curate ingest FILE)")
     result = embed_texts(texts, resolved, EmbeddingCache(project.root / "cache", resolved), batch_tokens=batch_tokens,
-                         shard_size=shard_size, compute=project.config.compute.resolve(device), progress=progress)
+                         shard_size=shard_size, compute=project.config.compute.resolve_engine(device, engine),
+                         progress=progress)
     with project.store.write() as conn:
         register_model(conn, resolved, kind="embedding")
     return result

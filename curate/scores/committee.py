@@ -30,12 +30,12 @@ class CommitteeResult:
 def score_committee(project: Project, *, learner: str | None = None, features: str | None = None,
                     layer: int | None = None, members: int | None = None, c: float | None = None,
                     model: str | None = None, random_state: int = 0, device: str | None = None,
-                    progress: Progress | None = None) -> CommitteeResult:
+                    engine: str | None = None, progress: Progress | None = None) -> CommitteeResult:
     """Fit the learner ([learner] in curate.toml, or the arguments) on the project's labelled pairs (never
     the test or calibration slice) and score every pair: P(A ≻ B), its variance, the vote entropy and BALD
     (for the Laplace learner, over its posterior). ``model`` names the embedding model (embedding features;
-    LM states come from the [models] policy, on ``device``: default [compute] device); ``members`` applies to the
-    committee only."""
+    LM states come from the [models] policy, on ``device`` and ``engine``: default [compute]); ``members`` applies
+    to the committee only."""
     from curate.learners import configured_learner
     from curate.scores.runs import save_run
     from curate.store import rounds
@@ -46,7 +46,7 @@ def score_committee(project: Project, *, learner: str | None = None, features: s
                                    c=c or None)
     options = {k: getattr(estimator, k) for k in estimator.options}
     ids, d, used, computed = project_pair_features(project, features=kind, model=model, layer=layer, device=device,
-                                                   progress=progress)
+                                                   engine=engine, progress=progress)
     from curate.labels import training_labels
 
     labels = training_labels(project)

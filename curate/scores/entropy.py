@@ -75,9 +75,9 @@ def completion_stats(project: Project, model: ResolvedModel, rows: Sequence[tupl
 
 
 def score_entropy(project: Project, *, model: str | None = None, max_length: int = 1024, device: str | None = None,
-                  progress: Progress | None = None) -> EntropyResult:
+                  engine: str | None = None, progress: Progress | None = None) -> EntropyResult:
     """Token entropy of every completion in the project (cached per model and text), stored as a run; on
-    ``device`` (default: [compute] device)."""
+    ``device`` and ``engine`` (default: [compute])."""
     from curate.scores.runs import save_run
     from curate.store.model_versions import register_model
     from curate.store.pool import completion_rows
@@ -86,7 +86,7 @@ def score_entropy(project: Project, *, model: str | None = None, max_length: int
         rows = completion_rows(conn)
     if not rows:
         raise CurateError("the pool has no completions to score: ingest data first")
-    compute = project.config.compute.resolve(device)
+    compute = project.config.compute.resolve_engine(device, engine)
     resolved = resolve_scorer(model or project.config.models.policy, cache=project.root / "cache", project=project)
     values, computed = completion_stats(project, resolved, rows, max_length=max_length, compute=compute,
                                         progress=progress)

@@ -58,7 +58,7 @@ def unit_differences(units: PoolUnits, cache: EmbeddingCache) -> np.ndarray:
 
 
 def project_pair_features(project: Project, *, features: str, model: str | None = None, layer: int = DEFAULT_LAYER,
-                          device: str | None = None, progress: Progress | None = None
+                          device: str | None = None, engine: str | None = None, progress: Progress | None = None
                           ) -> tuple[list[str], np.ndarray, ResolvedModel, int]:
     """The project's pair ids, d for each, the model f comes from, and how many LM states were computed. f is
     the completion's embedding (``features="embedding"``, ``model``: the embedding model) or its standardised LM
@@ -66,7 +66,7 @@ def project_pair_features(project: Project, *, features: str, model: str | None 
     from curate.pool.units import embedded_units
     from curate.scores.lm import resolve_scorer
 
-    compute = project.config.compute.resolve(device)  # an absent device is refused whatever the features
+    compute = project.config.compute.resolve_engine(device, engine)  # an absent device is refused whatever the features
     if check_features(features) == "embedding":
         units, cache = embedded_units(project, "pair", model=model)
         return units.ids, unit_differences(units, cache), cache.model, 0

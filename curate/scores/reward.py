@@ -87,7 +87,8 @@ class RewardResult:
 
 
 def score_reward_models(project: Project, *, models: Sequence[str], max_length: int = 1024,
-                        device: str | None = None, progress: Progress | None = None) -> RewardResult:
+                        device: str | None = None, engine: str | None = None,
+                        progress: Progress | None = None) -> RewardResult:
     """Score every completion with each reward model (cached per model and text), then every pair; on ``device``
     (default: [compute] device)."""
     from curate.scores.lm import load_reward_model, model_paths, resolve_scorer
@@ -104,7 +105,7 @@ def score_reward_models(project: Project, *, models: Sequence[str], max_length: 
     if not rows:
         raise CurateError("the pool has no completions to score: ingest data first")
     root = project.root / "cache"
-    compute = project.config.compute.resolve(device)
+    compute = project.config.compute.resolve_engine(device, engine)
     resolved = [resolve_scorer(name, cache=root, project=project) for name in models]
     result = RewardResult(models=list(models), completions=len(rows), pairs=len(pairs))
     columns = []

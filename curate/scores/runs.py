@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +39,29 @@ def cached_completion_scores(root: Path, model: ResolvedModel, rows: Sequence[tu
     A score is keyed by the model's fingerprint (its files, chat template included), ``max_length`` and the
     conversation with the rendering's version, so a change to any of them recomputes, and apart by precision
     (scores in bfloat16 or float16 never serve float32 work, nor the other way round; the device does not
-    matter). The model is loaded (``load(model, cache=, compute=)``, on ``compute``'s device) only if something is
-    missing; work is cached a shard at a time, in prompt order, so a killed run loses little."""
+    matter). The model is loaded (``load(model, cache=, compute=)``, on ``compute``'s device and engine) only if
+    something is missing; work is cached a shard at a time, in prompt order, as each shard finishes, so a killed
+    run loses little."""
     from curate.pool.embed import EmbeddingCache, text_key
 
     cache = EmbeddingCache(root, model, kind=f"scores/{kind}{(compute or Compute()).cache_tag()}")
     keys = [text_key(f"{max_length}\x1f{conversation.key()}") for _, conversation in rows]
     todo = sorted((i for i, key in enumerate(keys) if key not in cache), key=lambda i: rows[i][1].prompt.key())
     if todo:
-        loaded, tokenizer = load(model, cache=root, compute=compute)
+        compute = compute or Compute()
         shards = [todo[i:i + shard] for i in range(0, len(todo), shard)]
-        for part in (progress or no_progress)(shards, f"{model.name}: {len(todo)} completions", len(shards)):
-            values = score(loaded, tokenizer, [rows[i][1] for i in part], max_length=max_length)
-            cache.add([keys[i] for i in part], values.astype(np.float32))
+        done = compute.map_shards([[rows[i][1] for i in part] for part in shards],
+                                  load=partial(load, model, cache=root, compute=compute),
+                                  work=partial(_score_shard, score=score, max_length=max_length))
+        for i, values in (progress or no_progress)(done, f"{model.name}: {len(todo)} completions", len(shards)):
+            cache.add([keys[j] for j in shards[i]], values.astype(np.float32))
         cache.compact()
     return cache.get(keys).astype(np.float64), len(todo)
+
+
+def _score_shard(loaded: tuple[Any, Any], conversations: Sequence[Conversation], *, score: Callable[..., np.ndarray],
+                 max_length: int) -> np.ndarray:
+    return score(*loaded, conversations, max_length=max_length)
 
 
 def score_status(project: Project) -> dict[str, dict[str, Any]]:

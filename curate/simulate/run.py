@@ -216,7 +216,7 @@ def run_simulation(path: Path, *, mapping: str | None = None, label_values: str 
                    learner: str = "committee", features: str = "lm",
                    model: str = "sentence-transformers/all-MiniLM-L6-v2", lm_model: str | None = None,
                    layer: int | None = None, stop_gain: float = STOP_GAIN, cache: Path | None = None,
-                   device: str = "auto", progress: Progress | None = None
+                   device: str = "auto", engine: str = "local", progress: Progress | None = None
                    ) -> tuple[SimulationData, dict[str, Any], dict[str, float]]:
     """``curate simulate`` as one call: read the labelled file, check the request (before any feature is
     computed), compute the pair features (cached under ``cache``, default ``~/.cache/curate``, on ``device``)
@@ -225,7 +225,7 @@ def run_simulation(path: Path, *, mapping: str | None = None, label_values: str 
     data = read_preferences(path, mapping=mapping, label_values=label_values, progress=progress)
     parsed = check_request(data, strategies=strategies, oracle=oracle, learner=learner, test_frac=test_frac,
                            budget_per_round=budget_per_round, rounds=rounds, splits=splits, seeds=seeds)
-    compute = Compute.of(device)
+    compute = Compute.of(device, engine=engine)
     vectors, differences = pair_features(data, model=model, cache_root=cache or default_cache(), features=features,
                                          lm_model=lm_model, layer=layer, compute=compute, progress=progress)
     result, seconds = _simulate(data, vectors, differences, parsed, budget_per_round=budget_per_round, rounds=rounds,
