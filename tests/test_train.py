@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
@@ -143,3 +144,32 @@ def test_every_recipe_trains_the_real_small_model(recipe, judged_base, model_cac
         version = run_training(project, plan)
     assert version["steps"] == 2 and math.isfinite(version["train_loss"]) and version["test"] is None
     assert (root / "models" / plan.name / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_two_cpu_processes_train_one_adapter_under_accelerate(judged, tiny_models, cli):
+    """``--num-processes 2`` on the CPU: two gloo processes under accelerate launch train the recipe (each
+    step one batch per process), save one adapter of the single-process shape, and register it once."""
+    from safetensors.numpy import load_file
+
+    root, tiny = judged.root, str(tiny_models["causal"])
+    tiny_args = ("--set", f"model={tiny}", "--set", "train.max_steps=2", "--set", "train.max_length=128",
+                 "--set", "train.eval_examples=8", "--device", "cpu")
+    code, out, err = cli("train", "dpo-lora", "--round", "1", *tiny_args, "--num-processes", "2", "--json",
+                         "--project", root)
+    assert code == 0, err
+    both = json.loads(out)
+    assert both["processes"] == 2 and both["steps"] == 2 and 0 <= both["test"]["preference_accuracy"] <= 1
+    log = (root / "models" / "dpo-lora-r1" / "launch" / "log.txt").read_text()
+    assert json.loads((root / "models" / "dpo-lora-r1" / "launch" / "progress.json").read_text())["done"] == 2
+    code, out, err = cli("train", "dpo-lora", "--round", "1", *tiny_args, "--json", "--project", root)
+    assert code == 0, err
+    one = json.loads(out)
+    assert one["processes"] == 1 and set(versions(judged)) == {"dpo-lora-r1", "dpo-lora-r1-2"}, log
+    shapes = [{k: v.shape for k, v in load_file(f"{p}/adapter_model.safetensors").items()}
+              for p in (both["path"], one["path"])]
+    assert shapes[0] == shapes[1] and shapes[0]
+    weights = [load_file(f"{p}/adapter_model.safetensors") for p in (both["path"], one["path"])]
+    assert any(not np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])  # each step saw a batch per process
+    with judged.store.read() as conn:
+        audited = conn.scalars(select(AuditEntry.entity_id).where(AuditEntry.action == "train")).all()
+    assert sorted(audited) == ["dpo-lora-r1", "dpo-lora-r1-2"]  # each run registered once

@@ -63,6 +63,9 @@ def train(recipe: Annotated[str, typer.Argument(help="A packaged recipe (curate 
                                                       "the imported data (as curate export --with-imported; not "
                                                       "with --round).")
                                    ] = False,
+          num_processes: Annotated[int, typer.Option(
+              "--num-processes", min=1, help="Train with this many processes under accelerate launch (DDP): one per "
+                                             "GPU, or CPU processes on gloo with --device cpu.")] = 1,
           device: DeviceOption = None, project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
     """Fine-tune with a recipe (TRL + PEFT LoRA), save the adapter under models/, evaluate it on the frozen test
     slice and register the model version."""
@@ -88,7 +91,7 @@ def train(recipe: Annotated[str, typer.Argument(help="A packaged recipe (curate 
                 out.print(f"  {split}: {info['rows']} examples, sha256 {info['sha256'][:12]}")
             out.print(f"  trainer: {plan.recipe.train}\n  lora: {plan.recipe.lora}\n  output: {plan.output}")
             return
-        version = run_training(project, plan, resume=resume, progress=progress_bar)
+        version = run_training(project, plan, resume=resume, processes=num_processes, progress=progress_bar)
     if as_json:
         print_json(version)
         return

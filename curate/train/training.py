@@ -88,15 +88,24 @@ def plan_training(project: Project, recipe_name: str, *, round_number: int | Non
                      compute.dtype)
 
 
-def run_training(project: Project, plan: TrainPlan, *, resume: bool = False,
+def run_training(project: Project, plan: TrainPlan, *, resume: bool = False, processes: int = 1,
                  progress: Progress = no_progress) -> dict[str, Any]:
-    """Train ``plan``, save the adapter, evaluate it on the test slice and register it; its model version."""
-    with _quiet():
-        return _train(project, plan, resume=resume, progress=progress)
+    """Train ``plan`` (in this process, or in ``processes`` processes under ``accelerate launch``: one per GPU, or
+    CPU processes on gloo), save the adapter, evaluate it on the test slice and register it; its model version."""
+    parent = _adapter_path(project, plan.parent) if plan.parent else None
+    if processes > 1:
+        from curate.train.launch import launch_training
+
+        adapter, metrics = launch_training(plan, parent=parent, processes=processes, resume=resume,
+                                           progress=progress)
+    else:
+        with quiet():
+            adapter, metrics = fit(plan, parent=parent, resume=resume, progress=progress)
+    return register(project, plan, adapter, metrics)
 
 
 @contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """No ``datasets`` progress bars and no deprecation notices of transformers' own internals while training
     (the library never prints; the caller's progress shows the steps), restored afterwards."""
     import warnings
@@ -114,7 +123,10 @@ def _quiet() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
-def _train(project: Project, plan: TrainPlan, *, resume: bool, progress: Progress) -> dict[str, Any]:
+def fit(plan: TrainPlan, *, parent: str | None, resume: bool, progress: Progress) -> tuple[Path, dict[str, Any]]:
+    """Train ``plan`` (on the ``parent`` adapter's folder, for a warm start) and save its adapter; the adapter's
+    folder and the run's figures. Under a distributed launch (``curate.train.launch``) every process runs this:
+    they train together, the first one saves."""
     import torch
     from datasets import load_dataset
 
@@ -128,11 +140,11 @@ def _train(project: Project, plan: TrainPlan, *, resume: bool, progress: Progres
     from curate.compute import model_dtype
 
     bf16 = plan.device.startswith("cuda") and model_dtype(plan.device, plan.dtype) == torch.bfloat16
-    tokenizer, model = _load(plan, project, torch.bfloat16 if bf16 else torch.float32)
+    tokenizer, model = _load(plan, parent, torch.bfloat16 if bf16 else torch.float32)
     args = _config_class(kind)(
         output_dir=str(checkpoints), **_trainer_args(plan.recipe), bf16=bf16, report_to=[],
         dataloader_pin_memory=False, save_strategy="steps", save_total_limit=2, use_cpu=plan.device == "cpu",
-        disable_tqdm=True, eval_strategy="no")
+        disable_tqdm=True, eval_strategy="no", ddp_find_unused_parameters=False)
     callback = _ProgressCallback(progress, len(splits.get("test") or []))
     trainer = _trainer_class(kind)(model=model, args=args, train_dataset=splits["train"],
                                    eval_dataset=splits.get("test"), processing_class=tokenizer,
@@ -146,14 +158,16 @@ def _train(project: Project, plan: TrainPlan, *, resume: bool, progress: Progres
     trainer.remove_callback(PrinterCallback)  # the library never prints; the CLI shows a progress bar
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     adapter = plan.output / "adapter"
-    with staged_folder(adapter) as stage:  # a kill leaves the previous adapter or this one, whole
-        trainer.save_model(str(stage))
-        (stage / "training_args.bin").unlink(missing_ok=True)  # a pickle; the registry keeps the arguments as JSON
-        tokenizer.save_pretrained(str(stage))
+    if trainer.is_world_process_zero():
+        with staged_folder(adapter) as stage:  # a kill leaves the previous adapter or this one, whole
+            trainer.save_model(str(stage))
+            (stage / "training_args.bin").unlink(missing_ok=True)  # a pickle; the registry keeps arguments as JSON
+            tokenizer.save_pretrained(str(stage))
     seconds = result.metrics.get("train_runtime")  # of this run (a resumed one: since its checkpoint)
     metrics = {"train_loss": result.training_loss, "steps": trainer.state.global_step, "train_seconds": seconds,
-               "steps_per_second": callback.done / seconds if seconds else None, "test": _evaluate(trainer, plan)}
-    return _register(project, plan, adapter, metrics)
+               "steps_per_second": callback.done / seconds if seconds else None, "test": _evaluate(trainer, plan),
+               "processes": trainer.args.world_size}
+    return adapter, metrics
 
 
 def _config_class(kind: str) -> Any:
@@ -184,7 +198,7 @@ def _lora(recipe: Recipe) -> Any:
                       target_modules=list(recipe.lora.target_modules), task_type=TASKS[recipe.kind])
 
 
-def _load(plan: TrainPlan, project: Project, dtype: Any) -> tuple[Any, Any]:
+def _load(plan: TrainPlan, parent: str | None, dtype: Any) -> tuple[Any, Any]:
     """The tokenizer and the model to train (with the parent adapter, trainable, on a warm start)."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging
@@ -202,7 +216,7 @@ def _load(plan: TrainPlan, project: Project, dtype: Any) -> tuple[Any, Any]:
     if plan.parent:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, _adapter_path(project, plan.parent), is_trainable=True)
+        model = PeftModel.from_pretrained(model, parent, is_trainable=True)
     return tokenizer, model
 
 
@@ -257,7 +271,8 @@ class _ProgressCallback:
         return Callback()
 
 
-def _register(project: Project, plan: TrainPlan, adapter: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+def register(project: Project, plan: TrainPlan, adapter: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Register the adapter ``fit`` saved as a model version, with its lineage and figures; the version."""
     from curate.store import audit, model_versions
 
     weights = adapter / "adapter_model.safetensors"
