@@ -6,6 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from curate import open_project
@@ -85,3 +86,42 @@ def test_reingest_adds_nothing_and_says_so(cli, tmp_path, shared_data):
     assert code == 0, err
     assert "nothing new" in out
     assert _status(cli, proj) == before
+
+
+def test_ingest_streams_in_chunks_with_the_same_result(tmp_path, shared_data, monkeypatch):
+    """UKP dev (many rows per topic, the same argument pair voted by several workers) written 97 rows at a time
+    stores exactly what one chunk stores, counts repeated rows across chunks, and a bad row in the last chunk
+    still leaves the project untouched."""
+    import curate.ingest.pipeline as pipeline
+    from curate import ingest_files, init_project
+    from curate.errors import InputError
+
+    source = shared_data / "ukp-convarg1-dev.jsonl.gz"
+    with gzip.open(source, "rt", encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    doubled = tmp_path / "doubled.jsonl"
+    doubled.write_text("\n".join(lines + lines[:150]) + "\n")  # 150 rows repeated after the first chunks
+
+    def stored(project) -> dict:
+        with project.store.read() as conn:
+            return {table.__tablename__: sorted(conn.scalars(select(table.id)).all())
+                    for table in (Record, Completion, Pair, Judgment)}
+
+    reports, contents = [], []
+    for chunk in (10**6, 97):
+        monkeypatch.setattr(pipeline, "CHUNK_ROWS", chunk)
+        with init_project(tmp_path / f"p{chunk}") as project:
+            reports.append(ingest_files(project, [doubled]).files[0])
+            contents.append(stored(project))
+    whole, chunked = reports
+    assert contents[0] == contents[1] and len(contents[0]["judgments"]) > 1000
+    assert (chunked.rows, chunked.records, chunked.completions, chunked.pairs, chunked.judgments,
+            chunked.duplicate_rows) == (whole.rows, whole.records, whole.completions, whole.pairs, whole.judgments,
+                                        whole.duplicate_rows)
+    assert whole.rows == len(lines) + 150 and whole.duplicate_rows >= 150 and whole.pairs_present == 0
+
+    (tmp_path / "bad.jsonl").write_text("\n".join([*lines, '{"broken": ']) + "\n")
+    with init_project(tmp_path / "bad") as project:
+        with pytest.raises(InputError, match=rf"bad.jsonl:{len(lines) + 1}: .*nothing was ingested"):
+            ingest_files(project, [tmp_path / "bad.jsonl"])
+        assert all(ids == [] for ids in stored(project).values())

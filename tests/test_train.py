@@ -169,7 +169,8 @@ def test_two_cpu_processes_train_one_adapter_under_accelerate(judged, tiny_model
               for p in (both["path"], one["path"])]
     assert shapes[0] == shapes[1] and shapes[0]
     weights = [load_file(f"{p}/adapter_model.safetensors") for p in (both["path"], one["path"])]
-    assert any(not np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])  # each step saw a batch per process
+    # each step saw a batch per process
+    assert any(not np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])
     with judged.store.read() as conn:
         audited = conn.scalars(select(AuditEntry.entity_id).where(AuditEntry.action == "train")).all()
     assert sorted(audited) == ["dpo-lora-r1", "dpo-lora-r1-2"]  # each run registered once

@@ -59,7 +59,7 @@ def ingest(
     out.print(ingest_table(report))
     for f in report.files:
         for note, locations in f.notes.items():
-            out.print(f"note: {f.path}: {len(locations)} row(s): {note} (first at {locations[0]})")
+            out.print(f"note: {f.path}: {f.note_rows[note]} row(s): {note} (first at {locations[0]})")
     if report.problems:
         out.print(f"skipped {len(report.problems)} bad row(s); reasons in {report.rejects_path}")
     if report.added == 0:

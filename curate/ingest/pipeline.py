@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -53,7 +53,9 @@ def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: 
     (``ranked.PAIR_RULES``; default auto).
 
     All or nothing: a bad row anywhere raises InputError and writes nothing, unless ``skip_bad``,
-    which ingests the good rows and writes the bad ones with their reasons to ``rejects_path``.
+    which ingests the good rows and writes the bad ones with their reasons to ``rejects_path``. Files are read
+    as a stream and written ``CHUNK_ROWS`` rows at a time inside one transaction, so memory follows the chunk (and
+    the bad rows), not the file.
     """
     if not paths:
         raise InputError("no input files given")
@@ -62,58 +64,83 @@ def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: 
     if rejects_path and not skip_bad:
         raise InputError("--rejects needs --skip-bad")
     progress = progress or no_progress
-    files = [read_file(Path(p), file_format, mapping, label_values, progress, pair_rule=pair_rule) for p in paths]
-    problems = [f"{r['location']}: {r['reason']}" for f in files for r in f.rejects]
-    for f in files if skip_bad else ():  # --skip-bad leaves bad rows out, never a whole file
-        if f.rejects and not f.rows:
-            raise InputError(f"{f.source.path}: every row is bad ({len(f.rejects)}; the first: "
-                             f"{f.rejects[0]['location']}: {f.rejects[0]['reason']}); nothing was ingested", problems)
-    if problems and not skip_bad:
-        more = f" (and {len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
-        raise InputError(f"{problems[0]}{more}; nothing was ingested (--skip-bad ingests the good rows)", problems)
-    target = (rejects_path or _default_rejects(project.root)) if problems else None
     with ExitStack() as stack:
-        if target:  # written aside before the commit, renamed onto target after it: a bad path writes nothing
-            _stage_rejects(stack, target, files)
-        with project.store.write() as conn:
-            reports = [_write_file(conn, f, labels=labels) for f in progress(files, "writing", len(files))]
-    return IngestReport(files=reports, problems=problems, rejects_path=target)
+        rejects = _Rejects(stack, (lambda: rejects_path or _default_rejects(project.root)) if skip_bad else None)
+        with project.store.write() as conn:  # one transaction: an error anywhere rolls every file back
+            reports = []
+            for path in paths:
+                rows = FileRows(Path(path), file_format, mapping, label_values, pair_rule=pair_rule)
+                reports.append(_write_file(conn, rows, rejects, labels=labels, skip_bad=skip_bad, progress=progress))
+                if skip_bad and rows.bad and not rows.good:  # --skip-bad leaves bad rows out, never a whole file
+                    raise InputError(f"{path}: every row is bad ({rows.bad}; the first: {rows.first_problem}); "
+                                     "nothing was ingested", rejects.problems)
+            if rejects.problems and not skip_bad:
+                more = f" (and {len(rejects.problems) - 1} more bad rows)" if len(rejects.problems) > 1 else ""
+                raise InputError(f"{rejects.problems[0]}{more}; nothing was ingested (--skip-bad ingests the good "
+                                 "rows)", rejects.problems)
+    return IngestReport(files=reports, problems=rejects.problems, rejects_path=rejects.path)
+
+
+class FileRows:
+    """The rows of one file, read as a stream and checked one at a time: iterating yields ``(location, Parsed)``
+    for a good row and ``(location, reject)`` for a bad one (a dict: location, reason, row)."""
+
+    def __init__(self, path: Path, file_format: str, mapping: str | None, label_values: str | None, *,
+                 pair_rule: str | None = None) -> None:
+        self.path, self.pair_rule = path, pair_rule
+        self.source = detect_format(path, file_format)
+        self.layout: Layout | None = None
+        if mapping:
+            self.layout = mapped_layout(mapping, label_values, annotator_prefix=f"{path.name.split('.')[0]}:",
+                                        pair_rule=pair_rule)
+        self.columns: list[str] = []  # the first good row's
+        self.good = self.bad = 0
+        self.first_problem = ""
+
+    def __iter__(self) -> Iterator[tuple[str, Parsed | dict[str, Any]]]:
+        used: set[str] | None = None
+        for where, row, split in read_rows(self.source):
+            location = f"{self.path}:{where}"
+            if isinstance(row, RowProblem):
+                yield location, self._reject(location, row, None)
+                continue
+            if used is None:
+                self.layout = self.layout or with_pair_rule(detect_layout(row, str(self.path)), self.pair_rule)
+                _check_columns(self.layout, row, self.path)
+                used, self.columns = used_columns(self.layout, set(row)), list(row)
+            try:
+                found = parse_row(self.layout, row, used=used)
+            except RowProblem as problem:
+                yield location, self._reject(location, problem, row)
+                continue
+            found.split = split
+            self.good += 1
+            yield location, found
+        if self.layout is None:
+            if self.bad:
+                raise InputError(f"{self.first_problem} (no row of the file is readable)")
+            raise InputError(f"{self.path}: the file holds no rows")
+
+    def _reject(self, location: str, problem: RowProblem, row: dict[str, Any] | None) -> dict[str, Any]:
+        self.bad += 1
+        self.first_problem = self.first_problem or f"{location}: {problem}"
+        return {"location": location, "reason": str(problem), "row": row}
 
 
 def read_file(path: Path, file_format: str, mapping: str | None, label_values: str | None,
               progress: Progress, *, pair_rule: str | None = None) -> ReadFile:
-    """Read and check every row of one file (nothing is written)."""
-    source = detect_format(path, file_format)
-    layout: Layout | None = None
-    if mapping:
-        layout = mapped_layout(mapping, label_values, annotator_prefix=f"{path.name.split('.')[0]}:",
-                               pair_rule=pair_rule)
+    """Read and check every row of one file into memory (nothing is written; ``ingest_files`` streams instead)."""
+    rows = FileRows(path, file_format, mapping, label_values, pair_rule=pair_rule)
     parsed: list[tuple[str, Parsed]] = []
     rejects: list[dict[str, Any]] = []
-    used: set[str] | None = None
-    columns: list[str] = []
-    for where, row, split in progress(read_rows(source), f"reading {path.name}", None):
-        location = f"{path}:{where}"
-        if isinstance(row, RowProblem):
-            rejects.append({"location": location, "reason": str(row), "row": None})
-            continue
-        if used is None:
-            layout = layout or with_pair_rule(detect_layout(row, str(path)), pair_rule)
-            _check_columns(layout, row, path)
-            used, columns = used_columns(layout, set(row)), list(row)
-        try:
-            found = parse_row(layout, row, used=used)
-        except RowProblem as problem:
-            rejects.append({"location": location, "reason": str(problem), "row": row})
-            continue
-        found.split = split
-        parsed.append((location, found))
-    if layout is None:
-        if rejects:
-            raise InputError(f"{rejects[0]['location']}: {rejects[0]['reason']} (no row of the file is readable)")
-        raise InputError(f"{path}: the file holds no rows")
-    return ReadFile(source=source, layout=layout, sha256=_sha256(path), rows=parsed, rejects=rejects,
-                    columns=columns)
+    for location, found in progress(rows, f"reading {path.name}", None):
+        if isinstance(found, Parsed):
+            parsed.append((location, found))
+        else:
+            rejects.append(found)
+    assert rows.layout is not None  # iterating raised otherwise
+    return ReadFile(source=rows.source, layout=rows.layout, sha256=_sha256(path), rows=parsed, rejects=rejects,
+                    columns=rows.columns)
 
 
 def _check_columns(layout: Layout, row: dict[str, Any], path: Path) -> None:
@@ -199,72 +226,120 @@ def judgment_of(found: RowIds, judged: Judged) -> tuple[str, str | None, str | N
     return content_id("judgment", target, judged.source, judged.annotator or "", value), pair_id, choice
 
 
-def _write_file(conn: Connection, read: ReadFile, *, labels: bool = True) -> FileReport:
-    path = read.source.path
-    report = FileReport(path=str(path), file_format=read.source.file_format, layout=read.layout.name,
-                        rows=len(read.rows) + len(read.rejects), bad_rows=len(read.rejects))
-    where = read.source.where
-    batch_id = pool.add_batch(conn, path=where, sha256=read.sha256,
-                              file_format=read.source.file_format, layout=read.layout.name)
-    records: dict[str, dict[str, Any]] = {}
-    completions: dict[str, dict[str, Any]] = {}
-    pairs: dict[str, dict[str, Any]] = {}
-    judgments: dict[str, dict[str, Any]] = {}
-    seen: set[tuple[Any, ...]] = set()
-    names = sorted({j.annotator for _, row in read.rows for j in row.judgments if j.annotator}) if labels else []
-    annotator_ids = pool.add_imported_annotators(conn, names=names)
-    text_id = TextIds()
-    for location, row in read.rows:
-        found = row_ids(text_id, row)
-        record_id, prompt = found.record
-        ids = [c[0] for c in found.completions]
-        records.setdefault(record_id, {
-            "id": record_id, "prompt": prompt, "messages": row.prompt.messages, "meta": row.meta,
-            "batch_id": batch_id})
-        for (completion_id, normal), text in zip(found.completions, row.completions, strict=True):
-            completions.setdefault(completion_id, {
-                "id": completion_id, "record_id": record_id, "text": normal,
-                "messages": text.messages, "model": text.model, "origin": "import", "batch_id": batch_id})
-        pair_meta = {**row.meta, "split": row.split} if row.split else row.meta
-        for (pair_id, _), (i, j) in zip(found.pairs, row.pair_positions, strict=True):
-            first = pairs.setdefault(pair_id, {
-                "id": pair_id, "record_id": record_id, "a_id": min(ids[i], ids[j]), "b_id": max(ids[i], ids[j]),
-                "source_key": row.source_key, "meta": pair_meta, "batch_id": batch_id})
-            if first["meta"].get("split") != row.split:
-                report.note(f"a pair is in splits {first['meta'].get('split')} and {row.split}: kept in "
-                            f"{first['meta'].get('split')}, the first read", location)
-        judgment_ids = []
-        for j in row.judgments if labels else ():
-            judgment_id, pair_id, choice = judgment_of(found, j)
-            judgment_ids.append(judgment_id)
-            judgments.setdefault(judgment_id, {
-                "id": judgment_id, "kind": "pair" if j.completion is None else "rating", "source": j.source,
-                "record_id": record_id, "pair_id": pair_id,
-                "completion_id": None if j.completion is None else ids[j.completion],
-                "annotator_id": annotator_ids.get(j.annotator), "choice": choice, "label": j.label, "reason": j.reason,
-                "meta": j.meta if j.score is None else {"score": j.score, **j.meta}, "batch_id": batch_id})
-        fingerprint = (record_id, tuple(ids), tuple(found.pairs), tuple(judgment_ids))
-        if fingerprint in seen:
-            report.duplicate_rows += 1
-        seen.add(fingerprint)
-        for note in row.notes:
-            report.note(note, location)
+CHUNK_ROWS = 20_000  # rows parsed, then written, together: what ingest holds in memory at once
 
-    report.records = pool.add_records(conn, list(records.values()))
-    report.completions = pool.add_completions(conn, list(completions.values()))
-    report.pairs = pool.add_pairs(conn, list(pairs.values()))
-    report.pairs_present = len(pairs) - report.pairs
-    report.judgments.update(pool.add_judgments(conn, list(judgments.values())))
-    counts = {"rows": report.rows, "records": report.records, "completions": report.completions,
-              "pairs": report.pairs, "judgments": dict(report.judgments)}
-    if report.added == 0:
-        pool.drop_batch(conn, batch_id=batch_id)
-    else:
-        pool.set_batch_counts(conn, batch_id=batch_id, counts=counts)
-        audit(conn, "ingest", entity="ingest_batch", entity_id=str(batch_id),
-              details={"path": where, "sha256": read.sha256, "layout": read.layout.name,
-                       "labels_imported": labels, **counts})
-    return report
+
+def _write_file(conn: Connection, rows: FileRows, rejects: _Rejects, *, labels: bool, skip_bad: bool,
+                progress: Progress) -> FileReport:
+    """Write the good rows of ``rows`` as they are read, ``CHUNK_ROWS`` at a time, as one ingest batch; hand the
+    bad ones to ``rejects`` (once there is one, without ``skip_bad``, the rest is only read, to count them)."""
+    writer: _FileWriter | None = None
+    chunk: list[tuple[str, Parsed]] = []
+    for location, found in progress(rows, f"ingesting {rows.path.name}", None):
+        if not isinstance(found, Parsed):
+            rejects.add(found)
+            continue
+        chunk.append((location, found))
+        if len(chunk) == CHUNK_ROWS:
+            if skip_bad or not rejects.problems:  # else the transaction will roll back
+                writer = writer or _FileWriter(conn, rows, labels=labels)
+                writer.write(chunk)
+            chunk = []
+    writer = writer or _FileWriter(conn, rows, labels=labels)
+    writer.write(chunk)
+    return writer.finish()
+
+
+class _FileWriter:
+    """One file's ingest batch, written a chunk of rows at a time (ids already in the store are left alone)."""
+
+    def __init__(self, conn: Connection, rows: FileRows, *, labels: bool) -> None:
+        assert rows.layout is not None  # known from the first good row on
+        self.conn, self.rows, self.labels = conn, rows, labels
+        self.sha256 = _sha256(rows.path)
+        self.batch_id = pool.add_batch(conn, path=rows.source.where, sha256=self.sha256,
+                                       file_format=rows.source.file_format, layout=rows.layout.name)
+        self.report = FileReport(path=str(rows.path), file_format=rows.source.file_format, layout=rows.layout.name)
+        self.seen: set[bytes] = set()  # digests of the rows' ids, for duplicate rows
+        self.pairs: set[bytes] = set()  # digests of this file's pair ids
+        self.splits: dict[str, str | None] = {}  # pair id -> its first split, where the file gives splits
+        self.annotators: dict[str, int] = {}
+
+    def write(self, chunk: list[tuple[str, Parsed]]) -> None:
+        conn, report, batch_id = self.conn, self.report, self.batch_id
+        records: dict[str, dict[str, Any]] = {}
+        completions: dict[str, dict[str, Any]] = {}
+        pairs: dict[str, dict[str, Any]] = {}
+        judgments: dict[str, dict[str, Any]] = {}
+        names = sorted({j.annotator for _, row in chunk for j in row.judgments if j.annotator} - set(self.annotators)
+                       ) if self.labels else []
+        if names:
+            self.annotators.update(pool.add_imported_annotators(conn, names=names))
+        text_id = TextIds()
+        for location, row in chunk:
+            found = row_ids(text_id, row)
+            record_id, prompt = found.record
+            ids = [c[0] for c in found.completions]
+            records.setdefault(record_id, {
+                "id": record_id, "prompt": prompt, "messages": row.prompt.messages, "meta": row.meta,
+                "batch_id": batch_id})
+            for (completion_id, normal), text in zip(found.completions, row.completions, strict=True):
+                completions.setdefault(completion_id, {
+                    "id": completion_id, "record_id": record_id, "text": normal,
+                    "messages": text.messages, "model": text.model, "origin": "import", "batch_id": batch_id})
+            pair_meta = {**row.meta, "split": row.split} if row.split else row.meta
+            for (pair_id, _), (i, j) in zip(found.pairs, row.pair_positions, strict=True):
+                self.pairs.add(_digest(pair_id))
+                pairs.setdefault(pair_id, {
+                    "id": pair_id, "record_id": record_id, "a_id": min(ids[i], ids[j]),
+                    "b_id": max(ids[i], ids[j]), "source_key": row.source_key, "meta": pair_meta,
+                    "batch_id": batch_id})
+                if row.split or self.splits:
+                    first = self.splits.setdefault(pair_id, row.split)
+                    if first != row.split:
+                        report.note(f"a pair is in splits {first} and {row.split}: kept in {first}, the first read",
+                                    location)
+            judgment_ids = []
+            for j in row.judgments if self.labels else ():
+                judgment_id, pair_id, choice = judgment_of(found, j)
+                judgment_ids.append(judgment_id)
+                judgments.setdefault(judgment_id, {
+                    "id": judgment_id, "kind": "pair" if j.completion is None else "rating", "source": j.source,
+                    "record_id": record_id, "pair_id": pair_id,
+                    "completion_id": None if j.completion is None else ids[j.completion],
+                    "annotator_id": self.annotators.get(j.annotator), "choice": choice, "label": j.label,
+                    "reason": j.reason, "meta": j.meta if j.score is None else {"score": j.score, **j.meta},
+                    "batch_id": batch_id})
+            fingerprint = _digest(json.dumps([record_id, ids, found.pairs, judgment_ids]))
+            if fingerprint in self.seen:
+                report.duplicate_rows += 1
+            self.seen.add(fingerprint)
+            for note in row.notes:
+                report.note(note, location)
+        report.records += pool.add_records(conn, list(records.values()))
+        report.completions += pool.add_completions(conn, list(completions.values()))
+        report.pairs += pool.add_pairs(conn, list(pairs.values()))
+        report.judgments.update(pool.add_judgments(conn, list(judgments.values())))
+
+    def finish(self) -> FileReport:
+        report, read = self.report, self.rows
+        report.rows, report.bad_rows = read.good + read.bad, read.bad
+        report.pairs_present = len(self.pairs) - report.pairs
+        counts = {"rows": report.rows, "records": report.records, "completions": report.completions,
+                  "pairs": report.pairs, "judgments": dict(report.judgments)}
+        if report.added == 0:
+            pool.drop_batch(self.conn, batch_id=self.batch_id)
+        else:
+            pool.set_batch_counts(self.conn, batch_id=self.batch_id, counts=counts)
+            assert read.layout is not None
+            audit(self.conn, "ingest", entity="ingest_batch", entity_id=str(self.batch_id),
+                  details={"path": read.source.where, "sha256": self.sha256, "layout": read.layout.name,
+                           "labels_imported": self.labels, **counts})
+        return report
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
 def _default_rejects(root: Path) -> Path:
@@ -273,15 +348,27 @@ def _default_rejects(root: Path) -> Path:
     return root / "rejects" / f"ingest-{stamp}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
 
 
-def _stage_rejects(stack: ExitStack, path: Path, files: list[ReadFile]) -> None:
-    """Bad rows with their reasons, one JSON object per line, in a temp file of this run that ``stack`` renames
-    onto ``path`` when it closes without an error (and removes otherwise)."""
-    try:
-        tmp = stack.enter_context(staged(path))
-        # a lone surrogate in a row is written as its JSON escape (\udXXX): the file stays valid UTF-8 and JSON
-        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as fh:
-            for f in files:
-                for reject in f.rejects:
-                    fh.write(json.dumps(reject, ensure_ascii=False, default=str) + "\n")
-    except OSError as err:
-        raise InputError(f"{path}: cannot write the rejects file ({err.strerror or err})") from None
+class _Rejects:
+    """Bad rows: their ``file:line: reason`` lines, and (where ``path`` names the rejects file, from the first bad
+    row on) the rows with their reasons written aside as they come, one JSON object per line, to a file that
+    ``stack`` renames onto that path when it closes without an error (and removes otherwise)."""
+
+    def __init__(self, stack: ExitStack, path: Callable[[], Path] | None) -> None:
+        self.stack, self._path = stack, path
+        self.problems: list[str] = []
+        self.path: Path | None = None
+        self._file: Any = None
+
+    def add(self, reject: dict[str, Any]) -> None:
+        self.problems.append(f"{reject['location']}: {reject['reason']}")
+        if self._path is None:
+            return
+        if self._file is None:
+            self.path = self._path()
+            try:
+                tmp = self.stack.enter_context(staged(self.path))
+                # a lone surrogate in a row is written as its JSON escape (\udXXX): the file stays valid UTF-8
+                self._file = self.stack.enter_context(tmp.open("w", encoding="utf-8", errors="backslashreplace"))
+            except OSError as err:
+                raise InputError(f"{self.path}: cannot write the rejects file ({err.strerror or err})") from None
+        self._file.write(json.dumps(reject, ensure_ascii=False, default=str) + "\n")

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+NOTE_LOCATIONS = 20  # locations kept per note (every row is counted): a report stays small for any file
+
 
 @dataclass
 class FileReport:
@@ -21,14 +23,18 @@ class FileReport:
     pairs: int = 0
     pairs_present: int = 0  # pairs of this file already in the project
     judgments: Counter[str] = field(default_factory=Counter)  # new, by source
-    notes: dict[str, list[str]] = field(default_factory=dict)  # note -> locations
+    notes: dict[str, list[str]] = field(default_factory=dict)  # note -> the first NOTE_LOCATIONS locations
+    note_rows: Counter[str] = field(default_factory=Counter)  # note -> how many rows have it
 
     @property
     def added(self) -> int:
         return self.records + self.completions + self.pairs + sum(self.judgments.values())
 
     def note(self, text: str, location: str) -> None:
-        self.notes.setdefault(text, []).append(location)
+        self.note_rows[text] += 1
+        locations = self.notes.setdefault(text, [])
+        if len(locations) < NOTE_LOCATIONS:
+            locations.append(location)
 
 
 @dataclass
@@ -46,7 +52,8 @@ class IngestReport:
         for f in self.files:
             item = asdict(f)
             item["judgments"] = dict(f.judgments)
-            item["notes"] = {note: len(locs) for note, locs in f.notes.items()}
+            item["notes"] = dict(f.note_rows)
+            del item["note_rows"]
             files.append(item)
         return {"files": files, "added": self.added, "bad_rows": len(self.problems),
                 "rejects": str(self.rejects_path) if self.rejects_path else None}
