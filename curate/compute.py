@@ -17,6 +17,7 @@ from curate.errors import CurateError
 
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+PROBE_SECONDS = 300  # how long a Ray cluster may take to give the first worker
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
@@ -91,7 +92,7 @@ def cluster_resolve(device: str, dtype: str, *, address: str | None = None) -> t
     """Where Ray actors will run and in what: ``(device, dtype name, GPUs per actor)``, decided on the cluster
     (its GPUs, and on one of them the dtype ``auto`` picks there), not on this machine, which may have none."""
     from curate import __version__
-    from curate.engine import connect
+    from curate.engine import connect, first_line
 
     ray = connect(address)
     cluster_gpus = int(ray.cluster_resources().get("GPU", 0))
@@ -103,7 +104,13 @@ def cluster_resolve(device: str, dtype: str, *, address: str | None = None) -> t
         raise CurateError(f"device '{device}' was asked for, but the Ray cluster has no GPUs; use --device cpu (or "
                           "auto)")
     probe = ray.remote(num_gpus=gpus, num_cpus=0 if gpus else 1)(_worker_setup)
-    version, dtype_name = ray.get(probe.remote("cuda:0" if gpus else "cpu", dtype))
+    try:
+        version, dtype_name = ray.get(probe.remote("cuda:0" if gpus else "cpu", dtype), timeout=PROBE_SECONDS)
+    except ray.exceptions.GetTimeoutError:
+        raise CurateError(f"no Ray worker with {'a GPU' if gpus else 'a CPU'} was free within {PROBE_SECONDS} s to "
+                          "start on; is the cluster busy?") from None
+    except Exception as err:  # e.g. curate is not installed on the workers
+        raise CurateError(f"a Ray worker could not start curate's work: {first_line(err)}") from None
     if version != __version__:
         raise CurateError(f"the Ray cluster's workers run curate {version}, this driver {__version__}: install the "
                           "same version on every node")

@@ -198,7 +198,7 @@ class ComputeSection:
 
         return Compute.of(device or self.device, self.dtype)
 
-    def resolve_engine(self, device: str | None = None, engine: str | None = None) -> Any:
+    def resolve_engine(self, device: str | None = None, *, engine: str | None = None) -> Any:
         """The ``curate.compute.Compute`` for work that runs on the engine (``engine``, where given, else this
         section's): its device is resolved where that work runs."""
         from curate.compute import Compute

@@ -144,6 +144,12 @@ def test_the_cli_runs_on_ray_and_refuses_what_the_cluster_lacks(ray_address, cli
     assert code == 0 and json.loads(out)["computed"] == 13, err
     with open_project(tmp_path / "p") as project, project.store.read() as conn:
         assert latest_runs(conn)["entropy"].config["engine"] == "ray"
+    # a model refused on an actor (a causal LM is not a reward model) is the same one line as on the local engine
+    code, _, local = cli("score", "reward-models", "--model", tiny_models["causal"], "--project", tmp_path / "p")
+    assert code == 1 and len(local.strip().splitlines()) == 1
+    code, _, err = cli("score", "reward-models", "--model", tiny_models["causal"], "--engine", "ray", "--project",
+                       tmp_path / "p")
+    assert code == 1 and err.strip() == local.strip().replace("error: ", "error: on the Ray cluster: ", 1), err
     for args, says in ((("--engine", "ray", "--device", "cuda"), "the Ray cluster has no GPUs"),
                        (("--engine", "ray", "--device", "cuda:1"), "Ray assigns each actor its GPU"),
                        (("--engine", "spark"), "engine 'spark' is not one of local, ray")):

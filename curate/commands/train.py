@@ -71,27 +71,32 @@ def train(recipe: Annotated[str, typer.Argument(help="A packaged recipe (curate 
     slice and register the model version."""
     from curate.commands.common import progress_bar
     from curate.project import open_project
+    from curate.train.launch import check_processes, run_launched
     from curate.train.training import plan_training, run_training, version_summary
 
     with open_project(project_dir) as project:
+        check_processes(num_processes, project.config.compute.resolve(device).device)
         plan = plan_training(project, recipe, round_number=round_number, data=data, overrides=overrides or [],
                              warm_start=warm_start, resume=resume, dry_run=dry_run, with_imported=with_imported,
                              device=device)
         if dry_run:
             shown = {"name": plan.name, "recipe": plan.recipe.as_dict(), "source": plan.source, "base": plan.base,
                      "parent": plan.parent, "data": plan.data, "output": str(plan.output), "round": plan.round,
-                     "device": plan.device}
+                     "device": plan.device, "processes": num_processes}
             if as_json:
                 print_json(shown)
                 return
             out.print(f"would train [bold]{plan.name}[/] ({plan.recipe.kind}, {plan.source}) on {plan.base}, on "
-                      f"{plan.device}"
+                      f"{plan.device}" + (f" with {num_processes} processes" if num_processes > 1 else "")
                       + (f", warm-starting from {plan.parent}" if plan.parent else ""))
             for split, info in plan.data.items():
                 out.print(f"  {split}: {info['rows']} examples, sha256 {info['sha256'][:12]}")
             out.print(f"  trainer: {plan.recipe.train}\n  lora: {plan.recipe.lora}\n  output: {plan.output}")
             return
-        version = run_training(project, plan, resume=resume, processes=num_processes, progress=progress_bar)
+        if num_processes > 1:
+            version = run_launched(project, plan, processes=num_processes, resume=resume, progress=progress_bar)
+        else:
+            version = run_training(project, plan, resume=resume, progress=progress_bar)
     if as_json:
         print_json(version)
         return

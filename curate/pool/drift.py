@@ -112,7 +112,7 @@ def drift_report(project: Project, path: Path, *, field_name: str = "prompt", fi
         raise CurateError("the pool has no pairs to compare pairs with; use --field prompt")
     pool_vectors = unit_vectors(units, cache)
     embed_texts([normalise_text(t.text) for row in rows for t in [row.prompt, *row.completions]], cache.model, cache,
-                compute=project.config.compute.resolve_engine(), progress=progress)
+                compute=project.config.compute.resolve(), progress=progress)
     new_prompts = vectors_for([normalise_text(r.prompt.text) for r in rows], cache)
     new_pairs = None
     if all(r.is_pair for r in rows):

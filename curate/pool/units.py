@@ -97,7 +97,8 @@ def embed_pool(project: Project, *, model: str | None = None, field_name: str | 
     if not texts:
         raise CurateError("the pool is empty: ingest data first (curate ingest FILE)")
     result = embed_texts(texts, resolved, EmbeddingCache(project.root / "cache", resolved), batch_tokens=batch_tokens,
-                         shard_size=shard_size, compute=project.config.compute.resolve_engine(device, engine),
+                         shard_size=shard_size,
+                         compute=project.config.compute.resolve_engine(device, engine=engine),
                          progress=progress)
     with project.store.write() as conn:
         register_model(conn, resolved, kind="embedding")

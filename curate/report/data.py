@@ -148,7 +148,7 @@ def learning_curve(project: Project, *, progress: Progress | None = None) -> dic
         return curve
     config = project.config.learner
     try:
-        ids, d, _, _ = project_pair_features(project, features=config.features, progress=progress)
+        ids, d, _, _ = project_pair_features(project, features=config.features, engine="local", progress=progress)
     except CurateError as err:
         curve["note"] = f"no features for a curve: {err}"
         return curve

@@ -86,7 +86,7 @@ def score_entropy(project: Project, *, model: str | None = None, max_length: int
         rows = completion_rows(conn)
     if not rows:
         raise CurateError("the pool has no completions to score: ingest data first")
-    compute = project.config.compute.resolve_engine(device, engine)
+    compute = project.config.compute.resolve_engine(device, engine=engine)
     resolved = resolve_scorer(model or project.config.models.policy, cache=project.root / "cache", project=project)
     values, computed = completion_stats(project, resolved, rows, max_length=max_length, compute=compute,
                                         progress=progress)

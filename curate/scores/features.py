@@ -66,7 +66,8 @@ def project_pair_features(project: Project, *, features: str, model: str | None 
     from curate.pool.units import embedded_units
     from curate.scores.lm import resolve_scorer
 
-    compute = project.config.compute.resolve_engine(device, engine)  # an absent device is refused whatever the features
+    # an absent device is refused whatever the features
+    compute = project.config.compute.resolve_engine(device, engine=engine)
     if check_features(features) == "embedding":
         units, cache = embedded_units(project, "pair", model=model)
         return units.ids, unit_differences(units, cache), cache.model, 0

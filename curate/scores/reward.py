@@ -105,7 +105,7 @@ def score_reward_models(project: Project, *, models: Sequence[str], max_length: 
     if not rows:
         raise CurateError("the pool has no completions to score: ingest data first")
     root = project.root / "cache"
-    compute = project.config.compute.resolve_engine(device, engine)
+    compute = project.config.compute.resolve_engine(device, engine=engine)
     resolved = [resolve_scorer(name, cache=root, project=project) for name in models]
     result = RewardResult(models=list(models), completions=len(rows), pairs=len(pairs))
     columns = []

@@ -88,19 +88,13 @@ def plan_training(project: Project, recipe_name: str, *, round_number: int | Non
                      compute.dtype)
 
 
-def run_training(project: Project, plan: TrainPlan, *, resume: bool = False, processes: int = 1,
+def run_training(project: Project, plan: TrainPlan, *, resume: bool = False,
                  progress: Progress = no_progress) -> dict[str, Any]:
-    """Train ``plan`` (in this process, or in ``processes`` processes under ``accelerate launch``: one per GPU, or
-    CPU processes on gloo), save the adapter, evaluate it on the test slice and register it; its model version."""
-    parent = _adapter_path(project, plan.parent) if plan.parent else None
-    if processes > 1:
-        from curate.train.launch import launch_training
-
-        adapter, metrics = launch_training(plan, parent=parent, processes=processes, resume=resume,
-                                           progress=progress)
-    else:
-        with quiet():
-            adapter, metrics = fit(plan, parent=parent, resume=resume, progress=progress)
+    """Train ``plan`` in this process, save the adapter, evaluate it on the test slice and register it; its model
+    version (``curate.train.launch`` trains with several processes)."""
+    parent = adapter_path(project, plan.parent) if plan.parent else None
+    with quiet():
+        adapter, metrics = fit(plan, parent=parent, resume=resume, progress=progress)
     return register(project, plan, adapter, metrics)
 
 
@@ -304,7 +298,7 @@ def _previous_adapter(project: Project, kind: str, round_number: int | None) -> 
     return None
 
 
-def _adapter_path(project: Project, name: str) -> str:
+def adapter_path(project: Project, name: str) -> str:
     from curate.store.model_versions import version_path
 
     with project.store.read() as conn:
