@@ -23,3 +23,12 @@ def content_id(kind: str, *parts: Any) -> str:
         text = "\x1f".join([kind, *(p if isinstance(p, str) else json.dumps(p, sort_keys=True, ensure_ascii=False)
                                     for p in parts)])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:ID_LENGTH]
+
+
+def member_mask(values: Any, members: Any) -> Any:
+    """A boolean array: whether each of ``values`` (an array of ids) is among ``members`` (any collection). A set
+    lookup per value: numpy's ``isin`` compares object arrays of strings pair by pair (minutes at 100,000 ids)."""
+    import numpy as np
+
+    found = members if isinstance(members, set | frozenset | dict) else set(members)
+    return np.fromiter((value in found for value in values), dtype=bool, count=len(values))

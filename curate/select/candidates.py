@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from curate.errors import CurateError
+from curate.ids import member_mask
 from curate.project import Project
 from curate.store import Connection, rounds
 from curate.store import pool as pool_store
@@ -64,7 +65,7 @@ def build_pool_view(project: Project, *, with_texts: bool = False) -> tuple[Pool
     if same.any():
         context.notes.append(f"{int(same.sum())} pairs compare a completion with itself: left out of every round "
                              "(there is nothing to rank)")
-    view = PoolView(ids=ids, labelled=np.isin(ids, list(chosen | judged)), excluded=np.isin(ids, list(slices)) | same,
+    view = PoolView(ids=ids, labelled=member_mask(ids, chosen | judged), excluded=member_mask(ids, slices) | same,
                     vectors=vectors, differences=differences, scores=scores, groups=groups, duplicates=duplicates,
                     texts=texts)
     return view, context

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from curate.errors import CurateError
+from curate.ids import member_mask
 from curate.select.candidates import PoolContext
 from curate.store.pool import meta_text
 from curate.strategies import PoolView
@@ -129,7 +130,7 @@ def late_split_positions(pool: PoolView, context: PoolContext, split: str) -> np
     test_split was set stay in it (said in a note)."""
     hits = np.array([meta_text(m.get("split")) == split for m in pair_metas(context)], dtype=bool)
     late = hits & ~pool.excluded & ~pool.labelled  # excluded: the slices, and pairs of a completion with itself
-    chosen = int((hits & ~np.isin(pool.ids, list(context.slices)) & pool.labelled).sum())
+    chosen = int((hits & ~member_mask(pool.ids, context.slices) & pool.labelled).sum())
     if chosen:
         context.notes.append(f"{chosen} pairs of split={split} were chosen or judged before test_split applied to "
                              "them: they stay where they are")

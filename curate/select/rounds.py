@@ -15,6 +15,7 @@ import numpy as np
 
 from curate.errors import CurateError
 from curate.files import publish_text
+from curate.ids import member_mask
 from curate.project import Project
 from curate.select.candidates import PoolContext, build_pool_view
 from curate.select.filters import (
@@ -64,7 +65,7 @@ def reserve_slices(pool: PoolView, context: PoolContext, *, test_size: float, ca
         raise CurateError(f"the test ({sizes['test']}) and calibration ({sizes['calibration']}) slices would take "
                           f"all {n} pairs: lower [select] {lower} in curate.toml")
     strata = pool.groups.get("cluster", np.zeros(n, dtype=np.int64))
-    known = np.isin(pool.ids, list(context.known_labels))
+    known = member_mask(pool.ids, context.known_labels)
     taken = pool.labelled | pool.excluded
     out = {}
     if test is not None:
@@ -151,7 +152,7 @@ def select_round(project: Project, *, budget: int, strategy: str | None = None, 
             excluded[positions] = True
         pool = replace(pool, excluded=excluded)
     if pool.duplicates is not None:  # a near-duplicate of a slice pair (found by a later dedup) would leak
-        in_slice = np.isin(pool.ids, list(context.slices))
+        in_slice = member_mask(pool.ids, context.slices)
         for positions in reserved.values():
             in_slice[positions] = True
         sliced = pool.duplicates[in_slice]

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from curate.ids import member_mask
 from curate.strategies.base import PoolView, Strategy, StrategyError
 from curate.strategies.random_sampling import Random
 
@@ -87,7 +88,7 @@ class Quotas(Strategy):
         cap = dict(zip(names.tolist(), high.tolist(), strict=True))
         while len(chosen) < budget:  # the rest in the strategy's order, skipping groups at their maximum
             full = [g for g in names.tolist() if count[g] >= cap[g]]
-            view = without(having_chosen(pool, chosen), np.flatnonzero(np.isin(groups, full)))
+            view = without(having_chosen(pool, chosen), np.flatnonzero(member_mask(groups.tolist(), full)))
             for position in self.inner.select(view, budget - len(chosen), rng).tolist():
                 if count[groups[position]] < cap[groups[position]]:
                     chosen.append(position)
