@@ -112,3 +112,23 @@ def test_the_cli_reference_in_docs_and_readme_is_current():
     assert table.strip() == command_table(), "the README's command table is stale: python -m curate.cli_reference"
     for name in ("init", "ingest", "select", "serve", "export", "train", "generate", "report", "demo", "score entropy"):
         assert f"## curate {name}\n" in cli_reference()
+
+
+def test_long_work_logs_progress_lines_when_stderr_is_not_a_terminal(tmp_path):
+    """Piped to a file, a command shows no bar but timestamped lines (every CURATE_PROGRESS_SECONDS)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("curate")
+    rows = "".join(f'{{"prompt": "Q{i}?", "chosen": "A{i}.", "rejected": "No."}}\n' for i in range(5))
+    (tmp_path / "d.jsonl").write_text(rows)
+    subprocess.run([exe, "init", tmp_path / "p"], check=True, capture_output=True)
+    done = subprocess.run([exe, "ingest", tmp_path / "d.jsonl", "--project", tmp_path / "p"], capture_output=True,
+                          text=True, env={**os.environ, "CURATE_PROGRESS_SECONDS": "0"}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "ingesting d.jsonl" in line]
+    assert [line.split(" ", 1)[1].split(" in ")[0] for line in lines] == [f"ingesting d.jsonl: {i}" for i in
+                                                                          range(1, 6)]
+    assert "\x1b[" not in done.stderr  # no bar, no escape codes

@@ -19,7 +19,11 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON
 
 
 def progress_bar(items: Iterable[T], description: str, total: int | None) -> Iterator[T]:
-    """A rich progress bar on stderr around ``items``."""
+    """A rich progress bar on stderr around ``items``; where stderr is not a terminal (a log file, a job
+    scheduler), a line every ``CURATE_PROGRESS_SECONDS`` seconds (default 60) instead."""
+    if not err.is_terminal:
+        yield from _progress_lines(items, description, total)
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -36,6 +40,23 @@ def progress_bar(items: Iterable[T], description: str, total: int | None) -> Ite
         for item in items:
             yield item
             bar.advance(task)
+
+
+def _progress_lines(items: Iterable[T], description: str, total: int | None) -> Iterator[T]:
+    import os
+    import time
+
+    every = float(os.environ.get("CURATE_PROGRESS_SECONDS") or 60)
+    start = last = time.monotonic()
+    for done, item in enumerate(items, 1):
+        yield item
+        now = time.monotonic()
+        if now - last >= every:
+            last = now
+            rate = done / (now - start)
+            left = f", about {(total - done) / rate:.0f} s left" if total and rate > 0 else ""
+            err.print(f"{time.strftime('%H:%M:%S')} {description}: {done}{f'/{total}' if total else ''} in "
+                      f"{now - start:.0f} s{left}", markup=False)
 
 
 def print_json(data: Any) -> None:
