@@ -87,8 +87,8 @@ def run(step: str, *args: str, project: Path) -> tuple[float, float]:
     output, errors = child.stdout.read(), child.stderr.read()
     if child.returncode != 0:
         raise SystemExit(f"{step} failed ({child.returncode}): {errors.strip()[-500:]}")
-    print(f"{step:8} {seconds:8.1f} s  {usage.ru_maxrss / 1024**2:6.2f} GB   {output.strip().splitlines()[-1][:90]}",
-          flush=True)
+    said = [line.strip() for line in output.splitlines() if line.strip() and not set(line) & set("─│┃━┏┗┡└┌")]
+    print(f"{step:8} {seconds:8.1f} s  {usage.ru_maxrss / 1024**2:6.2f} GB   {(said or [''])[-1][:90]}", flush=True)
     return seconds, usage.ru_maxrss / 1024**2
 
 

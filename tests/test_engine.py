@@ -144,6 +144,24 @@ def test_the_cli_runs_on_ray_and_refuses_what_the_cluster_lacks(ray_address, cli
     assert code == 0 and json.loads(out)["computed"] == 13, err
     with open_project(tmp_path / "p") as project, project.store.read() as conn:
         assert latest_runs(conn)["entropy"].config["engine"] == "ray"
+    # generation: the batches spread over the actors sample what the local engine samples (same seeds per batch)
+    import shutil
+
+    from sqlalchemy import select
+
+    from curate.store.schema import Completion
+
+    shutil.copytree(tmp_path / "p", tmp_path / "q")
+    generated = {}
+    for project_dir, engine in ((tmp_path / "p", "ray"), (tmp_path / "q", "local")):
+        code, out, err = cli("generate", "--model", tiny_models["causal"], "--n", "3", "--max-new-tokens", "8",
+                             "--batch-size", "2", "--engine", engine, "--json", "--project", project_dir)
+        assert code == 0 and json.loads(out)["prompts"] == 6, err
+        with open_project(project_dir) as project, project.store.read() as conn:
+            generated[engine] = sorted(conn.execute(select(Completion.id, Completion.text).where(
+                Completion.origin == "generated")).all())
+    assert generated["ray"] == generated["local"] and len(generated["ray"]) >= 6
+
     # a model refused on an actor (a causal LM is not a reward model) is the same one line as on the local engine
     code, _, local = cli("score", "reward-models", "--model", tiny_models["causal"], "--project", tmp_path / "p")
     assert code == 1 and len(local.strip().splitlines()) == 1

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from curate.commands.common import DeviceOption, JsonFlag, ProjectDir, out, print_json, progress_bar
+from curate.commands.common import DeviceOption, EngineOption, JsonFlag, ProjectDir, out, print_json, progress_bar
 
 
 def generate(model: Annotated[str, typer.Option("--model", help="A model version of this project (curate train "
@@ -25,7 +25,8 @@ def generate(model: Annotated[str, typer.Option("--model", help="A model version
                                                             "their start.")] = 1024,
              batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts sampled together.")] = 8,
              seed: Annotated[int, typer.Option("--seed")] = 0,
-             device: DeviceOption = None, project_dir: ProjectDir = Path("."), as_json: JsonFlag = False) -> None:
+             device: DeviceOption = None, engine: EngineOption = None, project_dir: ProjectDir = Path("."),
+             as_json: JsonFlag = False) -> None:
     """Sample fresh completions for the pool's prompts from a trained model: the next round's on-policy pairs,
     stored with the model version that wrote them."""
     from curate.project import open_project
@@ -34,7 +35,8 @@ def generate(model: Annotated[str, typer.Option("--model", help="A model version
     with open_project(project_dir) as project:
         result = run(project, model=model, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
                      top_p=top_p, seed=seed, limit=limit, max_prompt_length=max_prompt_length,
-                     batch_size=batch_size, device=device, progress=progress_bar)
+                     batch_size=batch_size, device=device, engine=engine,
+                          progress=progress_bar)
     if as_json:
         print_json(vars(result))
         return

@@ -125,8 +125,7 @@ def _load(model: ResolvedModel, auto: Any, what: str, adapter: dict[str, Any] | 
     try:
         loaded = auto.from_pretrained(base.path, dtype=compute.torch_dtype(), local_files_only=True,
                                       use_safetensors=True, **kwargs)
-        has_tokenizer = (model.path / "tokenizer_config.json").is_file()
-        tokenizer = AutoTokenizer.from_pretrained(model.path if has_tokenizer else base.path, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(_tokenizer_folder(model, base), local_files_only=True)
         if adapter:
             from peft import PeftModel
 
@@ -146,13 +145,35 @@ def _load(model: ResolvedModel, auto: Any, what: str, adapter: dict[str, Any] | 
     return loaded, tokenizer
 
 
+def _tokenizer_folder(model: ResolvedModel, base: ResolvedModel) -> Path:
+    """An adapter's own tokenizer where it saved one, else its base's."""
+    return model.path if (model.path / "tokenizer_config.json").is_file() else base.path
+
+
+def load_tokenizer(model: ResolvedModel, *, cache: Path | None = None) -> tuple[Any, int]:
+    """The tokenizer ``load_causal_lm`` gives with the model (padding as there), and the model's context length,
+    without loading its weights."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    adapter = adapter_config(model.path)
+    base = resolve_model(adapter["base_model_name_or_path"], cache=cache) if adapter else model
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(_tokenizer_folder(model, base), local_files_only=True)
+        config = AutoConfig.from_pretrained(base.path, local_files_only=True)
+    except (OSError, ValueError, KeyError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CurateError(f"model '{model.name}' has no tokenizer or config to read: {reason}") from None
+    _pad_fixup(model, None, tokenizer)
+    return tokenizer, getattr(config, "max_position_embeddings", None) or 1 << 30
+
+
 def _pad_fixup(model: ResolvedModel, loaded: Any, tokenizer: Any) -> None:
     """Pad with the end token where the tokenizer has no pad token (as TRL does), and tell the model."""
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token_id is None:
             raise CurateError(f"the tokenizer of '{model.name}' has neither a pad nor an end token to pad with")
         tokenizer.pad_token = tokenizer.eos_token
-    if getattr(loaded.config, "pad_token_id", None) is None:
+    if loaded is not None and getattr(loaded.config, "pad_token_id", None) is None:
         loaded.config.pad_token_id = tokenizer.pad_token_id
 
 

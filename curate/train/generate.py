@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from curate.compute import Compute
 from curate.errors import CurateError
 from curate.ids import content_id, normalise_text
 from curate.progress import Progress, no_progress
@@ -55,16 +57,20 @@ class GenerateResult:
 
 def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 256, temperature: float = 0.8,
              top_p: float = 0.95, seed: int = 0, limit: int | None = None, max_prompt_length: int = 1024,
-             batch_size: int = 8, device: str | None = None, progress: Progress = no_progress) -> GenerateResult:
+             batch_size: int = 8, device: str | None = None, engine: str | None = None,
+             progress: Progress = no_progress) -> GenerateResult:
     """Sample ``n`` completions for every prompt of the pool (or ``limit`` of them, drawn with ``seed``) from
     ``model``: a model version of the project (``curate train`` names them, e.g. ``dpo-lora-r1``) or any causal
-    LM or adapter folder / hub id in the local cache. The same settings on the same pool give the same samples."""
+    LM or adapter folder / hub id in the local cache. The same settings on the same pool give the same samples.
+    It samples on ``device`` and ``engine`` (default: [compute]; on Ray, each actor loads the model once and the
+    batches are spread over them)."""
     from curate.rendering import Content, transcript_turns
-    from curate.train.sampling import encode_prompt, load_sampler
+    from curate.train.sampling import encode_prompt, load_prompting
 
     params = _check(n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
                     limit=limit, max_prompt_length=max_prompt_length, batch_size=batch_size)
-    compute = project.config.compute.resolve(device)  # an absent device is refused before anything is written
+    # an absent device is refused before anything is written
+    compute = project.config.compute.resolve_engine(device, engine=engine)
     version_id, version, resolved = _model_version(project, model)
     with project.store.read() as conn:
         records = pool.records(conn)
@@ -86,18 +92,18 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
                             held_out=len(held_out), completions=0, pairs=0, empty=0, repeated=0, truncated=0)
     if not todo:  # everything was sampled before with these settings: nothing to record
         return result
-    sampler = load_sampler(resolved, cache=project.root / "cache", compute=compute)
-    room = min(max_prompt_length, sampler.context - max_new_tokens)
+    prompting = load_prompting(resolved, cache=project.root / "cache")
+    room = min(max_prompt_length, prompting.context - max_new_tokens)
     if room < 1:
         raise CurateError(f"--max-new-tokens {max_new_tokens} leaves no room for a prompt in the "
-                          f"{sampler.context}-token context of '{version}'")
-    encoded = [encode_prompt(sampler, Content(prompt, messages), limit=room) for _, prompt, messages in todo]
+                          f"{prompting.context}-token context of '{version}'")
+    encoded = [encode_prompt(prompting, Content(prompt, messages), limit=room) for _, prompt, messages in todo]
     result.truncated = sum(cut for _, cut in encoded)
     with project.store.write() as conn:
         result.run_id = generation.add_run(conn, model_version_id=version_id, params=params)
     status = "interrupted"
     try:
-        _sample_all(project, sampler, todo, [ids for ids, _ in encoded], params=params,
+        _sample_all(project, resolved, compute, todo, [ids for ids, _ in encoded], params=params,
                     conversations=conversations, result=result, progress=progress)
         status = "done"
     finally:  # an interrupted run keeps what it wrote, and says so
@@ -155,22 +161,28 @@ def _model_version(project: Project, name: str) -> tuple[int, str, Any]:
         return model_versions.version_id(conn, registered), registered, resolved
 
 
-def _sample_all(project: Project, sampler: Any, records: list[tuple[Any, ...]], prompts: list[list[int]], *,
-                params: dict[str, Any], conversations: set[str], result: GenerateResult, progress: Progress) -> None:
-    """Sample the prompts in batches of similar length; each batch is written (with the prompts it sampled and
-    the run's counts so far) in one transaction."""
-    from curate.train.sampling import sample
+def _sample_all(project: Project, resolved: Any, compute: Compute, records: list[tuple[Any, ...]],
+                prompts: list[list[int]], *, params: dict[str, Any], conversations: set[str], result: GenerateResult,
+                progress: Progress) -> None:
+    """Sample the prompts in batches of similar length, each with its own seed, on ``compute``'s engine; each
+    batch is written as it finishes (with the prompts it sampled and the run's counts so far) in one
+    transaction."""
+    from curate.train.sampling import load_sampler, sample_batch
 
     order = sorted(range(len(records)), key=lambda i: (len(prompts[i]), records[i][0]))
     size = params["batch_size"]
     batches = [order[i:i + size] for i in range(0, len(order), size)]
-    for part in progress(batches, f"{result.model}: {len(records)} prompts x {params['n']}", len(batches)):
-        record_ids = [records[i][0] for i in part]
-        texts = sample(sampler, [prompts[i] for i in part], n=params["n"], temperature=params["temperature"],
-                       top_p=params["top_p"], max_new_tokens=params["max_new_tokens"],
-                       seed=int(content_id("generate", str(params["seed"]), record_ids[0])[:8], 16))
+    shards = [[{"prompts": [prompts[i] for i in part],
+                "seed": int(content_id("generate", str(params["seed"]), records[part[0]][0])[:8], 16)}]
+              for part in batches]
+    done = compute.map_shards(shards, load=partial(load_sampler, resolved, cache=project.root / "cache",
+                                                   compute=compute),
+                              work=partial(sample_batch, n=params["n"], temperature=params["temperature"],
+                                           top_p=params["top_p"], max_new_tokens=params["max_new_tokens"]))
+    for i, texts in progress(done, f"{result.model}: {len(records)} prompts x {params['n']}", len(batches)):
+        record_ids = [records[j][0] for j in batches[i]]
         with project.store.write() as conn:
-            _store(conn, record_ids, texts, conversations=conversations, result=result)
+            _store(conn, record_ids, [list(row) for row in texts], conversations=conversations, result=result)
             generation.add_sampled(conn, run_id=result.run_id, record_ids=record_ids, counts=_counts(result))
 
 

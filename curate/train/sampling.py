@@ -1,6 +1,6 @@
-"""Sampling completions from a causal LM for ``curate generate``: the model loaded once (an adapter folded into
-its base), prompts rendered as ``curate train`` trains on them (``curate.rendering``), and batches of prompts
-sampled together."""
+"""Sampling completions from a causal LM for ``curate generate``: prompts rendered as ``curate train`` trains on
+them (``curate.rendering``, from the tokenizer alone), the model loaded once where the sampling runs (an adapter
+folded into its base), and batches of prompts sampled together."""
 
 from __future__ import annotations
 
@@ -10,6 +10,22 @@ from typing import Any
 from curate.compute import Compute
 from curate.errors import CurateError
 from curate.rendering import Content, Rendering
+
+
+@dataclass
+class Prompting:
+    """How prompts are given to a model, read from its tokenizer and config (no weights loaded)."""
+
+    tokenizer: Any
+    rendering: Rendering  # its chat template, or plain text
+    context: int  # the model's context length
+
+
+def load_prompting(resolved: Any, *, cache: Any) -> Prompting:
+    from curate.scores.lm import load_tokenizer
+
+    tokenizer, context = load_tokenizer(resolved, cache=cache)
+    return Prompting(tokenizer, Rendering(tokenizer, name=resolved.name), context)
 
 
 @dataclass
@@ -38,7 +54,7 @@ def load_sampler(resolved: Any, *, cache: Any, compute: Compute | None = None) -
                    context)
 
 
-def encode_prompt(sampler: Sampler, prompt: Content, *, limit: int) -> tuple[list[int], bool]:
+def encode_prompt(sampler: Prompting | Sampler, prompt: Content, *, limit: int) -> tuple[list[int], bool]:
     """The prompt's token ids as every model step renders it (``curate.rendering``), cut from the start to
     ``limit`` tokens, and whether it was cut."""
     ids = sampler.rendering.prompt_ids(prompt)
@@ -69,3 +85,12 @@ def sample(sampler: Sampler, prompts: list[list[int]], *, n: int, temperature: f
         logging.set_verbosity(verbosity)
     texts = sampler.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
     return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+def sample_batch(sampler: Sampler, shard: list[dict[str, Any]], **settings: Any) -> Any:
+    """``sample`` for one batch given as ``[{"prompts": ..., "seed": ...}]`` (a shard of ``Compute.map_shards``):
+    the texts as an array, prompts by samples."""
+    import numpy as np
+
+    (batch,) = shard
+    return np.array(sample(sampler, batch["prompts"], seed=batch["seed"], **settings), dtype=object)
