@@ -166,8 +166,8 @@ class ComputeSection:
     """Where model work runs (``curate.compute``): ``device`` is auto (a GPU where torch sees one), cpu, cuda,
     cuda:N or mps; ``dtype`` is auto (bfloat16 on a GPU that has it, float16 on other GPUs, float32 on a CPU),
     float32, bfloat16 or float16. ``engine`` is local (this process) or ray (``curate.engine``: embedding, LM
-    states, entropy and reward scores on the Ray cluster at ``ray_address``, else RAY_ADDRESS, else a Ray started
-    on this machine) with ``actors`` actors (0: one per GPU, or per CPU where the cluster has no GPU).
+    states, entropy, reward scores and generation on the Ray cluster at ``ray_address``, else RAY_ADDRESS, else
+    a Ray started on this machine) with ``actors`` actors (0: one per GPU, or per node where it has none).
     ``--device`` and ``--engine`` on a command override them for one run."""
 
     device: str = "auto"
@@ -193,7 +193,7 @@ class ComputeSection:
 
     def resolve(self, device: str | None = None) -> Any:
         """The ``curate.compute.Compute`` this section (or ``device``, where given) names on this machine, for work
-        that runs in this process whatever the engine (generation, training, the margin)."""
+        that runs in this process whatever the engine (training, the margin, drift, the report's curve)."""
         from curate.compute import Compute
 
         return Compute.of(device or self.device, self.dtype)

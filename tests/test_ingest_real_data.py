@@ -125,3 +125,18 @@ def test_ingest_streams_in_chunks_with_the_same_result(tmp_path, shared_data, mo
         with pytest.raises(InputError, match=rf"bad.jsonl:{len(lines) + 1}: .*nothing was ingested"):
             ingest_files(project, [tmp_path / "bad.jsonl"])
         assert all(ids == [] for ids in stored(project).values())
+
+
+def test_a_pair_in_two_splits_of_a_split_column_is_noted_once(tmp_path):
+    """The file's own split column: a pair repeated in its split is not noted, one in train and test is."""
+    from curate import ingest_files, init_project
+
+    row = {"prompt": "Is tea good?", "chosen": "Yes.", "rejected": "No."}
+    other = {"prompt": "Is coffee good?", "chosen": "Often.", "rejected": "Never."}
+    rows = [{**row, "split": "train"}, {**row, "split": "train"}, {**other, "split": "train"},
+            {**other, "split": "test"}]
+    (tmp_path / "s.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with init_project(tmp_path / "p") as project:
+        report = ingest_files(project, [tmp_path / "s.jsonl"]).files[0]
+    assert dict(report.note_rows) == {"a pair is in splits train and test: kept in train, the first read": 1}
+    assert report.notes[next(iter(report.notes))] == [f"{tmp_path / 's.jsonl'}:4"]

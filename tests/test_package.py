@@ -128,7 +128,7 @@ def test_long_work_logs_progress_lines_when_stderr_is_not_a_terminal(tmp_path):
     done = subprocess.run([exe, "ingest", tmp_path / "d.jsonl", "--project", tmp_path / "p"], capture_output=True,
                           text=True, env={**os.environ, "CURATE_PROGRESS_SECONDS": "0"}, timeout=120)
     assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stderr.splitlines() if "ingesting d.jsonl" in line]
-    assert [line.split(" ", 1)[1].split(" in ")[0] for line in lines] == [f"ingesting d.jsonl: {i}" for i in
+    lines = [line for line in done.stderr.splitlines() if "reading d.jsonl" in line]
+    assert [line.split(" ", 1)[1].split(" in ")[0] for line in lines] == [f"reading d.jsonl: {i}" for i in
                                                                           range(1, 6)]
     assert "\x1b[" not in done.stderr  # no bar, no escape codes

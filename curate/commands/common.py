@@ -46,14 +46,17 @@ def _progress_lines(items: Iterable[T], description: str, total: int | None) -> 
     import os
     import time
 
-    every = float(os.environ.get("CURATE_PROGRESS_SECONDS") or 60)
+    try:
+        every = max(0.0, float(os.environ.get("CURATE_PROGRESS_SECONDS") or 60))
+    except ValueError:  # not a number: the default
+        every = 60.0
     start = last = time.monotonic()
     for done, item in enumerate(items, 1):
         yield item
         now = time.monotonic()
         if now - last >= every:
             last = now
-            rate = done / (now - start)
+            rate = done / max(now - start, 1e-9)
             left = f", about {(total - done) / rate:.0f} s left" if total and rate > 0 else ""
             err.print(f"{time.strftime('%H:%M:%S')} {description}: {done}{f'/{total}' if total else ''} in "
                       f"{now - start:.0f} s{left}", markup=False)

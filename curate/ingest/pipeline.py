@@ -1,11 +1,14 @@
-"""``ingest_files``: read, check every row, then write all files in one transaction (or nothing)."""
+"""``ingest_files``: read and check every row (spooled to disk a chunk at a time), then write all files in one
+transaction (or nothing)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import pickle
 import secrets
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -54,8 +57,9 @@ def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: 
 
     All or nothing: a bad row anywhere raises InputError and writes nothing, unless ``skip_bad``,
     which ingests the good rows and writes the bad ones with their reasons to ``rejects_path``. Files are read
-    as a stream and written ``CHUNK_ROWS`` rows at a time inside one transaction, so memory follows the chunk (and
-    the bad rows), not the file.
+    as a stream and their parsed rows spooled to disk ``CHUNK_ROWS`` at a time, outside the store's write lock
+    (a download or a slow parse never blocks the annotation app); then the chunks are written in one
+    transaction. Memory follows the chunk, the bad rows and a 16-byte digest per distinct row and pair.
     """
     if not paths:
         raise InputError("no input files given")
@@ -66,18 +70,20 @@ def ingest_files(project: Project, paths: Sequence[Path | str], *, file_format: 
     progress = progress or no_progress
     with ExitStack() as stack:
         rejects = _Rejects(stack, (lambda: rejects_path or _default_rejects(project.root)) if skip_bad else None)
+        spool = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".ingest-", dir=project.root)))
+        spooled = []
+        for number, path in enumerate(paths):
+            rows = FileRows(Path(path), file_format, mapping, label_values, pair_rule=pair_rule)
+            spooled.append((rows, _spool(rows, spool / f"{number}.pickle", rejects, progress)))
+            if skip_bad and rows.bad and not rows.good:  # --skip-bad leaves bad rows out, never a whole file
+                raise InputError(f"{path}: every row is bad ({rows.bad}; the first: {rows.first_problem}); "
+                                 "nothing was ingested", rejects.problems)
+        if rejects.problems and not skip_bad:
+            more = f" (and {len(rejects.problems) - 1} more bad rows)" if len(rejects.problems) > 1 else ""
+            raise InputError(f"{rejects.problems[0]}{more}; nothing was ingested (--skip-bad ingests the good "
+                             "rows)", rejects.problems)
         with project.store.write() as conn:  # one transaction: an error anywhere rolls every file back
-            reports = []
-            for path in paths:
-                rows = FileRows(Path(path), file_format, mapping, label_values, pair_rule=pair_rule)
-                reports.append(_write_file(conn, rows, rejects, labels=labels, skip_bad=skip_bad, progress=progress))
-                if skip_bad and rows.bad and not rows.good:  # --skip-bad leaves bad rows out, never a whole file
-                    raise InputError(f"{path}: every row is bad ({rows.bad}; the first: {rows.first_problem}); "
-                                     "nothing was ingested", rejects.problems)
-            if rejects.problems and not skip_bad:
-                more = f" (and {len(rejects.problems) - 1} more bad rows)" if len(rejects.problems) > 1 else ""
-                raise InputError(f"{rejects.problems[0]}{more}; nothing was ingested (--skip-bad ingests the good "
-                                 "rows)", rejects.problems)
+            reports = [_write_file(conn, rows, chunks, labels=labels, progress=progress) for rows, chunks in spooled]
     return IngestReport(files=reports, problems=rejects.problems, rejects_path=rejects.path)
 
 
@@ -229,24 +235,39 @@ def judgment_of(found: RowIds, judged: Judged) -> tuple[str, str | None, str | N
 CHUNK_ROWS = 20_000  # rows parsed, then written, together: what ingest holds in memory at once
 
 
-def _write_file(conn: Connection, rows: FileRows, rejects: _Rejects, *, labels: bool, skip_bad: bool,
-                progress: Progress) -> FileReport:
-    """Write the good rows of ``rows`` as they are read, ``CHUNK_ROWS`` at a time, as one ingest batch; hand the
-    bad ones to ``rejects`` (once there is one, without ``skip_bad``, the rest is only read, to count them)."""
-    writer: _FileWriter | None = None
+def _spool(rows: FileRows, path: Path, rejects: _Rejects, progress: Progress) -> Path:
+    """Read and check every row of ``rows``: the good ones pickled to ``path`` ``CHUNK_ROWS`` at a time (a file of
+    this run, read back by ``_chunks``), the bad ones handed to ``rejects``."""
     chunk: list[tuple[str, Parsed]] = []
-    for location, found in progress(rows, f"ingesting {rows.path.name}", None):
-        if not isinstance(found, Parsed):
-            rejects.add(found)
-            continue
-        chunk.append((location, found))
-        if len(chunk) == CHUNK_ROWS:
-            if skip_bad or not rejects.problems:  # else the transaction will roll back
-                writer = writer or _FileWriter(conn, rows, labels=labels)
-                writer.write(chunk)
-            chunk = []
-    writer = writer or _FileWriter(conn, rows, labels=labels)
-    writer.write(chunk)
+    with path.open("wb") as fh:
+        for location, found in progress(rows, f"reading {rows.path.name}", None):
+            if not isinstance(found, Parsed):
+                rejects.add(found)
+                continue
+            chunk.append((location, found))
+            if len(chunk) == CHUNK_ROWS:
+                pickle.dump(chunk, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                chunk = []
+        pickle.dump(chunk, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def _chunks(path: Path) -> Iterator[list[tuple[str, Parsed]]]:
+    with path.open("rb") as fh:
+        while True:
+            try:
+                yield pickle.load(fh)
+            except EOFError:
+                return
+
+
+def _write_file(conn: Connection, rows: FileRows, spooled: Path, *, labels: bool,
+                progress: Progress) -> FileReport:
+    """Write the spooled good rows of ``rows``, a chunk at a time, as one ingest batch."""
+    writer = _FileWriter(conn, rows, labels=labels)
+    chunks = -(-rows.good // CHUNK_ROWS) or 1
+    for chunk in progress(_chunks(spooled), f"writing {rows.path.name}", chunks):
+        writer.write(chunk)
     return writer.finish()
 
 
@@ -261,8 +282,7 @@ class _FileWriter:
                                        file_format=rows.source.file_format, layout=rows.layout.name)
         self.report = FileReport(path=str(rows.path), file_format=rows.source.file_format, layout=rows.layout.name)
         self.seen: set[bytes] = set()  # digests of the rows' ids, for duplicate rows
-        self.pairs: set[bytes] = set()  # digests of this file's pair ids
-        self.splits: dict[str, str | None] = {}  # pair id -> its first split, where the file gives splits
+        self.pairs: dict[bytes, str | None] = {}  # digest of each pair id of this file -> its first split
         self.annotators: dict[str, int] = {}
 
     def write(self, chunk: list[tuple[str, Parsed]]) -> None:
@@ -288,17 +308,15 @@ class _FileWriter:
                     "id": completion_id, "record_id": record_id, "text": normal,
                     "messages": text.messages, "model": text.model, "origin": "import", "batch_id": batch_id})
             pair_meta = {**row.meta, "split": row.split} if row.split else row.meta
+            split = pair_meta.get("split")  # a Hub split, or the file's own split column
             for (pair_id, _), (i, j) in zip(found.pairs, row.pair_positions, strict=True):
-                self.pairs.add(_digest(pair_id))
+                first = self.pairs.setdefault(_digest(pair_id), split)
                 pairs.setdefault(pair_id, {
                     "id": pair_id, "record_id": record_id, "a_id": min(ids[i], ids[j]),
                     "b_id": max(ids[i], ids[j]), "source_key": row.source_key, "meta": pair_meta,
                     "batch_id": batch_id})
-                if row.split or self.splits:
-                    first = self.splits.setdefault(pair_id, row.split)
-                    if first != row.split:
-                        report.note(f"a pair is in splits {first} and {row.split}: kept in {first}, the first read",
-                                    location)
+                if first != split:
+                    report.note(f"a pair is in splits {first} and {split}: kept in {first}, the first read", location)
             judgment_ids = []
             for j in row.judgments if self.labels else ():
                 judgment_id, pair_id, choice = judgment_of(found, j)
@@ -371,4 +389,7 @@ class _Rejects:
                 self._file = self.stack.enter_context(tmp.open("w", encoding="utf-8", errors="backslashreplace"))
             except OSError as err:
                 raise InputError(f"{self.path}: cannot write the rejects file ({err.strerror or err})") from None
-        self._file.write(json.dumps(reject, ensure_ascii=False, default=str) + "\n")
+        try:
+            self._file.write(json.dumps(reject, ensure_ascii=False, default=str) + "\n")
+        except OSError as err:
+            raise InputError(f"{self.path}: cannot write the rejects file ({err.strerror or err})") from None

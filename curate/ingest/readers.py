@@ -362,9 +362,12 @@ def _read_parquet(path: Path) -> Iterator[tuple[str, dict[str, Any] | RowProblem
     import pyarrow.parquet as pq
     from pyarrow import ArrowException
 
-    try:
-        table = pq.read_table(path)
+    try:  # a batch of rows at a time: memory follows the batch, not the file
+        batches = pq.ParquetFile(path).iter_batches(batch_size=4096)
+        number = 0
+        for batch in batches:
+            for row in batch.to_pylist():
+                number += 1
+                yield f"row {number}", row
     except ArrowException as err:
         raise InputError(f"{path}: not a readable Parquet file ({err})") from None
-    for number, row in enumerate(table.to_pylist(), start=1):
-        yield f"row {number}", row

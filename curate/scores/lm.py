@@ -71,13 +71,19 @@ def load_causal_lm(model: ResolvedModel, *, cache: Path | None = None, compute: 
     not change any score)."""
     from transformers import AutoModelForCausalLM
 
+    config = causal_adapter_config(model)
+    lm, tokenizer = _load(model, AutoModelForCausalLM, "a causal language model", config, cache, compute or Compute())
+    _pad_fixup(model, lm, tokenizer)
+    return lm, tokenizer
+
+
+def causal_adapter_config(model: ResolvedModel) -> dict[str, Any] | None:
+    """The adapter config of ``model`` (None for a whole model); an adapter of another task is refused."""
     config = adapter_config(model.path)
     if config is not None and config.get("task_type") not in (None, CAUSAL):
         raise CurateError(f"'{model.name}' is a {config.get('task_type')} adapter, not a causal language model "
                           "adapter (task_type CAUSAL_LM)")
-    lm, tokenizer = _load(model, AutoModelForCausalLM, "a causal language model", config, cache, compute or Compute())
-    _pad_fixup(model, lm, tokenizer)
-    return lm, tokenizer
+    return config
 
 
 def load_reward_model(model: ResolvedModel, *, cache: Path | None = None, compute: Compute | None = None
@@ -152,10 +158,10 @@ def _tokenizer_folder(model: ResolvedModel, base: ResolvedModel) -> Path:
 
 def load_tokenizer(model: ResolvedModel, *, cache: Path | None = None) -> tuple[Any, int]:
     """The tokenizer ``load_causal_lm`` gives with the model (padding as there), and the model's context length,
-    without loading its weights."""
+    without loading its weights (an adapter of another task is refused as there)."""
     from transformers import AutoConfig, AutoTokenizer
 
-    adapter = adapter_config(model.path)
+    adapter = causal_adapter_config(model)
     base = resolve_model(adapter["base_model_name_or_path"], cache=cache) if adapter else model
     try:
         tokenizer = AutoTokenizer.from_pretrained(_tokenizer_folder(model, base), local_files_only=True)

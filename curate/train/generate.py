@@ -12,6 +12,7 @@ so a killed run picks up where it stopped.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -65,7 +66,7 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
     It samples on ``device`` and ``engine`` (default: [compute]; on Ray, each actor loads the model once and the
     batches are spread over them)."""
     from curate.rendering import Content, transcript_turns
-    from curate.train.sampling import encode_prompt, load_prompting
+    from curate.train.sampling import encode_prompt, load_prompting, load_sampler
 
     params = _check(n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
                     limit=limit, max_prompt_length=max_prompt_length, batch_size=batch_size)
@@ -98,12 +99,16 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
         raise CurateError(f"--max-new-tokens {max_new_tokens} leaves no room for a prompt in the "
                           f"{prompting.context}-token context of '{version}'")
     encoded = [encode_prompt(prompting, Content(prompt, messages), limit=room) for _, prompt, messages in todo]
+    load = partial(load_sampler, resolved, cache=project.root / "cache", compute=compute)
+    if compute.engine == "local":  # a model that cannot be loaded is refused before the run is recorded
+        sampler = load()
+        load = partial(_loaded, sampler)
     result.truncated = sum(cut for _, cut in encoded)
     with project.store.write() as conn:
         result.run_id = generation.add_run(conn, model_version_id=version_id, params=params)
     status = "interrupted"
     try:
-        _sample_all(project, resolved, compute, todo, [ids for ids, _ in encoded], params=params,
+        _sample_all(project, load, compute, todo, [ids for ids, _ in encoded], params=params,
                     conversations=conversations, result=result, progress=progress)
         status = "done"
     finally:  # an interrupted run keeps what it wrote, and says so
@@ -161,13 +166,17 @@ def _model_version(project: Project, name: str) -> tuple[int, str, Any]:
         return model_versions.version_id(conn, registered), registered, resolved
 
 
-def _sample_all(project: Project, resolved: Any, compute: Compute, records: list[tuple[Any, ...]],
+def _loaded(sampler: Any) -> Any:
+    return sampler
+
+
+def _sample_all(project: Project, load: Callable[[], Any], compute: Compute, records: list[tuple[Any, ...]],
                 prompts: list[list[int]], *, params: dict[str, Any], conversations: set[str], result: GenerateResult,
                 progress: Progress) -> None:
     """Sample the prompts in batches of similar length, each with its own seed, on ``compute``'s engine; each
     batch is written as it finishes (with the prompts it sampled and the run's counts so far) in one
     transaction."""
-    from curate.train.sampling import load_sampler, sample_batch
+    from curate.train.sampling import sample_batch
 
     order = sorted(range(len(records)), key=lambda i: (len(prompts[i]), records[i][0]))
     size = params["batch_size"]
@@ -175,8 +184,7 @@ def _sample_all(project: Project, resolved: Any, compute: Compute, records: list
     shards = [[{"prompts": [prompts[i] for i in part],
                 "seed": int(content_id("generate", str(params["seed"]), records[part[0]][0])[:8], 16)}]
               for part in batches]
-    done = compute.map_shards(shards, load=partial(load_sampler, resolved, cache=project.root / "cache",
-                                                   compute=compute),
+    done = compute.map_shards(shards, load=load,
                               work=partial(sample_batch, n=params["n"], temperature=params["temperature"],
                                            top_p=params["top_p"], max_new_tokens=params["max_new_tokens"]))
     for i, texts in progress(done, f"{result.model}: {len(records)} prompts x {params['n']}", len(batches)):
