@@ -30,7 +30,7 @@ class Compute:
     dtype: str = "auto"
     engine: str = "local"
     address: str | None = None  # the Ray cluster's (else RAY_ADDRESS, else a Ray on this machine)
-    actors: int = 0  # Ray actors (0: one per GPU of the cluster, or per CPU where it has none)
+    actors: int = 0  # Ray actors (0: one per GPU of the cluster, or one per node where it has none)
     gpus: int = 0  # GPUs each Ray actor holds
 
     @classmethod
@@ -121,7 +121,7 @@ def _worker_setup(device: str, dtype: str) -> tuple[str, str]:
     """On a worker: curate's version and the dtype models load in on ``device`` there."""
     from curate import __version__
 
-    return __version__, str(model_dtype(device, dtype)).removeprefix("torch.")
+    return __version__, Compute(device, dtype).dtype_name()
 
 
 def check_device(spec: str) -> str:

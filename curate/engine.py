@@ -4,9 +4,8 @@ Every model step that fills a cache (embedding, LM states, token entropy, reward
 here as shards and a way to load the model once. The local engine loads it and works through the shards in order.
 The Ray engine runs the shards as a Ray Data ``map_batches`` over a pool of actors that each load the model once
 (one GPU per actor where the cluster has GPUs, else one per node with its CPUs) and yields each shard's values as
-it finishes, so
-the caller caches it at once: results go into the same content-addressed caches whichever engine computed them,
-and a run killed on a cluster resumes from what was cached. Ray is an optional extra
+it finishes, so the caller caches it at once: results go into the same content-addressed caches whichever engine
+computed them, and a run killed on a cluster resumes from what was cached. Ray is an optional extra
 (``pip install 'curate-toolkit[ray]'``); nothing imports it unless ``[compute] engine = "ray"``.
 
 On a cluster, every node needs curate and its model packages installed (the same version as the driver's: it is

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def reason(error: BaseException) -> str:
+    """An exception's message as one line (its first), or its type's name where it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class CurateError(Exception):
     """A problem the user can fix (bad input, wrong option, missing project)."""
 

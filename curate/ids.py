@@ -15,6 +15,11 @@ def normalise_text(text: str) -> str:
     return unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
 
 
+def text_key(text: str) -> bytes:
+    """A 16-byte SHA-256 prefix of ``text``: what caches and ingest key a text by (raw bytes, not hex)."""
+    return hashlib.sha256(text.encode("utf-8")).digest()[:16]
+
+
 def content_id(kind: str, *parts: Any) -> str:
     """Hash of ``kind`` and ``parts`` (strings, or JSON-able values) as a hex id."""
     try:

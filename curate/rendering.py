@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from curate.errors import CurateError
+from curate.errors import CurateError, reason
 
 Messages = list[dict[str, Any]]
 # The version of this rendering, part of every cached score's key: a change here recomputes, never reuses.
@@ -150,9 +150,8 @@ class Rendering:
             return self.tokenizer.apply_chat_template(turns, add_generation_prompt=add_generation_prompt,
                                                       tokenize=False)
         except (TemplateError, ValueError, TypeError) as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise CurateError(f"the chat template of '{self.name}' refused the conversation starting "
-                              f"'{str(turns[0].get('content', ''))[:40]}': {reason}") from None
+                              f"'{str(turns[0].get('content', ''))[:40]}': {reason(err)}") from None
 
     def _tokens(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -204,14 +204,16 @@ def test_a_conversational_pool_is_sampled_through_the_chat_template(sqlite_proje
 
     from curate.models import resolve_model
     from curate.rendering import Content
-    from curate.train.sampling import encode_prompt, load_sampler
+    from curate.train.sampling import encode_prompt, load_prompting, load_sampler
 
-    sampler = load_sampler(resolve_model(str(tiny_models["causal"])), cache=tmp_path)
+    tiny = resolve_model(str(tiny_models["causal"]))
+    prompting, sampler = load_prompting(tiny, cache=tmp_path), load_sampler(tiny, cache=tmp_path)
     question = [{"role": "user", "content": "Is the sky blue?"}]
-    ids, cut = encode_prompt(sampler, Content("", question), limit=1024)
-    shown = sampler.tokenizer.decode(ids)
+    ids, cut = encode_prompt(prompting, Content("", question), limit=1024)
+    shown = prompting.tokenizer.decode(ids)
     assert not cut and "Is the sky blue?" in shown and shown.rstrip().endswith("<|im_start|>assistant")
     assert sampler.tokenizer.convert_tokens_to_ids("<|im_end|>") in sampler.ends  # a turn's end stops a sample
-    sampler.rendering.chat = False
-    ids, cut = encode_prompt(sampler, Content("Is the sky blue?"), limit=3)
+    assert prompting.context == sampler.model.config.max_position_embeddings  # read without loading the weights
+    prompting.rendering.chat = False
+    ids, cut = encode_prompt(prompting, Content("Is the sky blue?"), limit=3)
     assert cut and len(ids) == 3  # a long prompt keeps its end

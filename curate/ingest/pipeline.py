@@ -18,7 +18,7 @@ from typing import Any
 
 from curate.errors import InputError
 from curate.files import staged
-from curate.ids import content_id, normalise_text
+from curate.ids import content_id, normalise_text, text_key
 from curate.ingest.layouts import detect_layout, mapped_layout, parse_row, used_columns, with_pair_rule
 from curate.ingest.readers import Source, detect_format, read_rows
 from curate.ingest.results import FileReport, IngestReport
@@ -310,7 +310,7 @@ class _FileWriter:
             pair_meta = {**row.meta, "split": row.split} if row.split else row.meta
             split = pair_meta.get("split")  # a Hub split, or the file's own split column
             for (pair_id, _), (i, j) in zip(found.pairs, row.pair_positions, strict=True):
-                first = self.pairs.setdefault(_digest(pair_id), split)
+                first = self.pairs.setdefault(text_key(pair_id), split)
                 pairs.setdefault(pair_id, {
                     "id": pair_id, "record_id": record_id, "a_id": min(ids[i], ids[j]),
                     "b_id": max(ids[i], ids[j]), "source_key": row.source_key, "meta": pair_meta,
@@ -328,7 +328,7 @@ class _FileWriter:
                     "annotator_id": self.annotators.get(j.annotator), "choice": choice, "label": j.label,
                     "reason": j.reason, "meta": j.meta if j.score is None else {"score": j.score, **j.meta},
                     "batch_id": batch_id})
-            fingerprint = _digest(json.dumps([record_id, ids, found.pairs, judgment_ids]))
+            fingerprint = text_key(json.dumps([record_id, ids, found.pairs, judgment_ids]))
             if fingerprint in self.seen:
                 report.duplicate_rows += 1
             self.seen.add(fingerprint)
@@ -354,10 +354,6 @@ class _FileWriter:
                   details={"path": read.source.where, "sha256": self.sha256, "layout": read.layout.name,
                            "labels_imported": self.labels, **counts})
         return report
-
-
-def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
 def _default_rejects(root: Path) -> Path:

@@ -8,7 +8,6 @@ so a run that is killed resumes where it stopped; two models never share a folde
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -22,16 +21,13 @@ import numpy as np
 
 from curate.compute import Compute, pack
 from curate.files import publish_text, staged
+from curate.ids import text_key
 from curate.models import ResolvedModel
 from curate.progress import Progress, no_progress
 
 SHARD_TEXTS = 4096  # texts per shard: the most work a killed run loses (about a minute on 2 cores)
 BATCH_TOKENS = {"cpu": 8192, "gpu": 131072}  # padded tokens one embedding batch may hold, by device
 COMPACT_ABOVE = 256  # shards; more are merged into one on the next run
-
-
-def text_key(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8")).digest()[:16]
 
 
 class EmbeddingCache:

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from curate.errors import CurateError
+from curate.ids import text_key
 from curate.models import ResolvedModel, resolve_model
-from curate.pool.embed import SHARD_TEXTS, EmbeddingCache, EmbedResult, embed_texts, text_key, vectors_for
+from curate.pool.embed import SHARD_TEXTS, EmbeddingCache, EmbedResult, embed_texts, vectors_for
 from curate.progress import Progress
 from curate.project import Project
 from curate.store import Connection, pool

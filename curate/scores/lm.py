@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from curate.compute import Compute
-from curate.errors import CurateError
+from curate.errors import CurateError, reason
 from curate.models import ResolvedModel, resolve_model
 
 if TYPE_CHECKING:
@@ -143,8 +143,7 @@ def _load(model: ResolvedModel, auto: Any, what: str, adapter: dict[str, Any] | 
             if adapter.get("peft_type") == "LORA":  # folded into the weights: inference runs at the base's speed
                 loaded = loaded.merge_and_unload()
     except (OSError, ValueError, KeyError, RuntimeError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CurateError(f"model '{model.name}' cannot be loaded as {what}: {reason}") from None
+        raise CurateError(f"model '{model.name}' cannot be loaded as {what}: {reason(err)}") from None
     finally:
         logging.set_verbosity(verbosity)
     loaded.to(compute.device).eval()
@@ -167,8 +166,7 @@ def load_tokenizer(model: ResolvedModel, *, cache: Path | None = None) -> tuple[
         tokenizer = AutoTokenizer.from_pretrained(_tokenizer_folder(model, base), local_files_only=True)
         config = AutoConfig.from_pretrained(base.path, local_files_only=True)
     except (OSError, ValueError, KeyError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CurateError(f"model '{model.name}' has no tokenizer or config to read: {reason}") from None
+        raise CurateError(f"model '{model.name}' has no tokenizer or config to read: {reason(err)}") from None
     _pad_fixup(model, None, tokenizer)
     return tokenizer, getattr(config, "max_position_embeddings", None) or 1 << 30
 

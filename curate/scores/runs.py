@@ -42,7 +42,8 @@ def cached_completion_scores(root: Path, model: ResolvedModel, rows: Sequence[tu
     matter). The model is loaded (``load(model, cache=, compute=)``, on ``compute``'s device and engine) only if
     something is missing; work is cached a shard at a time, in prompt order, as each shard finishes, so a killed
     run loses little."""
-    from curate.pool.embed import EmbeddingCache, text_key
+    from curate.ids import text_key
+    from curate.pool.embed import EmbeddingCache
 
     cache = EmbeddingCache(root, model, kind=f"scores/{kind}{(compute or Compute()).cache_tag()}")
     keys = [text_key(f"{max_length}\x1f{conversation.key()}") for _, conversation in rows]

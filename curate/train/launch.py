@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from curate.errors import CurateError
+from curate.errors import CurateError, reason
 from curate.files import publish_text
 from curate.progress import Progress
 from curate.project import Project
@@ -174,8 +174,7 @@ def _main(plan_path: str) -> None:
             _, metrics = fit(plan, parent=record["parent_path"], resume=record["resume"],
                              progress=_report_steps(folder / "progress.json") if first else no_progress)
     except Exception as err:  # the command shows this one line; the log keeps the traceback
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        publish_text(folder / f"error-{rank}.txt", f"process {rank}: {message}"[:400])
+        publish_text(folder / f"error-{rank}.txt", f"process {rank}: {reason(err)}"[:400])
         raise
     if first:
         publish_text(folder / "result.json", json.dumps(metrics))

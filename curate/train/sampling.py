@@ -30,13 +30,12 @@ def load_prompting(resolved: Any, *, cache: Any) -> Prompting:
 
 @dataclass
 class Sampler:
-    name: str
+    """The model loaded where the sampling runs (prompts come encoded, by ``Prompting``)."""
+
     model: Any
     tokenizer: Any
-    rendering: Rendering  # how prompts are given to the model (its chat template, or plain text)
     device: str
     ends: list[int]  # every token that ends a sample (the model's own end tokens and the tokenizer's)
-    context: int  # the model's context length
 
 
 def load_sampler(resolved: Any, *, cache: Any, compute: Compute | None = None) -> Sampler:
@@ -49,15 +48,13 @@ def load_sampler(resolved: Any, *, cache: Any, compute: Compute | None = None) -
     ends = [ends] if isinstance(ends, int) else list(ends or [])
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ends:
         ends.append(tokenizer.eos_token_id)
-    context = getattr(model.config, "max_position_embeddings", None) or 1 << 30
-    return Sampler(resolved.name, model, tokenizer, Rendering(tokenizer, name=resolved.name), compute.device, ends,
-                   context)
+    return Sampler(model, tokenizer, compute.device, ends)
 
 
-def encode_prompt(sampler: Prompting | Sampler, prompt: Content, *, limit: int) -> tuple[list[int], bool]:
+def encode_prompt(prompting: Prompting, prompt: Content, *, limit: int) -> tuple[list[int], bool]:
     """The prompt's token ids as every model step renders it (``curate.rendering``), cut from the start to
     ``limit`` tokens, and whether it was cut."""
-    ids = sampler.rendering.prompt_ids(prompt)
+    ids = prompting.rendering.prompt_ids(prompt)
     return ids[-limit:], len(ids) > limit
 
 
