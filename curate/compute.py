@@ -17,6 +17,7 @@ from curate.errors import CurateError
 
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+BACKENDS = ("auto", "transformers", "vllm")  # what samples completions (curate.train.sampling)
 PROBE_SECONDS = 300  # how long a Ray cluster may take to give the first worker
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 

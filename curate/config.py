@@ -168,16 +168,19 @@ class ComputeSection:
     float32, bfloat16 or float16. ``engine`` is local (this process) or ray (``curate.engine``: embedding, LM
     states, entropy, reward scores and generation on the Ray cluster at ``ray_address``, else RAY_ADDRESS, else
     a Ray started on this machine) with ``actors`` actors (0: one per GPU, or per node where it has none).
-    ``--device`` and ``--engine`` on a command override them for one run."""
+    ``generation`` is what samples ``curate generate``'s completions: auto (vLLM where it is installed and the
+    device is a CUDA GPU, else transformers), transformers or vllm. ``--device``, ``--engine`` and ``--backend``
+    on a command override them for one run."""
 
     device: str = "auto"
     dtype: str = "auto"
     engine: str = "local"
     ray_address: str = ""
     actors: int = 0
+    generation: str = "auto"
 
     def __post_init__(self) -> None:
-        from curate.compute import check_device, check_dtype
+        from curate.compute import BACKENDS, check_device, check_dtype
         from curate.engine import ENGINES
         from curate.errors import CurateError
 
@@ -190,6 +193,8 @@ class ComputeSection:
             raise ConfigError(f"[compute] engine must be one of {', '.join(ENGINES)}, not {self.engine!r}")
         if self.actors < 0:
             raise ConfigError(f"[compute] actors must be 0 (one per GPU or CPU) or more, not {self.actors}")
+        if self.generation not in BACKENDS:
+            raise ConfigError(f"[compute] generation must be one of {', '.join(BACKENDS)}, not {self.generation!r}")
 
     def resolve(self, device: str | None = None) -> Any:
         """The ``curate.compute.Compute`` this section (or ``device``, where given) names on this machine, for work

@@ -63,6 +63,8 @@ def test_the_cli_refuses_an_absent_device_before_any_work(cli, tmp_path, tiny_mo
             assert all(versions_of_kind(conn, kind=k) == [] for k in ("policy", "embedding"))  # nor models registered
     with pytest.raises(ConfigError, match=r"\[compute\] device 'gpu' is not one of"):
         update_config(tmp_path / "p" / "curate.toml", "compute", device="gpu")
+    with pytest.raises(ConfigError, match=r"\[compute\] generation must be one of auto, transformers, vllm"):
+        update_config(tmp_path / "p" / "curate.toml", "compute", generation="vLLM")
 
 
 def test_token_budget_batches_embed_as_fixed_batches_do(shared_data, tmp_path):

@@ -6,6 +6,7 @@ trained here joins the reward committee."""
 from __future__ import annotations
 
 import json
+import sys
 from itertools import combinations
 from pathlib import Path
 
@@ -217,3 +218,71 @@ def test_a_conversational_pool_is_sampled_through_the_chat_template(sqlite_proje
     prompting.rendering.chat = False
     ids, cut = encode_prompt(prompting, Content("Is the sky blue?"), limit=3)
     assert cut and len(ids) == 3  # a long prompt keeps its end
+
+
+def test_the_vllm_backend_samples_each_prompt_under_its_own_seed(sqlite_project, shared_data, tiny_models, tmp_path,
+                                                                  monkeypatch, cli, request):
+    """``--backend vllm`` through the vLLM offline API (a transformers stand-in here, tests/vllm_standin: vLLM needs
+    a CUDA GPU): an adapter is merged into its base once for vLLM to load, prompts reach it as the same token ids
+    the transformers backend samples, every prompt under its own seed (so a prompt's samples do not depend on
+    which prompts share a call), and the run records its backend, which is part of "the same settings"."""
+    from conftest import hh_chat_file
+
+    from curate import ingest_files, init_project
+    from curate.train.generate import generate
+
+    adapter = str(tiny_models["dpo_lora"])
+    data = hh_chat_file(shared_data, tmp_path, 24)
+    twin = init_project(tmp_path / "twin")
+    for project in (sqlite_project, twin):
+        ingest_files(project, [data])
+    code, _, err = cli("generate", "--model", adapter, "--backend", "vllm", "--project", sqlite_project.root)
+    assert code == 1 and "the vllm backend needs vLLM, which is not installed here" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    with sqlite_project.store.read() as conn:
+        assert conn.scalar(select(func.count()).select_from(GenerationRun)) == 0
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "vllm_standin"))
+    request.addfinalizer(lambda: sys.modules.pop("vllm", None))  # vLLM is not installed for the tests after this
+    from vllm import LLM
+
+    settings = dict(model=adapter, n=2, max_new_tokens=6, seed=4)
+    result = generate(sqlite_project, backend="vllm", **settings)
+    assert result.prompts == 24 and result.completions > 24
+    merged = sqlite_project.root / "cache" / "merged"
+    (folder,) = merged.iterdir()
+    assert LLM.loaded[-1] == str(folder) and (folder / "model.safetensors").is_file()
+    assert not (folder / "adapter_config.json").exists()  # a whole model: the adapter folded into its base
+    with sqlite_project.store.read() as conn:
+        params = conn.scalar(select(GenerationRun.params).where(GenerationRun.id == result.run_id))
+    assert params["backend"] == "vllm"
+    requests = LLM.requests[-24:]
+    assert len({params.seed for _, params in requests}) == 24 and {p.n for _, p in requests} == {2}
+
+    # the same prompts as the transformers backend encodes them
+    from curate.models import resolve_model
+    from curate.rendering import Content
+    from curate.train.sampling import encode_prompt, load_prompting
+
+    prompting = load_prompting(resolve_model(adapter), cache=tmp_path)
+    with sqlite_project.store.read() as conn:
+        prompts = conn.execute(select(Record.prompt, Record.messages)).all()
+    expected = sorted(encode_prompt(prompting, Content(p, m), limit=1024)[0] for p, m in prompts)
+    assert sorted(ids for ids, _ in requests) == expected
+
+    # a third of the prompts in the twin: each of them is given the same samples as in the full run
+    some = generate(twin, backend="vllm", limit=8, **settings)
+    assert some.prompts == 8 and len(LLM.loaded) == 2
+    full = {(r.record_id, r.text) for r in generated(sqlite_project)}
+    part = {(r.record_id, r.text) for r in generated(twin)}
+    assert part and part <= full
+
+    # the backend is part of the settings: vLLM's samples are not the transformers backend's
+    assert generate(sqlite_project, backend="vllm", **settings).skipped == 24
+    other = generate(sqlite_project, backend="transformers", **settings)
+    assert other.skipped == 0 and other.prompts == 24
+    auto = generate(twin, backend="auto", **settings)  # on the CPU, auto samples with transformers
+    with twin.store.read() as conn:
+        assert conn.scalar(select(GenerationRun.params).where(GenerationRun.id == auto.run_id))["backend"] == \
+            "transformers"
+    twin.close()

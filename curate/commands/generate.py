@@ -23,8 +23,12 @@ def generate(model: Annotated[str, typer.Option("--model", help="A model version
                                                        "--seed (default: every prompt).")] = None,
              max_prompt_length: Annotated[int, typer.Option("--max-prompt-length", help="Longer prompts lose "
                                                             "their start.")] = 1024,
-             batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts sampled together.")] = 8,
+             batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts sampled together (transformers; "
+                                                 "vLLM batches by itself).")] = 8,
              seed: Annotated[int, typer.Option("--seed")] = 0,
+             backend: Annotated[str | None, typer.Option("--backend", help="What samples: auto (vLLM where it is "
+                                                         "installed and the device is a CUDA GPU), transformers or "
+                                                         "vllm (default: [compute] generation).")] = None,
              device: DeviceOption = None, engine: EngineOption = None, project_dir: ProjectDir = Path("."),
              as_json: JsonFlag = False) -> None:
     """Sample fresh completions for the pool's prompts from a trained model: the next round's on-policy pairs,
@@ -35,8 +39,8 @@ def generate(model: Annotated[str, typer.Option("--model", help="A model version
     with open_project(project_dir) as project:
         result = run(project, model=model, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
                      top_p=top_p, seed=seed, limit=limit, max_prompt_length=max_prompt_length,
-                     batch_size=batch_size, device=device, engine=engine,
-                          progress=progress_bar)
+                     batch_size=batch_size, device=device, engine=engine, backend=backend,
+                     progress=progress_bar)
     if as_json:
         print_json(vars(result))
         return

@@ -27,6 +27,7 @@ from curate.project import Project
 from curate.store import Connection, audit, generation, model_versions, pool, rounds
 
 MAX_SAMPLES = 8  # a ranking shows at most 8 completions of a prompt
+VLLM_PROMPTS = 256  # prompts handed to vLLM per call (it batches them itself), each call written as it finishes
 CAUSAL_KINDS = ("policy", "adapter-sft", "adapter-dpo", "adapter-kto")
 
 
@@ -58,20 +59,28 @@ class GenerateResult:
 
 def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 256, temperature: float = 0.8,
              top_p: float = 0.95, seed: int = 0, limit: int | None = None, max_prompt_length: int = 1024,
-             batch_size: int = 8, device: str | None = None, engine: str | None = None,
+             batch_size: int = 8, device: str | None = None, engine: str | None = None, backend: str | None = None,
              progress: Progress = no_progress) -> GenerateResult:
     """Sample ``n`` completions for every prompt of the pool (or ``limit`` of them, drawn with ``seed``) from
     ``model``: a model version of the project (``curate train`` names them, e.g. ``dpo-lora-r1``) or any causal
     LM or adapter folder / hub id in the local cache. The same settings on the same pool give the same samples.
-    It samples on ``device`` and ``engine`` (default: [compute]; on Ray, each actor loads the model once and the
-    batches are spread over them)."""
+    It samples on ``device`` and ``engine`` with ``backend`` (default: [compute]; on Ray, each actor loads the
+    model once and the batches are spread over them; ``curate.train.sampling`` on the backends)."""
     from curate.rendering import Content, transcript_turns
-    from curate.train.sampling import encode_prompt, load_prompting, load_sampler
+    from curate.train.sampling import (
+        choose_backend,
+        encode_prompt,
+        load_prompting,
+        load_sampler,
+        load_vllm_sampler,
+        vllm_folder,
+    )
 
     params = _check(n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
                     limit=limit, max_prompt_length=max_prompt_length, batch_size=batch_size)
-    # an absent device is refused before anything is written
+    # an absent device or backend is refused before anything is written
     compute = project.config.compute.resolve_engine(device, engine=engine)
+    params["backend"] = choose_backend(backend or project.config.compute.generation, compute)
     version_id, version, resolved = _model_version(project, model)
     with project.store.read() as conn:
         records = pool.records(conn)
@@ -99,7 +108,11 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
         raise CurateError(f"--max-new-tokens {max_new_tokens} leaves no room for a prompt in the "
                           f"{prompting.context}-token context of '{version}'")
     encoded = [encode_prompt(prompting, Content(prompt, messages), limit=room) for _, prompt, messages in todo]
-    load = partial(load_sampler, resolved, cache=project.root / "cache", compute=compute)
+    if params["backend"] == "vllm":  # an adapter is merged into its base here, once, for every actor to load
+        load = partial(load_vllm_sampler, vllm_folder(resolved, cache=project.root / "cache"), compute=compute,
+                       seed=seed)
+    else:
+        load = partial(load_sampler, resolved, cache=project.root / "cache", compute=compute)
     if compute.engine == "local":  # a model that cannot be loaded is refused before the run is recorded
         sampler = load()
         load = partial(_loaded, sampler)
@@ -173,16 +186,16 @@ def _loaded(sampler: Any) -> Any:
 def _sample_all(project: Project, load: Callable[[], Any], compute: Compute, records: list[tuple[Any, ...]],
                 prompts: list[list[int]], *, params: dict[str, Any], conversations: set[str], result: GenerateResult,
                 progress: Progress) -> None:
-    """Sample the prompts in batches of similar length, each with its own seed, on ``compute``'s engine; each
-    batch is written as it finishes (with the prompts it sampled and the run's counts so far) in one
-    transaction."""
+    """Sample the prompts in batches of similar length on ``compute``'s engine, each batch under the seed of its
+    first prompt (vLLM: each prompt under its own); each batch is written as it finishes (with the prompts it
+    sampled and the run's counts so far) in one transaction."""
     from curate.train.sampling import sample_batch
 
     order = sorted(range(len(records)), key=lambda i: (len(prompts[i]), records[i][0]))
-    size = params["batch_size"]
+    size = max(params["batch_size"], VLLM_PROMPTS) if params["backend"] == "vllm" else params["batch_size"]
     batches = [order[i:i + size] for i in range(0, len(order), size)]
-    shards = [[{"prompts": [prompts[i] for i in part],
-                "seed": int(content_id("generate", str(params["seed"]), records[part[0]][0])[:8], 16)}]
+    seeds = [int(content_id("generate", str(params["seed"]), record[0])[:8], 16) for record in records]
+    shards = [[{"prompts": [prompts[i] for i in part], "seed": seeds[part[0]], "seeds": [seeds[i] for i in part]}]
               for part in batches]
     done = compute.map_shards(shards, load=load,
                               work=partial(sample_batch, n=params["n"], temperature=params["temperature"],

@@ -1,14 +1,25 @@
 """Sampling completions from a causal LM for ``curate generate``: prompts rendered as ``curate train`` trains on
 them (``curate.rendering``, from the tokenizer alone), the model loaded once where the sampling runs (an adapter
-folded into its base), and batches of prompts sampled together."""
+folded into its base), and batches of prompts sampled together.
+
+Two backends sample: transformers (``generate``, a batch of prompts under one seed) and vLLM where it is
+installed (``pip install 'curate-toolkit[vllm]'``; continuous batching, every prompt under its own seed, so its
+samples do not depend on which prompts share a call). ``auto`` takes vLLM on a CUDA GPU where it is installed.
+The two backends draw different samples from the same settings: a run records which one sampled.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from curate.compute import Compute
-from curate.errors import CurateError
+from curate.compute import BACKENDS, Compute
+from curate.errors import CurateError, reason
 from curate.rendering import Content, Rendering
 
 
@@ -38,17 +49,85 @@ class Sampler:
     ends: list[int]  # every token that ends a sample (the model's own end tokens and the tokenizer's)
 
 
+@dataclass
+class VllmSampler:
+    """A vLLM engine holding the model (an adapter merged into its base, ``vllm_folder``)."""
+
+    llm: Any
+    ends: list[int]
+
+
+def choose_backend(backend: str, compute: Compute) -> str:
+    """``transformers`` or ``vllm``: ``auto`` is vLLM where it is installed and the work runs on a CUDA GPU."""
+    if backend not in BACKENDS:
+        raise CurateError(f"the generation backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    installed = importlib.util.find_spec("vllm") is not None
+    if backend == "auto":
+        return "vllm" if installed and compute.device.startswith("cuda") else "transformers"
+    if backend == "vllm" and not installed:
+        raise CurateError("the vllm backend needs vLLM, which is not installed here: pip install "
+                          "'curate-toolkit[vllm]' (on a machine with a CUDA GPU), or use --backend transformers")
+    return backend
+
+
 def load_sampler(resolved: Any, *, cache: Any, compute: Compute | None = None) -> Sampler:
-    """The model ready to sample, on ``compute``'s device (the CPU unless told)."""
+    """The model ready to sample with transformers, on ``compute``'s device (the CPU unless told)."""
     from curate.scores.lm import load_causal_lm
 
     compute = compute or Compute()
     model, tokenizer = load_causal_lm(resolved, cache=cache, compute=compute)
-    ends = model.generation_config.eos_token_id
+    return Sampler(model, tokenizer, compute.device, _ends(model.generation_config, tokenizer))
+
+
+def _ends(generation_config: Any, tokenizer: Any) -> list[int]:
+    """Every token that ends a sample: the model's own end tokens and the tokenizer's."""
+    ends = generation_config.eos_token_id
     ends = [ends] if isinstance(ends, int) else list(ends or [])
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ends:
         ends.append(tokenizer.eos_token_id)
-    return Sampler(model, tokenizer, compute.device, ends)
+    return ends
+
+
+def vllm_folder(resolved: Any, *, cache: Path) -> Path:
+    """A folder vLLM loads ``resolved`` from: a whole model's own, or for a LoRA adapter its base with the adapter
+    merged in, saved once under ``cache/merged`` (named by the adapter's fingerprint, published whole)."""
+    from curate.scores.lm import causal_adapter_config, load_causal_lm
+
+    if causal_adapter_config(resolved) is None:
+        return Path(resolved.path)
+    folder = Path(cache) / "merged" / resolved.short
+    if (folder / "config.json").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = load_causal_lm(resolved, cache=cache, compute=Compute("cpu", "float32"))
+    aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        model.save_pretrained(aside, safe_serialization=True)
+        tokenizer.save_pretrained(aside)
+        os.replace(aside, folder)
+    except OSError:
+        if not (folder / "config.json").is_file():
+            raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+    return folder
+
+
+def load_vllm_sampler(folder: Path, *, compute: Compute, seed: int) -> VllmSampler:
+    """A vLLM engine for the model in ``folder`` (``vllm_folder``), in ``compute``'s dtype."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    try:
+        from vllm import LLM
+
+        llm = LLM(model=str(folder), tokenizer=str(folder), dtype=compute.dtype_name(), seed=seed)
+    except Exception as err:  # vLLM raises many kinds (no GPU, unsupported architecture, out of memory)
+        raise CurateError(f"vLLM could not load '{folder}': {reason(err)}") from None
+    try:
+        generation_config = GenerationConfig.from_pretrained(folder, local_files_only=True)
+    except OSError:  # the folder has no generation_config.json: the tokenizer's end token alone ends a sample
+        generation_config = GenerationConfig()
+    return VllmSampler(llm, _ends(generation_config, AutoTokenizer.from_pretrained(folder, local_files_only=True)))
 
 
 def encode_prompt(prompting: Prompting, prompt: Content, *, limit: int) -> tuple[list[int], bool]:
@@ -84,10 +163,25 @@ def sample(sampler: Sampler, prompts: list[list[int]], *, n: int, temperature: f
     return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
 
 
-def sample_batch(sampler: Sampler, shard: list[dict[str, Any]], **settings: Any) -> Any:
-    """``sample`` for one batch given as ``[{"prompts": ..., "seed": ...}]`` (a shard of ``Compute.map_shards``):
-    the texts as an array, prompts by samples."""
+def sample_vllm(sampler: VllmSampler, prompts: list[list[int]], *, n: int, temperature: float, top_p: float,
+                max_new_tokens: int, seeds: list[int]) -> list[list[str]]:
+    """``n`` sampled texts for each prompt from vLLM, each prompt under its own seed (as ``sample`` otherwise)."""
+    from vllm import SamplingParams
+
+    settings = [SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed,
+                               stop_token_ids=sampler.ends, skip_special_tokens=True) for seed in seeds]
+    outputs = sampler.llm.generate([{"prompt_token_ids": ids} for ids in prompts], settings, use_tqdm=False)
+    return [[sample.text for sample in output.outputs] for output in outputs]
+
+
+def sample_batch(sampler: Sampler | VllmSampler, shard: list[dict[str, Any]], **settings: Any) -> Any:
+    """One batch given as ``[{"prompts": ..., "seed": ..., "seeds": ...}]`` (a shard of ``Compute.map_shards``)
+    sampled by either backend: the texts as an array, prompts by samples."""
     import numpy as np
 
     (batch,) = shard
-    return np.array(sample(sampler, batch["prompts"], seed=batch["seed"], **settings), dtype=object)
+    if isinstance(sampler, VllmSampler):
+        texts = sample_vllm(sampler, batch["prompts"], seeds=batch["seeds"], **settings)
+    else:
+        texts = sample(sampler, batch["prompts"], seed=batch["seed"], **settings)
+    return np.array(texts, dtype=object)
