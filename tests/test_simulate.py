@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from curate.simulate.efficiency import label_efficiency, labels_to_reach, stopping_point
+from curate.simulate.efficiency import gain_over_random, label_efficiency, labels_to_reach, stopping_point
 from curate.simulate.relabel import relabel_or_new
 
 SCHEMA = REPO / "tests" / "data" / "simulate.schema.json"  # a copy of ../shared/contracts/simulate.schema.json
@@ -49,7 +49,16 @@ def test_simulate_writes_the_contract_reproducibly(cli, samples, simulated):
     assert 0.4 < result["full_pool_accuracy"] <= 1 and result["target_accuracy"] == pytest.approx(
         0.98 * result["full_pool_accuracy"], abs=1e-5)
     assert (simulated / "first.png").stat().st_size > 10_000
-    assert "LER@98" in stdout and "seconds" in stdout
+    assert "LER@98" in stdout and "seconds" in stdout and "gained over random" in stdout
+    # the gain over random at the last budget (200 and 500 are past these curves): the mean of the paired runs'
+    # differences, which is the difference of the mean curves' last points
+    assert set(result["gain_at"]) == {"uncertainty", "coreset", "cluster"}
+    for name, gains in result["gain_at"].items():
+        assert list(gains) == ["80"]
+        curves = result["strategies"]
+        difference = curves[name]["accuracy_mean"][-1] - curves["random"]["accuracy_mean"][-1]
+        assert gains["80"]["mean"] == pytest.approx(difference, abs=2e-6)
+        assert gains["80"]["ci"][0] <= gains["80"]["mean"] <= gains["80"]["ci"][1]
     again, _ = run(cli, samples, simulated, "again")
     assert again == result
     laplace, _ = run(cli, samples, simulated, "laplace", "--learner", "laplace")
@@ -105,6 +114,26 @@ def test_label_efficiency_arithmetic():
     assert label_efficiency(labels, [0.6, 0.65, 0.7, 0.8], [0.6, 0.8, 0.85, 0.9], 0.8) == pytest.approx(2.0)
     assert label_efficiency(labels, [0.6, 0.6, 0.6, 0.6], [0.6, 0.8, 0.85, 0.9], 0.8) is None
     assert np.isclose(label_efficiency(labels, [0.6, 0.7, 0.8, 0.9], [0.6, 0.7, 0.8, 0.9], 0.75), 1.0)
+
+
+def test_gain_over_random_reads_each_paired_run_at_the_budget():
+    labels = [100, 300]
+    random_runs = np.array([[0.6, 0.7], [0.6, 0.8]])
+    runs = np.array([[0.7, 0.8], [0.6, 0.8]])  # at 200: +0.10 on the first run's split, 0 on the second's
+    mean, (low, high) = gain_over_random(labels, random_runs, runs, 200)
+    assert mean == pytest.approx(0.05) and -1e-9 <= low <= mean <= high <= 0.1 + 1e-9
+    mean, (low, high) = gain_over_random(labels, runs, random_runs, 300)  # the other way round, at the end
+    assert mean == pytest.approx(-0.05) and -0.1 - 1e-9 <= low <= mean <= high <= 1e-9
+
+
+def test_a_budget_past_the_pool_is_refused_before_features_are_computed(cli, samples, tmp_path):
+    """UKP names topics, so the splits (and their pools) are known before any feature; PandaLM does not (its
+    splits are clusters of the features), so its request is checked against the largest pool a split can leave."""
+    for sample in ("ukp", "pandalm"):
+        code, _, err = cli("simulate", samples[sample], "--budget-per-round", "100", "--rounds", "40", "--splits", "5",
+                           "--cache", tmp_path / sample)
+        assert code == 1 and "4100 labels is more than a split's pool (" in err and "Traceback" not in err, err
+        assert not (tmp_path / sample).exists()  # nothing was embedded
 
 
 def test_stopping_rule_says_when_labels_stopped_paying():

@@ -94,6 +94,16 @@ def simulate(
                       "" if ci is None else f"[{ci[0]:.2f}, {ci[1]:.2f}]",
                       "still gaining" if stop is None else f"{stop} labels", f"{seconds[name]:.1f}")
     out.print(table)
+    budgets = list(next(iter(result["gain_at"].values()), {}))
+    if budgets:
+        gains = Table(title="accuracy gained over random at a budget (mean, and 80% interval of the paired runs)",
+                      title_justify="left")
+        for column in ("strategy", *(f"@{b} labels" for b in budgets)):
+            gains.add_column(column, justify="left" if column == "strategy" else "right")
+        for name, at in result["gain_at"].items():
+            gains.add_row(name, *(f"{at[b]['mean']:+.3f} [{at[b]['ci'][0]:+.3f}, {at[b]['ci'][1]:+.3f}]"
+                                  for b in budgets))
+        out.print(gains)
     for note in result["notes"]:
         if "stopped paying" not in note and "still gaining" not in note:  # the table shows those
             out.print(f"note: {note}")

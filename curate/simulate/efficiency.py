@@ -1,6 +1,7 @@
 """Arithmetic on learning curves (accuracy against labels): the labels a curve needs to reach a target,
-the label-efficiency ratio of a strategy against random with its bootstrap interval, and the stopping
-rule that says when more labels stopped paying."""
+the label-efficiency ratio of a strategy against random with its bootstrap interval, the accuracy a strategy
+gains over random at a fixed budget with its interval, and the stopping rule that says when more labels stopped
+paying."""
 
 from __future__ import annotations
 
@@ -47,6 +48,17 @@ def bootstrap_interval(labels: Sequence[int], random_curves: np.ndarray, curves:
     if np.isnan(values).mean() > 0.2:
         return None
     return [float(np.nanpercentile(values, 10)), float(np.nanpercentile(values, 90))]
+
+
+def gain_over_random(labels: Sequence[int], random_curves: np.ndarray, curves: np.ndarray, at: float, *,
+                     seed: int = 0) -> tuple[float, list[float]]:
+    """Mean accuracy a strategy gains over random at ``at`` labels (each run's curve read there, linear between
+    rounds) and its 80% interval over resamples of the paired split x seed runs (run i of both is the same split
+    and seed)."""
+    gains = (np.array([np.interp(at, labels, curve) for curve in curves])
+             - np.array([np.interp(at, labels, curve) for curve in random_curves]))
+    means = gains[np.random.default_rng(seed).integers(0, len(gains), (BOOTSTRAP, len(gains)))].mean(1)
+    return float(gains.mean()), [float(np.percentile(means, 10)), float(np.percentile(means, 90))]
 
 
 def stopping_point(labels: Sequence[int], curve: Sequence[float], *, gain: float = STOP_GAIN,

@@ -10,7 +10,9 @@ recorded, the strategy chooses the next ``budget_per_round`` requests and the or
 labels, and the target against a learner fitted on the pool's gold labels. ``ler[s]`` = labels random
 needs to reach the target accuracy ÷ labels ``s`` needs (interpolated on the mean curves); ``ler_ci[s]``
 is an 80% bootstrap interval over the split x seed curves; ``stopping[s]`` is where ``s``'s mean curve
-stopped paying. The output follows the contract in DESIGN.md.
+stopped paying; ``gain_at[s][B]`` is the accuracy ``s`` gains over random at a budget of B labels (200, 500 and
+the last round's, where the curves reach them), with an 80% interval over the paired runs: the answer where the
+target sits on flat curves and the ratio says little. The output follows the contract in DESIGN.md.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from curate.simulate.efficiency import (
     STOP_GAIN,
     STOP_WINDOW,
     bootstrap_interval,
+    gain_over_random,
     label_efficiency,
     labels_to_reach,
     stopping_point,
@@ -39,6 +42,7 @@ from curate.simulate.efficiency import (
 
 ORACLES = ("gold", "votes")
 TARGET_SHARE = 0.98  # of the full-pool accuracy
+GAIN_BUDGETS = (200, 500)  # labels at which the gain over random is read (and the last round's)
 
 
 @dataclass
@@ -170,9 +174,11 @@ def pair_features(data: SimulationData, *, model: str, cache_root: Path, feature
 
 
 def check_request(data: SimulationData, *, strategies: Sequence[str], oracle: str, learner: str, test_frac: float,
-                  budget_per_round: int, rounds: int, splits: int, seeds: Sequence[int]) -> dict[str, tuple[str, dict]]:
+                  budget_per_round: int, rounds: int, splits: int, seeds: Sequence[int],
+                  cold_start: int | None = None) -> dict[str, tuple[str, dict]]:
     """Every strategy spec (random first) parsed and checked, and the rest of a simulate request: one-line
-    errors before any feature is computed."""
+    errors before any feature is computed (a budget past a split's pool too: exactly where the data names topics,
+    else against the largest pool a split can leave)."""
     from curate.learners import make_learner
     from curate.strategies import make_strategy
 
@@ -192,12 +198,23 @@ def check_request(data: SimulationData, *, strategies: Sequence[str], oracle: st
         raise CurateError("simulate needs 0 < test_frac < 1, budget_per_round >= 1, rounds >= 1, splits >= 1 and "
                           "at least one seed")
     make_learner(learner)
+    if data.topics is not None:
+        pool = min(int((~test).sum()) for test in grouped_splits(data.topics, test_frac=test_frac, splits=splits))
+    else:  # split by clusters of the features, computed later: a split's test holds at least test_frac of the pairs
+        pool = len(data.labels) - int(np.ceil(test_frac * len(data.labels)))
+    check_budget((cold_start or budget_per_round) + rounds * budget_per_round, pool)
     if oracle == "votes":
         has_votes = np.array([bool(v) for v in data.votes])
         if has_votes.mean() < 0.5:
             raise CurateError(f"{data.name}: only {has_votes.sum()} of {len(has_votes)} pairs carry annotator votes; "
                               "--oracle votes needs them (use --oracle gold)")
     return parsed
+
+
+def check_budget(labels: int, pool: int) -> None:
+    if labels > pool:
+        raise CurateError(f"{labels} labels is more than a split's pool ({pool} pairs); lower --rounds or "
+                          "--budget-per-round")
 
 
 def features_label(features: str, lm_model: str | None = None, layer: int | None = None) -> str:
@@ -250,7 +267,8 @@ def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray,
     a name with options (``parse_strategy``); every request for a label costs one label. ``features``, where
     given, names what ``differences`` are in the result (``features_label``)."""
     parsed = check_request(data, strategies=strategies, oracle=oracle, learner=learner, test_frac=test_frac,
-                           budget_per_round=budget_per_round, rounds=rounds, splits=splits, seeds=seeds)
+                           budget_per_round=budget_per_round, rounds=rounds, splits=splits, seeds=seeds,
+                           cold_start=cold_start)
     return _simulate(data, vectors, differences, parsed, budget_per_round=budget_per_round, rounds=rounds,
                      seeds=seeds, splits=splits, test_frac=test_frac, oracle=oracle, learner=learner,
                      cold_start=cold_start, stop_gain=stop_gain, features=features, progress=progress)
@@ -274,8 +292,7 @@ def _simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray
     groups = data.topics if data.topics is not None else clusters
     tests = grouped_splits(groups, test_frac=test_frac, splits=splits)
     labels = [cold + r * budget_per_round for r in range(rounds + 1)]
-    if labels[-1] > min(int((~t).sum()) for t in tests):
-        raise CurateError(f"{labels[-1]} labels is more than a split's pool; lower --rounds or --budget-per-round")
+    check_budget(labels[-1], min(int((~t).sum()) for t in tests))
     curves: dict[str, list[list[float]]] = {spec: [] for spec in names}
     reasked: dict[str, list[float]] = {spec: [] for spec, (name, _) in parsed.items() if name == RELABEL}
     seconds = dict.fromkeys(names, 0.0)
@@ -347,6 +364,21 @@ def summarise(data: SimulationData, curves: dict[str, list[list[float]]], labels
                          "is null")
     if splits * len(seeds) < 5:
         notes.append(f"only {splits * len(seeds)} split x seed runs: do not trust the ratios (use >= 5 splits)")
+    budgets = sorted({b for b in GAIN_BUDGETS if labels[0] <= b <= labels[-1]} | {labels[-1]})
+    gain_at = {}
+    for name, runs in arrays.items():
+        if name == "random":
+            continue
+        gains = {b: gain_over_random(labels, arrays["random"], runs, b) for b in budgets}
+        gain_at[name] = {str(b): {"mean": round(mean, 6), "ci": [round(x, 6) for x in ci]}
+                         for b, (mean, ci) in gains.items()}
+        beaten = [str(b) for b, (_, ci) in gains.items() if ci[1] < 0]
+        if beaten:
+            notes.append(f"random beats {name} at {', '.join(beaten)} labels (80% interval of the gain below 0)")
+    reached = labels_to_reach(labels, arrays["random"].mean(0), target)
+    if reached is not None and reached <= labels[1]:
+        notes.append(f"random reaches the target by {reached:.0f} labels (the first round): the ratio is read where "
+                     "the curves are flat; read the gains at fixed budgets, or simulate smaller rounds")
     stopping = {name: stopping_point(labels, runs.mean(0), gain=stop_gain) for name, runs in arrays.items()}
     for name, at in stopping.items():
         notes.append(f"{name}: more labels stopped paying at {at} labels (gain < {stop_gain:g} accuracy per 100 "
@@ -361,6 +393,7 @@ def summarise(data: SimulationData, curves: dict[str, list[list[float]]], labels
         "full_pool_accuracy": round(full_accuracy, 6), "target_accuracy": round(target, 6),
         "ler": {k: None if v is None else round(v, 4) for k, v in ler.items()},
         "ler_ci": {k: None if v is None else [round(x, 4) for x in v] for k, v in ler_ci.items()},
+        "gain_at": gain_at,
         "stopping": stopping, "stop_gain": stop_gain, "notes": notes}
 
 
