@@ -148,6 +148,33 @@ def test_k_center_greedy_equals_the_textbook_loop(pool):
     assert ours.tolist() == textbook
 
 
+def test_bal_pm_equals_the_textbook_loop_and_spreads_its_picks(pool):
+    """Each pick maximises z(BALD) + beta * z(log distance to the k-th nearest acquired unit), acquired = labelled
+    and picked before; with beta = 0 it is BALD's ranking, and the entropy term spreads the batch out."""
+    x, bald = pool.vectors.astype(np.float64), pool.scores["committee.bald"]
+    candidates, k, beta = pool.available, 5, 1.0
+    ours = make_strategy("bal-pm", k=k, beta=beta).select(pool, 12, np.random.default_rng(0))
+    u = bald[candidates]
+    value = (u - u.mean()) / u.std() + 1e-9 * np.random.default_rng(0).random(len(candidates))
+    acquired, textbook, scale = list(np.flatnonzero(pool.labelled)), [], None
+    for _ in range(12):
+        squared = ((x[candidates, None, :] - x[None, acquired, :]) ** 2).sum(-1)
+        log_kth = 0.5 * np.log(np.sort(squared, axis=1)[:, k - 1] + 1e-12)
+        scale = scale or (log_kth.mean(), log_kth.std())
+        score = value + beta * (log_kth - scale[0]) / scale[1]
+        score[np.isin(candidates, textbook)] = -np.inf
+        textbook.append(int(candidates[np.argmax(score)]))
+        acquired.append(textbook[-1])
+    assert ours.tolist() == textbook
+
+    plain = make_strategy("bal-pm", beta=0).select(pool, 12, np.random.default_rng(0))
+    assert bald[plain].min() >= np.sort(bald[candidates])[-12]  # beta = 0: the most BALD
+    def spread(picks):
+        squared = ((x[picks, None, :] - x[None, picks, :]) ** 2).sum(-1)
+        return np.sort(squared, axis=1)[:, 1].mean()  # mean squared distance to the nearest other pick
+    assert spread(ours) > spread(plain)
+
+
 def test_cluster_stratified_allocates_by_cluster(pool):
     clusters = pool.groups["cluster"]
     sizes = np.bincount(clusters[pool.available], minlength=6)

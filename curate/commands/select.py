@@ -30,9 +30,9 @@ def select(
                       ] = None,
     project_dir: ProjectDir = Path("."),
     strategy: Annotated[str | None, typer.Option(
-        "--strategy", "-s", help="random, uncertainty, qbc, coreset, cluster, hybrid, model-change, token-entropy, "
-                                 "reward-margin, rules (default: select.strategy in curate.toml; select.cold_start "
-                                 "before any label).")
+        "--strategy", "-s", help="random, uncertainty, qbc, coreset, cluster, hybrid, model-change, bal-pm, "
+                                 "token-entropy, reward-margin, rules (default: select.strategy in curate.toml; "
+                                 "select.cold_start before any label).")
     ] = None,
     option: Annotated[list[str] | None, typer.Option(
         "--option", "-o", help="A strategy option as key=value, e.g. measure=bald (repeatable).")] = None,

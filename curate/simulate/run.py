@@ -113,7 +113,7 @@ def grouped_splits(groups: np.ndarray, *, test_frac: float, splits: int, seed: i
     return out
 
 
-SIMULATED = ("random", "uncertainty", "qbc", "coreset", "cluster", "hybrid", "model-change")
+SIMULATED = ("random", "uncertainty", "qbc", "coreset", "cluster", "hybrid", "model-change", "bal-pm")
 RELABEL = "relabel"  # noise-aware: another vote on a contested pair, or a new pair (simulate.relabel)
 
 

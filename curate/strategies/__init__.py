@@ -9,6 +9,9 @@ import math
 import os
 from typing import Any, get_type_hints
 
+import numpy as np
+
+from curate.strategies.bal_pm import BalPM
 from curate.strategies.base import PoolView, Strategy, StrategyError
 from curate.strategies.coreset import CoreSet
 from curate.strategies.hybrid import Hybrid
@@ -24,7 +27,7 @@ from curate.strategies.wrappers import NoNearDuplicates, Quotas, RandomMix
 
 STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (
     Random, Uncertainty, QueryByCommittee, CoreSet, ClusterStratified, Hybrid, ExpectedModelChange, TokenEntropy,
-    RewardMargin, Rules)}
+    RewardMargin, Rules, BalPM)}
 
 
 def options_of(name: str) -> list[str]:
@@ -56,6 +59,12 @@ def _typed(strategy: str, key: str, value: Any, kind: Any) -> Any:
         if number is None or not math.isfinite(number):
             raise StrategyError(f"option '{key}' of strategy '{strategy}' must be a number, not {value!r}")
         return number
+    if kind is int:
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return int(value)
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        raise StrategyError(f"option '{key}' of strategy '{strategy}' must be a whole number, not {value!r}")
     if isinstance(value, (str, os.PathLike)):
         return str(value)
     raise StrategyError(f"option '{key}' of strategy '{strategy}' must be text, not {value!r}")
