@@ -49,7 +49,7 @@ def test_simulate_writes_the_contract_reproducibly(cli, samples, simulated):
     assert 0.4 < result["full_pool_accuracy"] <= 1 and result["target_accuracy"] == pytest.approx(
         0.98 * result["full_pool_accuracy"], abs=1e-5)
     assert (simulated / "first.png").stat().st_size > 10_000
-    assert "LER@98" in stdout and "seconds" in stdout and "gained over random" in stdout
+    assert "LER@98" in stdout and "seconds" in stdout and "points gained over random" in stdout
     # the gain over random at the last budget (200 and 500 are past these curves): the mean of the paired runs'
     # differences, which is the difference of the mean curves' last points
     assert set(result["gain_at"]) == {"uncertainty", "coreset", "cluster"}

@@ -22,6 +22,12 @@ def _ints(text: str, what: str) -> list[int]:
     return values
 
 
+def _points(gain: dict) -> str:
+    """A gain in accuracy points, with its interval."""
+    low, high = gain["ci"]
+    return f"{100 * gain['mean']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
 def simulate(
     data: Annotated[Path, typer.Argument(help="A labelled preference file any `curate ingest` layout reads.")],
     mapping: Annotated[str | None, typer.Option("--map", help="Column roles, as for ingest.")] = None,
@@ -96,13 +102,12 @@ def simulate(
     out.print(table)
     budgets = list(next(iter(result["gain_at"].values()), {}))
     if budgets:
-        gains = Table(title="accuracy gained over random at a budget (mean, and 80% interval of the paired runs)",
+        gains = Table(title="accuracy points gained over random at a budget (mean [80% interval of the paired runs])",
                       title_justify="left")
         for column in ("strategy", *(f"@{b} labels" for b in budgets)):
             gains.add_column(column, justify="left" if column == "strategy" else "right")
         for name, at in result["gain_at"].items():
-            gains.add_row(name, *(f"{at[b]['mean']:+.3f} [{at[b]['ci'][0]:+.3f}, {at[b]['ci'][1]:+.3f}]"
-                                  for b in budgets))
+            gains.add_row(name, *(_points(at[b]) for b in budgets))
         out.print(gains)
     for note in result["notes"]:
         if "stopped paying" not in note and "still gaining" not in note:  # the table shows those
