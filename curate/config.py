@@ -99,7 +99,8 @@ class LearnerSection:
     """The preference learner behind ``curate score committee`` (and so behind selection): ``name`` is
     committee (bootstrap Bradley–Terry heads) or laplace (Bayesian Bradley–Terry); ``features`` is what it
     sees of a completion: embedding ([models] embedding) or lm (the [models] policy's hidden states after
-    ``layer`` decoder layers: slower to compute once, more accurate; see docs/benchmarks.md)."""
+    ``layer`` decoder layers: slower to compute once, more accurate; see docs/benchmarks.md), either with
+    ``+length`` (its length as two more features: ``curate.scores.features``)."""
 
     name: str = "committee"
     features: str = "embedding"
@@ -110,8 +111,10 @@ class LearnerSection:
     def __post_init__(self) -> None:
         if self.name not in ("committee", "laplace"):
             raise ConfigError(f"[learner] name must be committee or laplace, not '{self.name}'")
-        if self.features not in ("embedding", "lm"):
-            raise ConfigError(f"[learner] features must be embedding or lm, not '{self.features}'")
+        from curate.scores.states import FEATURES
+
+        if self.features not in FEATURES:
+            raise ConfigError(f"[learner] features must be one of {', '.join(FEATURES)}, not '{self.features}'")
         if self.layer < 1 or self.c <= 0 or self.members < 2:
             raise ConfigError("[learner] needs layer >= 1, c > 0 and members >= 2")
 

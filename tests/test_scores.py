@@ -215,9 +215,36 @@ def test_committee_on_lm_states_and_the_laplace_learner(ukp_lm_states, tmp_path,
     assert again["computed"] == 0 and again["learner"] == "committee"  # the states came from the cache
     status = project_status(ukp)["scores"]["committee"]
     assert status["stale"] is False and status["model"].startswith("HuggingFaceTB/SmolLM2-135M-Instruct@")
-    with pytest.raises(CurateError, match=r"unknown features 'pixels' \(features: embedding, lm\)"):
+    with pytest.raises(CurateError, match=r"unknown features 'pixels' \(features: embedding, lm, embedding\+length"):
         score_committee(ukp, features="pixels")
+
+    # +length: the same states (from the cache) and two length features, recorded with the run
+    from curate.scores.features import length_differences, project_pair_features
+    from curate.store.pool import pair_contents
+
+    code, out, err = cli("score", "committee", "--project", ukp.root, "--features", "lm+length", "--json")
+    assert code == 0, err
+    longer = json.loads(out)
+    assert longer["computed"] == 0 and longer["features"] == "lm+length"
+    assert project_status(ukp)["scores"]["committee"]["stale"] is False
+    ids, plain, _, _ = project_pair_features(ukp, features="lm", device="cpu")
+    same_ids, d, _, _ = project_pair_features(ukp, features="lm+length", device="cpu")
+    with ukp.store.read() as conn:
+        order, parts = pair_contents(conn)
+    texts = dict(zip(order, parts, strict=True))
+    assert same_ids == ids and d.shape == (plain.shape[0], plain.shape[1] + 2) and (d[:, :-2] == plain).all()
+    expected = length_differences([texts[i][1].text for i in ids], [texts[i][2].text for i in ids])
+    assert np.array_equal(d[:, -2:], expected) and np.abs(expected).max() > 0
     ukp.close()
+
+
+def test_length_differences_are_log_lengths_of_a_minus_b():
+    from curate.scores.features import length_differences
+
+    d = length_differences(["one two three", ""], ["one", "a b"])
+    assert d.shape == (2, 2) and d.dtype == np.float32
+    assert d[0].tolist() == pytest.approx([np.log(14) - np.log(4), np.log(4) - np.log(2)])
+    assert d[1].tolist() == pytest.approx([0 - np.log(4), 0 - np.log(3)])
 
 
 def test_committee_needs_labels(tmp_path):

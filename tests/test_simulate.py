@@ -186,7 +186,7 @@ def test_relabel_spends_votes_on_contested_pairs_and_strategy_options_are_read(c
     (["--strategies", "relabel"], "relabel asks for more votes on contested pairs: it needs --oracle votes"),
     (["--strategies", "qbc:measure"], "options are key=value after the name"),
     (["--strategies", "qbc:measure=nope"], "unknown measure 'nope'"),
-    (["--features", "pixels"], "unknown features 'pixels' (features: embedding, lm)"),
+    (["--features", "pixels"], "unknown features 'pixels' (features: embedding, lm, embedding+length, lm+length)"),
     (["--oracle", "psychic"], "unknown oracle 'psychic' (oracles: gold, votes)"),
     (["--learner", "oracle"], "unknown learner 'oracle'"),
     (["--seeds", "a,b"], "--seeds takes whole numbers"),

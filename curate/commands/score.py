@@ -53,7 +53,8 @@ def committee(project_dir: ProjectDir = Path("."),
                                     "default: [learner] name in curate.toml.")] = None,
               features: Annotated[str | None, typer.Option(
                   "--features", help="embedding (curate embed) or lm (the policy's hidden states, computed once and "
-                                     "cached); default: [learner] features.")] = None,
+                                     "cached), either with +length (two length features); default: [learner] "
+                                     "features.")] = None,
               layer: Annotated[int | None, typer.Option("--layer", min=1, help="Decoder layer for --features lm.")
                                ] = None,
               members: Annotated[int | None, typer.Option("--members", min=2, help="Bradley–Terry heads.")] = None,
@@ -72,7 +73,7 @@ def committee(project_dir: ProjectDir = Path("."),
         print_json(vars(result))
     else:
         who = f"committee of {result.members} heads" if result.learner == "committee" else "Laplace Bradley–Terry"
-        states = f"; {result.computed} LM states computed" if result.features == "lm" else ""
+        states = f"; {result.computed} LM states computed" if result.features.startswith("lm") else ""
         out.print(f"{who} on {result.features} features fitted on {result.labelled} labelled pairs scored "
                   f"{result.pairs} pairs{states}; run {result.run_id}")
 

@@ -47,7 +47,8 @@ def simulate(
     learner: Annotated[str, typer.Option("--learner", help="committee | laplace")] = "committee",
     features: Annotated[str, typer.Option("--features", help="What the learner sees of a completion: lm (hidden "
                                                              "states of --lm-model, computed once and cached; the "
-                                                             "most accurate) or embedding (--model; fast).")
+                                                             "most accurate) or embedding (--model; fast), either "
+                                                             "with +length (two length features).")
                         ] = "lm",
     model: Annotated[str, typer.Option("--model", help="Embedding model (pair vectors for diversity, and the "
                                                        "features with --features embedding).")

@@ -47,6 +47,7 @@ def score_committee(project: Project, *, learner: str | None = None, features: s
     options = {k: getattr(estimator, k) for k in estimator.options}
     ids, d, used, computed = project_pair_features(project, features=kind, model=model, layer=layer, device=device,
                                                    engine=engine, progress=progress)
+    lm = kind.startswith("lm")
     from curate.labels import training_labels
 
     labels = training_labels(project)
@@ -57,9 +58,9 @@ def score_committee(project: Project, *, learner: str | None = None, features: s
     scores = estimator.fit(d[labelled], y).predict(d).scores(prefix="committee")
     run_id = save_run(project, kind="committee", unit="pair", model=used, ids=ids, names=NAMES,
                       values=np.column_stack([scores[f"committee.{n}"] for n in NAMES]),
-                      config={"learner": name, "features": kind, **({"layer": layer} if kind == "lm" else {}),
+                      config={"learner": name, "features": kind, **({"layer": layer} if lm else {}),
                               **options, "labelled": len(labelled), "uses_labels": True, "slices": slices,
-                              **(model_paths(used) if kind == "lm" else {})})
+                              **(model_paths(used) if lm else {})})
     return CommitteeResult(run_id=run_id, pairs=len(ids), labelled=len(labelled),
                            members=options.get("members", 0), learner=name, features=kind,
                            computed=computed)

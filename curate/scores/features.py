@@ -1,5 +1,8 @@
 """What a preference learner sees of a pair, computed one way for the committee, the report's learning curve,
-selection, stream mode and simulate: d = f(A) − f(B), where f is a completion's embedding or its LM states."""
+selection, stream mode and simulate: d = f(A) − f(B), where f is a completion's embedding or its LM states, and with
+``+length`` (``embedding+length``, ``lm+length``) also its length: log(1 + characters) and log(1 + words). Length
+is the trivial baseline every learner is reported beside; as two features it lets the learner weigh it against
+the content (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -28,6 +31,22 @@ def check_features(features: str) -> str:
     return features
 
 
+LENGTH = "+length"
+
+
+def length_differences(a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+    """log(1 + characters) and log(1 + words) of each A minus those of its B (pairs x 2)."""
+    def lengths(texts: Sequence[str]) -> np.ndarray:
+        return np.log1p(np.array([[len(t), len(t.split())] for t in texts], dtype=np.float64).reshape(-1, 2))
+
+    return (lengths(a) - lengths(b)).astype(np.float32)
+
+
+def with_length(d: np.ndarray, features: str, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+    """``d`` with the length differences appended where ``features`` asks for them."""
+    return np.hstack([d, length_differences(a, b)]).astype(d.dtype) if features.endswith(LENGTH) else d
+
+
 def embedding_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """d = f(A) − f(B) from the embeddings of each pair's completions."""
     return np.asarray(a) - np.asarray(b)
@@ -41,15 +60,17 @@ def pair_differences(prompts: Sequence[Content], a: Sequence[Content], b: Sequen
     completion's embedding of its text (``features="embedding"``: ``embed`` gives it) or its standardised states
     under the causal LM ``policy`` after ``layer`` decoder layers, in its prompt's context as
     ``curate.rendering`` renders it (``"lm"``; cached under ``cache``)."""
-    if check_features(features) == "embedding":
+    texts_a, texts_b = [c.text for c in a], [c.text for c in b]
+    if check_features(features).removesuffix(LENGTH) == "embedding":
         assert embed is not None, "embedding features need embed"
-        vectors = embed([c.text for c in (*a, *b)])  # one batch, as stream mode encodes a pair
-        return embedding_differences(vectors[:len(a)], vectors[len(a):]), 0
+        vectors = embed([*texts_a, *texts_b])  # one batch, as stream mode encodes a pair
+        return with_length(embedding_differences(vectors[:len(a)], vectors[len(a):]), features, texts_a, texts_b), 0
     assert policy is not None and cache is not None, "LM features need a policy and a cache"
     from curate.scores.states import pair_state_differences
 
-    return pair_state_differences(prompts, a, b, cache=cache, model=policy, layer=layer, compute=compute,
-                                  progress=progress)
+    d, computed = pair_state_differences(prompts, a, b, cache=cache, model=policy, layer=layer, compute=compute,
+                                         progress=progress)
+    return with_length(d, features, texts_a, texts_b), computed
 
 
 def unit_differences(units: PoolUnits, cache: EmbeddingCache) -> np.ndarray:
@@ -68,9 +89,10 @@ def project_pair_features(project: Project, *, features: str, model: str | None 
 
     # an absent device is refused whatever the features
     compute = project.config.compute.resolve_engine(device, engine=engine)
-    if check_features(features) == "embedding":
+    if check_features(features).removesuffix(LENGTH) == "embedding":
         units, cache = embedded_units(project, "pair", model=model)
-        return units.ids, unit_differences(units, cache), cache.model, 0
+        d = with_length(unit_differences(units, cache), features, *([p[i] for p in units.parts] for i in (1, 2)))
+        return units.ids, d, cache.model, 0
     from curate.store.pool import pair_contents
 
     with project.store.read() as conn:

@@ -222,9 +222,10 @@ def features_label(features: str, lm_model: str | None = None, layer: int | None
     from curate.models import DEFAULT_POLICY
     from curate.scores.states import DEFAULT_LAYER
 
-    if features != "lm":
+    if not features.startswith("lm"):
         return features
-    return f"lm:{(lm_model or DEFAULT_POLICY).rsplit('/', 1)[-1]}@{DEFAULT_LAYER if layer is None else layer}"
+    return (f"lm:{(lm_model or DEFAULT_POLICY).rsplit('/', 1)[-1]}@{DEFAULT_LAYER if layer is None else layer}"
+            + features.removeprefix("lm"))
 
 
 def run_simulation(path: Path, *, mapping: str | None = None, label_values: str | None = None,
