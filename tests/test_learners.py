@@ -35,7 +35,14 @@ def test_learner_contract(name, pairs):
     prediction = learner.predict(x[test])
     assert prediction.p.shape == prediction.epistemic.shape == (len(test),)
     assert ((prediction.p > 0) & (prediction.p < 1)).all() and (prediction.epistemic >= 0).all()
-    np.testing.assert_allclose(learner.predict(-x[test]).p, 1 - prediction.p, atol=1e-9)
+    swapped = learner.predict(-x[test])
+    np.testing.assert_allclose(swapped.p, 1 - prediction.p, atol=1e-9)
+    # the reward margin r(A) - r(B): the logit scale of p, negated by a swap, with a spread that a swap keeps
+    np.testing.assert_allclose(swapped.margin_mean, -prediction.margin_mean, atol=1e-9)
+    np.testing.assert_allclose(swapped.margin_std, prediction.margin_std, atol=1e-9)
+    assert (prediction.margin_std > 0).all()
+    logit = np.log(prediction.p / (1 - prediction.p))
+    assert np.corrcoef(logit, prediction.margin_mean)[0, 1] > 0.99
     again = make_learner(name).fit(x[train], y[train]).predict(x[test])
     np.testing.assert_array_equal(again.p, prediction.p)
     assert np.mean((prediction.p > 0.5) == y[test]) > 0.6  # held-out pairs, better than chance

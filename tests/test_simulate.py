@@ -170,9 +170,10 @@ def test_relabel_spends_votes_on_contested_pairs_and_strategy_options_are_read(c
     import jsonschema
 
     result, stdout = run(cli, samples, simulated, "relabel", "--oracle", "votes", "--strategies",
-                         "relabel,uncertainty,qbc:measure=bald")
+                         "relabel,uncertainty,qbc:measure=bald,pair-choice:rule=thompson")
     jsonschema.validate(result, json.loads(SCHEMA.read_text()))
-    assert set(result["strategies"]) == {"random", "relabel", "uncertainty", "qbc:measure=bald"}
+    assert set(result["strategies"]) == {"random", "relabel", "uncertainty", "qbc:measure=bald",
+                                         "pair-choice:rule=thompson"}
     assert 0 < result["strategies"]["relabel"]["reasked_share"] < 1  # some requests were second votes
     assert "reasked_share" not in result["strategies"]["uncertainty"]
     assert set(result["stopping"]) == set(result["strategies"]) and "stops at" in stdout

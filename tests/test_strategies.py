@@ -60,6 +60,8 @@ def pool(ukp_embedded, model_cache, tiny_models) -> PoolView:
     train = [i for i in order[:LABELLED] if units.ids[i] in labels]
     weights = fit_committee(differences[train], np.array([labels[units.ids[i]] for i in train]), members=8)
     committee = disagreement(committee_probabilities(weights, differences))
+    margins = weights @ differences.T
+    committee.update(margin_mean=margins.mean(axis=0), margin_std=margins.std(axis=0))
     clusters, _ = kmeans(vectors, 6)
     i, j, _ = similar_pairs(vectors, 0.9)[:3]
     duplicates = np.full(n, -1)
@@ -80,7 +82,8 @@ def pool(ukp_embedded, model_cache, tiny_models) -> PoolView:
     z = standardise(reward_scores(reward, reward_tokenizer, talk(prompts * 2, completions), max_length=256)[:, :1])
     scores["reward-models.margin_mean"] = committee_margins(z, np.arange(n), np.arange(n, 2 * n))["margin_mean"]
     return PoolView(ids=np.array(units.ids, dtype=object), labelled=labelled, excluded=excluded, vectors=vectors,
-                    differences=differences, scores=scores, groups={"cluster": clusters}, duplicates=duplicates,
+                    differences=differences, scores=scores, duplicates=duplicates,
+                    groups={"cluster": clusters, "record": np.unique(prompts, return_inverse=True)[1]},
                     texts=["\n".join(parts) for parts in units.parts])
 
 
@@ -173,6 +176,44 @@ def test_bal_pm_equals_the_textbook_loop_and_spreads_its_picks(pool):
         squared = ((x[picks, None, :] - x[None, picks, :]) ** 2).sum(-1)
         return np.sort(squared, axis=1)[:, 1].mean()  # mean squared distance to the nearest other pick
     assert spread(ours) > spread(plain)
+
+
+def test_pair_choice_asks_each_prompt_its_widest_pair_and_leaves_the_prompts_to_chance(pool):
+    """Prompts take turns in a random order, each giving its pair with the largest gap: |mean margin| + beta * its
+    spread (delta-ucb), or the gap under one posterior draw (thompson); a pool of one pair per prompt is refused."""
+    record = pool.groups["record"]
+    mean, spread = pool.scores["committee.margin_mean"], pool.scores["committee.margin_std"]
+    available = pool.available
+    prompts = np.unique(record[available])
+    assert len(prompts) >= 3 and np.bincount(record[available]).max() >= 10
+    gap = np.abs(mean) + 2.0 * spread
+    chosen = make_strategy("pair-choice", beta=2.0).select(pool, len(prompts) + 3, np.random.default_rng(0))
+    first = chosen[:len(prompts)]
+    assert sorted(record[first].tolist()) == prompts.tolist()  # every prompt once before any prompt twice
+    for position in first:  # each prompt's widest pair
+        assert gap[position] == gap[available[record[available] == record[position]]].max()
+    for position in chosen[len(prompts):]:  # then each prompt's second widest
+        same = np.sort(gap[available[record[available] == record[position]]])
+        assert gap[position] == same[-2]
+    orders = {tuple(record[make_strategy("pair-choice").select(pool, len(prompts), np.random.default_rng(s))])
+              for s in range(6)}
+    assert len(orders) > 1  # which prompt comes first is left to the seed
+
+    draws = [make_strategy("pair-choice", rule="thompson").select(pool, len(prompts), np.random.default_rng(s))
+             for s in range(6)]
+    assert len({frozenset(d.tolist()) for d in draws}) > 1
+    widest = {int(r): available[record[available] == r][np.argmax(gap[available[record[available] == r]])]
+              for r in prompts}
+    hits = np.mean([position == widest[int(record[position])] for d in draws for position in d])
+    picks = np.mean([1 / (record[available] == record[position]).sum() for d in draws for position in d])
+    assert hits > 2 * picks  # the widest pair far more often than a pair drawn at random from its prompt
+
+    single = PoolView(ids=pool.ids, labelled=pool.labelled, excluded=pool.excluded, scores=pool.scores,
+                      groups={"record": np.arange(len(pool))})
+    with pytest.raises(StrategyError, match="every prompt here has one pair left"):
+        make_strategy("pair-choice").select(single, 5, np.random.default_rng(0))
+    with pytest.raises(StrategyError, match="unknown rule 'ucb'"):
+        make_strategy("pair-choice", rule="ucb")
 
 
 def test_cluster_stratified_allocates_by_cluster(pool):

@@ -31,8 +31,8 @@ def select(
     project_dir: ProjectDir = Path("."),
     strategy: Annotated[str | None, typer.Option(
         "--strategy", "-s", help="random, uncertainty, qbc, coreset, cluster, hybrid, model-change, bal-pm, "
-                                 "token-entropy, reward-margin, rules (default: select.strategy in curate.toml; "
-                                 "select.cold_start before any label).")
+                                 "pair-choice, token-entropy, reward-margin, rules (default: select.strategy in "
+                                 "curate.toml; select.cold_start before any label).")
     ] = None,
     option: Annotated[list[str] | None, typer.Option(
         "--option", "-o", help="A strategy option as key=value, e.g. measure=bald (repeatable).")] = None,

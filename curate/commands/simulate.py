@@ -34,8 +34,9 @@ def simulate(
     label_values: Annotated[str | None, typer.Option("--label-values", help="As for ingest.")] = None,
     strategies: Annotated[str, typer.Option(
         "--strategies", help="Comma-separated: random, uncertainty, qbc, coreset, cluster, hybrid, model-change, "
-                             "bal-pm, relabel (--oracle votes); options after a colon, e.g. qbc:measure=bald. "
-                             "Random always runs.")] = "random,uncertainty,qbc,coreset,cluster,hybrid",
+                             "bal-pm, pair-choice, relabel (--oracle votes); options after a colon, "
+                             "e.g. qbc:measure=bald. Random always runs.")
+    ] = "random,uncertainty,qbc,coreset,cluster,hybrid",
     budget_per_round: Annotated[int, typer.Option("--budget-per-round", min=1)] = 50,
     rounds: Annotated[int, typer.Option("--rounds", min=1)] = 10,
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0,1,2",

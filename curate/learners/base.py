@@ -24,12 +24,15 @@ class Prediction:
     epistemic: np.ndarray  # what more labels could still teach (BALD: mutual information), per pair
     variance: np.ndarray  # of P(A ≻ B) across members or the posterior
     vote_entropy: np.ndarray  # entropy of the share of members (posterior mass) that prefer A
+    margin_mean: np.ndarray  # the reward margin r(A) − r(B) (the logit of P(A ≻ B)): its mean over members or posterior
+    margin_std: np.ndarray  # and its standard deviation (epistemic: what the members or posterior leave open)
     members: np.ndarray | None = None  # members x pairs, for learners that are committees
 
     def scores(self, prefix: str = "committee") -> dict[str, np.ndarray]:
         """As the pool view names a committee's scores (what the strategies read)."""
         return {f"{prefix}.p_mean": self.p, f"{prefix}.p_var": self.variance,
-                f"{prefix}.vote_entropy": self.vote_entropy, f"{prefix}.bald": self.epistemic}
+                f"{prefix}.vote_entropy": self.vote_entropy, f"{prefix}.bald": self.epistemic,
+                f"{prefix}.margin_mean": self.margin_mean, f"{prefix}.margin_std": self.margin_std}
 
 
 class Learner:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from curate.learners.base import Learner, Prediction, check_training_data
-from curate.learners.bradley_terry import DEFAULT_C, committee_probabilities, disagreement, fit_committee
+from curate.learners.bradley_terry import DEFAULT_C, disagreement, fit_committee
 
 
 class BTCommittee(Learner):
@@ -23,9 +23,13 @@ class BTCommittee(Learner):
         return self
 
     def predict(self, x: np.ndarray) -> Prediction:
+        from scipy.special import expit
+
         if self.weights is None:
             raise RuntimeError("fit the committee before predicting")
-        probs = committee_probabilities(self.weights, np.asarray(x, dtype=np.float64))
+        margins = self.weights @ np.asarray(x, dtype=np.float64).T  # members x pairs
+        probs = expit(margins)
         scores = disagreement(probs)
         return Prediction(p=scores["p_mean"], epistemic=scores["bald"], variance=scores["p_var"],
-                          vote_entropy=scores["vote_entropy"], members=probs)
+                          vote_entropy=scores["vote_entropy"], margin_mean=margins.mean(axis=0),
+                          margin_std=margins.std(axis=0), members=probs)

@@ -58,4 +58,4 @@ class LaplaceBT(Learner):
         bald = binary_entropy(w @ draws) - w @ binary_entropy(draws)
         prefer_a = ndtr(mu / np.maximum(np.sqrt(var), 1e-12))  # posterior mass on logits above 0
         return Prediction(p=p, epistemic=np.maximum(bald, 0.0), variance=w @ draws**2 - (w @ draws) ** 2,
-                          vote_entropy=binary_entropy(prefer_a))
+                          vote_entropy=binary_entropy(prefer_a), margin_mean=mu, margin_std=np.sqrt(var))

@@ -13,7 +13,7 @@ from curate.project import Project
 from curate.scores.features import project_pair_features
 from curate.scores.lm import model_paths
 
-NAMES = ("p_mean", "p_var", "vote_entropy", "bald")
+NAMES = ("p_mean", "p_var", "vote_entropy", "bald", "margin_mean", "margin_std")
 
 
 @dataclass

@@ -60,7 +60,8 @@ def build_pool_view(project: Project, *, with_texts: bool = False) -> tuple[Pool
         meta_groups = _meta_groups(context.meta, pairs)
     ids = np.array([p[0] for p in pairs], dtype=object)
     vectors, differences = _embeddings(project, ids, context)
-    groups = {**meta_groups, **_clusters(project, ids, context)}
+    records = np.unique([p[1] for p in pairs], return_inverse=True)[1]  # one per prompt, for pair choice
+    groups = {**meta_groups, "record": records, **_clusters(project, ids, context)}
     same = np.array([p[2] == p[3] for p in pairs])
     if same.any():
         context.notes.append(f"{int(same.sum())} pairs compare a completion with itself: left out of every round "

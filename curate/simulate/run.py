@@ -113,7 +113,8 @@ def grouped_splits(groups: np.ndarray, *, test_frac: float, splits: int, seed: i
     return out
 
 
-SIMULATED = ("random", "uncertainty", "qbc", "coreset", "cluster", "hybrid", "model-change", "bal-pm")
+SIMULATED = ("random", "uncertainty", "qbc", "coreset", "cluster", "hybrid", "model-change", "bal-pm",
+             "pair-choice")
 RELABEL = "relabel"  # noise-aware: another vote on a contested pair, or a new pair (simulate.relabel)
 
 
@@ -291,6 +292,7 @@ def _simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray
     cold = cold_start or budget_per_round
     clusters, _ = kmeans(vectors, min(10, len(vectors) // 20), random_state=0)
     groups = data.topics if data.topics is not None else clusters
+    records = np.unique([p.text for p in data.prompts], return_inverse=True)[1]  # one per prompt: pair choice
     tests = grouped_splits(groups, test_frac=test_frac, splits=splits)
     labels = [cold + r * budget_per_round for r in range(rounds + 1)]
     check_budget(labels[-1], min(int((~t).sum()) for t in tests))
@@ -327,7 +329,7 @@ def _simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray
                 else:
                     view = PoolView(ids=np.arange(len(pool)), labelled=seen, excluded=np.zeros(len(pool), bool),
                                     vectors=vectors[pool], differences=differences[pool], scores=prediction.scores(),
-                                    groups={"cluster": clusters[pool]})
+                                    groups={"cluster": clusters[pool], "record": records[pool]})
                     chosen = strategy.select(view, budget_per_round, rng)
                 answers.ask(chosen, asked, for_a)
             curves[spec].append(curve)

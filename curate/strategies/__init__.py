@@ -16,6 +16,7 @@ from curate.strategies.base import PoolView, Strategy, StrategyError
 from curate.strategies.coreset import CoreSet
 from curate.strategies.hybrid import Hybrid
 from curate.strategies.model_change import ExpectedModelChange
+from curate.strategies.pair_choice import PairChoice
 from curate.strategies.qbc import QueryByCommittee
 from curate.strategies.random_sampling import Random
 from curate.strategies.reward_margin import RewardMargin
@@ -27,7 +28,7 @@ from curate.strategies.wrappers import NoNearDuplicates, Quotas, RandomMix
 
 STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (
     Random, Uncertainty, QueryByCommittee, CoreSet, ClusterStratified, Hybrid, ExpectedModelChange, TokenEntropy,
-    RewardMargin, Rules, BalPM)}
+    RewardMargin, Rules, BalPM, PairChoice)}
 
 
 def options_of(name: str) -> list[str]:
