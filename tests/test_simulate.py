@@ -197,3 +197,11 @@ def test_bad_simulate_requests(cli, samples, simulated, args, message):
     code, _, err = cli("simulate", samples["ukp"], "--budget-per-round", "20", "--rounds", "3", "--splits", "2",
                        "--cache", simulated / "cache", *args)
     assert code == 1 and message in err and "Traceback" not in err, err
+
+
+def test_pair_choice_is_refused_where_prompts_have_one_pair_before_features(cli, shared_data, tmp_path):
+    """hh-rlhf gives each prompt one pair: nothing for pair choice to choose, said before any feature is computed."""
+    code, _, err = cli("simulate", shared_data / "hh-rlhf-harmless-test-dev.jsonl.gz", "--strategies", "pair-choice", "--budget-per-round", "20",
+                       "--rounds", "2", "--splits", "2", "--cache", tmp_path / "cache")
+    assert code == 1 and "pairs share their prompt with another pair, so pair-choice has little to choose" in err
+    assert not (tmp_path / "cache").exists()

@@ -199,6 +199,12 @@ def check_request(data: SimulationData, *, strategies: Sequence[str], oracle: st
         raise CurateError("simulate needs 0 < test_frac < 1, budget_per_round >= 1, rounds >= 1, splits >= 1 and "
                           "at least one seed")
     make_learner(learner)
+    if any(name == "pair-choice" for name, _ in parsed.values()):
+        sizes = np.bincount(prompt_groups(data))
+        if sizes[sizes > 1].sum() < len(data.labels) / 2:
+            raise CurateError(f"{data.name}: only {sizes[sizes > 1].sum()} of {len(data.labels)} pairs share their "
+                              "prompt with another pair, so pair-choice has little to choose (it needs prompts with "
+                              "several completions)")
     if data.topics is not None:
         pool = min(int((~test).sum()) for test in grouped_splits(data.topics, test_frac=test_frac, splits=splits))
     else:  # split by clusters of the features, computed later: a split's test holds at least test_frac of the pairs
@@ -210,6 +216,11 @@ def check_request(data: SimulationData, *, strategies: Sequence[str], oracle: st
             raise CurateError(f"{data.name}: only {has_votes.sum()} of {len(has_votes)} pairs carry annotator votes; "
                               "--oracle votes needs them (use --oracle gold)")
     return parsed
+
+
+def prompt_groups(data: SimulationData) -> np.ndarray:
+    """One group per prompt (pairs of one prompt compare its completions): pair choice's ``record`` grouping."""
+    return np.unique([p.text for p in data.prompts], return_inverse=True)[1]
 
 
 def check_budget(labels: int, pool: int) -> None:
@@ -292,7 +303,7 @@ def _simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray
     cold = cold_start or budget_per_round
     clusters, _ = kmeans(vectors, min(10, len(vectors) // 20), random_state=0)
     groups = data.topics if data.topics is not None else clusters
-    records = np.unique([p.text for p in data.prompts], return_inverse=True)[1]  # one per prompt: pair choice
+    records = prompt_groups(data)
     tests = grouped_splits(groups, test_frac=test_frac, splits=splits)
     labels = [cold + r * budget_per_round for r in range(rounds + 1)]
     check_budget(labels[-1], min(int((~t).sum()) for t in tests))
