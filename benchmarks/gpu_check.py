@@ -229,6 +229,13 @@ def check_generate(models: dict[str, Any], device: Any, cpu: Any, n: int, m: int
 
 
 def check_vllm(models: dict[str, Any], device: Any, cpu: Any, n: int, m: int, work: Path) -> dict[str, Any]:
+    import gc
+
+    import torch
+
+    gc.collect()  # vLLM wants most of the GPU's memory free: give back what the torch steps cached
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     return check_generate(models, device, cpu, n, m, work, backend="vllm")
 
 

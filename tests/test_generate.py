@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from curate.store.schema import Completion, GenerationRun, Item, ModelVersion, Pair, Record, Round, Score, ScoreRun
 
@@ -255,7 +255,7 @@ def test_the_vllm_backend_samples_each_prompt_under_its_own_seed(sqlite_project,
     assert not (folder / "adapter_config.json").exists()  # a whole model: the adapter folded into its base
     with sqlite_project.store.read() as conn:
         params = conn.scalar(select(GenerationRun.params).where(GenerationRun.id == result.run_id))
-    assert params["backend"] == "vllm"
+    assert params["backend"] == "vllm" and "batch_size" not in params  # it does not change a vLLM sample
     requests = LLM.requests[-24:]
     assert len({params.seed for _, params in requests}) == 24 and {p.n for _, p in requests} == {2}
 
@@ -281,6 +281,18 @@ def test_the_vllm_backend_samples_each_prompt_under_its_own_seed(sqlite_project,
     assert generate(sqlite_project, backend="vllm", **settings).skipped == 24
     other = generate(sqlite_project, backend="transformers", **settings)
     assert other.skipped == 0 and other.prompts == 24
+    with sqlite_project.store.write() as conn:  # a run recorded before the backend was a setting
+        old = conn.scalar(select(GenerationRun.params).where(GenerationRun.id == other.run_id))
+        conn.execute(update(GenerationRun).where(GenerationRun.id == other.run_id).values(
+            params={k: v for k, v in old.items() if k != "backend"}))
+    assert generate(sqlite_project, backend="transformers", **settings).skipped == 24  # was a transformers run
+    from curate.compute import Compute
+    from curate.errors import CurateError
+    from curate.train.sampling import choose_backend
+
+    assert choose_backend("vllm", Compute("cuda:0")) == choose_backend("vllm", Compute("cuda")) == "vllm"
+    with pytest.raises(CurateError, match="set CUDA_VISIBLE_DEVICES=N and use --device cuda"):
+        choose_backend("vllm", Compute("cuda:1"))  # vLLM would take GPU 0: refused
     auto = generate(twin, backend="auto", **settings)  # on the CPU, auto samples with transformers
     with twin.store.read() as conn:
         assert conn.scalar(select(GenerationRun.params).where(GenerationRun.id == auto.run_id))["backend"] == \

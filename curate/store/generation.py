@@ -30,10 +30,11 @@ def finish_run(conn: Connection, *, run_id: int, status: str, counts: dict[str, 
 
 
 def sampled_records(conn: Connection, *, model_version_id: int, params: dict[str, Any]) -> set[str]:
-    """Records that runs of model version ``model_version_id`` with exactly ``params`` have sampled already."""
+    """Records that runs of model version ``model_version_id`` with exactly ``params`` have sampled already (a run
+    recorded before the backend was a setting sampled with transformers)."""
     runs = [r.id for r in conn.execute(select(GenerationRun.id, GenerationRun.params)
                                        .where(GenerationRun.model_version_id == model_version_id))
-            if r.params == params]
+            if {"backend": "transformers", **r.params} == params]
     if not runs:
         return set()
     return set(conn.scalars(select(GenerationPrompt.record_id).where(GenerationPrompt.run_id.in_(runs))))

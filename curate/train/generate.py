@@ -81,6 +81,8 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
     # an absent device or backend is refused before anything is written
     compute = project.config.compute.resolve_engine(device, engine=engine)
     params["backend"] = choose_backend(backend or project.config.compute.generation, compute)
+    if params["backend"] == "vllm":  # every prompt under its own seed: the batch size does not change a sample
+        del params["batch_size"]
     version_id, version, resolved = _model_version(project, model)
     with project.store.read() as conn:
         records = pool.records(conn)
@@ -109,8 +111,8 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
                           f"{prompting.context}-token context of '{version}'")
     encoded = [encode_prompt(prompting, Content(prompt, messages), limit=room) for _, prompt, messages in todo]
     if params["backend"] == "vllm":  # an adapter is merged into its base here, once, for every actor to load
-        load = partial(load_vllm_sampler, vllm_folder(resolved, cache=project.root / "cache"), compute=compute,
-                       seed=seed)
+        load = partial(load_vllm_sampler, vllm_folder(resolved, cache=project.root / "cache", compute=compute),
+                       compute=compute, seed=seed)
     else:
         load = partial(load_sampler, resolved, cache=project.root / "cache", compute=compute)
     if compute.engine == "local":  # a model that cannot be loaded is refused before the run is recorded
@@ -121,7 +123,7 @@ def generate(project: Project, *, model: str, n: int = 2, max_new_tokens: int = 
         result.run_id = generation.add_run(conn, model_version_id=version_id, params=params)
     status = "interrupted"
     try:
-        _sample_all(project, load, compute, todo, [ids for ids, _ in encoded], params=params,
+        _sample_all(project, load, compute, todo, [ids for ids, _ in encoded], params=params, batch_size=batch_size,
                     conversations=conversations, result=result, progress=progress)
         status = "done"
     finally:  # an interrupted run keeps what it wrote, and says so
@@ -156,7 +158,7 @@ def _check(**params: Any) -> dict[str, Any]:
         problems.append(f"--limit must be 1 or more, not {params['limit']}")
     if problems:
         raise CurateError("; ".join(problems))
-    return dict(params)  # the batch size is among them: prompts sampled together share a seed
+    return dict(params)  # the batch size is among them: prompts sampled together share a seed (not with vLLM)
 
 
 def _model_version(project: Project, name: str) -> tuple[int, str, Any]:
@@ -184,15 +186,15 @@ def _loaded(sampler: Any) -> Any:
 
 
 def _sample_all(project: Project, load: Callable[[], Any], compute: Compute, records: list[tuple[Any, ...]],
-                prompts: list[list[int]], *, params: dict[str, Any], conversations: set[str], result: GenerateResult,
-                progress: Progress) -> None:
+                prompts: list[list[int]], *, params: dict[str, Any], batch_size: int, conversations: set[str],
+                result: GenerateResult, progress: Progress) -> None:
     """Sample the prompts in batches of similar length on ``compute``'s engine, each batch under the seed of its
     first prompt (vLLM: each prompt under its own); each batch is written as it finishes (with the prompts it
     sampled and the run's counts so far) in one transaction."""
     from curate.train.sampling import sample_batch
 
     order = sorted(range(len(records)), key=lambda i: (len(prompts[i]), records[i][0]))
-    size = max(params["batch_size"], VLLM_PROMPTS) if params["backend"] == "vllm" else params["batch_size"]
+    size = max(batch_size, VLLM_PROMPTS) if params["backend"] == "vllm" else batch_size
     batches = [order[i:i + size] for i in range(0, len(order), size)]
     seeds = [int(content_id("generate", str(params["seed"]), record[0])[:8], 16) for record in records]
     shards = [[{"prompts": [prompts[i] for i in part], "seed": seeds[part[0]], "seeds": [seeds[i] for i in part]}]

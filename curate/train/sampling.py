@@ -11,9 +11,6 @@ The two backends draw different samples from the same settings: a run records wh
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +64,10 @@ def choose_backend(backend: str, compute: Compute) -> str:
     if backend == "vllm" and not installed:
         raise CurateError("the vllm backend needs vLLM, which is not installed here: pip install "
                           "'curate-toolkit[vllm]' (on a machine with a CUDA GPU), or use --backend transformers")
+    if backend == "vllm" and compute.device not in ("cpu", "cuda", "cuda:0"):
+        raise CurateError(f"vLLM cannot be given the device {compute.device}: it samples on the first GPU that "
+                          "CUDA_VISIBLE_DEVICES names (set CUDA_VISIBLE_DEVICES=N and use --device cuda), or on the "
+                          "CPU with a CPU build of vLLM")
     return backend
 
 
@@ -88,28 +89,28 @@ def _ends(generation_config: Any, tokenizer: Any) -> list[int]:
     return ends
 
 
-def vllm_folder(resolved: Any, *, cache: Path) -> Path:
+def vllm_folder(resolved: Any, *, cache: Path, compute: Compute) -> Path:
     """A folder vLLM loads ``resolved`` from: a whole model's own, or for a LoRA adapter its base with the adapter
-    merged in, saved once under ``cache/merged`` (named by the adapter's fingerprint, published whole)."""
+    merged in (in float32) and saved once in ``compute``'s dtype under ``cache/merged`` (named by the fingerprint
+    of adapter and base, and the dtype; published whole, ``curate.files.staged_folder``)."""
+    import torch
+
+    from curate.files import staged_folder
     from curate.scores.lm import causal_adapter_config, load_causal_lm
 
     if causal_adapter_config(resolved) is None:
         return Path(resolved.path)
-    folder = Path(cache) / "merged" / resolved.short
+    dtype = compute.dtype_name()
+    folder = Path(cache) / "merged" / f"{resolved.short}-{dtype}"
     if (folder / "config.json").is_file():
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_causal_lm(resolved, cache=cache, compute=Compute("cpu", "float32"))
-    aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        model.save_pretrained(aside, safe_serialization=True)
-        tokenizer.save_pretrained(aside)
-        os.replace(aside, folder)
-    except OSError:
-        if not (folder / "config.json").is_file():
-            raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
+        with staged_folder(folder, keep_existing=True) as stage:
+            model.to(getattr(torch, dtype)).save_pretrained(stage, safe_serialization=True)
+            tokenizer.save_pretrained(stage)
+    except OSError as err:
+        raise CurateError(f"could not write the merged model for vLLM to {folder}: {reason(err)}") from None
     return folder
 
 
@@ -170,7 +171,10 @@ def sample_vllm(sampler: VllmSampler, prompts: list[list[int]], *, n: int, tempe
 
     settings = [SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed,
                                stop_token_ids=sampler.ends, skip_special_tokens=True) for seed in seeds]
-    outputs = sampler.llm.generate([{"prompt_token_ids": ids} for ids in prompts], settings, use_tqdm=False)
+    try:
+        outputs = sampler.llm.generate([{"prompt_token_ids": ids} for ids in prompts], settings, use_tqdm=False)
+    except (ValueError, RuntimeError) as err:  # a prompt past the engine's context, out of memory
+        raise CurateError(f"vLLM could not sample {len(prompts)} prompts x {n}: {reason(err)}") from None
     return [[sample.text for sample in output.outputs] for output in outputs]
 
 
