@@ -96,6 +96,7 @@ def test_the_votes_oracle_answers_with_real_annotator_noise(cli, samples, simula
     jsonschema.validate(votes, json.loads(SCHEMA.read_text()))
     assert votes["oracle"] == "votes" and gold["oracle"] == "gold"
     assert votes["full_pool_accuracy"] == gold["full_pool_accuracy"]  # the target is always set on gold labels
+    assert votes["longer_accuracy"] == gold["longer_accuracy"]  # the length baseline, on the same test splits
     assert votes["strategies"] != gold["strategies"]
     with gzip.open(samples["ukp"], "rt") as fh:
         rows = [{**json.loads(line), "workers": []} for line in fh]
@@ -104,6 +105,18 @@ def test_the_votes_oracle_answers_with_real_annotator_noise(cli, samples, simula
     code, _, err = cli("simulate", gold_only, "--oracle", "votes", "--budget-per-round", "20", "--rounds", "2",
                        "--splits", "2", "--cache", simulated / "cache")
     assert code == 1 and "carry annotator votes; --oracle votes needs them" in err
+
+
+def test_the_length_baseline_picks_the_longer_completion_and_counts_a_tie_half():
+    from curate.rendering import Content
+    from curate.simulate.run import SimulationData, longer_accuracy
+
+    texts = [("long answer", "short"), ("a", "bb"), ("same", "size"), ("xx", "y")]
+    data = SimulationData(name="t", prompts=[Content("p")] * 4, a=[Content(a) for a, _ in texts],
+                          b=[Content(b) for _, b in texts], labels=np.array([1, 1, 0, 0]), topics=None,
+                          votes=[[]] * 4)
+    assert longer_accuracy(data, np.arange(4)) == (1 + 0 + 0.5 + 0) / 4
+    assert longer_accuracy(data, np.array([0, 1])) == 0.5
 
 
 def test_label_efficiency_arithmetic():
@@ -201,7 +214,7 @@ def test_bad_simulate_requests(cli, samples, simulated, args, message):
 
 def test_pair_choice_is_refused_where_prompts_have_one_pair_before_features(cli, shared_data, tmp_path):
     """hh-rlhf gives each prompt one pair: nothing for pair choice to choose, said before any feature is computed."""
-    code, _, err = cli("simulate", shared_data / "hh-rlhf-harmless-test-dev.jsonl.gz", "--strategies", "pair-choice", "--budget-per-round", "20",
-                       "--rounds", "2", "--splits", "2", "--cache", tmp_path / "cache")
+    code, _, err = cli("simulate", shared_data / "hh-rlhf-harmless-test-dev.jsonl.gz", "--strategies", "pair-choice",
+                       "--budget-per-round", "20", "--rounds", "2", "--splits", "2", "--cache", tmp_path / "cache")
     assert code == 1 and "pairs share their prompt with another pair, so pair-choice has little to choose" in err
     assert not (tmp_path / "cache").exists()

@@ -90,8 +90,9 @@ def simulate(
     from rich.table import Table
 
     table = Table(title=f"{result['dataset']}: {len(preferences.labels)} labelled pairs, test grouped by "
-                        f"{result['test_groups']}; full-pool accuracy {result['full_pool_accuracy']:.3f}, target "
-                        f"{result['target_accuracy']:.3f}", title_justify="left")
+                        f"{result['test_groups']}; full-pool accuracy {result['full_pool_accuracy']:.3f} (the longer "
+                        f"completion: {result['longer_accuracy']:.3f}), target {result['target_accuracy']:.3f}",
+                  title_justify="left")
     for column in ("strategy", f"accuracy @{result['strategies']['random']['labels'][-1]}", "LER@98", "80% interval",
                    "stops at", "seconds"):
         table.add_column(column, justify="left" if column == "strategy" else "right")

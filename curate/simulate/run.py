@@ -218,6 +218,13 @@ def check_request(data: SimulationData, *, strategies: Sequence[str], oracle: st
     return parsed
 
 
+def longer_accuracy(data: SimulationData, rows: np.ndarray) -> float:
+    """Accuracy of "the longer completion (in characters) wins" on ``rows``; a tie counts half."""
+    a = np.array([len(data.a[i].text) for i in rows])
+    b = np.array([len(data.b[i].text) for i in rows])
+    return float(np.mean(np.where(a == b, 0.5, (a > b) == data.labels[rows])))
+
+
 def prompt_groups(data: SimulationData) -> np.ndarray:
     """One group per prompt (pairs of one prompt compare its completions): pair choice's ``record`` grouping."""
     return np.unique([p.text for p in data.prompts], return_inverse=True)[1]
@@ -310,13 +317,14 @@ def _simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray
     curves: dict[str, list[list[float]]] = {spec: [] for spec in names}
     reasked: dict[str, list[float]] = {spec: [] for spec, (name, _) in parsed.items() if name == RELABEL}
     seconds = dict.fromkeys(names, 0.0)
-    full = []
+    full, longer = [], []
     runs = [(split, seed) for split in range(splits) for seed in seeds]
     for split, seed in (progress or no_progress)(runs, "simulating", len(runs)):
         test, pool = np.flatnonzero(tests[split]), np.flatnonzero(~tests[split])
         if seed == seeds[0]:
             fitted = make_learner(learner).fit(differences[pool], data.labels[pool])
             full.append(np.mean((fitted.predict(differences[test]).p > 0.5) == data.labels[test]))
+            longer.append(longer_accuracy(data, test))
         start = np.random.default_rng([seed, split]).choice(len(pool), cold, replace=False)
         answers = Oracle(data, pool, oracle, np.random.default_rng([seed, split, 2]))
         for spec, (name, options) in parsed.items():
@@ -351,6 +359,7 @@ def _simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray
         [(~t).sum() for t in tests])), n_test=int(np.mean([t.sum() for t in tests])), seeds=list(seeds),
         splits=splits, budget_per_round=budget_per_round, rounds=rounds, learner=learner, stop_gain=stop_gain)
     result["oracle"] = oracle
+    result["longer_accuracy"] = round(float(np.mean(longer)), 6)  # the trivial baseline, on the same test splits
     if features is not None:
         result["features"] = features
     for spec, shares in reasked.items():
