@@ -97,6 +97,9 @@ def test_the_votes_oracle_answers_with_real_annotator_noise(cli, samples, simula
     assert votes["oracle"] == "votes" and gold["oracle"] == "gold"
     assert votes["full_pool_accuracy"] == gold["full_pool_accuracy"]  # the target is always set on gold labels
     assert votes["longer_accuracy"] == gold["longer_accuracy"]  # the length baseline, on the same test splits
+    lower, stdout = run(cli, samples, simulated, "lower", "--target-share", "0.9")
+    assert lower["strategies"] == gold["strategies"] and lower["target_share"] == 0.9 and "LER@90" in stdout
+    assert lower["target_accuracy"] == pytest.approx(0.9 * gold["full_pool_accuracy"], abs=1e-5)
     assert votes["strategies"] != gold["strategies"]
     with gzip.open(samples["ukp"], "rt") as fh:
         rows = [{**json.loads(line), "workers": []} for line in fh]
@@ -205,6 +208,7 @@ def test_relabel_spends_votes_on_contested_pairs_and_strategy_options_are_read(c
     (["--learner", "oracle"], "unknown learner 'oracle'"),
     (["--seeds", "a,b"], "--seeds takes whole numbers"),
     (["--rounds", "50"], "is more than a split's pool"),
+    (["--target-share", "0.3"], "the target share of the full-pool accuracy must be 0.5 to 1, not 0.3"),
 ])
 def test_bad_simulate_requests(cli, samples, simulated, args, message):
     code, _, err = cli("simulate", samples["ukp"], "--budget-per-round", "20", "--rounds", "3", "--splits", "2",

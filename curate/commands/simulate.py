@@ -62,6 +62,10 @@ def simulate(
                                                                            "paying once the mean gain over three "
                                                                            "rounds is below this accuracy per 100 "
                                                                            "labels.")] = 0.005,
+    target_share: Annotated[float, typer.Option("--target-share", help="The target of the label-efficiency ratio, "
+                                                                       "as a share of the full-pool accuracy (0.5 "
+                                                                       "to 1): lower it where curves flatten below "
+                                                                       "0.98.")] = 0.98,
     cache: Annotated[Path | None, typer.Option("--cache", help="Where embeddings and LM states are cached "
                                                                "(default: ~/.cache/curate).")] = None,
     device: Annotated[str, typer.Option("--device", help="Where embeddings and LM states are computed: auto (a GPU "
@@ -82,7 +86,7 @@ def simulate(
         data, mapping=mapping, label_values=label_values, strategies=names, budget_per_round=budget_per_round,
         rounds=rounds, seeds=_ints(seeds, "--seeds"), splits=splits, test_frac=test_frac, oracle=oracle,
         learner=learner, features=features, model=model, lm_model=lm_model, layer=layer, stop_gain=stop_gain,
-        cache=cache, device=device, engine=engine, progress=progress_bar)
+        target_share=target_share, cache=cache, device=device, engine=engine, progress=progress_bar)
     if json_out:
         publish_text(json_out, json.dumps(result, indent=2) + "\n")
     if plot:
@@ -93,7 +97,8 @@ def simulate(
                         f"{result['test_groups']}; full-pool accuracy {result['full_pool_accuracy']:.3f} (the longer "
                         f"completion: {result['longer_accuracy']:.3f}), target {result['target_accuracy']:.3f}",
                   title_justify="left")
-    for column in ("strategy", f"accuracy @{result['strategies']['random']['labels'][-1]}", "LER@98", "80% interval",
+    ratio = f"LER@{100 * result['target_share']:g}"
+    for column in ("strategy", f"accuracy @{result['strategies']['random']['labels'][-1]}", ratio, "80% interval",
                    "stops at", "seconds"):
         table.add_column(column, justify="left" if column == "strategy" else "right")
     for name, curve in result["strategies"].items():

@@ -176,7 +176,7 @@ def pair_features(data: SimulationData, *, model: str, cache_root: Path, feature
 
 def check_request(data: SimulationData, *, strategies: Sequence[str], oracle: str, learner: str, test_frac: float,
                   budget_per_round: int, rounds: int, splits: int, seeds: Sequence[int],
-                  cold_start: int | None = None) -> dict[str, tuple[str, dict]]:
+                  cold_start: int | None = None, target_share: float = TARGET_SHARE) -> dict[str, tuple[str, dict]]:
     """Every strategy spec (random first) parsed and checked, and the rest of a simulate request: one-line
     errors before any feature is computed (a budget past a split's pool too: exactly where the data names topics,
     else against the largest pool a split can leave)."""
@@ -198,6 +198,8 @@ def check_request(data: SimulationData, *, strategies: Sequence[str], oracle: st
     if not 0 < test_frac < 1 or budget_per_round < 1 or rounds < 1 or splits < 1 or not seeds:
         raise CurateError("simulate needs 0 < test_frac < 1, budget_per_round >= 1, rounds >= 1, splits >= 1 and "
                           "at least one seed")
+    if not 0.5 <= target_share <= 1:
+        raise CurateError(f"the target share of the full-pool accuracy must be 0.5 to 1, not {target_share}")
     make_learner(learner)
     if any(name == "pair-choice" for name, _ in parsed.values()):
         sizes = np.bincount(prompt_groups(data))
@@ -252,7 +254,8 @@ def run_simulation(path: Path, *, mapping: str | None = None, label_values: str 
                    seeds: Sequence[int] = (0, 1, 2), splits: int = 5, test_frac: float = 0.2, oracle: str = "gold",
                    learner: str = "committee", features: str = "lm",
                    model: str = "sentence-transformers/all-MiniLM-L6-v2", lm_model: str | None = None,
-                   layer: int | None = None, stop_gain: float = STOP_GAIN, cache: Path | None = None,
+                   layer: int | None = None, stop_gain: float = STOP_GAIN, target_share: float = TARGET_SHARE,
+                   cache: Path | None = None,
                    device: str = "auto", engine: str = "local", progress: Progress | None = None
                    ) -> tuple[SimulationData, dict[str, Any], dict[str, float]]:
     """``curate simulate`` as one call: read the labelled file, check the request (before any feature is
@@ -261,14 +264,15 @@ def run_simulation(path: Path, *, mapping: str | None = None, label_values: str 
     The data, the contract's dict and the seconds each strategy took."""
     data = read_preferences(path, mapping=mapping, label_values=label_values, progress=progress)
     parsed = check_request(data, strategies=strategies, oracle=oracle, learner=learner, test_frac=test_frac,
-                           budget_per_round=budget_per_round, rounds=rounds, splits=splits, seeds=seeds)
+                           budget_per_round=budget_per_round, rounds=rounds, splits=splits, seeds=seeds,
+                           target_share=target_share)
     compute = Compute.of(device, engine=engine)
     vectors, differences = pair_features(data, model=model, cache_root=cache or default_cache(), features=features,
                                          lm_model=lm_model, layer=layer, compute=compute, progress=progress)
     result, seconds = _simulate(data, vectors, differences, parsed, budget_per_round=budget_per_round, rounds=rounds,
                                 seeds=seeds, splits=splits, test_frac=test_frac, oracle=oracle, learner=learner,
-                                stop_gain=stop_gain, features=features_label(features, lm_model, layer),
-                                progress=progress)
+                                stop_gain=stop_gain, target_share=target_share,
+                                features=features_label(features, lm_model, layer), progress=progress)
     return data, result, seconds
 
 
@@ -280,7 +284,7 @@ def default_cache() -> Path:
 def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray, *, strategies: Sequence[str],
              budget_per_round: int = 50, rounds: int = 10, seeds: Sequence[int] = (0, 1, 2), splits: int = 5,
              test_frac: float = 0.2, oracle: str = "gold", learner: str = "committee", cold_start: int | None = None,
-             stop_gain: float = STOP_GAIN, features: str | None = None,
+             stop_gain: float = STOP_GAIN, target_share: float = TARGET_SHARE, features: str | None = None,
              progress: Progress | None = None) -> tuple[dict[str, Any], dict[str, float]]:
     """Learning curves of every strategy (and random) and their label-efficiency ratios, as the contract's
     dict (the same inputs and seeds give the same dict), and the seconds each strategy took. A strategy is
@@ -288,16 +292,17 @@ def simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray,
     given, names what ``differences`` are in the result (``features_label``)."""
     parsed = check_request(data, strategies=strategies, oracle=oracle, learner=learner, test_frac=test_frac,
                            budget_per_round=budget_per_round, rounds=rounds, splits=splits, seeds=seeds,
-                           cold_start=cold_start)
+                           cold_start=cold_start, target_share=target_share)
     return _simulate(data, vectors, differences, parsed, budget_per_round=budget_per_round, rounds=rounds,
                      seeds=seeds, splits=splits, test_frac=test_frac, oracle=oracle, learner=learner,
-                     cold_start=cold_start, stop_gain=stop_gain, features=features, progress=progress)
+                     cold_start=cold_start, stop_gain=stop_gain, target_share=target_share, features=features,
+                     progress=progress)
 
 
 def _simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray,
               parsed: dict[str, tuple[str, dict]], *, budget_per_round: int, rounds: int, seeds: Sequence[int],
               splits: int, test_frac: float, oracle: str, learner: str, stop_gain: float, features: str | None,
-              cold_start: int | None = None, progress: Progress | None = None
+              target_share: float = TARGET_SHARE, cold_start: int | None = None, progress: Progress | None = None
               ) -> tuple[dict[str, Any], dict[str, float]]:
     import time
 
@@ -357,7 +362,8 @@ def _simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray
             seconds[spec] += time.perf_counter() - began
     result = summarise(data, curves, labels, full_accuracy=float(np.mean(full)), n_pool=int(np.mean(
         [(~t).sum() for t in tests])), n_test=int(np.mean([t.sum() for t in tests])), seeds=list(seeds),
-        splits=splits, budget_per_round=budget_per_round, rounds=rounds, learner=learner, stop_gain=stop_gain)
+        splits=splits, budget_per_round=budget_per_round, rounds=rounds, learner=learner, stop_gain=stop_gain,
+        target_share=target_share)
     result["oracle"] = oracle
     result["longer_accuracy"] = round(float(np.mean(longer)), 6)  # the trivial baseline, on the same test splits
     if features is not None:
@@ -369,10 +375,10 @@ def _simulate(data: SimulationData, vectors: np.ndarray, differences: np.ndarray
 
 def summarise(data: SimulationData, curves: dict[str, list[list[float]]], labels: list[int], *, full_accuracy: float,
               n_pool: int, n_test: int, seeds: list[int], splits: int, budget_per_round: int, rounds: int,
-              learner: str, stop_gain: float = STOP_GAIN) -> dict[str, Any]:
+              learner: str, stop_gain: float = STOP_GAIN, target_share: float = TARGET_SHARE) -> dict[str, Any]:
     """The contract's dict: curves (mean and std over split x seed runs), target, LER and its interval,
     and where each mean curve stopped paying (``stopping``: labels, or None while it still climbs)."""
-    target = TARGET_SHARE * full_accuracy
+    target = target_share * full_accuracy
     arrays = {name: np.array(runs) for name, runs in curves.items()}
     notes = []
     ler, ler_ci = {}, {}
@@ -413,7 +419,8 @@ def summarise(data: SimulationData, curves: dict[str, list[list[float]]], labels
         "test_groups": "topic" if data.topics is not None else "cluster",
         "strategies": {name: {"labels": labels, "accuracy_mean": runs.mean(0).round(6).tolist(),
                               "accuracy_std": runs.std(0).round(6).tolist()} for name, runs in arrays.items()},
-        "full_pool_accuracy": round(full_accuracy, 6), "target_accuracy": round(target, 6),
+        "full_pool_accuracy": round(full_accuracy, 6), "target_share": target_share,
+        "target_accuracy": round(target, 6),
         "ler": {k: None if v is None else round(v, 4) for k, v in ler.items()},
         "ler_ci": {k: None if v is None else [round(x, 4) for x in v] for k, v in ler_ci.items()},
         "gain_at": gain_at,
@@ -438,7 +445,7 @@ def plot_curves(result: dict[str, Any], path: Path) -> Path:
                           color="black" if name == "random" else None)
         axes.fill_between(curve["labels"], mean - error, mean + error, alpha=0.15, color=line.get_color())
     axes.axhline(result["target_accuracy"], color="grey", linewidth=0.8, linestyle=":",
-                 label=f"target {result['target_accuracy']:.3f} (98% of full pool)")
+                 label=f"target {result['target_accuracy']:.3f} ({result['target_share']:.0%} of full pool)")
     axes.set_xlabel("labels")
     axes.set_ylabel(f"accuracy on the frozen test (mean ± s.e. of {runs} runs)")
     name = result["dataset"].removesuffix(".gz").removesuffix(".jsonl")
