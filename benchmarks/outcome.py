@@ -3,7 +3,7 @@ random pairs, judged on held-out pairs.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/outcome.py [--data ukp,hh,pandalm] [--n 200,500]
         [--seeds 0,1,2] [--strategies random,cluster,bal-pm] [--test-pairs 400] [--max-length 256]
-        [--out docs/outcome.md] [--work DIR]
+        [--device auto] [--out docs/outcome.md] [--work DIR]
 
 For each data set of ../shared/data, each seed s (test split s: held-out topics for UKP, embedding clusters
 otherwise, as ``curate simulate`` makes them; pairs with an empty completion left out) and each N, every strategy
@@ -18,7 +18,8 @@ interval over the seeds.
 
 Budget: a smoke run (PandaLM, N = 60, 40 test pairs, max-length 128) took 150 s per run on 2 busy CPU cores, most
 of it training; runs grow with N and the test pairs, so the default grid (3 data sets x 2 N x 3 seeds x 3
-strategies: 54 runs) needs several hours on 2 cores, minutes on a GPU. Runs are kept under --work and reused, so an
+strategies: 54 runs) needs several hours on 2 cores, minutes on a GPU (``--device cuda``: training and scoring run
+there; the choice of pairs stays on the CPU). Runs are kept under --work and reused, so an
 interrupted benchmark continues. This is a benchmark, not a test.
 """
 
@@ -70,11 +71,13 @@ def preference_rows(data, positions: np.ndarray) -> list[dict]:
     return rows
 
 
-def train_and_score(rows: list[dict], test_rows: list[dict], work: Path, max_length: int, seed: int) -> float:
-    """Train reward-lora on ``rows`` in a fresh project; its pairwise accuracy on ``test_rows``."""
+def train_and_score(rows: list[dict], test_rows: list[dict], work: Path, max_length: int, seed: int,
+                    device: str) -> float:
+    """Train reward-lora on ``rows`` in a fresh project on ``device``; its pairwise accuracy on ``test_rows``."""
     import shutil
 
     from curate import ingest_files, init_project
+    from curate.compute import Compute
     from curate.models import DEFAULT_POLICY
     from curate.rendering import Content, Conversation
     from curate.scores.lm import load_reward_model, resolve_scorer
@@ -88,10 +91,11 @@ def train_and_score(rows: list[dict], test_rows: list[dict], work: Path, max_len
         ingest_files(project, [work / "train.jsonl"])
         plan = plan_training(project, "reward-lora", with_imported=True, overrides=[
             f"model={DEFAULT_POLICY}", f"train.max_length={max_length}", f"train.seed={seed}",
-            "train.eval_examples=0", "train.save_steps=100000", "train.logging_steps=100000"])
+            "train.eval_examples=0", "train.save_steps=100000", "train.logging_steps=100000"], device=device)
         version = run_training(project, plan)
         model, tokenizer = load_reward_model(resolve_scorer(version["name"], cache=project.root / "cache",
-                                                            project=project), cache=project.root / "cache")
+                                                            project=project), cache=project.root / "cache",
+                                             compute=Compute.of(device))
     talks = [Conversation(Content(r["prompt"]), Content(r[side])) for r in test_rows for side in ("chosen", "rejected")]
     rewards = reward_scores(model, tokenizer, talks, max_length=max_length)[:, 0].reshape(-1, 2)
     return float(np.mean(rewards[:, 0] > rewards[:, 1]))
@@ -111,6 +115,8 @@ def main() -> None:
     parser.add_argument("--strategies", default="random,cluster,bal-pm")
     parser.add_argument("--test-pairs", type=int, default=400)
     parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--device", default="auto", help="where training and scoring run (auto: a GPU where torch "
+                                                         "sees one)")
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "curate" / "outcome")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "outcome.md")
@@ -150,7 +156,7 @@ def main() -> None:
                     began = time.perf_counter()
                     picked = choose(strategy, data, vectors, differences, pool, n, seed)
                     accuracy = train_and_score(preference_rows(data, picked), test_rows, args.work / run,
-                                               args.max_length, seed)
+                                               args.max_length, seed, args.device)
                     results[run] = {"data": key, "n": n, "seed": seed, "strategy": strategy, "accuracy": accuracy,
                                     "length_baseline": length, "test_pairs": len(test_rows),
                                     "seconds": round(time.perf_counter() - began, 1)}
