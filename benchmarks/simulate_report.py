@@ -159,6 +159,8 @@ def report(done: list[tuple[Run, dict, dict, float]]) -> str:
                   "split x seed runs]:", "", "| data | oracle | labels | " + " | ".join(names) + " |",
                   "|---|---|---|" + "---|" * len(names)]
         for key in keys:
+            if key[4] != 10:  # a longer run's first 10 rounds are the 10-round run's (same seeds, same picks)
+                continue
             result = by_key[key][1]
             for budget in GAIN_BUDGETS:
                 cells = [gain(result, n, budget) for n in names]
