@@ -19,6 +19,11 @@ T = TypeVar("T")
 CONFIG_FILE = "curate.toml"
 
 
+# what a learner sees of a completion: its embedding or a causal LM's states, either with "+length"
+# (curate.scores.features)
+FEATURES = ("embedding", "lm", "embedding+length", "lm+length")
+
+
 @dataclass(frozen=True)
 class ProjectSection:
     name: str
@@ -111,8 +116,6 @@ class LearnerSection:
     def __post_init__(self) -> None:
         if self.name not in ("committee", "laplace"):
             raise ConfigError(f"[learner] name must be committee or laplace, not '{self.name}'")
-        from curate.scores.states import FEATURES
-
         if self.features not in FEATURES:
             raise ConfigError(f"[learner] features must be one of {', '.join(FEATURES)}, not '{self.features}'")
         if self.layer < 1 or self.c <= 0 or self.members < 2:

@@ -41,7 +41,8 @@ def test_config_is_strict(tmp_path):
     with pytest.raises(ConfigError, match="'name' must be text"):
         open_project(tmp_path / "p")
     toml.write_text("[project]\nname = 'p'\n[learner]\nfeatures = 'pixels'\n")
-    with pytest.raises(ConfigError, match=r"features must be one of embedding, lm, embedding\+length, lm\+length, not 'pixels'"):
+    with pytest.raises(ConfigError,
+                       match=r"features must be one of embedding, lm, embedding\+length, lm\+length, not 'pixels'"):
         open_project(tmp_path / "p")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from curate.compute import Compute
+from curate.config import FEATURES
 from curate.errors import CurateError
 from curate.models import ResolvedModel
 from curate.pool.embed import EmbeddingCache, vectors_for
@@ -19,7 +20,7 @@ from curate.pool.units import PoolUnits
 from curate.progress import Progress
 from curate.project import Project
 from curate.rendering import Content
-from curate.scores.states import DEFAULT_LAYER, FEATURES
+from curate.scores.states import DEFAULT_LAYER
 
 Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> one embedding per text
 

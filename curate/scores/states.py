@@ -24,8 +24,6 @@ from curate.rendering import Content, Conversation
 from curate.scores.passes import completion_passes, encode_all
 
 DEFAULT_LAYER = 20
-# what a learner sees of a completion: its embedding, or these LM states; either with "+length" (curate.scores.features)
-FEATURES = ("embedding", "lm", "embedding+length", "lm+length")
 SHARD = 256  # completions computed and cached together: the most a killed run loses
 
 
