@@ -26,7 +26,7 @@ from curate.project import Project
 from curate.rendering import Conversation
 from curate.scores.committee import NAMES as COMMITTEE_NAMES
 
-PAIR_NAMES = ("margin_mean", "margin_std", *COMMITTEE_NAMES)
+PAIR_NAMES = COMMITTEE_NAMES  # the same pair scores as the fitted committee's: margin_mean and margin_std among them
 COMPLETION_NAMES = ("reward_mean", "reward_std")
 TOKEN_BUDGET = 16384  # padded tokens one batch may hold
 SHARD = 512  # completions scored and cached together
