@@ -263,7 +263,7 @@ def test_committee_on_ukp_dev_predicts_and_its_disagreement_means_something(shar
 
     from curate import embed_pool
     from curate.labels import final_labels, preferences
-    from curate.learners.bradley_terry import committee_probabilities, disagreement, fit_committee
+    from curate.learners.bradley_terry import fit_committee, margin_disagreement, member_margins
     from curate.pool.units import embedded_units
     from curate.scores.features import unit_differences
     from curate.store.schema import Judgment, Pair, Record
@@ -288,7 +288,7 @@ def test_committee_on_ukp_dev_predicts_and_its_disagreement_means_something(shar
     p_mean, p_var = np.empty(len(ids)), np.empty(len(ids))
     for train, test in GroupKFold(n_splits=5).split(rows, y, groups):
         weights = fit_committee(d[rows[train]], y[train], members=8)
-        scores = disagreement(committee_probabilities(weights, d[rows[test]]))
+        scores = margin_disagreement(member_margins(weights, d[rows[test]]))
         p_mean[test], p_var[test] = scores["p_mean"], scores["p_var"]
     accuracy = float(np.mean((p_mean > 0.5) == y))
     margin = np.array([abs(sum(votes[u])) / len(votes[u]) for u in ids])  # 1 = unanimous, 0 = even split

@@ -35,7 +35,7 @@ def pool(ukp_embedded, model_cache, tiny_models) -> PoolView:
     from test_scores import talk
 
     from curate.labels import final_labels, preferences
-    from curate.learners.bradley_terry import committee_probabilities, disagreement, fit_committee
+    from curate.learners.bradley_terry import fit_committee, margin_disagreement, member_margins
     from curate.models import DEFAULT_POLICY, resolve_model
     from curate.pool.cluster import kmeans
     from curate.pool.dedup import duplicate_groups, similar_pairs
@@ -59,9 +59,7 @@ def pool(ukp_embedded, model_cache, tiny_models) -> PoolView:
     excluded[order[LABELLED:LABELLED + EXCLUDED]] = True
     train = [i for i in order[:LABELLED] if units.ids[i] in labels]
     weights = fit_committee(differences[train], np.array([labels[units.ids[i]] for i in train]), members=8)
-    committee = disagreement(committee_probabilities(weights, differences))
-    margins = weights @ differences.T
-    committee.update(margin_mean=margins.mean(axis=0), margin_std=margins.std(axis=0))
+    committee = margin_disagreement(member_margins(weights, differences))
     clusters, _ = kmeans(vectors, 6)
     i, j, _ = similar_pairs(vectors, 0.9)[:3]
     duplicates = np.full(n, -1)

@@ -51,11 +51,18 @@ def fit_committee(d: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = N
     return np.array(weights)
 
 
-def committee_probabilities(weights: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """P(A ≻ B) of every member for every pair (members x pairs)."""
+def member_margins(weights: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """The reward margin r(A) − r(B) (the logit of P(A ≻ B)) of every member for every pair (members x pairs)."""
+    return weights @ np.asarray(d, dtype=np.float64).T
+
+
+def margin_disagreement(margins: np.ndarray) -> dict[str, np.ndarray]:
+    """A committee's scores from its members' margins (members x pairs): ``disagreement`` of their P(A ≻ B) =
+    σ(margin), and the margin's mean and standard deviation over the members. The fitted committee and the
+    reward-model committee both score pairs this way."""
     from scipy.special import expit
 
-    return expit(weights @ d.T)
+    return {**disagreement(expit(margins)), "margin_mean": margins.mean(axis=0), "margin_std": margins.std(axis=0)}
 
 
 def disagreement(probs: np.ndarray) -> dict[str, np.ndarray]:

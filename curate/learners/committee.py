@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from curate.learners.base import Learner, Prediction, check_training_data
-from curate.learners.bradley_terry import DEFAULT_C, disagreement, fit_committee
+from curate.learners.bradley_terry import DEFAULT_C, fit_committee, margin_disagreement, member_margins
 
 
 class BTCommittee(Learner):
@@ -27,9 +27,8 @@ class BTCommittee(Learner):
 
         if self.weights is None:
             raise RuntimeError("fit the committee before predicting")
-        margins = self.weights @ np.asarray(x, dtype=np.float64).T  # members x pairs
-        probs = expit(margins)
-        scores = disagreement(probs)
+        margins = member_margins(self.weights, x)
+        scores = margin_disagreement(margins)
         return Prediction(p=scores["p_mean"], epistemic=scores["bald"], variance=scores["p_var"],
-                          vote_entropy=scores["vote_entropy"], margin_mean=margins.mean(axis=0),
-                          margin_std=margins.std(axis=0), members=probs)
+                          vote_entropy=scores["vote_entropy"], margin_mean=scores["margin_mean"],
+                          margin_std=scores["margin_std"], members=expit(margins))

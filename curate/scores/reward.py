@@ -20,7 +20,7 @@ import numpy as np
 
 from curate.compute import pack
 from curate.errors import CurateError
-from curate.learners.bradley_terry import disagreement
+from curate.learners.bradley_terry import margin_disagreement
 from curate.progress import Progress, no_progress
 from curate.project import Project
 from curate.rendering import Conversation
@@ -68,11 +68,7 @@ def standardise(rewards: np.ndarray) -> np.ndarray:
 
 def committee_margins(z: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
     """Per pair (completion rows ``a`` and ``b`` of the z-scored rewards, completions x models)."""
-    from scipy.special import expit
-
-    margins = z[a] - z[b]  # pairs x models
-    return {"margin_mean": margins.mean(axis=1), "margin_std": margins.std(axis=1),
-            **disagreement(expit(margins.T))}
+    return margin_disagreement((z[a] - z[b]).T)  # models x pairs
 
 
 @dataclass
