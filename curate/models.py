@@ -58,6 +58,11 @@ def resolve_model(name: str, *, cache: Path | None = None) -> ResolvedModel:
     return ResolvedModel(name=name, path=path, fingerprint=fingerprint(path))
 
 
+# transformers kernelizes a model from the Hub (kernels-community/...) when it trains or runs on a GPU, unless told
+# not to; curate downloads nothing at run time (offline, that download fails the run), so it loads every model so.
+NO_HUB_KERNELS = {"use_kernels": False}
+
+
 def dequantised_folder(name: str, cache: Path) -> Path:
     """The HF folder of a packaged GGUF model, written once (whole, then renamed into place)."""
     import importlib.util
@@ -80,7 +85,8 @@ def dequantised_folder(name: str, cache: Path) -> Path:
     logging.disable_progress_bar()
     with _quiet_gguf():
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
+                                                         **NO_HUB_KERNELS)
     config = copy.deepcopy(quantised.config)
     for attribute in ("quantization_config", "_pre_quantization_dtype"):
         if hasattr(config, attribute):

@@ -142,3 +142,21 @@ def test_precision_keeps_caches_apart_and_the_margin_runs_in_float32(cli, tmp_pa
     assert runs["margin"].config["dtype"] == "float32"
     kinds = {p.name for p in (root / "cache" / "scores").iterdir()}
     assert {"entropy", "entropy@bfloat16"} <= kinds  # the margin's float32 passes never read bfloat16 scores
+
+
+def test_no_model_is_loaded_to_fetch_hub_kernels(tiny_models, model_cache, judged):
+    """transformers kernelizes a model from the Hub when it trains or runs on a GPU (offline, that download fails
+    the run; seen on an H200): every model curate loads, to score or to train, has Hub kernels off."""
+    from curate.models import resolve_model
+    from curate.scores.lm import load_causal_lm, load_reward_model
+    from curate.train.training import _load, plan_training
+
+    loaded = [load_causal_lm(resolve_model(str(tiny_models["dpo_lora"]), cache=model_cache), cache=model_cache)[0],
+              load_reward_model(resolve_model(str(tiny_models["reward1"]), cache=model_cache), cache=model_cache)[0]]
+    for recipe in ("reward-lora", "dpo-lora"):
+        plan = plan_training(judged, recipe, round_number=1, overrides=[f"model={tiny_models['causal']}"],
+                             device="cpu", dry_run=True)
+        loaded.append(_load(plan, None, torch.float32)[1])
+    assert len(loaded) == 4
+    bases = [model.get_base_model() if hasattr(model, "get_base_model") else model for model in loaded]
+    assert [base.use_kernels for base in bases] == [False] * 4

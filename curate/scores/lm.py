@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from curate.compute import Compute
 from curate.errors import CurateError, reason
-from curate.models import ResolvedModel, resolve_model
+from curate.models import NO_HUB_KERNELS, ResolvedModel, resolve_model
 
 if TYPE_CHECKING:
     from curate.project import Project
@@ -130,7 +130,7 @@ def _load(model: ResolvedModel, auto: Any, what: str, adapter: dict[str, Any] | 
     logging.set_verbosity_error()  # a classifier loaded from a causal LM base warns of the head the adapter brings
     try:
         loaded = auto.from_pretrained(base.path, dtype=compute.torch_dtype(), local_files_only=True,
-                                      use_safetensors=True, **kwargs)
+                                      use_safetensors=True, **NO_HUB_KERNELS, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(_tokenizer_folder(model, base), local_files_only=True)
         if adapter:
             from peft import PeftModel

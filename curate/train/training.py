@@ -158,7 +158,9 @@ def fit(plan: TrainPlan, *, parent: str | None, resume: bool, progress: Progress
             (stage / "training_args.bin").unlink(missing_ok=True)  # a pickle; the registry keeps arguments as JSON
             tokenizer.save_pretrained(str(stage))
     seconds = result.metrics.get("train_runtime")  # of this run (a resumed one: since its checkpoint)
+    trained = len(trainer.train_dataset)
     metrics = {"train_loss": result.training_loss, "steps": trainer.state.global_step, "train_seconds": seconds,
+               "examples": trained, "longer_than_max_length": plan.data["train"]["rows"] - trained,
                "steps_per_second": callback.done / seconds if seconds else None, "test": _evaluate(trainer, plan),
                "processes": trainer.args.world_size}
     return adapter, metrics
@@ -197,16 +199,18 @@ def _load(plan: TrainPlan, parent: str | None, dtype: Any) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging
 
+    from curate.models import NO_HUB_KERNELS
+
     logging.disable_progress_bar()  # the library never prints: no "Loading weights" bar
     tokenizer = AutoTokenizer.from_pretrained(plan.base)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if plan.recipe.kind == "reward":
         model = AutoModelForSequenceClassification.from_pretrained(plan.base, num_labels=1, dtype=dtype,
-                                                                   use_safetensors=True)
+                                                                   use_safetensors=True, **NO_HUB_KERNELS)
         model.config.pad_token_id = tokenizer.pad_token_id
     else:
-        model = AutoModelForCausalLM.from_pretrained(plan.base, dtype=dtype, use_safetensors=True)
+        model = AutoModelForCausalLM.from_pretrained(plan.base, dtype=dtype, use_safetensors=True, **NO_HUB_KERNELS)
     if plan.parent:
         from peft import PeftModel
 
@@ -368,5 +372,9 @@ def version_summary(version: dict[str, Any]) -> str:
     figures = [f"{name} {test[key]:.{digits}f}" for key, name, digits in (
         ("loss", "loss", 4), ("preference_accuracy", "preference accuracy", 3)) if test.get(key) is not None]
     figure = f"; test slice ({test['examples']}): {', '.join(figures)}" if figures else ""
+    dropped = version.get("longer_than_max_length") or 0
+    left_out = (f"\n  {dropped} of {version['data']['train']['rows']} training examples were longer than "
+                f"train.max_length = {version['recipe']['train']['max_length']} tokens and left out (raise it: "
+                "--set train.max_length=...)" if dropped else "")
     return (f"trained {version['name']}: {version['steps']} steps, train loss "
-            f"{version['train_loss']:.4f}{figure}\n  adapter: {version['path']}")
+            f"{version['train_loss']:.4f}{figure}{left_out}\n  adapter: {version['path']}")
