@@ -66,6 +66,22 @@ def test_dpo_on_round_one_registers_an_evaluated_adapter(judged, tiny_models, cl
     assert versions(annotation)["dpo-lora-r1-2"].base == "dpo-lora-r1"
 
 
+def test_a_reward_model_counts_the_pairs_too_long_to_train_on(judged, tiny_models, cli):
+    """TRL's reward trainer leaves out pairs longer than train.max_length (DPO cuts them instead): the version
+    counts them, and the summary the CLI prints says how many and what to raise."""
+    from curate.train.training import version_summary
+
+    code, out, err = cli("train", "reward-lora", "--round", "1", "--set", f"model={tiny_models['causal']}", "--set",
+                         "train.max_steps=1", "--set", "train.max_length=192", "--set", "train.eval_examples=0",
+                         "--json", "--project", judged.root)
+    assert code == 0, err
+    version = json.loads(out)
+    rows, dropped = version["data"]["train"]["rows"], version["longer_than_max_length"]
+    assert 0 < dropped < rows and version["examples"] == rows - dropped
+    assert (f"{dropped} of {rows} training examples were longer than train.max_length = 192 tokens and left out"
+            in version_summary(version))
+
+
 def test_resume_continues_a_crashed_run_from_its_checkpoint(judged, tiny_models):
     from curate.train.training import plan_training, run_training
 
