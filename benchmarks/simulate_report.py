@@ -28,6 +28,7 @@ STRATEGIES = ["random", "uncertainty", "qbc", "coreset", "cluster", "hybrid", "b
 COMPARED = ["random", "uncertainty", "qbc:measure=bald", "cluster", "hybrid", "bal-pm"]
 PAIR_CHOICE = {"UKP dev", "PandaLM"}  # where pairs share their prompt (hh-rlhf gives each prompt one pair)
 DEFAULT = ("committee", "lm")
+OTHER_SCRIPTS = "<!-- from here on: "  # benchmarks.md: the sections other scripts (outcome.py) write, kept here
 LEARNERS = (DEFAULT, ("committee", "lm+length"), ("committee", "embedding"), ("laplace", "lm"))
 
 
@@ -211,7 +212,11 @@ def main() -> None:
             run, _, _, wall = future.result()
             print(f"{run.name}: {'reused' if wall is None else f'{wall:.0f} s'}", flush=True)
         done = [futures[run].result() for run in todo]
-    (args.out / "benchmarks.md").write_text(report(done))
+    from curate.files import publish_text
+
+    page = args.out / "benchmarks.md"
+    others = page.read_text().partition(OTHER_SCRIPTS) if page.is_file() else ("", "", "")
+    publish_text(page, report(done) + "".join(others[1:]))  # the sections other scripts wrote, as they were
     print(f"wrote {args.out / 'benchmarks.md'} and {len(done)} runs under {figures}")
 
 
