@@ -22,6 +22,7 @@ CONFIG_FILE = "curate.toml"
 # what a learner sees of a completion: its embedding or a causal LM's states, either with "+length"
 # (curate.scores.features)
 FEATURES = ("embedding", "lm", "embedding+length", "lm+length")
+LEARNER_NAMES = ("committee", "laplace", "mlp")  # curate.learners.LEARNERS (a test keeps the two alike)
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,8 @@ class RouteSection:
 @dataclass(frozen=True)
 class LearnerSection:
     """The preference learner behind ``curate score committee`` (and so behind selection): ``name`` is
-    committee (bootstrap Bradley–Terry heads) or laplace (Bayesian Bradley–Terry); ``features`` is what it
+    committee (bootstrap Bradley–Terry heads), laplace (Bayesian Bradley–Terry) or mlp (a deep ensemble of
+    small reward-margin networks); ``features`` is what it
     sees of a completion: embedding ([models] embedding) or lm (the [models] policy's hidden states after
     ``layer`` decoder layers: slower to compute once, more accurate; see docs/benchmarks.md), either with
     ``+length`` (its length as two more features: ``curate.scores.features``)."""
@@ -114,8 +116,8 @@ class LearnerSection:
     members: int = 8  # heads of the committee
 
     def __post_init__(self) -> None:
-        if self.name not in ("committee", "laplace"):
-            raise ConfigError(f"[learner] name must be committee or laplace, not '{self.name}'")
+        if self.name not in LEARNER_NAMES:
+            raise ConfigError(f"[learner] name must be one of {', '.join(LEARNER_NAMES)}, not '{self.name}'")
         if self.features not in FEATURES:
             raise ConfigError(f"[learner] features must be one of {', '.join(FEATURES)}, not '{self.features}'")
         if self.layer < 1 or self.c <= 0 or self.members < 2:

@@ -61,7 +61,10 @@ def test_learner_input_is_checked(pairs):
     bad[3, 4] = np.nan
     with pytest.raises(CurateError, match="non-finite"):
         make_learner("committee").fit(bad, y[:20])
-    with pytest.raises(CurateError, match=r"unknown learner 'bayes' \(learners: committee, laplace\)"):
+    from curate.config import LEARNER_NAMES
+
+    assert tuple(LEARNERS) == LEARNER_NAMES  # what [learner] name accepts
+    with pytest.raises(CurateError, match=r"unknown learner 'bayes' \(learners: committee, laplace, mlp\)"):
         make_learner("bayes")
 
 

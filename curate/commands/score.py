@@ -49,7 +49,8 @@ def entropy(project_dir: ProjectDir = Path("."),
 @score_app.command("committee")
 def committee(project_dir: ProjectDir = Path("."),
               learner: Annotated[str | None, typer.Option(
-                  "--learner", help="committee (bootstrap Bradley–Terry heads) or laplace (Bayesian Bradley–Terry); "
+                  "--learner", help="committee (bootstrap Bradley–Terry heads), laplace (Bayesian Bradley–Terry) or "
+                                    "mlp (a deep ensemble of small reward-margin networks); "
                                     "default: [learner] name in curate.toml.")] = None,
               features: Annotated[str | None, typer.Option(
                   "--features", help="embedding (curate embed) or lm (the policy's hidden states, computed once and "

@@ -45,7 +45,7 @@ def simulate(
     oracle: Annotated[str, typer.Option("--oracle", help="gold: the file's gold label (else its vote majority); "
                                                          "votes: one annotator's vote per request, in a random order "
                                                          "(relabel may ask about a pair again).")] = "gold",
-    learner: Annotated[str, typer.Option("--learner", help="committee | laplace")] = "committee",
+    learner: Annotated[str, typer.Option("--learner", help="committee | laplace | mlp")] = "committee",
     features: Annotated[str, typer.Option("--features", help="What the learner sees of a completion: lm (hidden "
                                                              "states of --lm-model, computed once and cached; the "
                                                              "most accurate) or embedding (--model; fast), either "

@@ -11,8 +11,9 @@ from curate.errors import CurateError
 from curate.learners.base import Learner, Prediction
 from curate.learners.committee import BTCommittee
 from curate.learners.laplace import LaplaceBT
+from curate.learners.mlp import MLPEnsemble
 
-LEARNERS: dict[str, type[Learner]] = {cls.name: cls for cls in (BTCommittee, LaplaceBT)}
+LEARNERS: dict[str, type[Learner]] = {cls.name: cls for cls in (BTCommittee, LaplaceBT, MLPEnsemble)}
 
 
 def configured_learner(config: LearnerSection, *, name: str | None = None, random_state: int = 0,
