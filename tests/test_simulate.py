@@ -63,6 +63,8 @@ def test_simulate_writes_the_contract_reproducibly(cli, samples, simulated):
     assert again == result
     laplace, _ = run(cli, samples, simulated, "laplace", "--learner", "laplace")
     assert laplace["learner"] == "laplace" and laplace["strategies"] != result["strategies"]
+    mlp, _ = run(cli, samples, simulated, "mlp", "--learner", "mlp")
+    assert mlp["learner"] == "mlp" and mlp["strategies"] != result["strategies"] and mlp["full_pool_accuracy"] > 0.5
 
 
 @pytest.mark.slow
