@@ -146,8 +146,9 @@ def test_precision_keeps_caches_apart_and_the_margin_runs_in_float32(cli, tmp_pa
 
 def test_no_model_is_loaded_to_fetch_hub_kernels(tiny_models, model_cache, judged):
     """transformers kernelizes a model from the Hub when it trains or runs on a GPU (offline, that download fails
-    the run; seen on an H200): every model curate loads, to score or to train, has Hub kernels off."""
-    from curate.models import resolve_model
+    the run; seen on an H200): every model curate loads, to embed, score or train, has Hub kernels off."""
+    from curate.models import DEFAULT_EMBEDDING, resolve_model
+    from curate.pool.embed import load_encoder
     from curate.scores.lm import load_causal_lm, load_reward_model
     from curate.train.training import _load, plan_training
 
@@ -157,6 +158,6 @@ def test_no_model_is_loaded_to_fetch_hub_kernels(tiny_models, model_cache, judge
         plan = plan_training(judged, recipe, round_number=1, overrides=[f"model={tiny_models['causal']}"],
                              device="cpu", dry_run=True)
         loaded.append(_load(plan, None, torch.float32)[1])
-    assert len(loaded) == 4
+    loaded.append(load_encoder(resolve_model(DEFAULT_EMBEDDING, cache=model_cache))[0].auto_model)
     bases = [model.get_base_model() if hasattr(model, "get_base_model") else model for model in loaded]
-    assert [base.use_kernels for base in bases] == [False] * 4
+    assert [base.use_kernels for base in bases] == [False] * 5

@@ -22,7 +22,7 @@ import numpy as np
 from curate.compute import Compute, pack
 from curate.files import publish_text, staged
 from curate.ids import text_key
-from curate.models import ResolvedModel
+from curate.models import NO_HUB_KERNELS, ResolvedModel
 from curate.progress import Progress, no_progress
 
 SHARD_TEXTS = 4096  # texts per shard: the most work a killed run loses (about a minute on 2 cores)
@@ -129,7 +129,8 @@ def load_encoder(model: ResolvedModel, *, compute: Compute | None = None) -> Any
 
     logging.disable_progress_bar()  # curate shows its own progress
     compute = compute or Compute()
-    encoder = SentenceTransformer(str(model.path), device=compute.device, local_files_only=True)
+    encoder = SentenceTransformer(str(model.path), device=compute.device, local_files_only=True,
+                                  model_kwargs=dict(NO_HUB_KERNELS))
     return encoder.to(compute.torch_dtype())
 
 
